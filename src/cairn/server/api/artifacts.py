@@ -1,0 +1,56 @@
+"""/api/v1/runs/{run_id}/artifacts: versioned artifacts, streamed in and out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from cairn.server.api.common import JSON, call, call_async
+from cairn.server.authz import Access, requires
+from cairn.server.schemas.tracking import artifact_out, version_out
+from cairn.server.services import artifacts as svc
+from cairn.server.services import runs
+from cairn.server.storage.paths import clean_artifact_path
+
+router = APIRouter(prefix="/api/v1/runs/{run_id}/artifacts", tags=["artifacts"])
+PathQuery = Query(max_length=1024, description="path inside the run, e.g. plots/confusion.png")
+
+
+@router.put("", status_code=201, openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}})
+async def upload_artifact(run_id: str, request: Request, path: str = PathQuery,
+                          access: Access = requires("artifact.write")) -> Any:
+    """Store the request body as the next version of ``path``."""
+    clean = clean_artifact_path(path)
+    await call_async(request, access, False, runs.get_run_row, run_id)  # refuse before reading the body
+    blob = await request.app.state.blobs.put_stream(request.stream())
+    row = await call_async(request, access, True, svc.record_version, run_id, clean, blob)
+    return JSON(version_out(row), status_code=201)
+
+
+@router.get("")
+def list_artifacts(run_id: str, request: Request, path: str = Query("", max_length=1024),
+                   access: Access = requires("artifact.read")) -> Any:
+    entries = call(request, access, False, svc.list_artifacts, run_id, path)
+    return JSON({"root": path, "files": [artifact_out(e) for e in entries]})
+
+
+@router.get("/versions")
+def list_artifact_versions(run_id: str, request: Request, path: str = PathQuery,
+                           access: Access = requires("artifact.read")) -> Any:
+    rows = call(request, access, False, svc.list_versions, run_id, path)
+    return JSON({"path": path, "versions": [version_out(r) for r in rows]})
+
+
+@router.get("/content")
+async def download_artifact(run_id: str, request: Request, path: str = PathQuery,
+                            version: int | None = Query(None, ge=1, le=2**31 - 1),
+                            access: Access = requires("artifact.read")) -> Any:
+    row = await call_async(request, access, False, svc.get_version, run_id, path, version)
+    blobs = request.app.state.blobs
+    chunks = await run_in_threadpool(blobs.open, row.digest)
+    headers = {"X-Cairn-Version": str(row.version), "X-Cairn-Digest": row.digest,
+               "Content-Length": str(row.size)}
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)

@@ -1,0 +1,101 @@
+"""Plumbing shared by the routers: one transaction per call, JSON bodies, error answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from cairn.server.authz import Access
+from cairn.server.services.context import Context
+from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError, ServiceError
+from cairn.server.services.experiments import resolve_workspace
+
+T = TypeVar("T")
+log = logging.getLogger("cairn.server")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def call(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one service call in one transaction, as ``access``'s caller in its workspace."""
+    with request.app.state.db.session(write=write) as session:
+        return fn(session, context(session, access), *args, **kwargs)
+
+
+async def call_async(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any,
+                     **kwargs: Any) -> T:
+    return await run_in_threadpool(call, request, access, write, fn, *args, **kwargs)
+
+
+def context(session: Session, access: Access) -> Context:
+    workspace = resolve_workspace(session, access.workspace)
+    return Context(workspace.id, workspace.name, access.actor, access.client_addr)
+
+
+async def read_json(request: Request) -> Any:
+    limit = request.app.state.settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the request body is {declared} bytes; the limit is {limit}", field="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes", field="body")
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks)) if size else {}
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the request body is not valid JSON: {exc}", field="body") from exc
+
+
+def error_body(code: str, message: str, field: str | None = None, position: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error_code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    if position is not None:
+        body["position"] = position
+    return body
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError) -> Response:
+        return JSON(error_body(exc.code, exc.message, exc.field, exc.position), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return JSON(error_body("INVALID_PARAMETER_VALUE", f"{where}: {first.get('msg')}", where), status_code=400)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_request: Request, exc: IntegrityError) -> Response:
+        log.info("integrity error answered 409: %s", exc.orig)
+        return JSON(error_body("RESOURCE_ALREADY_EXISTS", "a concurrent request wrote the same object; retry"),
+                    status_code=409)
+
+    @app.exception_handler(DataError)
+    async def data_error(_request: Request, exc: DataError) -> Response:
+        return JSON(error_body("INVALID_PARAMETER_VALUE", f"a value is not valid for the store: {exc.orig}"),
+                    status_code=400)
+
+    @app.exception_handler(OperationalError)
+    async def operational_error(_request: Request, exc: OperationalError) -> Response:
+        log.warning("store unavailable: %s", exc.orig)
+        return JSON(error_body("TEMPORARILY_UNAVAILABLE", "the store is busy or unreachable; retry"),
+                    status_code=503, headers={"Retry-After": "1"})

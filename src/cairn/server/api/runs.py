@@ -1,0 +1,117 @@
+"""/api/v1/runs: runs, batched logging, params, metrics, tags, datasets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from cairn.server.api.common import JSON, call, call_async, read_json
+from cairn.server.authz import Access, requires
+from cairn.server.schemas import tracking as schemas
+from cairn.server.services import runs as svc
+from cairn.server.services import search
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+
+def _read(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
+    return schemas.run_out(svc.read_run(session, ctx, run_id))
+
+
+@router.post("", status_code=201)
+def create_run(body: schemas.RunCreateBody, request: Request, access: Access = requires("run.write")) -> Any:
+    def create(session: Any, ctx: Any) -> dict[str, Any]:
+        row = svc.create_run(session, ctx, svc.RunCreate(**body.model_dump()))
+        return _read(session, ctx, row.id)
+    return JSON(call(request, access, True, create), status_code=201)
+
+
+@router.post("/search")
+def search_runs(body: schemas.RunSearch, request: Request, access: Access = requires("run.read")) -> Any:
+    query = search.RunQuery(tuple(body.experiment_ids), tuple(body.experiment_names), body.filter,
+                            tuple(body.order_by), body.max_results, body.page_token, body.run_view_type)
+    page = call(request, access, False, search.search_runs, query)
+    return JSON({"runs": [schemas.run_out(v) for v in page.runs], "next_page_token": page.next_page_token})
+
+
+@router.get("/{run_id}")
+def get_run(run_id: str, request: Request, access: Access = requires("run.read")) -> Any:
+    return JSON(call(request, access, False, _read, run_id))
+
+
+@router.patch("/{run_id}")
+def update_run(run_id: str, body: schemas.RunUpdate, request: Request, access: Access = requires("run.write")) -> Any:
+    def update(session: Any, ctx: Any) -> dict[str, Any]:
+        svc.update_run(session, ctx, run_id, status=body.status, end_time=body.end_time, name=body.name)
+        return _read(session, ctx, run_id)
+    return JSON(call(request, access, True, update))
+
+
+@router.delete("/{run_id}")
+def delete_run(run_id: str, request: Request, access: Access = requires("run.write")) -> dict[str, Any]:
+    call(request, access, True, svc.set_run_lifecycle, run_id, "deleted")
+    return {}
+
+
+@router.post("/{run_id}/restore")
+def restore_run(run_id: str, request: Request, access: Access = requires("run.write")) -> dict[str, Any]:
+    call(request, access, True, svc.set_run_lifecycle, run_id, "active")
+    return {}
+
+
+@router.post("/{run_id}/batch", openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {
+        "metrics": {"type": "array", "items": {"type": "object", "properties": {
+            "key": {"type": "string"}, "steps": {"type": "array", "items": {"type": "integer"}},
+            "values": {"type": "array", "items": {}}, "timestamps": {"type": "array", "items": {"type": "integer"}}}}},
+        "params": {"type": "object"}, "tags": {"type": "object"}}}}}}})
+async def log_batch(run_id: str, request: Request, access: Access = requires("run.write")) -> Any:
+    """Metrics (columnar), params and tags, all or nothing. Honors the Idempotency-Key header."""
+    body = await read_json(request)
+    key = request.headers.get("idempotency-key")
+    return JSON(await call_async(request, access, True, svc.log_batch, run_id, body, key))
+
+
+@router.post("/{run_id}/tags")
+def set_tags(run_id: str, tags: dict[str, str], request: Request,
+             access: Access = requires("run.write")) -> dict[str, Any]:
+    call(request, access, True, svc.set_tags, run_id, tags)
+    return {}
+
+
+@router.delete("/{run_id}/tags")
+def delete_tag(run_id: str, request: Request, key: str = Query(max_length=250),
+               access: Access = requires("run.write")) -> dict[str, Any]:
+    call(request, access, True, svc.delete_tag, run_id, key)
+    return {}
+
+
+@router.get("/{run_id}/params/history")
+def get_param_history(run_id: str, request: Request, key: str = Query(max_length=250),
+                      access: Access = requires("run.read")) -> Any:
+    return JSON(schemas.param_history_out(call(request, access, False, svc.param_history, run_id, key)))
+
+
+@router.post("/{run_id}/metrics/define")
+def define_metric(run_id: str, body: schemas.MetricDefinition, request: Request,
+                  access: Access = requires("run.write")) -> Any:
+    row = call(request, access, True, svc.define_metric, run_id, body.key, body.goal)
+    return JSON(schemas.summary_out(row))
+
+
+@router.get("/{run_id}/metrics/history")
+def get_metric_history(run_id: str, request: Request, key: str = Query(max_length=250),
+                       start_step: int | None = None, end_step: int | None = None,
+                       max_points: int | None = Query(None, ge=1),
+                       access: Access = requires("run.read")) -> Any:
+    points = call(request, access, False, svc.metric_history, run_id, key, start_step=start_step,
+                  end_step=end_step, max_points=max_points)
+    return JSON(schemas.history_out(key, points))
+
+
+@router.post("/{run_id}/datasets", status_code=201)
+def log_dataset(run_id: str, body: schemas.DatasetInput, request: Request,
+                access: Access = requires("run.write")) -> Any:
+    row = call(request, access, True, svc.log_dataset, run_id, **body.model_dump())
+    return JSON(schemas.dataset_out(row), status_code=201)

@@ -1,0 +1,50 @@
+"""Errors the domain raises; transports map each to an HTTP status and a stable code.
+
+    ServiceError
+    ├── InvalidInputError       400  INVALID_PARAMETER_VALUE
+    ├── PermissionDeniedError   403  PERMISSION_DENIED
+    ├── NotFoundError           404  RESOURCE_DOES_NOT_EXIST
+    ├── ConflictError           409  RESOURCE_ALREADY_EXISTS / INVALID_STATE
+    └── PayloadTooLargeError    413  REQUEST_TOO_LARGE
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "INVALID_PARAMETER_VALUE"
+
+    def __init__(self, message: str, *, field: str | None = None, position: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.position = position
+
+
+class InvalidInputError(ServiceError):
+    pass
+
+
+class PermissionDeniedError(ServiceError):
+    status = 403
+    code = "PERMISSION_DENIED"
+
+
+class NotFoundError(ServiceError):
+    status = 404
+    code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class ConflictError(ServiceError):
+    status = 409
+    code = "RESOURCE_ALREADY_EXISTS"
+
+
+class InvalidStateError(ConflictError):
+    code = "INVALID_STATE"
+
+
+class PayloadTooLargeError(ServiceError):
+    status = 413
+    code = "REQUEST_TOO_LARGE"

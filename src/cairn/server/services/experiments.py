@@ -1,0 +1,168 @@
+"""Workspaces and experiments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cairn.server.db.models import ExperimentRow, ExperimentTagRow, RunRow, WorkspaceRow
+from cairn.server.db.upsert import insert_ignore
+from cairn.server.services import events
+from cairn.server.services.context import Context
+from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.validation import (
+    MAX_BATCH_ITEMS,
+    MAX_DESCRIPTION,
+    MAX_TAG_VALUE,
+    check_count,
+    check_key,
+    check_text,
+)
+
+DEFAULT_EXPERIMENT = "Default"
+
+
+@dataclass
+class ExperimentView:
+    row: ExperimentRow
+    tags: dict[str, str] = field(default_factory=dict)
+    run_count: int = 0
+    last_activity: int | None = None
+
+
+def resolve_workspace(session: Session, name: str) -> WorkspaceRow:
+    row = session.scalar(select(WorkspaceRow).where(WorkspaceRow.name == name))
+    if row is None:
+        raise NotFoundError(f"workspace {name!r} does not exist", field="workspace")
+    return row
+
+
+def create_experiment(
+    session: Session, ctx: Context, name: str, description: str = "", tags: dict[str, str] | None = None
+) -> ExperimentRow:
+    check_key("name", name)
+    check_text("description", description, MAX_DESCRIPTION)
+    existing = _by_name(session, ctx, name)
+    if existing is not None:
+        state = " (it is deleted: restore it or choose another name)" if existing.lifecycle == "deleted" else ""
+        raise ConflictError(f"experiment {name!r} already exists{state}", field="name")
+    now = events.now_ms()
+    row = ExperimentRow(workspace_id=ctx.workspace_id, name=name, description=description,
+                        lifecycle="active", created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    _write_tags(session, row.id, tags or {})
+    events.record(session, ctx, "experiment.create", "experiment", row.id, after={"name": name})
+    return row
+
+
+def get_or_create_experiment(session: Session, ctx: Context, name: str) -> ExperimentRow:
+    """The active experiment with this name, created if there is none (safe under concurrency)."""
+    check_key("experiment_name", name)
+    row = _by_name(session, ctx, name)
+    if row is None:
+        now = events.now_ms()
+        values = {"workspace_id": ctx.workspace_id, "name": name, "description": "",
+                  "lifecycle": "active", "created_at": now, "updated_at": now}
+        insert_ignore(session, ExperimentRow, [values], ["workspace_id", "name"])
+        row = _by_name(session, ctx, name)
+        assert row is not None
+        events.record(session, ctx, "experiment.create", "experiment", row.id, after={"name": name})
+    if row.lifecycle == "deleted":
+        raise InvalidStateError(f"experiment {name!r} is deleted; restore it first", field="experiment_name")
+    return row
+
+
+def _by_name(session: Session, ctx: Context, name: str) -> ExperimentRow | None:
+    query = select(ExperimentRow).where(ExperimentRow.workspace_id == ctx.workspace_id, ExperimentRow.name == name)
+    return session.scalar(query)
+
+
+def get_experiment(session: Session, ctx: Context, experiment_id: int) -> ExperimentRow:
+    row = session.get(ExperimentRow, experiment_id)
+    if row is None or row.workspace_id != ctx.workspace_id:
+        raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_id")
+    return row
+
+
+def get_experiment_by_name(session: Session, ctx: Context, name: str) -> ExperimentRow:
+    row = _by_name(session, ctx, name)
+    if row is None:
+        raise NotFoundError(f"experiment {name!r} does not exist", field="name")
+    return row
+
+
+def read_experiment(session: Session, ctx: Context, row: ExperimentRow) -> ExperimentView:
+    return _views(session, [row])[0]
+
+
+def list_experiments(
+    session: Session, ctx: Context, *, include_deleted: bool = False, name_contains: str | None = None,
+    limit: int = 1000, offset: int = 0,
+) -> list[ExperimentView]:
+    query = select(ExperimentRow).where(ExperimentRow.workspace_id == ctx.workspace_id)
+    if not include_deleted:
+        query = query.where(ExperimentRow.lifecycle == "active")
+    if name_contains:
+        query = query.where(func.lower(ExperimentRow.name).contains(name_contains.lower(), autoescape=True))
+    rows = list(session.scalars(query.order_by(ExperimentRow.id).limit(limit).offset(offset)))
+    return _views(session, rows)
+
+
+def _views(session: Session, rows: list[ExperimentRow]) -> list[ExperimentView]:
+    ids = [r.id for r in rows]
+    views = {r.id: ExperimentView(r) for r in rows}
+    for tag in session.scalars(select(ExperimentTagRow).where(ExperimentTagRow.experiment_id.in_(ids))):
+        views[tag.experiment_id].tags[tag.key] = tag.value
+    stats = select(RunRow.experiment_id, func.count(), func.max(RunRow.updated_at)).where(
+        RunRow.experiment_id.in_(ids), RunRow.lifecycle == "active").group_by(RunRow.experiment_id)
+    for experiment_id, count, last in session.execute(stats):
+        views[experiment_id].run_count, views[experiment_id].last_activity = count, last
+    return [views[i] for i in ids]
+
+
+def update_experiment(
+    session: Session, ctx: Context, experiment_id: int, *, name: str | None = None, description: str | None = None
+) -> ExperimentRow:
+    row = get_experiment(session, ctx, experiment_id)
+    before = {"name": row.name, "description": row.description}
+    if name is not None and name != row.name:
+        check_key("name", name)
+        if _by_name(session, ctx, name) is not None:
+            raise ConflictError(f"experiment {name!r} already exists", field="name")
+        row.name = name
+    if description is not None:
+        row.description = check_text("description", description, MAX_DESCRIPTION)
+    row.updated_at = events.now_ms()
+    events.record(session, ctx, "experiment.update", "experiment", row.id, before=before,
+                  after={"name": row.name, "description": row.description})
+    return row
+
+
+def set_lifecycle(session: Session, ctx: Context, experiment_id: int, lifecycle: str) -> ExperimentRow:
+    row = get_experiment(session, ctx, experiment_id)
+    if row.lifecycle == lifecycle:
+        raise InvalidStateError(f"experiment {experiment_id} is already {lifecycle}", field="experiment_id")
+    row.lifecycle, row.updated_at = lifecycle, events.now_ms()
+    action = "experiment.delete" if lifecycle == "deleted" else "experiment.restore"
+    events.record(session, ctx, action, "experiment", row.id)
+    return row
+
+
+def set_experiment_tags(session: Session, ctx: Context, experiment_id: int, tags: dict[str, str]) -> None:
+    row = get_experiment(session, ctx, experiment_id)
+    _write_tags(session, row.id, tags)
+    events.record(session, ctx, "experiment.set_tags", "experiment", row.id, after=dict(tags))
+
+
+def _write_tags(session: Session, experiment_id: int, tags: dict[str, str]) -> None:
+    if not isinstance(tags, dict):
+        raise InvalidInputError("tags must be an object of key to value", field="tags")
+    check_count("tags", len(tags), MAX_BATCH_ITEMS)
+    for key, value in tags.items():
+        check_key(f"tags[{key!r}]", key)
+        check_text(f"tags[{key!r}]", value, MAX_TAG_VALUE)
+    for key, value in tags.items():
+        session.merge(ExperimentTagRow(experiment_id=experiment_id, key=key, value=value))

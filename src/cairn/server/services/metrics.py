@@ -1,0 +1,157 @@
+"""Metric ingest and reads.
+
+A batch arrives columnar: per key, lists of steps, values and timestamps. In the same transaction
+that stores the points, the series' summary (last, min, max, count, mean, each with its step) is
+brought up to date, so reading or sorting by a summary never scans points. NaN is stored as NULL
+and is skipped by min, max and mean; +inf and -inf are ordinary values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cairn.server.db import points
+from cairn.server.db.models import MetricPointRow, MetricSeriesRow
+from cairn.server.db.upsert import insert_ignore
+from cairn.server.services.errors import InvalidInputError, NotFoundError
+from cairn.server.services.validation import MAX_INT64, check_int, check_key
+
+_SPECIAL_IN: dict[str, float | None] = {
+    "NaN": None, "nan": None, "Infinity": math.inf, "inf": math.inf, "-Infinity": -math.inf, "-inf": -math.inf,
+}
+GOALS = ("min", "max")
+
+
+@dataclass
+class SeriesBatch:
+    key: str
+    steps: list[int]
+    values: list[float | None]  # None stands for NaN
+    timestamps: list[int]
+
+
+def parse_series(raw: Any, field: str, now: int) -> SeriesBatch:
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"{field} must be an object with key, steps and values", field=field)
+    key = check_key(f"{field}.key", raw.get("key"))
+    values = _parse_values(f"{field}.values", raw.get("values"))
+    steps = _parse_ints(f"{field}.steps", raw.get("steps"), len(values), default=None)
+    timestamps = _parse_ints(f"{field}.timestamps", raw.get("timestamps"), len(values), default=now)
+    return SeriesBatch(key, steps, values, timestamps)
+
+
+def _parse_values(field: str, values: Any) -> list[float | None]:
+    if not isinstance(values, list) or not values:
+        raise InvalidInputError(f"{field} must be a non-empty list of numbers", field=field)
+    if all(type(v) is float or type(v) is int for v in values):
+        return values
+    out: list[float | None] = []
+    for i, v in enumerate(values):
+        if type(v) is float or type(v) is int:
+            out.append(v)
+        elif isinstance(v, str) and v in _SPECIAL_IN:
+            out.append(_SPECIAL_IN[v])
+        else:
+            raise InvalidInputError(
+                f"{field}[{i}] must be a number (or \"NaN\", \"Infinity\", \"-Infinity\"), got {v!r}",
+                field=f"{field}[{i}]",
+            )
+    return out
+
+
+def _parse_ints(field: str, raw: Any, n: int, *, default: int | None) -> list[int]:
+    if raw is None and default is not None:
+        return [default] * n
+    if not isinstance(raw, list) or len(raw) != n:
+        raise InvalidInputError(f"{field} must be a list of {n} integers, one per value", field=field)
+    if all(type(s) is int for s in raw) and min(raw) >= -MAX_INT64 and max(raw) <= MAX_INT64:
+        return raw
+    for i, s in enumerate(raw):
+        check_int(f"{field}[{i}]", s)
+    return raw
+
+
+def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
+    """Store the points and update the summaries; returns the number of points stored."""
+    series = lock_series(session, run_id, sorted({b.key for b in batches}))
+    rows: list[points.PointTuple] = []
+    for batch in batches:
+        row = series[batch.key]
+        n = len(batch.values)
+        rows.extend(zip([row.id] * n, batch.steps, range(row.count, row.count + n),
+                        batch.timestamps, batch.values, strict=True))
+        _update_summary(row, batch)
+    points.insert_points(session, rows)
+    return len(rows)
+
+
+def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, MetricSeriesRow]:
+    """The series rows for these keys, created if missing, locked for update in key order."""
+    insert_ignore(session, MetricSeriesRow, [{"run_id": run_id, "key": k} for k in keys], ["run_id", "key"])
+    query = (
+        select(MetricSeriesRow)
+        .where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key.in_(keys))
+        .order_by(MetricSeriesRow.key)
+        .with_for_update()
+    )
+    return {row.key: row for row in session.scalars(query)}
+
+
+def _update_summary(row: MetricSeriesRow, batch: SeriesBatch) -> None:
+    values, steps, stamps = batch.values, batch.steps, batch.timestamps
+    numeric: list[float] = [v for v in values if v is not None]
+    if numeric:
+        low, high = min(numeric), max(numeric)
+        if row.min_value is None or low < row.min_value:
+            row.min_value, row.min_step = low, steps[values.index(low)]
+        if row.max_value is None or high > row.max_value:
+            row.max_value, row.max_step = high, steps[values.index(high)]
+        row.sum = (row.sum or 0.0) + math.fsum(numeric)
+        row.numeric_count = (row.numeric_count or 0) + len(numeric)
+    row.count = (row.count or 0) + len(values)
+    j = max(range(len(values) - 1, -1, -1), key=lambda i: (steps[i], stamps[i]))
+    if row.last_step is None or (steps[j], stamps[j]) >= (row.last_step, row.last_timestamp or 0):
+        row.last_value, row.last_step, row.last_timestamp = values[j], steps[j], stamps[j]
+
+
+def define_metric(session: Session, run_id: str, key: str, goal: str | None) -> MetricSeriesRow:
+    check_key("key", key)
+    if goal is not None and goal not in GOALS:
+        raise InvalidInputError(f"goal must be 'min', 'max' or null, got {goal!r}", field="goal")
+    row = lock_series(session, run_id, [key])[key]
+    row.goal = goal
+    return row
+
+
+def get_series(session: Session, run_id: str, key: str) -> MetricSeriesRow:
+    row = session.scalar(
+        select(MetricSeriesRow).where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key == key)
+    )
+    if row is None:
+        raise NotFoundError(f"run {run_id} has no metric {key!r}", field="key")
+    return row
+
+
+def list_series(session: Session, run_ids: list[str]) -> dict[str, list[MetricSeriesRow]]:
+    out: dict[str, list[MetricSeriesRow]] = {r: [] for r in run_ids}
+    query = select(MetricSeriesRow).where(MetricSeriesRow.run_id.in_(run_ids)).order_by(MetricSeriesRow.key)
+    for row in session.scalars(query):
+        out[row.run_id].append(row)
+    return out
+
+
+def values_at_step(session: Session, run_id: str, step: int) -> dict[str, float]:
+    """The value of each of the run's metrics at one step (the last logged there)."""
+    s, p = MetricSeriesRow, MetricPointRow
+    query = (
+        select(s.key, p.value)
+        .join(p, p.series_id == s.id)
+        .where(s.run_id == run_id, p.step == step)
+        .order_by(s.key, p.seq)
+    )
+    return {key: (math.nan if value is None else value) for key, value in session.execute(query)}

@@ -1,0 +1,369 @@
+"""Runs: create, read, update, delete; params with history, tags, datasets; batched logging."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cairn.server.db import points
+from cairn.server.db.models import (
+    DatasetInputRow,
+    ExperimentRow,
+    IdempotencyKeyRow,
+    MetricSeriesRow,
+    ParamHistoryRow,
+    ParamRow,
+    RunRow,
+    RunTagRow,
+)
+from cairn.server.db.upsert import insert_ignore
+from cairn.server.services import events, experiments, metrics
+from cairn.server.services.context import Context
+from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.validation import (
+    MAX_BATCH_ITEMS,
+    MAX_BATCH_POINTS,
+    MAX_KEY,
+    MAX_TAG_VALUE,
+    RUN_ID,
+    check_count,
+    check_int,
+    check_key,
+    check_run_id,
+    check_status,
+    check_text,
+    param_value,
+)
+
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
+_ADJECTIVES = ("brisk", "calm", "bold", "keen", "quiet", "swift", "amber", "lucid", "steady", "bright", "sly", "wry")
+_NOUNS = ("otter", "heron", "lynx", "finch", "marten", "ibis", "stoat", "wren", "kestrel", "newt", "vole", "crane")
+
+
+@dataclass
+class RunView:
+    row: RunRow
+    experiment_name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[MetricSeriesRow] = field(default_factory=list)
+    datasets: list[DatasetInputRow] = field(default_factory=list)
+    at_best: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunCreate:
+    run_id: str | None = None
+    experiment_id: int | None = None
+    experiment_name: str | None = None
+    name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    start_time: int | None = None
+    user: str | None = None
+
+
+def _generated_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(1000)}"
+
+
+def create_run(session: Session, ctx: Context, spec: RunCreate) -> RunRow:
+    """Create a run. A client may choose the id (so offline runs can be replayed); creating the same
+    id again in the same experiment returns the existing run, which makes retries safe."""
+    experiment = _experiment_for(session, ctx, spec)
+    run_id = check_run_id("run_id", spec.run_id) if spec.run_id is not None else uuid.uuid4().hex
+    existing = session.get(RunRow, run_id)
+    if existing is not None:
+        if existing.workspace_id == ctx.workspace_id and existing.experiment_id == experiment.id:
+            return existing
+        raise ConflictError(f"run id {run_id} is already taken", field="run_id")
+    if spec.parent_run_id is not None:
+        get_run_row(session, ctx, spec.parent_run_id, field_name="parent_run_id")
+    start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
+    name = check_key("name", spec.name) if spec.name else _generated_name()
+    user = check_text("user", spec.user, MAX_KEY) if spec.user is not None else ctx.actor
+    row = RunRow(id=run_id, workspace_id=ctx.workspace_id, experiment_id=experiment.id, name=name,
+                 status="RUNNING", start_time=start, user=user, parent_run_id=spec.parent_run_id,
+                 lifecycle="active", updated_at=start)
+    session.add(row)
+    session.flush()
+    _set_tags(session, run_id, spec.tags)
+    events.record(session, ctx, "run.create", "run", run_id,
+                  after={"experiment_id": experiment.id, "name": name})
+    return row
+
+
+def _experiment_for(session: Session, ctx: Context, spec: RunCreate) -> Any:
+    if spec.experiment_id is not None:
+        experiment = experiments.get_experiment(session, ctx, spec.experiment_id)
+        if experiment.lifecycle != "active":
+            raise InvalidStateError(f"experiment {experiment.id} is deleted", field="experiment_id")
+        return experiment
+    name = spec.experiment_name or experiments.DEFAULT_EXPERIMENT
+    return experiments.get_or_create_experiment(session, ctx, name)
+
+
+def get_run_row(session: Session, ctx: Context, run_id: str, *, field_name: str = "run_id") -> RunRow:
+    row = session.get(RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
+    if row is None or row.workspace_id != ctx.workspace_id:
+        raise NotFoundError(f"run {run_id!r} does not exist", field=field_name)
+    return row
+
+
+def writable_run(session: Session, ctx: Context, run_id: str) -> RunRow:
+    row = get_run_row(session, ctx, run_id)
+    if row.lifecycle != "active":
+        raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it", field="run_id")
+    if row.status != "RUNNING":
+        raise InvalidStateError(
+            f"run {run_id} is {row.status}; only a RUNNING run accepts new data (set its status to RUNNING "
+            "to resume it)", field="run_id")
+    return row
+
+
+def read_run(session: Session, ctx: Context, run_id: str) -> RunView:
+    view = load_views(session, [get_run_row(session, ctx, run_id)])[0]
+    for series in view.metrics:
+        step = best_step(series)
+        if step is not None:
+            view.at_best[series.key] = metrics.values_at_step(session, run_id, step)
+    return view
+
+
+def best_step(series: MetricSeriesRow) -> int | None:
+    if series.goal == "min":
+        return series.min_step
+    if series.goal == "max":
+        return series.max_step
+    return None
+
+
+def load_views(session: Session, rows: list[RunRow]) -> list[RunView]:
+    """Views of many runs in a handful of queries (tags, params, summaries, datasets)."""
+    views = {r.id: RunView(r) for r in rows}
+    ids = list(views)
+    names = dict(session.execute(select(ExperimentRow.id, ExperimentRow.name).where(
+        ExperimentRow.id.in_({r.experiment_id for r in rows}))).tuples().all())
+    for view in views.values():
+        view.experiment_name = names.get(view.row.experiment_id, "")
+    for tag in session.scalars(select(RunTagRow).where(RunTagRow.run_id.in_(ids))):
+        views[tag.run_id].tags[tag.key] = tag.value
+    for param in session.scalars(select(ParamRow).where(ParamRow.run_id.in_(ids))):
+        views[param.run_id].params[param.key] = param.value
+    for run_id, series in metrics.list_series(session, ids).items():
+        views[run_id].metrics = series
+    for dataset in session.scalars(select(DatasetInputRow).where(DatasetInputRow.run_id.in_(ids))):
+        views[dataset.run_id].datasets.append(dataset)
+    return [views[i] for i in ids]
+
+
+def update_run(
+    session: Session, ctx: Context, run_id: str, *, status: str | None = None,
+    end_time: int | None = None, name: str | None = None,
+) -> RunRow:
+    row = get_run_row(session, ctx, run_id)
+    before = {"status": row.status, "name": row.name, "end_time": row.end_time}
+    if name is not None:
+        row.name = check_key("name", name)
+    if status is not None:
+        row.status = check_status("status", status)
+        if row.status in TERMINAL:
+            row.end_time = check_int("end_time", end_time) if end_time is not None else events.now_ms()
+        else:
+            row.end_time = None
+    elif end_time is not None:
+        row.end_time = check_int("end_time", end_time)
+    row.updated_at = events.now_ms()
+    events.record(session, ctx, "run.update", "run", run_id, before=before,
+                  after={"status": row.status, "name": row.name, "end_time": row.end_time})
+    return row
+
+
+def set_run_lifecycle(session: Session, ctx: Context, run_id: str, lifecycle: str) -> RunRow:
+    row = get_run_row(session, ctx, run_id)
+    if row.lifecycle == lifecycle:
+        raise InvalidStateError(f"run {run_id} is already {lifecycle}", field="run_id")
+    row.lifecycle, row.updated_at = lifecycle, events.now_ms()
+    events.record(session, ctx, "run.delete" if lifecycle == "deleted" else "run.restore", "run", run_id)
+    return row
+
+
+def claim_idempotency_key(session: Session, ctx: Context, key: str | None) -> bool:
+    """True if this request is new; False if a request with this key was already applied."""
+    if key is None:
+        return True
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise InvalidInputError("Idempotency-Key must be 8-100 characters of letters, digits, '_.:-'",
+                                field="Idempotency-Key")
+    scoped = f"{ctx.workspace_id}:{key}"
+    if session.get(IdempotencyKeyRow, scoped) is not None:
+        return False
+    session.add(IdempotencyKeyRow(key=scoped, workspace_id=ctx.workspace_id, created_at=events.now_ms()))
+    return True
+
+
+def log_batch(
+    session: Session, ctx: Context, run_id: str, body: Any, idempotency_key: str | None = None
+) -> dict[str, int]:
+    """Metrics (columnar), params and tags in one all-or-nothing write."""
+    if not isinstance(body, dict):
+        raise InvalidInputError("the body must be an object with metrics, params and/or tags", field="body")
+    unknown = set(body) - {"metrics", "params", "tags"}
+    if unknown:
+        raise InvalidInputError(f"unknown field(s) {sorted(unknown)}: expected metrics, params, tags",
+                                field=sorted(unknown)[0])
+    batches = _parse_metric_batches(body.get("metrics") or [])
+    params = _string_map("params", body.get("params") or {}, param_value)
+    tags = _string_map("tags", body.get("tags") or {}, _tag_value)
+    if not claim_idempotency_key(session, ctx, idempotency_key):
+        return {"metrics": 0, "params": 0, "tags": 0, "replayed": 1}
+    writable_run(session, ctx, run_id)
+    stored = metrics.ingest(session, run_id, batches) if batches else 0
+    _log_params(session, ctx, run_id, params)
+    _set_tags(session, run_id, tags)
+    if params or tags:
+        _touch(session, run_id)
+    return {"metrics": stored, "params": len(params), "tags": len(tags), "replayed": 0}
+
+
+def _parse_metric_batches(raw: Any) -> list[metrics.SeriesBatch]:
+    if not isinstance(raw, list):
+        raise InvalidInputError("metrics must be a list of {key, steps, values, timestamps}", field="metrics")
+    now = events.now_ms()
+    total = sum(len(m.get("values") or ()) for m in raw if isinstance(m, dict) and isinstance(m.get("values"), list))
+    check_count("metrics", total, MAX_BATCH_POINTS)
+    return [metrics.parse_series(item, f"metrics[{i}]", now) for i, item in enumerate(raw)]
+
+
+def _tag_value(field_name: str, value: Any) -> str:
+    return check_text(field_name, value, MAX_TAG_VALUE)
+
+
+def _string_map(name: str, raw: Any, check: Any) -> dict[str, str]:
+    if isinstance(raw, list):  # also accept [{"key": ..., "value": ...}]
+        if not all(isinstance(i, dict) and "key" in i for i in raw):
+            raise InvalidInputError(f"{name} must be an object, or a list of {{key, value}}", field=name)
+        raw = {i["key"]: i.get("value") for i in raw}
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"{name} must be an object of key to value", field=name)
+    check_count(name, len(raw), MAX_BATCH_ITEMS)
+    return {check_key(f"{name} key", k): check(f"{name}[{k!r}]", v) for k, v in raw.items()}
+
+
+def _log_params(session: Session, ctx: Context, run_id: str, params: dict[str, str]) -> None:
+    if not params:
+        return
+    now = events.now_ms()
+    current = {p.key: p for p in session.scalars(
+        select(ParamRow).where(ParamRow.run_id == run_id, ParamRow.key.in_(list(params))))}
+    changed: dict[str, Any] = {}
+    for key, value in params.items():
+        row = current.get(key)
+        if row is not None and row.value == value:
+            continue
+        if row is None:
+            session.add(ParamRow(run_id=run_id, key=key, value=value, updated_at=now))
+        else:
+            changed[key] = row.value
+            row.value, row.updated_at = value, now
+        session.add(ParamHistoryRow(run_id=run_id, key=key, value=value, timestamp=now))
+    if changed:
+        events.record(session, ctx, "run.params_changed", "run", run_id, before=changed,
+                      after={k: params[k] for k in changed})
+
+
+def _set_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
+    if not tags:
+        return
+    tags = _string_map("tags", tags, _tag_value)
+    current = {t.key: t for t in session.scalars(
+        select(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key.in_(list(tags))))}
+    for key, value in tags.items():
+        if key in current:
+            current[key].value = value
+        else:
+            session.add(RunTagRow(run_id=run_id, key=key, value=value))
+
+
+def _touch(session: Session, run_id: str) -> None:
+    row = session.get(RunRow, run_id)
+    if row is not None:
+        row.updated_at = events.now_ms()
+
+
+def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
+    row = get_run_row(session, ctx, run_id)
+    if row.lifecycle != "active":
+        raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
+    _set_tags(session, run_id, _string_map("tags", tags, _tag_value))
+    _touch(session, run_id)
+
+
+def delete_tag(session: Session, ctx: Context, run_id: str, key: str) -> None:
+    get_run_row(session, ctx, run_id)
+    tag = session.get(RunTagRow, (run_id, key))
+    if tag is None:
+        raise NotFoundError(f"run {run_id} has no tag {key!r}", field="key")
+    session.delete(tag)
+    events.record(session, ctx, "run.delete_tag", "run", run_id, before={key: tag.value})
+
+
+def param_history(session: Session, ctx: Context, run_id: str, key: str) -> list[ParamHistoryRow]:
+    get_run_row(session, ctx, run_id)
+    query = select(ParamHistoryRow).where(ParamHistoryRow.run_id == run_id, ParamHistoryRow.key == key)
+    rows = list(session.scalars(query.order_by(ParamHistoryRow.id)))
+    if not rows:
+        raise NotFoundError(f"run {run_id} has no param {key!r}", field="key")
+    return rows
+
+
+def define_metric(session: Session, ctx: Context, run_id: str, key: str, goal: str | None) -> MetricSeriesRow:
+    row = get_run_row(session, ctx, run_id)
+    if row.lifecycle != "active":
+        raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
+    series = metrics.define_metric(session, run_id, key, goal)
+    events.record(session, ctx, "run.define_metric", "run", run_id, after={"key": key, "goal": goal})
+    return series
+
+
+def metric_history(
+    session: Session, ctx: Context, run_id: str, key: str, *, start_step: int | None = None,
+    end_step: int | None = None, max_points: int | None = None,
+) -> list[tuple[int, int, float]]:
+    get_run_row(session, ctx, run_id)
+    series = metrics.get_series(session, run_id, key)
+    rows = points.read_points(session, series.id, start_step, end_step, max_points)
+    return [(s, t, math.nan if v is None else v) for s, t, v in rows]
+
+
+def log_dataset(
+    session: Session, ctx: Context, run_id: str, *, name: str, uri: str = "", digest: str = "",
+    version: str = "", role: str = "",
+) -> DatasetInputRow:
+    writable_run(session, ctx, run_id)
+    fields = {"name": check_key("name", name), "uri": check_text("uri", uri, 4096),
+              "digest": check_text("digest", digest, MAX_KEY), "version": check_text("version", version, MAX_KEY),
+              "role": check_text("role", role, 64)}
+    insert_ignore(session, DatasetInputRow, [{"run_id": run_id, "created_at": events.now_ms(), **fields}],
+                  ["run_id", "name", "digest", "role"])
+    query = select(DatasetInputRow).where(
+        DatasetInputRow.run_id == run_id, DatasetInputRow.name == name,
+        DatasetInputRow.digest == digest, DatasetInputRow.role == role)
+    row = session.scalar(query)
+    assert row is not None
+    return row
+
+
+def lock_run(session: Session, run_id: str) -> RunRow:
+    """Take the run's row lock (PostgreSQL); SQLite writers are already serialised."""
+    row = session.scalar(select(RunRow).where(RunRow.id == run_id).with_for_update())
+    assert row is not None
+    return row

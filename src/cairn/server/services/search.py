@@ -1,0 +1,203 @@
+"""Run search: the filter tree (from ``filters``) compiled to SQLAlchemy expressions, ordering and pages.
+
+Every metric, param or tag that the filter or the ordering names is joined once, as an outer join on
+its (run, key) unique index; summaries are plain columns of ``metric_series``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, or_, select, true
+from sqlalchemy.orm import Session, aliased
+
+from cairn.server.db.models import DatasetInputRow, ExperimentRow, MetricSeriesRow, ParamRow, RunRow, RunTagRow
+from cairn.server.services import runs
+from cairn.server.services.context import Context
+from cairn.server.services.errors import InvalidInputError, NotFoundError
+from cairn.server.services.filters import BoolOp, Comparison, Entity, FilterError, Node, parse_filter, parse_order_by
+
+MAX_RESULTS = 10_000
+VIEW_TYPES = {"active_only": ("active",), "deleted_only": ("deleted",), "all": ("active", "deleted")}
+_ATTRIBUTES: dict[str, Any] = {
+    "run_id": RunRow.id, "run_name": RunRow.name, "status": RunRow.status, "start_time": RunRow.start_time,
+    "end_time": RunRow.end_time, "user": RunRow.user, "experiment_id": RunRow.experiment_id,
+    "parent_run_id": RunRow.parent_run_id, "lifecycle": RunRow.lifecycle,
+}
+_DATASET_FIELDS: dict[str, Any] = {
+    "name": DatasetInputRow.name, "digest": DatasetInputRow.digest, "role": DatasetInputRow.role,
+    "uri": DatasetInputRow.uri, "version": DatasetInputRow.version,
+}
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    experiment_ids: tuple[int, ...] = ()
+    experiment_names: tuple[str, ...] = ()
+    filter: str | None = None
+    order_by: tuple[str, ...] = ()
+    max_results: int = 1000
+    page_token: str | None = None
+    view_type: str = "active_only"
+
+
+@dataclass
+class RunPage:
+    runs: list[runs.RunView]
+    next_page_token: str | None
+
+
+class _Joins:
+    """One outer-joined alias per (kind, key) named by the filter or the ordering."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[tuple[str, str], Any] = {}
+
+    def alias(self, kind: str, key: str) -> Any:
+        if (kind, key) not in self.aliases:
+            model = {"metric": MetricSeriesRow, "param": ParamRow, "tag": RunTagRow}[kind]
+            self.aliases[(kind, key)] = aliased(model, name=f"{kind}_{len(self.aliases)}")
+        return self.aliases[(kind, key)]
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        for (_kind, key), alias in self.aliases.items():
+            query = query.outerjoin(alias, and_(alias.run_id == RunRow.id, alias.key == key))
+        return query
+
+
+def column_for(entity: Entity, joins: _Joins) -> Any:
+    if entity.kind == "attribute":
+        return _ATTRIBUTES[entity.key]
+    alias = joins.alias(entity.kind, entity.key)
+    if entity.kind != "metric":
+        return alias.value
+    agg = entity.agg or "last"
+    if agg == "mean":
+        return alias.sum / case((alias.numeric_count > 0, alias.numeric_count), else_=None)
+    if agg == "best":
+        return case((alias.goal == "min", alias.min_value), (alias.goal == "max", alias.max_value), else_=None)
+    return {"last": alias.last_value, "min": alias.min_value, "max": alias.max_value,
+            "count": alias.count}[agg]
+
+
+def compile_node(node: Node, joins: _Joins) -> ColumnElement[bool]:
+    if isinstance(node, BoolOp):
+        parts = [compile_node(item, joins) for item in node.items]
+        return and_(*parts) if node.op == "and" else or_(*parts)
+    return _compile_comparison(node, joins)
+
+
+def _compile_comparison(node: Comparison, joins: _Joins) -> ColumnElement[bool]:
+    if node.entity.kind == "dataset":
+        condition = _operate(_DATASET_FIELDS[node.entity.key], node.op, node.value)
+        return exists().where(DatasetInputRow.run_id == RunRow.id, condition)
+    if node.op in ("IS NULL", "IS NOT NULL") and node.entity.kind in ("metric", "param", "tag"):
+        alias = joins.alias(node.entity.kind, node.entity.key)
+        key: ColumnElement[bool] = alias.key.is_(None) if node.op == "IS NULL" else alias.key.is_not(None)
+        return key
+    value = node.value
+    if node.entity.kind == "attribute" and node.entity.key == "experiment_id":
+        value = tuple(int(v) for v in value) if isinstance(value, tuple) else int(value)  # type: ignore[arg-type]
+    return _operate(column_for(node.entity, joins), node.op, value)
+
+
+def _operate(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    simple = {"=": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
+              ">": column.__gt__, ">=": column.__ge__}
+    if op in simple:
+        result: ColumnElement[bool] = simple[op](value)
+        return result
+    if op == "LIKE":
+        result = column.like(value)
+    elif op == "ILIKE":
+        result = column.ilike(value)
+    elif op == "IN":
+        result = column.in_(list(value)) if value else false()
+    elif op == "NOT IN":
+        result = column.not_in(list(value)) if value else true()
+    elif op == "IS NULL":
+        result = column.is_(None)
+    elif op == "IS NOT NULL":
+        result = column.is_not(None)
+    else:
+        raise InvalidInputError(f"unsupported operator {op}", field="filter")
+    return result
+
+
+def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
+    if not 1 <= q.max_results <= MAX_RESULTS:
+        raise InvalidInputError(f"max_results must be between 1 and {MAX_RESULTS}", field="max_results")
+    if q.view_type not in VIEW_TYPES:
+        raise InvalidInputError(f"run_view_type must be one of {sorted(VIEW_TYPES)}", field="run_view_type")
+    joins = _Joins()
+    try:
+        tree = parse_filter(q.filter)
+        order = parse_order_by(list(q.order_by))
+    except FilterError as exc:
+        field = "filter" if "order" not in str(exc).lower() else "order_by"
+        raise InvalidInputError(str(exc), field=field, position=exc.position) from exc
+    query = select(RunRow).where(RunRow.workspace_id == ctx.workspace_id,
+                                 RunRow.lifecycle.in_(VIEW_TYPES[q.view_type]))
+    experiment_ids = _experiment_ids(session, ctx, q)
+    if experiment_ids is not None:
+        query = query.where(RunRow.experiment_id.in_(experiment_ids))
+    if tree is not None:
+        query = query.where(compile_node(tree, joins))
+    sort = [_sort_key(column_for(o.entity, joins), o.ascending) for o in order]
+    sort += [RunRow.start_time.desc(), RunRow.id]
+    query = joins.apply(query).order_by(*sort)
+    offset = _decode_token(q.page_token, _fingerprint(q, experiment_ids))
+    rows = list(session.scalars(query.limit(q.max_results + 1).offset(offset)))
+    token = None
+    if len(rows) > q.max_results:
+        rows = rows[: q.max_results]
+        token = _encode_token(offset + q.max_results, _fingerprint(q, experiment_ids))
+    return RunPage(runs.load_views(session, rows), token)
+
+
+def _sort_key(column: Any, ascending: bool) -> Any:
+    return column.asc().nulls_last() if ascending else column.desc().nulls_last()
+
+
+def _experiment_ids(session: Session, ctx: Context, q: RunQuery) -> list[int] | None:
+    if not q.experiment_ids and not q.experiment_names:
+        return None
+    ids = list(q.experiment_ids)
+    for experiment_id in q.experiment_ids:
+        row = session.get(ExperimentRow, experiment_id)
+        if row is None or row.workspace_id != ctx.workspace_id:
+            raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_ids")
+    for name in q.experiment_names:
+        found = session.scalar(select(ExperimentRow.id).where(
+            ExperimentRow.workspace_id == ctx.workspace_id, ExperimentRow.name == name))
+        if found is None:
+            raise NotFoundError(f"experiment {name!r} does not exist", field="experiment_names")
+        ids.append(found)
+    return ids
+
+
+def _fingerprint(q: RunQuery, experiment_ids: list[int] | None) -> str:
+    material = orjson.dumps([experiment_ids, q.filter, list(q.order_by), q.view_type])
+    return hashlib.sha256(material).hexdigest()[:16]
+
+
+def _encode_token(offset: int, fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"o": offset, "f": fingerprint})).decode()
+
+
+def _decode_token(token: str | None, fingerprint: str) -> int:
+    if not token:
+        return 0
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        offset, seen = int(data["o"]), data["f"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInputError("page_token is not a token this server issued", field="page_token") from exc
+    if seen != fingerprint or offset < 0:
+        raise InvalidInputError("page_token belongs to a different search (filter, order or experiments changed)",
+                                field="page_token")
+    return offset

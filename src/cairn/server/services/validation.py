@@ -1,0 +1,82 @@
+"""Checks on names and values that come from clients. Limits are documented in docs/concepts.md."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError
+
+MAX_KEY = 250
+MAX_PARAM_VALUE = 8000
+MAX_TAG_VALUE = 8000
+MAX_DESCRIPTION = 65536
+MAX_BATCH_POINTS = 100_000
+MAX_BATCH_ITEMS = 1000
+MAX_INT64 = 2**63 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+
+
+def check_key(field: str, key: Any) -> str:
+    """A metric/param/tag key or a name: 1-250 chars, no control chars, no path tricks."""
+    if not isinstance(key, str):
+        raise InvalidInputError(f"{field} must be a string, got {type(key).__name__}", field=field)
+    if not key.strip():
+        raise InvalidInputError(f"{field} must not be empty", field=field)
+    if len(key) > MAX_KEY:
+        raise InvalidInputError(f"{field} is {len(key)} characters long; the limit is {MAX_KEY}", field=field)
+    if _CONTROL.search(key):
+        raise InvalidInputError(f"{field} {key!r} contains a control character (NUL, newline, ...)", field=field)
+    if "\\" in key or key.startswith("/") or key.endswith("/") or "//" in key:
+        raise InvalidInputError(
+            f"{field} {key!r} must not contain a backslash, start or end with '/', or contain '//'", field=field
+        )
+    if ".." in key.split("/") or key in (".",):
+        raise InvalidInputError(f"{field} {key!r} must not contain a '..' or '.' path segment", field=field)
+    return key
+
+
+def check_text(field: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if len(value) > limit:
+        raise InvalidInputError(f"{field} is {len(value)} characters long; the limit is {limit}", field=field)
+    if "\x00" in value:
+        raise InvalidInputError(f"{field} contains a NUL character", field=field)
+    return value
+
+
+def param_value(field: str, value: Any) -> str:
+    """Params are stored as text; numbers and booleans are accepted and written as text."""
+    if isinstance(value, bool):
+        value = str(value)
+    elif isinstance(value, int | float):
+        value = repr(value) if isinstance(value, float) else str(value)
+    return check_text(field, value, MAX_PARAM_VALUE)
+
+
+def check_int(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{field} must be an integer, got {value!r}", field=field)
+    if not -MAX_INT64 <= value <= MAX_INT64:
+        raise InvalidInputError(f"{field} {value} is outside the 64-bit integer range", field=field)
+    return value
+
+
+def check_run_id(field: str, run_id: Any) -> str:
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise InvalidInputError(f"{field} must be 32 lowercase hex characters, got {run_id!r}", field=field)
+    return run_id
+
+
+def check_status(field: str, status: Any) -> str:
+    if not isinstance(status, str) or status.upper() not in STATUSES:
+        raise InvalidInputError(f"{field} must be one of {', '.join(STATUSES)}, got {status!r}", field=field)
+    return status.upper()
+
+
+def check_count(field: str, count: int, limit: int) -> None:
+    if count > limit:
+        raise PayloadTooLargeError(f"{field} has {count} items; the limit per request is {limit}", field=field)
