@@ -138,7 +138,7 @@ def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
         tree = parse_filter(q.filter)
         order = parse_order_by(list(q.order_by))
     except FilterError as exc:
-        field = "filter" if "order" not in str(exc).lower() else "order_by"
+        field = "filter" if exc.clause is None else "order_by"
         raise InvalidInputError(str(exc), field=field, position=exc.position) from exc
     query = select(RunRow).where(RunRow.workspace_id == ctx.workspace_id,
                                  RunRow.lifecycle.in_(VIEW_TYPES[q.view_type]))

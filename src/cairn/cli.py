@@ -1,0 +1,172 @@
+"""The ``cairn`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+import cairn
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(cairn.__version__, prog_name="cairn")
+def main() -> None:
+    """Cairn: experiment tracking, model registry and collaboration."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--store-uri", envvar="CAIRN_STORE_URI", help="sqlite:///PATH or postgresql+psycopg://...")
+@click.option("--artifact-root", envvar="CAIRN_ARTIFACT_ROOT", type=click.Path(path_type=Path))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def server(host: str, port: int, store_uri: str | None, artifact_root: Path | None, workers: int) -> None:
+    """Serve the tracking API (default store: the embedded SQLite under CAIRN_HOME)."""
+    from cairn.server.runner import serve
+    from cairn.server.settings import Settings
+
+    settings = Settings(store_uri=store_uri, artifact_root=artifact_root, host=host, port=port, workers=workers)
+    click.echo(f"cairn {cairn.__version__} serving http://{host}:{port} "
+               f"(store: {_redact(settings.resolved_store_uri)}, artifacts: {settings.resolved_artifact_root})")
+    serve(settings)
+
+
+def _redact(uri: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).render_as_string(hide_password=True)
+
+
+@main.group()
+def db() -> None:
+    """The metadata store's schema."""
+
+
+@db.command("upgrade")
+@click.option("--store-uri", envvar="CAIRN_STORE_URI")
+def db_upgrade(store_uri: str | None) -> None:
+    """Apply pending schema migrations."""
+    from cairn.server.db.engine import Database, current_revision
+    from cairn.server.settings import Settings
+
+    database = Database(Settings(store_uri=store_uri).resolved_store_uri)
+    database.upgrade()
+    click.echo(f"schema at revision {current_revision(database.engine)}")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List what would be uploaded.")
+def sync(dry_run: bool) -> None:
+    """Upload runs spooled while the server was unreachable (or in CAIRN_MODE=offline)."""
+    from cairn.client._sync import sync_spool
+
+    sync_spool(dry_run=dry_run, echo=click.echo)
+
+
+@main.group()
+def experiments() -> None:
+    """Experiments."""
+
+
+@experiments.command("list")
+@click.option("--all", "include_deleted", is_flag=True, help="Include deleted experiments.")
+@click.option("--json", "as_json", is_flag=True)
+def experiments_list(include_deleted: bool, as_json: bool) -> None:
+    try:
+        found = cairn.Client().list_experiments(include_deleted=include_deleted)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json([e.__dict__ for e in found])
+        return
+    _table(["ID", "NAME", "RUNS", "LAST ACTIVITY", "STATE"],
+           [[e.id, e.name, e.run_count, _when(e.last_activity), e.lifecycle] for e in found])
+
+
+@main.group()
+def runs() -> None:
+    """Runs."""
+
+
+@runs.command("list")
+@click.option("--experiment", "-e", required=True, help="Experiment name or id.")
+@click.option("--filter", "filter_", default=None, help="e.g. \"metrics.val_loss.min < 0.3\"")
+@click.option("--order-by", multiple=True, help="e.g. \"metrics.val_loss.min ASC\" (repeatable)")
+@click.option("--max-results", default=100, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def runs_list(experiment: str, filter_: str | None, order_by: tuple[str, ...], max_results: int,
+              as_json: bool) -> None:
+    key: str | int = int(experiment) if experiment.isdigit() else experiment
+    try:
+        found = cairn.Client().search_runs(key, filter=filter_, order_by=list(order_by), max_results=max_results)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json([_run_json(r) for r in found])
+        return
+    _table(["RUN ID", "NAME", "STATUS", "STARTED", "USER", "METRICS (last)"],
+           [[r.id, r.name, r.status, _when(r.start_time), r.user,
+             ", ".join(f"{k}={_fmt(m.last)}" for k, m in list(r.metrics.items())[:4])] for r in found])
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def _run_json(run: cairn.Run) -> dict[str, Any]:
+    data = dict(run.__dict__)
+    data["metrics"] = {k: m.__dict__ for k, m in run.metrics.items()}
+    data["datasets"] = [d.__dict__ for d in run.datasets]
+    return data
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+def runs_show(run_id: str, as_json: bool) -> None:
+    try:
+        run = cairn.Client().get_run(run_id)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json(_run_json(run))
+        return
+    click.echo(f"run {run.id}  {run.name}  [{run.status}]  experiment {run.experiment_name} ({run.experiment_id})")
+    click.echo(f"started {_when(run.start_time)}  ended {_when(run.end_time)}  user {run.user}")
+    if run.params:
+        click.echo("\nparams")
+        _table(["KEY", "VALUE"], [[k, v] for k, v in sorted(run.params.items())])
+    if run.metrics:
+        click.echo("\nmetrics")
+        _table(["KEY", "LAST", "STEP", "MIN", "STEP", "MAX", "STEP", "MEAN", "COUNT", "BEST", "STEP"],
+               [[k, _fmt(m.last), m.last_step, _fmt(m.min), m.min_step, _fmt(m.max), m.max_step, _fmt(m.mean),
+                 m.count, _fmt(m.best), m.best_step] for k, m in sorted(run.metrics.items())])
+    if run.tags:
+        click.echo("\ntags")
+        _table(["KEY", "VALUE"], [[k, v] for k, v in sorted(run.tags.items())])

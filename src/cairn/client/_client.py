@@ -1,0 +1,247 @@
+"""cairn.Client: read runs, experiments, metrics and artifacts; direct (synchronous) writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cairn.client._config import Config
+from cairn.client._errors import CairnError, NotFoundError
+from cairn.client._models import (
+    ArtifactInfo,
+    ArtifactVersion,
+    Experiment,
+    MetricPoint,
+    ParamEntry,
+    Run,
+    RunList,
+    as_float,
+)
+from cairn.client._transport import Transport, open_transport
+
+_transports: dict[tuple[str, str, str | None], Transport] = {}
+
+
+def shared_transport(config: Config) -> Transport:
+    """One connection pool per (target, workspace, token) in this process."""
+    key = (config.target, config.workspace, config.token)
+    if key not in _transports:
+        _transports[key] = open_transport(config.tracking_uri, str(config.home), config.workspace, config.token)
+    return _transports[key]
+
+
+class Client:
+    """Reads and direct writes against the configured tracking store.
+
+    ``Client()`` uses CAIRN_TRACKING_URI (unset: the embedded store under CAIRN_HOME), CAIRN_TOKEN
+    and CAIRN_WORKSPACE; each can be given here instead.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, *, token: str | None = None,
+                 workspace: str | None = None) -> None:
+        self.config = Config.from_env(tracking_uri, token, workspace)
+        self._t = shared_transport(self.config)
+
+    # experiments -----------------------------------------------------------------------------------
+    def create_experiment(self, name: str, description: str = "", tags: dict[str, str] | None = None) -> Experiment:
+        body = {"name": name, "description": description, "tags": tags or {}}
+        return Experiment.from_json(self._t.request("POST", "/api/v1/experiments", json=body))
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        return Experiment.from_json(self._t.request("GET", f"/api/v1/experiments/{int(experiment_id)}"))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment with this name, or None if there is none."""
+        try:
+            data = self._t.request("GET", "/api/v1/experiments/by-name", params={"name": name})
+        except NotFoundError:
+            return None
+        return Experiment.from_json(data)
+
+    def list_experiments(self, *, include_deleted: bool = False, name_contains: str | None = None,
+                         max_results: int = 1000) -> list[Experiment]:
+        params: dict[str, Any] = {"include_deleted": include_deleted, "max_results": max_results}
+        if name_contains:
+            params["name_contains"] = name_contains
+        data = self._t.request("GET", "/api/v1/experiments", params=params)
+        return [Experiment.from_json(e) for e in data["experiments"]]
+
+    def update_experiment(self, experiment_id: int, *, name: str | None = None,
+                          description: str | None = None) -> Experiment:
+        body = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
+        return Experiment.from_json(self._t.request("PATCH", f"/api/v1/experiments/{int(experiment_id)}", json=body))
+
+    def delete_experiment(self, experiment_id: int) -> None:
+        self._t.request("DELETE", f"/api/v1/experiments/{int(experiment_id)}")
+
+    def restore_experiment(self, experiment_id: int) -> None:
+        self._t.request("POST", f"/api/v1/experiments/{int(experiment_id)}/restore")
+
+    def set_experiment_tags(self, experiment_id: int, tags: dict[str, str]) -> None:
+        self._t.request("POST", f"/api/v1/experiments/{int(experiment_id)}/tags", json=tags)
+
+    # runs -------------------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> Run:
+        return Run.from_json(self._t.request("GET", f"/api/v1/runs/{run_id}"))
+
+    def search_runs(self, experiment: str | int | Sequence[str | int] | None = None, filter: str | None = None,
+                    order_by: Sequence[str] | None = None, max_results: int = 1000,
+                    page_token: str | None = None, view: str = "active_only") -> RunList:
+        """Runs matching ``filter`` (MLflow's language plus summary suffixes), one page at a time."""
+        experiments = [experiment] if isinstance(experiment, str | int) else list(experiment or [])
+        body = {
+            "experiment_ids": [e for e in experiments if isinstance(e, int)],
+            "experiment_names": [e for e in experiments if isinstance(e, str)],
+            "filter": filter, "order_by": list(order_by or []), "max_results": max_results,
+            "page_token": page_token, "run_view_type": view,
+        }
+        data = self._t.request("POST", "/api/v1/runs/search", json=body)
+        runs = RunList(Run.from_json(r) for r in data["runs"])
+        runs.next_page_token = data.get("next_page_token")
+        return runs
+
+    def create_run(self, experiment: str | int | None = None, *, name: str | None = None,
+                   tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> Run:
+        body: dict[str, Any] = {"name": name, "tags": tags or {}, "parent_run_id": parent_run_id}
+        body["experiment_id" if isinstance(experiment, int) else "experiment_name"] = experiment
+        return Run.from_json(self._t.request("POST", "/api/v1/runs", json=body))
+
+    def update_run(self, run_id: str, *, status: str | None = None, name: str | None = None,
+                   end_time: int | None = None) -> Run:
+        body = {k: v for k, v in {"status": status, "name": name, "end_time": end_time}.items() if v is not None}
+        return Run.from_json(self._t.request("PATCH", f"/api/v1/runs/{run_id}", json=body))
+
+    def set_terminated(self, run_id: str, status: str = "FINISHED") -> Run:
+        return self.update_run(run_id, status=status)
+
+    def delete_run(self, run_id: str) -> None:
+        self._t.request("DELETE", f"/api/v1/runs/{run_id}")
+
+    def restore_run(self, run_id: str) -> None:
+        self._t.request("POST", f"/api/v1/runs/{run_id}/restore")
+
+    def log_batch(self, run_id: str, *, metrics: list[dict[str, Any]] | None = None,
+                  params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> None:
+        """Synchronous, all-or-nothing write. ``metrics`` items: {key, steps, values[, timestamps]}."""
+        body = {"metrics": metrics or [], "params": params or {}, "tags": tags or {}}
+        self._t.request("POST", f"/api/v1/runs/{run_id}/batch", json=body)
+
+    def log_metric(self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
+        item: dict[str, Any] = {"key": key, "steps": [step], "values": [_json_number(value)]}
+        if timestamp is not None:
+            item["timestamps"] = [timestamp]
+        self.log_batch(run_id, metrics=[item])
+
+    def log_param(self, run_id: str, key: str, value: Any) -> None:
+        self.log_batch(run_id, params={key: value})
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self._t.request("POST", f"/api/v1/runs/{run_id}/tags", json={key: value})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._t.request("DELETE", f"/api/v1/runs/{run_id}/tags", params={"key": key})
+
+    def define_metric(self, run_id: str, key: str, goal: str | None) -> None:
+        self._t.request("POST", f"/api/v1/runs/{run_id}/metrics/define", json={"key": key, "goal": goal})
+
+    def get_metric_history(self, run_id: str, key: str, *, start_step: int | None = None,
+                           end_step: int | None = None, max_points: int | None = None) -> list[MetricPoint]:
+        params = {k: v for k, v in {"key": key, "start_step": start_step, "end_step": end_step,
+                                    "max_points": max_points}.items() if v is not None}
+        data = self._t.request("GET", f"/api/v1/runs/{run_id}/metrics/history", params=params)
+        return [MetricPoint(s, as_float(v), t)
+                for s, v, t in zip(data["steps"], data["values"], data["timestamps"], strict=True)]
+
+    def get_param_history(self, run_id: str, key: str) -> list[ParamEntry]:
+        data = self._t.request("GET", f"/api/v1/runs/{run_id}/params/history", params={"key": key})
+        return [ParamEntry(h["value"], h["timestamp"]) for h in data["history"]]
+
+    # artifacts --------------------------------------------------------------------------------------
+    def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
+        data = self._t.request("GET", f"/api/v1/runs/{run_id}/artifacts", params={"path": path})
+        return [ArtifactInfo(f["path"], f["is_dir"], f.get("size"), f.get("version"), f.get("digest"))
+                for f in data["files"]]
+
+    def list_artifact_versions(self, run_id: str, path: str) -> list[ArtifactVersion]:
+        data = self._t.request("GET", f"/api/v1/runs/{run_id}/artifacts/versions", params={"path": path})
+        return [ArtifactVersion.from_json(v) for v in data["versions"]]
+
+    def upload_artifact(self, run_id: str, local_path: str | os.PathLike[str], path: str) -> ArtifactVersion:
+        """Store one file as the next version of ``path`` inside the run (synchronous)."""
+        return upload_file(self._t, run_id, Path(local_path), path)
+
+    def download_artifact(self, run_id: str, path: str, dst: str | os.PathLike[str],
+                          version: int | None = None) -> str:
+        """Download a file (a given version, latest by default) or a whole folder into ``dst``;
+        returns the local path. Every file's sha256 is checked against the server's digest."""
+        target_dir = Path(dst)
+        entries = self.list_artifacts(run_id, _parent(path))
+        match = next((e for e in entries if e.path == path.strip("/")), None)
+        if match is not None and match.is_dir:
+            if version is not None:
+                raise CairnError(f"{path!r} is a folder; version applies to files only")
+            return self._download_tree(run_id, path.strip("/"), target_dir)
+        local = target_dir / Path(path).name
+        self._download_file(run_id, path, local, version)
+        return str(local)
+
+    def _download_tree(self, run_id: str, folder: str, target_dir: Path) -> str:
+        base = target_dir / Path(folder).name
+        stack = [folder]
+        while stack:
+            current = stack.pop()
+            for entry in self.list_artifacts(run_id, current):
+                if entry.is_dir:
+                    stack.append(entry.path)
+                else:
+                    self._download_file(run_id, entry.path, base / entry.path[len(folder) + 1:], None)
+        return str(base)
+
+    def _download_file(self, run_id: str, path: str, local: Path, version: int | None) -> None:
+        params: dict[str, Any] = {"path": path}
+        if version is not None:
+            params["version"] = version
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.")
+        try:
+            hasher = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                for response, chunks in self._t.stream(f"/api/v1/runs/{run_id}/artifacts/content", params):
+                    expected = response.headers.get("x-cairn-digest", "")
+                    for chunk in chunks:
+                        hasher.update(chunk)
+                        out.write(chunk)
+            if expected and expected != f"sha256:{hasher.hexdigest()}":
+                raise CairnError(f"downloaded {path!r} does not match its digest {expected}")
+            os.replace(tmp, local)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def upload_file(transport: Transport, run_id: str, local_path: Path, path: str) -> ArtifactVersion:
+    with local_path.open("rb") as handle:
+        data = transport.request("PUT", f"/api/v1/runs/{run_id}/artifacts", params={"path": path},
+                                 content=_chunks(handle))
+    return ArtifactVersion.from_json(data)
+
+
+def _parent(path: str) -> str:
+    return path.strip("/").rpartition("/")[0]
+
+
+def _chunks(handle: Any, size: int = 1024 * 1024) -> Any:
+    while chunk := handle.read(size):
+        yield chunk
+
+
+def _json_number(value: float) -> float | str:
+    value = float(value)
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value

@@ -1,0 +1,84 @@
+"""Exceptions raised by the Cairn SDK.
+
+    CairnError
+    ├── TransportError              the server could not be reached or did not answer in time
+    └── APIError                    the server answered with an error (status, code, message, field)
+        ├── InvalidRequestError     400: the request was wrong (names the field)
+        ├── AuthenticationError     401
+        ├── PermissionDeniedError   403
+        ├── NotFoundError           404
+        ├── ConflictError           409: exists already, or the object's state forbids it
+        ├── PayloadTooLargeError    413
+        ├── RateLimitedError        429
+        └── ServerError             5xx
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CairnError(Exception):
+    """Base of every error the SDK raises."""
+
+
+class TransportError(CairnError):
+    pass
+
+
+class APIError(CairnError):
+    status = 0
+
+    def __init__(self, status: int, message: str, code: str = "", field: str | None = None,
+                 position: int | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}" if code else f"{status}: {message}")
+        self.status = status
+        self.message = message
+        self.code = code
+        self.field = field
+        self.position = position
+
+
+class InvalidRequestError(APIError):
+    pass
+
+
+class AuthenticationError(APIError):
+    pass
+
+
+class PermissionDeniedError(APIError):
+    pass
+
+
+class NotFoundError(APIError):
+    pass
+
+
+class ConflictError(APIError):
+    pass
+
+
+class PayloadTooLargeError(APIError):
+    pass
+
+
+class RateLimitedError(APIError):
+    pass
+
+
+class ServerError(APIError):
+    pass
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: InvalidRequestError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
+    409: ConflictError, 413: PayloadTooLargeError, 422: InvalidRequestError, 429: RateLimitedError,
+}
+
+
+def error_for(status: int, body: Any) -> APIError:
+    info = body if isinstance(body, dict) else {}
+    message = str(info.get("message") or info.get("detail") or body or "no message")
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIError)
+    return cls(status, message, str(info.get("error_code", "")), info.get("field"), info.get("position"))

@@ -1,0 +1,144 @@
+"""What the SDK returns: plain dataclasses built from the API's JSON."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _SPECIAL[value]
+    return float(value)
+
+
+def as_float(value: Any) -> float:
+    result = number(value)
+    return math.nan if result is None else result
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    key: str
+    count: int
+    last: float | None
+    last_step: int | None
+    min: float | None
+    min_step: int | None
+    max: float | None
+    max_step: int | None
+    mean: float | None
+    goal: str | None = None
+    best: float | None = None
+    best_step: int | None = None
+    last_timestamp: int | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> MetricSummary:
+        return cls(d["key"], d["count"], number(d["last"]), d["last_step"], number(d["min"]), d["min_step"],
+                   number(d["max"]), d["max_step"], number(d["mean"]), d.get("goal"), number(d.get("best")),
+                   d.get("best_step"), d.get("last_timestamp"))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    uri: str
+    digest: str
+    version: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    name: str
+    experiment_id: int
+    experiment_name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    user: str
+    parent_run_id: str | None
+    lifecycle: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, MetricSummary]
+    datasets: list[Dataset] = field(default_factory=list)
+    at_best: dict[str, dict[str, float]] = field(default_factory=dict)
+    """For each metric with a goal: every metric's value at that metric's best step."""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Run:
+        return cls(
+            d["run_id"], d["name"], d["experiment_id"], d.get("experiment_name", ""), d["status"], d["start_time"],
+            d.get("end_time"), d.get("user", ""), d.get("parent_run_id"), d.get("lifecycle", "active"),
+            dict(d.get("params", {})), dict(d.get("tags", {})),
+            {k: MetricSummary.from_json(v) for k, v in d.get("metrics", {}).items()},
+            [Dataset(x["name"], x["uri"], x["digest"], x["version"], x["role"]) for x in d.get("datasets", [])],
+            {k: {m: as_float(v) for m, v in vals.items()} for k, vals in d.get("at_best", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: int
+    name: str
+    description: str
+    lifecycle: str
+    tags: dict[str, str]
+    run_count: int
+    created_at: int
+    last_activity: int | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Experiment:
+        return cls(d["experiment_id"], d["name"], d.get("description", ""), d.get("lifecycle", "active"),
+                   dict(d.get("tags", {})), d.get("run_count", 0), d.get("created_at", 0), d.get("last_activity"))
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    step: int
+    value: float
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class ParamEntry:
+    value: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    path: str
+    is_dir: bool
+    size: int | None = None
+    version: int | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactVersion:
+    path: str
+    version: int
+    digest: str
+    size: int
+    created_at: int
+    created_by: str
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ArtifactVersion:
+        return cls(d["path"], d["version"], d["digest"], d["size"], d["created_at"], d.get("created_by", ""))
+
+
+class RunList(list[Run]):
+    """A page of runs; ``next_page_token`` fetches the next page (None on the last)."""
+
+    next_page_token: str | None = None

@@ -1,0 +1,324 @@
+"""Active runs: ``cairn.start_run`` and the logging calls that never block training.
+
+Every write of a run goes through the process's Sender (``_sender``): metrics are buffered and sent
+as columnar batches by a background thread; params, tags and status changes are queued in order
+behind them. Only ``log_artifact`` and the first creation of a run try the server synchronously,
+so that mistakes there (a bad path, an unknown experiment) are raised at once; if the server cannot
+be reached they too are queued, and spooled to disk if it stays away.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from cairn.client._client import shared_transport, upload_file
+from cairn.client._config import Config
+from cairn.client._errors import APIError, CairnError, RateLimitedError, ServerError, TransportError
+from cairn.client._sender import Op, RetryableError, Sender
+from cairn.client._source import source_tags, user
+from cairn.client._transport import Transport
+
+log = logging.getLogger("cairn")
+_senders: dict[tuple[str, str, str | None], Sender] = {}
+_senders_lock = threading.Lock()
+_active: list[ActiveRun] = []
+
+
+def _op(method: str, path: str, body: Any = None, run_id: str | None = None, **kw: Any) -> Op:
+    data = orjson.dumps(body) if body is not None else None
+    return Op(method=method, path=path, body=data, idempotency_key=uuid.uuid4().hex, run_id=run_id, **kw)
+
+
+def make_send(transport: Transport) -> Any:
+    """Turn the transport's errors into the Sender's: retry what may succeed later, drop the rest."""
+    def send(op: Op) -> None:
+        headers = {"Idempotency-Key": op.idempotency_key}
+        if op.body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            if op.file is not None:
+                with open(op.file, "rb") as handle:
+                    transport.request(op.method, op.path, content=handle.read(), params=list(op.params),
+                                      headers=headers)
+            else:
+                transport.request(op.method, op.path, content=op.body, params=list(op.params), headers=headers)
+        except (TransportError, ServerError, RateLimitedError) as exc:
+            raise RetryableError(str(exc)) from exc
+    return send
+
+
+def make_probe(transport: Transport) -> Any:
+    def probe() -> bool:
+        try:
+            transport.request("GET", "/health")
+        except CairnError:
+            return False
+        return True
+    return probe
+
+
+def sender_for(config: Config) -> Sender:
+    key = (config.target, config.workspace, config.token)
+    with _senders_lock:
+        if key not in _senders:
+            transport = shared_transport(config)
+            _senders[key] = Sender(make_send(transport), make_probe(transport), spool_dir=config.home / "spool",
+                                   target=config.target, workspace=config.workspace, offline=config.offline,
+                                   retry_timeout=config.retry_timeout)
+        return _senders[key]
+
+
+def _check_number(key: str, value: Any) -> float:
+    if isinstance(value, str | bytes) or value is None:
+        raise TypeError(f"metric {key!r}: value must be a number, got {type(value).__name__} {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"metric {key!r}: value must be a number, got {type(value).__name__}") from exc
+
+
+def _check_step(step: Any) -> int:
+    if isinstance(step, bool):
+        raise TypeError(f"step must be an integer, got {step!r}")
+    try:
+        return operator.index(step)
+    except TypeError as exc:
+        raise TypeError(f"step must be an integer, got {type(step).__name__} {step!r}") from exc
+
+
+class ActiveRun:
+    """A run being logged to. Use as a context manager: an exception inside marks it FAILED."""
+
+    def __init__(self, config: Config, run_id: str, name: str | None, experiment: str | int | None) -> None:
+        self.config = config
+        self.id = run_id
+        self.name = name
+        self.experiment = experiment
+        self.status = "RUNNING"
+        self._sender = sender_for(config)
+        self._steps: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # metrics -----------------------------------------------------------------------------------------
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+        self.log_metrics({key: value}, step=step, timestamp=timestamp)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None,
+                    timestamp: int | None = None) -> None:
+        """Queue values; returns at once. Without ``step``, each key counts its own steps from 0."""
+        values = {k: _check_number(k, v) for k, v in metrics.items()}
+        stamp = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        if step is not None:
+            checked = _check_step(step)
+            with self._lock:
+                for key in values:
+                    self._steps[key] = max(self._steps.get(key, -1), checked)
+            self._sender.log_metrics(self.id, values, checked, stamp)
+            return
+        with self._lock:
+            per_key = {k: self._steps.get(k, -1) + 1 for k in values}
+            self._steps.update(per_key)
+        for key, value in values.items():
+            self._sender.log_metrics(self.id, {key: value}, per_key[key], stamp)
+
+    def define_metric(self, key: str, goal: str | None = "min") -> None:
+        """Declare that lower (``goal="min"``) or higher (``"max"``) is better: adds best and best_step."""
+        if goal not in ("min", "max", None):
+            raise ValueError(f"goal must be 'min', 'max' or None, got {goal!r}")
+        self._enqueue("POST", f"/api/v1/runs/{self.id}/metrics/define", {"key": key, "goal": goal})
+
+    # params, tags, datasets --------------------------------------------------------------------------
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Logging a key again with another value records it in the param's history."""
+        body = {k: (v if isinstance(v, str | int | float | bool) else str(v)) for k, v in params.items()}
+        self._enqueue("POST", f"/api/v1/runs/{self.id}/batch", {"params": body})
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._enqueue("POST", f"/api/v1/runs/{self.id}/batch", {"tags": {k: str(v) for k, v in tags.items()}})
+
+    def delete_tag(self, key: str) -> None:
+        self._enqueue("DELETE", f"/api/v1/runs/{self.id}/tags", None, params=(("key", key),))
+
+    def log_dataset(self, name: str, uri: str = "", digest: str = "", version: str = "", role: str = "") -> None:
+        """Reference a dataset (never uploaded): name, where it lives, its digest, version and role."""
+        body = {"name": name, "uri": uri, "digest": digest, "version": version, "role": role}
+        self._enqueue("POST", f"/api/v1/runs/{self.id}/datasets", body)
+
+    def _enqueue(self, method: str, path: str, body: Any, **kw: Any) -> None:
+        self._sender.enqueue(_op(method, path, body, run_id=self.id, **kw))
+
+    # artifacts ---------------------------------------------------------------------------------------
+    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Upload a file into the folder ``artifact_path`` of the run (the root by default).
+        Logging the same path again makes a new version."""
+        source = Path(local_path)
+        if not source.is_file():
+            raise FileNotFoundError(f"no such file: {source}")
+        self._upload(source, _join(artifact_path, source.name))
+
+    def log_artifacts(self, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Upload every file under ``local_dir``, keeping its layout, into ``artifact_path``."""
+        root = Path(local_dir)
+        if not root.is_dir():
+            raise NotADirectoryError(f"no such folder: {root}")
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            self._upload(file, _join(artifact_path, file.relative_to(root).as_posix()))
+
+    def _upload(self, source: Path, path: str) -> None:
+        self._sender.flush(timeout=self.config.retry_timeout + 5)
+        if not self._sender.spooled and not self.config.offline:
+            try:
+                upload_file(shared_transport(self.config), self.id, source, path)
+                return
+            except (TransportError, ServerError, RateLimitedError) as exc:
+                log.warning("cairn: upload of %s deferred: %s", path, exc)
+        staged = self.config.home / "staging" / uuid.uuid4().hex
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, staged)
+        self._sender.enqueue(_op("PUT", f"/api/v1/runs/{self.id}/artifacts", None, run_id=self.id,
+                                 params=(("path", path),), file=str(staged)))
+
+    # lifecycle ---------------------------------------------------------------------------------------
+    def finish(self, status: str = "FINISHED") -> None:
+        """Mark the run ended and flush everything logged (sent, or spooled if the server is away)."""
+        if self.status != "RUNNING":
+            return
+        self.status = status.upper()
+        self._enqueue("PATCH", f"/api/v1/runs/{self.id}", {"status": self.status,
+                                                          "end_time": int(time.time() * 1000)})
+        self._sender.flush(timeout=self.config.retry_timeout + 5)
+        if self in _active:
+            _active.remove(self)
+        for error in self._sender.errors:
+            log.warning("cairn: a write of run %s was refused: %s", self.id, error)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.finish("FINISHED")
+        elif issubclass(kind, KeyboardInterrupt):
+            self.finish("KILLED")
+        else:
+            self.finish("FAILED")
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.id} name={self.name!r} status={self.status}>"
+
+
+def _join(folder: str | None, name: str) -> str:
+    return f"{folder.strip('/')}/{name}" if folder and folder.strip("/") else name
+
+
+def start_run(experiment: str | int | None = None, *, name: str | None = None, tags: Mapping[str, Any] | None = None,
+              parent_run_id: str | None = None, nested: bool = True, workspace: str | None = None,
+              tracking_uri: str | None = None, capture_source: bool = True) -> ActiveRun:
+    """Start a run in ``experiment`` (a name, created if missing, or an id; "Default" if omitted).
+
+    A run started while another is active becomes its child unless ``nested=False``.
+    """
+    config = Config.from_env(tracking_uri, workspace=workspace)
+    if parent_run_id is None and nested and _active:
+        parent_run_id = _active[-1].id
+    all_tags = {**(source_tags() if capture_source else {}), **{k: str(v) for k, v in (tags or {}).items()}}
+    run = ActiveRun(config, uuid.uuid4().hex, name, experiment)
+    body: dict[str, Any] = {"run_id": run.id, "name": name, "tags": all_tags, "parent_run_id": parent_run_id,
+                            "start_time": int(time.time() * 1000), "user": user()}
+    body["experiment_id" if isinstance(experiment, int) else "experiment_name"] = experiment
+    _create(run, body)
+    _active.append(run)
+    return run
+
+
+def _create(run: ActiveRun, body: dict[str, Any]) -> None:
+    create = _op("POST", "/api/v1/runs", body, run_id=run.id)
+    if not run.config.offline and not run._sender.spooled:
+        try:
+            data = shared_transport(run.config).request("POST", "/api/v1/runs", json=body,
+                                                        headers={"Idempotency-Key": create.idempotency_key})
+            run.name = data["name"]
+            return
+        except (TransportError, ServerError, RateLimitedError) as exc:
+            log.warning("cairn: the server is unreachable (%s); run %s is queued and will be sent later", exc, run.id)
+        except APIError:
+            raise
+    run._sender.enqueue(create)
+
+
+def active_run() -> ActiveRun | None:
+    return _active[-1] if _active else None
+
+
+def _require_active() -> ActiveRun:
+    if not _active:
+        raise CairnError("no active run: call cairn.start_run() first")
+    return _active[-1]
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    _require_active().log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    _require_active().log_metrics(metrics, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    _require_active().log_param(key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    _require_active().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _require_active().set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _require_active().set_tags(tags)
+
+
+def define_metric(key: str, goal: str | None = "min") -> None:
+    _require_active().define_metric(key, goal)
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    _require_active().log_artifact(local_path, artifact_path)
+
+
+def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    _require_active().log_artifacts(local_dir, artifact_path)
+
+
+def log_dataset(name: str, uri: str = "", digest: str = "", version: str = "", role: str = "") -> None:
+    _require_active().log_dataset(name, uri, digest, version, role)
+
+
+def finish(status: str = "FINISHED") -> None:
+    _require_active().finish(status)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until everything logged so far is sent (or spooled)."""
+    return all(sender.flush(timeout) for sender in list(_senders.values()))
+

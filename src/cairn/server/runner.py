@@ -1,0 +1,38 @@
+"""Start the HTTP server: migrate once, then serve with one or more uvicorn worker processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cairn.server.db.engine import Database
+from cairn.server.settings import Settings
+
+
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """Sets TCP_NODELAY on every accepted connection. Worker processes that inherit the listening
+    socket can lose it, and then each small answer on a kept-alive connection waits ~40 ms for
+    Nagle's algorithm and delayed ACKs."""
+
+    def connection_made(self, transport: Any) -> None:
+        set_nodelay(transport.get_extra_info("socket"))
+        super().connection_made(transport)
+
+
+def set_nodelay(sock: Any) -> None:
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def serve(settings: Settings) -> None:
+    database = Database(settings.resolved_store_uri)
+    database.upgrade()
+    database.dispose()
+    os.environ.update(settings.to_env())
+    uvicorn.run("cairn.server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, http=NoDelayHttpToolsProtocol, log_level="warning",
+                access_log=False, timeout_keep_alive=75)
