@@ -129,7 +129,7 @@ class MetricSeriesRow(Base):
     goal: Mapped[str | None] = mapped_column(String(8), nullable=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     numeric_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    sum: Mapped[float] = mapped_column(Float, default=0.0)
+    sum: Mapped[float | None] = mapped_column(Float, nullable=True, default=0.0)
     last_value: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_timestamp: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

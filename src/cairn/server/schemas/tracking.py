@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,7 +80,7 @@ def experiment_out(view: ExperimentView) -> dict[str, Any]:
 
 def summary_out(row: MetricSeriesRow) -> dict[str, Any]:
     best = {"min": row.min_value, "max": row.max_value}.get(row.goal or "")
-    mean = row.sum / row.numeric_count if row.numeric_count else None
+    mean = (math.nan if row.sum is None else row.sum / row.numeric_count) if row.numeric_count else None
     last = row.last_value if row.last_value is not None or not row.count else float("nan")
     return {"key": row.key, "goal": row.goal, "count": row.count, "last": num(last), "last_step": row.last_step,
             "last_timestamp": row.last_timestamp, "min": num(row.min_value), "min_step": row.min_step,

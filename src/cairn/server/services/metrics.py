@@ -111,7 +111,10 @@ def _update_summary(row: MetricSeriesRow, batch: SeriesBatch) -> None:
             row.min_value, row.min_step = low, steps[values.index(low)]
         if row.max_value is None or high > row.max_value:
             row.max_value, row.max_step = high, steps[values.index(high)]
-        row.sum = (row.sum or 0.0) + math.fsum(numeric)
+        # inf + -inf is NaN; SQLite keeps NaN as NULL, so a NULL sum with numeric points means NaN
+        prior = math.nan if row.sum is None and row.numeric_count else (row.sum or 0.0)
+        total = prior + sum(numeric)
+        row.sum = None if total != total else total
         row.numeric_count = (row.numeric_count or 0) + len(numeric)
     row.count = (row.count or 0) + len(values)
     j = max(range(len(values) - 1, -1, -1), key=lambda i: (steps[i], stamps[i]))

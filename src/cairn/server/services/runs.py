@@ -107,7 +107,7 @@ def _experiment_for(session: Session, ctx: Context, spec: RunCreate) -> Any:
         if experiment.lifecycle != "active":
             raise InvalidStateError(f"experiment {experiment.id} is deleted", field="experiment_id")
         return experiment
-    name = spec.experiment_name or experiments.DEFAULT_EXPERIMENT
+    name = experiments.DEFAULT_EXPERIMENT if spec.experiment_name is None else spec.experiment_name
     return experiments.get_or_create_experiment(session, ctx, name)
 
 
@@ -151,7 +151,7 @@ def load_views(session: Session, rows: list[RunRow]) -> list[RunView]:
     views = {r.id: RunView(r) for r in rows}
     ids = list(views)
     names = dict(session.execute(select(ExperimentRow.id, ExperimentRow.name).where(
-        ExperimentRow.id.in_({r.experiment_id for r in rows}))).tuples().all())
+        ExperimentRow.id.in_({r.experiment_id for r in rows}))).all())
     for view in views.values():
         view.experiment_name = names.get(view.row.experiment_id, "")
     for tag in session.scalars(select(RunTagRow).where(RunTagRow.run_id.in_(ids))):

@@ -139,7 +139,7 @@ def upgrade() -> None:
     sa.Column('goal', sa.String(length=8), nullable=True),
     sa.Column('count', sa.BigInteger(), nullable=False),
     sa.Column('numeric_count', sa.BigInteger(), nullable=False),
-    sa.Column('sum', sa.Float(), nullable=False),
+    sa.Column('sum', sa.Float(), nullable=True),
     sa.Column('last_value', sa.Float(), nullable=True),
     sa.Column('last_step', sa.BigInteger(), nullable=True),
     sa.Column('last_timestamp', sa.BigInteger(), nullable=True),

@@ -1,0 +1,466 @@
+"""Tests for the background sender: ordering, batching, retries, spooling, replay, memory bound."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cairn.client._sender import Op, RetryableError, Sender
+from cairn.client._spool import SpoolLockedError, list_spool, replay_spool_file
+
+
+class FakeServer:
+    """Stands in for the HTTP transport.
+
+    ``up=False`` makes every send raise RetryableError; ``fail_next`` fails that many sends;
+    ``budget`` lets that many sends succeed and then goes down; ``reject`` paths fail for good;
+    ``gate`` (an Event) makes sends block until it is set.  Applied ops are deduplicated by
+    idempotency key, like the real server.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.attempts: list[Op] = []
+        self.applied: list[Op] = []
+        self.keys: set[str] = set()
+        self.up = True
+        self.fail_next = 0
+        self.budget: int | None = None
+        self.reject: set[str] = set()
+        self.gate: threading.Event | None = None
+        self.probes = 0
+
+    def send(self, op: Op) -> None:
+        with self.lock:
+            self.attempts.append(op)
+        if self.gate is not None:
+            self.gate.wait()
+        with self.lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                raise RetryableError("503 Service Unavailable")
+            if self.budget is not None:
+                if self.budget == 0:
+                    self.up = False
+                self.budget -= 1
+            if not self.up:
+                raise RetryableError("connection refused")
+            if op.path in self.reject:
+                raise ValueError("422 Unprocessable Entity")
+            if op.idempotency_key not in self.keys:
+                self.keys.add(op.idempotency_key)
+                self.applied.append(op)
+
+    def probe(self) -> bool:
+        self.probes += 1
+        return self.up
+
+    def events(self) -> list[tuple[str, object]]:
+        """Applied writes flattened: ("m", (run, key, step, value)) per point, ("op", path) otherwise."""
+        out: list[tuple[str, object]] = []
+        with self.lock:
+            applied = list(self.applied)
+        for op in applied:
+            if op.path.endswith("/batch"):
+                for m in orjson.loads(op.body or b"")["metrics"]:
+                    for step, value in zip(m["steps"], m["values"], strict=True):
+                        out.append(("m", (op.run_id, m["key"], step, value)))
+            else:
+                out.append(("op", op.path))
+        return out
+
+    def points(self) -> list[tuple[object, ...]]:
+        return [p for kind, p in self.events() if kind == "m"]  # type: ignore[misc]
+
+    def batches(self) -> list[dict[str, object]]:
+        with self.lock:
+            return [orjson.loads(op.body or b"") for op in self.applied if op.path.endswith("/batch")]
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def server() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+def make_sender(tmp_path: Path, server: FakeServer) -> Iterator[Callable[..., Sender]]:
+    senders: list[Sender] = []
+
+    def make(**kwargs: object) -> Sender:
+        options: dict[str, object] = {
+            "spool_dir": tmp_path / "spool",
+            "target": "http://cairn.test",
+            "workspace": "ml",
+            "retry_timeout": 0.3,
+            "probe_interval": 0.05,
+            "flush_interval": 0.05,
+        }
+        options.update(kwargs)
+        sender = Sender(server.send, server.probe, **options)  # type: ignore[arg-type]
+        senders.append(sender)
+        return sender
+
+    yield make
+    for sender in senders:
+        sender.close(timeout=5)
+
+
+def op(path: str, run_id: str = "r1") -> Op:
+    return Op("POST", path, b"{}", run_id=run_id)
+
+
+# ----------------------------------------------------------------------------- ordering, batching
+
+
+def test_order_of_metrics_and_other_writes_is_kept(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    s = make_sender(flush_interval=10)
+    s.enqueue(op("/api/v1/runs", run_id="r1"))
+    s.log_metrics("r1", {"loss": 1.0, "acc": 0.1}, 0, 1000)
+    s.log_metrics("r2", {"loss": 5.0}, 0, 1000)
+    s.log_metrics("r1", {"loss": 0.5}, 1, 1001)
+    s.enqueue(op("/api/v1/runs/r1/params"))
+    s.log_metrics("r1", {"loss": 0.25}, 2, 1002)
+    s.enqueue(op("/api/v1/runs/r1/finish"))
+    assert s.flush(timeout=5)
+    assert server.events() == [
+        ("op", "/api/v1/runs"),
+        ("m", ("r1", "loss", 0, 1.0)),
+        ("m", ("r1", "loss", 1, 0.5)),
+        ("m", ("r1", "acc", 0, 0.1)),
+        ("m", ("r2", "loss", 0, 5.0)),
+        ("op", "/api/v1/runs/r1/params"),
+        ("m", ("r1", "loss", 2, 0.25)),
+        ("op", "/api/v1/runs/r1/finish"),
+    ]
+    batch = server.batches()[0]
+    assert batch == {
+        "metrics": [
+            {"key": "loss", "steps": [0, 1], "values": [1.0, 0.5], "timestamps": [1000, 1001]},
+            {"key": "acc", "steps": [0], "values": [0.1], "timestamps": [1000]},
+        ]
+    }
+    assert server.applied[1].method == "POST" and server.applied[1].path == "/api/v1/runs/r1/batch"
+
+
+def test_buffer_is_sealed_by_size(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    s = make_sender(flush_interval=30, max_batch_points=10)
+    for step in range(25):
+        s.log_metrics("r1", {"x": float(step)}, step, step)
+    wait_for(lambda: len(server.batches()) == 2)
+    time.sleep(0.05)
+    assert len(server.batches()) == 2  # the last 5 points wait for more
+    assert s.flush(timeout=5)
+    assert [len(b["metrics"][0]["steps"]) for b in server.batches()] == [10, 10, 5]  # type: ignore[index]
+    assert [p[2] for p in server.points()] == list(range(25))
+
+
+def test_buffer_is_sealed_by_time(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    s = make_sender(flush_interval=0.05)
+    s.log_metrics("r1", {"x": 1.0}, 0, 0)
+    s.log_metrics("r1", {"x": 2.0}, 1, 0)
+    wait_for(lambda: len(server.points()) == 2, timeout=2)
+    assert len(server.batches()) == 1
+
+
+def test_flush_waits_for_everything_and_times_out_when_stuck(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender(flush_interval=30)
+    assert s.flush(timeout=1)  # nothing to do
+    for step in range(100):
+        s.log_metrics("r1", {"a": 1.0, "b": 2.0}, step, step)
+    assert s.flush(timeout=5)
+    assert len(server.points()) == 200
+    server.gate = threading.Event()
+    s.enqueue(op("/slow"))
+    assert not s.flush(timeout=0.1)
+    server.gate.set()
+    assert s.flush(timeout=5)
+    assert server.events()[-1] == ("op", "/slow")
+
+
+def test_non_finite_values_are_encoded_as_strings(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    s = make_sender()
+    s.log_metrics("r1", {"x": math.nan}, 0, 0)
+    s.log_metrics("r1", {"x": math.inf}, 1, 0)
+    s.log_metrics("r1", {"x": -math.inf}, 2, 0)
+    s.log_metrics("r1", {"x": 3}, 3, 0)  # an int is fine too
+    s.log_metrics("r1", {"y": 1e308}, 0, 0)
+    s.log_metrics("r1", {"y": 1e308}, 1, 0)  # the sum overflows; both are finite
+    assert s.flush(timeout=5)
+    [batch] = server.batches()
+    assert batch["metrics"] == [  # type: ignore[comparison-overlap]
+        {"key": "x", "steps": [0, 1, 2, 3], "values": ["NaN", "Infinity", "-Infinity", 3.0], "timestamps": [0] * 4},
+        {"key": "y", "steps": [0, 1], "values": [1e308, 1e308], "timestamps": [0, 0]},
+    ]
+
+
+def test_non_numeric_metric_is_dropped_and_reported(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    s = make_sender()
+    s.log_metrics("r1", {"ok": 1.0, "bad": "high"}, 0, 0)  # type: ignore[dict-item]
+    assert s.flush(timeout=5)
+    assert server.points() == [("r1", "ok", 0, 1.0)]
+    assert len(s.errors) == 1 and "'bad'" in s.errors[0]
+
+
+# ----------------------------------------------------------------------------- retries, spooling, replay
+
+
+def test_retry_then_success_is_stored_once_with_the_same_key(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender(retry_timeout=5)
+    server.fail_next = 3
+    s.enqueue(op("/api/v1/runs"))
+    started = time.monotonic()
+    assert s.flush(timeout=5)
+    # backoff 0.05 + 0.1 + 0.2
+    assert time.monotonic() - started >= 0.3
+    assert len(server.attempts) == 4
+    assert len({a.idempotency_key for a in server.attempts}) == 1
+    assert server.events() == [("op", "/api/v1/runs")]
+    assert not s.spooled and s.errors == []
+
+
+def test_retry_timeout_spools_then_probe_replays_and_goes_online(
+    server: FakeServer, make_sender: Callable[..., Sender], tmp_path: Path
+) -> None:
+    s = make_sender(retry_timeout=0.2, probe_interval=0.1)
+    server.up = False
+    s.enqueue(op("/api/v1/runs"))
+    s.log_metrics("r1", {"x": 1.0}, 0, 0)
+    s.enqueue(op("/params"))
+    assert s.flush(timeout=5)  # spooled counts as done
+    assert s.spooled and s.state == "spooling"
+    [info] = list_spool(tmp_path / "spool")
+    assert info.ops == 3 and info.locked and info.workspace == "ml"
+    with pytest.raises(SpoolLockedError):
+        replay_spool_file(info.path, server.send)
+    probes = server.probes
+    time.sleep(0.3)
+    assert server.probes > probes  # probing while down
+    server.up = True
+    wait_for(lambda: not s.spooled)
+    assert s.state == "online"
+    assert not info.path.exists()
+    s.log_metrics("r1", {"x": 2.0}, 1, 0)
+    assert s.flush(timeout=5)
+    assert server.events() == [
+        ("op", "/api/v1/runs"),
+        ("m", ("r1", "x", 0, 1.0)),
+        ("op", "/params"),
+        ("m", ("r1", "x", 1, 2.0)),
+    ]
+
+
+def test_failure_during_replay_keeps_the_rest_and_sends_no_line_twice(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender(retry_timeout=0.1, probe_interval=0.05)
+    server.up = False
+    for i in range(6):
+        s.enqueue(op(f"/w{i}"))
+    assert s.flush(timeout=5) and s.spooled
+    server.fail_next = 0
+    with server.lock:
+        server.attempts.clear()
+        server.budget = 2  # two replayed ops go through, then the server falls over again
+        server.up = True
+    wait_for(lambda: len(server.applied) == 2 and s.state == "spooling")
+    time.sleep(0.1)
+    assert s.spooled
+    with server.lock:
+        server.budget = None
+        server.up = True
+    wait_for(lambda: not s.spooled)
+    assert server.events() == [("op", f"/w{i}") for i in range(6)]
+    applied_keys = [a.idempotency_key for a in server.applied]
+    sent_ok = [a for a in server.attempts if a.idempotency_key in applied_keys[:2]]
+    assert len(sent_ok) == 2  # the two ops that went through were not sent again
+
+
+def test_offline_mode_spools_everything_and_never_probes(
+    server: FakeServer, make_sender: Callable[..., Sender], tmp_path: Path
+) -> None:
+    s = make_sender(offline=True)
+    s.enqueue(op("/api/v1/runs"))
+    for step in range(10):
+        s.log_metrics("r1", {"x": float(step)}, step, 0)
+    s.enqueue(op("/finish"))
+    assert s.flush(timeout=5)
+    time.sleep(0.15)
+    assert server.attempts == [] and server.probes == 0
+    assert s.spooled
+    s.close(timeout=5)
+    [info] = list_spool(tmp_path / "spool")
+    assert not info.locked and info.target == "http://cairn.test"
+    assert replay_spool_file(info.path, server.send) == 3
+    assert [e for e in server.events() if e[0] == "op"] == [("op", "/api/v1/runs"), ("op", "/finish")]
+    assert [p[2] for p in server.points()] == list(range(10))
+
+
+def test_upload_op_spools_a_copy_of_the_file(
+    server: FakeServer, make_sender: Callable[..., Sender], tmp_path: Path
+) -> None:
+    s = make_sender(offline=True)
+    data = tmp_path / "ckpt.pt"
+    data.write_bytes(b"v1")
+    s.enqueue(Op("PUT", "/api/v1/runs/r1/files/ckpt.pt", None, file=str(data), run_id="r1"))
+    assert s.flush(timeout=5)
+    data.unlink()
+    s.close(timeout=5)
+    contents: list[bytes] = []
+    [info] = list_spool(tmp_path / "spool")
+    replay_spool_file(info.path, lambda o: contents.append(Path(o.file or "").read_bytes()))
+    assert contents == [b"v1"]
+
+
+def test_close_with_server_down_spools_before_its_deadline(
+    server: FakeServer, make_sender: Callable[..., Sender], tmp_path: Path
+) -> None:
+    s = make_sender(retry_timeout=30)
+    server.up = False
+    s.enqueue(op("/api/v1/runs"))
+    s.log_metrics("r1", {"x": 1.0}, 0, 0)
+    started = time.monotonic()
+    s.close(timeout=1.0)
+    assert time.monotonic() - started < 1.5
+    assert s.spooled
+    [info] = list_spool(tmp_path / "spool")
+    assert info.ops == 2 and not info.locked
+
+
+def test_permanent_error_is_recorded_and_not_retried(
+    server: FakeServer, make_sender: Callable[..., Sender], caplog: pytest.LogCaptureFixture
+) -> None:
+    s = make_sender()
+    server.reject = {"/bad"}
+    with caplog.at_level(logging.WARNING, logger="cairn"):
+        s.enqueue(op("/a"))
+        s.enqueue(op("/bad"))
+        s.enqueue(op("/b"))
+        assert s.flush(timeout=5)
+    assert [a.path for a in server.attempts] == ["/a", "/bad", "/b"]
+    assert server.events() == [("op", "/a"), ("op", "/b")]
+    assert len(s.errors) == 1 and "/bad" in s.errors[0] and "422" in s.errors[0]
+    assert any("/bad" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+# ----------------------------------------------------------------------------- memory bound
+
+
+def test_memory_limit_spills_to_disk_instead_of_waiting(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender(retry_timeout=30, probe_interval=0.05, max_queued_points=50, max_batch_points=10)
+    server.up = False
+    s.enqueue(op("/api/v1/runs"))
+    wait_for(lambda: s.state == "retrying", timeout=2)
+    started = time.monotonic()
+    for step in range(120):  # over the limit, far below 2x once spilled
+        s.log_metrics("r1", {"x": float(step)}, step, 0)
+    wait_for(lambda: s.spooled, timeout=2)
+    assert time.monotonic() - started < 2  # did not wait for the 30 s retry timeout
+    assert s.flush(timeout=2)
+    server.up = True
+    wait_for(lambda: not s.spooled)
+    assert s.flush(timeout=5)
+    assert server.events()[0] == ("op", "/api/v1/runs")
+    assert [p[2] for p in server.points()] == list(range(120))
+
+
+def test_far_over_the_limit_log_metrics_blocks_until_there_is_room(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender(max_queued_points=20, max_batch_points=5)
+    server.gate = threading.Event()  # the thread is stuck inside one send
+    s.enqueue(op("/api/v1/runs"))
+    wait_for(lambda: len(server.attempts) == 1)
+    logged = 0
+
+    def train() -> None:
+        nonlocal logged
+        for step in range(200):
+            s.log_metrics("r1", {"x": float(step)}, step, 0)
+            logged += 1
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    time.sleep(0.2)
+    assert worker.is_alive()
+    assert 40 <= logged <= 45  # blocked just past 2 x max_queued_points
+    server.gate.set()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert s.flush(timeout=5)
+    wait_for(lambda: not s.spooled)
+    assert [p[2] for p in server.points()] == list(range(200))
+
+
+# ----------------------------------------------------------------------------- threads, lifecycle
+
+
+def test_logging_from_many_threads_loses_nothing(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    s = make_sender(max_batch_points=500)
+    n_threads, steps = 8, 1000
+
+    def train(t: int) -> None:
+        for step in range(steps):
+            s.log_metrics(f"run{t % 2}", {f"t{t}.loss": float(step), f"t{t}.acc": 0.5}, step, step)
+            if step % 250 == 0:
+                s.enqueue(op(f"/t{t}/{step}", run_id=f"run{t % 2}"))
+
+    threads = [threading.Thread(target=train, args=(t,)) for t in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert s.flush(timeout=10)
+    points = server.points()
+    assert len(points) == n_threads * steps * 2
+    for t in range(n_threads):
+        steps_seen = [p[2] for p in points if p[1] == f"t{t}.loss"]
+        assert steps_seen == list(range(steps))
+    assert sum(1 for e in server.events() if e[0] == "op") == n_threads * 4
+
+
+def test_close_is_idempotent_and_later_writes_are_ignored(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender()
+    s.log_metrics("r1", {"x": 1.0}, 0, 0)
+    s.close(timeout=5)
+    s.close(timeout=5)
+    s.close()
+    assert server.points() == [("r1", "x", 0, 1.0)]
+    s.log_metrics("r1", {"x": 2.0}, 1, 0)
+    s.enqueue(op("/late"))
+    assert len(server.points()) == 1 and len(s.errors) == 2
+    assert s.flush(timeout=1)
+
+
+def test_log_metrics_overhead_per_point(make_sender: Callable[..., Sender], capsys: pytest.CaptureFixture[str]) -> None:
+    s = make_sender(flush_interval=0.2)
+    values = {f"metric_{i}": 0.1 * i for i in range(10)}
+    steps = 20_000
+    started = time.perf_counter()
+    for step in range(steps):
+        s.log_metrics("r1", values, step, 1_700_000_000_000)
+    elapsed = time.perf_counter() - started
+    assert s.flush(timeout=10)
+    with capsys.disabled():
+        print(f"\nlog_metrics, 10 keys: {elapsed / (steps * 10) * 1e6:.3f} us/point")

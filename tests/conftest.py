@@ -1,0 +1,165 @@
+"""Shared fixtures. Store and API tests run on SQLite and on PostgreSQL.
+
+PostgreSQL comes from CAIRN_TEST_POSTGRES_URL (``scripts/test`` starts the server and sets it).
+Without it the PostgreSQL half fails loudly; set CAIRN_TEST_SKIP_POSTGRES=1 to skip it on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from cairn._embedded import ASGIBridge
+from cairn.server.app import create_app
+from cairn.server.db.engine import Database, sqlite_url
+from cairn.server.db.models import Base
+from cairn.server.settings import Settings
+
+PG_ENV = "CAIRN_TEST_POSTGRES_URL"
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "cairn.db"
+    Database(sqlite_url(path)).upgrade()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if os.environ.get("CAIRN_TEST_SKIP_POSTGRES") == "1":
+            pytest.skip("PostgreSQL deliberately skipped (CAIRN_TEST_SKIP_POSTGRES=1)")
+        pytest.fail(f"{PG_ENV} is not set: run the suite with scripts/test, which starts PostgreSQL")
+    db = Database(url)
+    with db.engine.begin() as conn:  # start from an empty schema each session
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    db.upgrade()
+    db.dispose()
+    return url
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("INSERT INTO workspaces (name, created_at) VALUES ('default', 0)"))
+    engine.dispose()
+
+
+@pytest.fixture(params=STORES)
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "store" / "cairn.db"
+        path.parent.mkdir()
+        shutil.copyfile(sqlite_template, path)
+        return sqlite_url(path)
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(store_uri: str, tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", store_uri=store_uri, artifact_root=tmp_path / "artifacts")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Any]:
+    application = create_app(settings)
+    yield application
+    application.state.db.dispose()
+
+
+@pytest.fixture
+def api(app: Any) -> Iterator[httpx.Client]:
+    """An HTTP client wired to the app in-process (the same bridge embedded mode uses)."""
+    with httpx.Client(transport=ASGIBridge(app), base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def run_id(api: httpx.Client) -> str:
+    response = api.post("/api/v1/runs", json={"experiment_name": "exp"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["run_id"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A real ``cairn server`` process on a free loopback port."""
+
+    def __init__(self, home: Path, store_uri: str, port: int | None = None, workers: int = 1) -> None:
+        self.home, self.store_uri, self.workers = home, store_uri, workers
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LiveServer:
+        env = {**os.environ, "CAIRN_HOME": str(self.home)}
+        command = [sys.executable, "-m", "cairn", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--store-uri", self.store_uri, "--workers", str(self.workers)]
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stderr.read().decode() if self.process.stderr else ''}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not become healthy in 30 s")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def live_server(store_uri: str, tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path / "server-home", store_uri).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean SDK environment: its own CAIRN_HOME, no tracking URI, short retry window."""
+    home = tmp_path / "client-home"
+    monkeypatch.setenv("CAIRN_HOME", str(home))
+    for name in ("CAIRN_TRACKING_URI", "CAIRN_TOKEN", "CAIRN_WORKSPACE", "CAIRN_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    return home
