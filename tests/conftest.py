@@ -119,11 +119,14 @@ class LiveServer:
         env = {**os.environ, "CAIRN_HOME": str(self.home)}
         command = [sys.executable, "-m", "cairn", "server", "--host", "127.0.0.1", "--port", str(self.port),
                    "--store-uri", self.store_uri, "--workers", str(self.workers)]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = self.home / "server.log"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stderr.read().decode() if self.process.stderr else ''}")
+                raise RuntimeError(f"server exited: {log.read_text()[-3000:]}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self
@@ -144,8 +147,6 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        if self.process is not None and self.process.stderr is not None:
-            self.process.stderr.close()
 
 
 @pytest.fixture
