@@ -33,7 +33,11 @@ STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "cairn.db"
-    Database(sqlite_url(path)).upgrade()
+    db = Database(sqlite_url(path))
+    db.upgrade()
+    with db.engine.connect() as conn:  # fold the WAL into the main file, so a plain copy is complete
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
     return path
 
 

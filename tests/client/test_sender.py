@@ -115,6 +115,9 @@ def make_sender(tmp_path: Path, server: FakeServer) -> Iterator[Callable[..., Se
         return sender
 
     yield make
+    if server.gate is not None:
+        server.gate.set()
+    server.up = True
     for sender in senders:
         sender.close(timeout=5)
 
@@ -402,7 +405,7 @@ def test_far_over_the_limit_log_metrics_blocks_until_there_is_room(
     worker.start()
     time.sleep(0.2)
     assert worker.is_alive()
-    assert 40 <= logged <= 45  # blocked just past 2 x max_queued_points
+    assert 35 <= logged <= 40  # blocked once 2 x max_queued_points (the op in flight counts too)
     server.gate.set()
     worker.join(timeout=5)
     assert not worker.is_alive()

@@ -1,0 +1,69 @@
+"""The ``cairn`` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cairn
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cairn", *args], capture_output=True, text=True, timeout=120,
+                          env=env or dict(os.environ), check=False)
+
+
+def test_version() -> None:
+    done = cli("--version")
+    assert done.returncode == 0 and cairn.__version__ in done.stdout
+
+
+@pytest.fixture
+def logged_run(sdk_env: Path) -> str:
+    with cairn.start_run(experiment="mnist", name="baseline") as run:
+        run.log_params({"lr": 0.01})
+        run.define_metric("val_loss", "min")
+        run.log_metrics({"val_loss": 0.5}, step=0)
+        run.log_metrics({"val_loss": 0.2}, step=1)
+    return run.id
+
+
+def test_experiments_list(logged_run: str) -> None:
+    table = cli("experiments", "list")
+    assert table.returncode == 0 and "mnist" in table.stdout and "RUNS" in table.stdout
+    data = json.loads(cli("experiments", "list", "--json").stdout)
+    assert data[0]["name"] == "mnist" and data[0]["run_count"] == 1
+
+
+def test_runs_list_and_show(logged_run: str) -> None:
+    table = cli("runs", "list", "--experiment", "mnist", "--filter", "metrics.val_loss.min < 0.3")
+    assert table.returncode == 0 and logged_run in table.stdout
+    empty = json.loads(cli("runs", "list", "-e", "mnist", "--filter", "metrics.val_loss.min < 0.1", "--json").stdout)
+    assert empty == []
+    shown = cli("runs", "show", logged_run)
+    assert "val_loss" in shown.stdout and "lr" in shown.stdout
+    data = json.loads(cli("runs", "show", logged_run, "--json").stdout)
+    assert data["metrics"]["val_loss"]["best_step"] == 1
+
+
+def test_errors_are_clear_and_exit_nonzero(logged_run: str) -> None:
+    bad = cli("runs", "list", "-e", "mnist", "--filter", "metrics.val_loss <")
+    assert bad.returncode == 1 and "position" in bad.stderr
+    missing = cli("runs", "show", "0" * 32)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_db_upgrade(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'x.db'}"
+    done = cli("db", "upgrade", "--store-uri", uri)
+    assert done.returncode == 0 and "revision" in done.stdout
+
+
+def test_sync_with_empty_spool(sdk_env: Path) -> None:
+    done = cli("sync")
+    assert done.returncode == 0 and "nothing to sync" in done.stdout
