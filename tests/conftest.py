@@ -161,10 +161,13 @@ def live_server(store_uri: str, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def sdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def sdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """A clean SDK environment: its own CAIRN_HOME, no tracking URI, short retry window."""
     home = tmp_path / "client-home"
     monkeypatch.setenv("CAIRN_HOME", str(home))
     for name in ("CAIRN_TRACKING_URI", "CAIRN_TOKEN", "CAIRN_WORKSPACE", "CAIRN_MODE"):
         monkeypatch.delenv(name, raising=False)
-    return home
+    yield home
+    from cairn.client._run import shutdown
+
+    shutdown()

@@ -10,7 +10,7 @@ import cairn
 EXPECTED = {
     "start_run", "Client", "log_metric", "log_metrics", "log_param", "log_params", "set_tag", "set_tags",
     "define_metric", "log_artifact", "log_artifacts", "log_dataset", "finish", "flush", "active_run",
-    "ActiveRun", "Run", "MetricSummary", "MetricPoint", "ParamEntry", "ArtifactInfo", "ArtifactVersion",
+    "ActiveRun", "Run", "MetricSummary", "MetricPoint", "MetricHistory", "ParamEntry", "ArtifactInfo", "ArtifactVersion",
     "Experiment", "Dataset", "RunList", "CairnError", "APIError", "TransportError", "NotFoundError",
     "InvalidRequestError", "ConflictError", "PayloadTooLargeError", "PermissionDeniedError",
     "AuthenticationError", "RateLimitedError", "ServerError", "__version__",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -35,6 +38,7 @@ class FakeServer:
         self.budget: int | None = None
         self.reject: set[str] = set()
         self.gate: threading.Event | None = None
+        self.delay = 0.0
         self.probes = 0
 
     def send(self, op: Op) -> None:
@@ -42,6 +46,7 @@ class FakeServer:
             self.attempts.append(op)
         if self.gate is not None:
             self.gate.wait()
+        time.sleep(self.delay)
         with self.lock:
             if self.fail_next > 0:
                 self.fail_next -= 1
@@ -76,10 +81,10 @@ class FakeServer:
                 out.append(("op", op.path))
         return out
 
-    def points(self) -> list[tuple[object, ...]]:
-        return [p for kind, p in self.events() if kind == "m"]  # type: ignore[misc]
+    def points(self) -> list[Any]:
+        return [p for kind, p in self.events() if kind == "m"]
 
-    def batches(self) -> list[dict[str, object]]:
+    def batches(self) -> list[dict[str, Any]]:
         with self.lock:
             return [orjson.loads(op.body or b"") for op in self.applied if op.path.endswith("/batch")]
 
@@ -156,7 +161,8 @@ def test_order_of_metrics_and_other_writes_is_kept(server: FakeServer, make_send
             {"key": "acc", "steps": [0], "values": [0.1], "timestamps": [1000]},
         ]
     }
-    assert server.applied[1].method == "POST" and server.applied[1].path == "/api/v1/runs/r1/batch"
+    assert server.applied[1].method == "POST"
+    assert server.applied[1].path == "/api/v1/runs/r1/batch"
 
 
 def test_buffer_is_sealed_by_size(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
@@ -167,7 +173,7 @@ def test_buffer_is_sealed_by_size(server: FakeServer, make_sender: Callable[...,
     time.sleep(0.05)
     assert len(server.batches()) == 2  # the last 5 points wait for more
     assert s.flush(timeout=5)
-    assert [len(b["metrics"][0]["steps"]) for b in server.batches()] == [10, 10, 5]  # type: ignore[index]
+    assert [len(b["metrics"][0]["steps"]) for b in server.batches()] == [10, 10, 5]
     assert [p[2] for p in server.points()] == list(range(25))
 
 
@@ -206,7 +212,7 @@ def test_non_finite_values_are_encoded_as_strings(server: FakeServer, make_sende
     s.log_metrics("r1", {"y": 1e308}, 1, 0)  # the sum overflows; both are finite
     assert s.flush(timeout=5)
     [batch] = server.batches()
-    assert batch["metrics"] == [  # type: ignore[comparison-overlap]
+    assert batch["metrics"] == [
         {"key": "x", "steps": [0, 1, 2, 3], "values": ["NaN", "Infinity", "-Infinity", 3.0], "timestamps": [0] * 4},
         {"key": "y", "steps": [0, 1], "values": [1e308, 1e308], "timestamps": [0, 0]},
     ]
@@ -217,7 +223,8 @@ def test_non_numeric_metric_is_dropped_and_reported(server: FakeServer, make_sen
     s.log_metrics("r1", {"ok": 1.0, "bad": "high"}, 0, 0)  # type: ignore[dict-item]
     assert s.flush(timeout=5)
     assert server.points() == [("r1", "ok", 0, 1.0)]
-    assert len(s.errors) == 1 and "'bad'" in s.errors[0]
+    assert len(s.errors) == 1
+    assert "'bad'" in s.errors[0]
 
 
 # ----------------------------------------------------------------------------- retries, spooling, replay
@@ -236,7 +243,8 @@ def test_retry_then_success_is_stored_once_with_the_same_key(
     assert len(server.attempts) == 4
     assert len({a.idempotency_key for a in server.attempts}) == 1
     assert server.events() == [("op", "/api/v1/runs")]
-    assert not s.spooled and s.errors == []
+    assert not s.spooled
+    assert s.errors == []
 
 
 def test_retry_timeout_spools_then_probe_replays_and_goes_online(
@@ -248,17 +256,19 @@ def test_retry_timeout_spools_then_probe_replays_and_goes_online(
     s.log_metrics("r1", {"x": 1.0}, 0, 0)
     s.enqueue(op("/params"))
     assert s.flush(timeout=5)  # spooled counts as done
-    assert s.spooled and s.state == "spooling"
+    assert s.spooled
+    assert s.state == "spooling"
     [info] = list_spool(tmp_path / "spool")
-    assert info.ops == 3 and info.locked and info.workspace == "ml"
+    assert info.ops == 3
+    assert info.locked
+    assert info.workspace == "ml"
     with pytest.raises(SpoolLockedError):
         replay_spool_file(info.path, server.send)
     probes = server.probes
     time.sleep(0.3)
     assert server.probes > probes  # probing while down
     server.up = True
-    wait_for(lambda: not s.spooled)
-    assert s.state == "online"
+    wait_for(lambda: not s.spooled and s.state == "online")
     assert not info.path.exists()
     s.log_metrics("r1", {"x": 2.0}, 1, 0)
     assert s.flush(timeout=5)
@@ -277,7 +287,8 @@ def test_failure_during_replay_keeps_the_rest_and_sends_no_line_twice(
     server.up = False
     for i in range(6):
         s.enqueue(op(f"/w{i}"))
-    assert s.flush(timeout=5) and s.spooled
+    assert s.flush(timeout=5)
+    assert s.spooled
     server.fail_next = 0
     with server.lock:
         server.attempts.clear()
@@ -306,11 +317,13 @@ def test_offline_mode_spools_everything_and_never_probes(
     s.enqueue(op("/finish"))
     assert s.flush(timeout=5)
     time.sleep(0.15)
-    assert server.attempts == [] and server.probes == 0
+    assert server.attempts == []
+    assert server.probes == 0
     assert s.spooled
     s.close(timeout=5)
     [info] = list_spool(tmp_path / "spool")
-    assert not info.locked and info.target == "http://cairn.test"
+    assert not info.locked
+    assert info.target == "http://cairn.test"
     assert replay_spool_file(info.path, server.send) == 3
     assert [e for e in server.events() if e[0] == "op"] == [("op", "/api/v1/runs"), ("op", "/finish")]
     assert [p[2] for p in server.points()] == list(range(10))
@@ -344,7 +357,27 @@ def test_close_with_server_down_spools_before_its_deadline(
     assert time.monotonic() - started < 1.5
     assert s.spooled
     [info] = list_spool(tmp_path / "spool")
-    assert info.ops == 2 and not info.locked
+    assert info.ops == 2
+    assert not info.locked
+
+
+def test_close_with_a_slow_server_spools_what_it_cannot_send_in_time(
+    server: FakeServer, make_sender: Callable[..., Sender], tmp_path: Path
+) -> None:
+    s = make_sender()
+    server.delay = 0.02
+    for i in range(100):
+        s.enqueue(op(f"/w{i}"))
+    started = time.monotonic()
+    s.close(timeout=0.5)
+    assert time.monotonic() - started < 1.0
+    sent_live = len(server.applied)
+    assert 0 < sent_live < 100
+    [info] = list_spool(tmp_path / "spool")
+    assert info.ops == 100 - sent_live
+    server.delay = 0
+    replay_spool_file(info.path, server.send)
+    assert server.events() == [("op", f"/w{i}") for i in range(100)]
 
 
 def test_permanent_error_is_recorded_and_not_retried(
@@ -359,16 +392,16 @@ def test_permanent_error_is_recorded_and_not_retried(
         assert s.flush(timeout=5)
     assert [a.path for a in server.attempts] == ["/a", "/bad", "/b"]
     assert server.events() == [("op", "/a"), ("op", "/b")]
-    assert len(s.errors) == 1 and "/bad" in s.errors[0] and "422" in s.errors[0]
+    assert len(s.errors) == 1
+    assert "/bad" in s.errors[0]
+    assert "422" in s.errors[0]
     assert any("/bad" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
 # ----------------------------------------------------------------------------- memory bound
 
 
-def test_memory_limit_spills_to_disk_instead_of_waiting(
-    server: FakeServer, make_sender: Callable[..., Sender]
-) -> None:
+def test_memory_limit_spills_to_disk_instead_of_waiting(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
     s = make_sender(retry_timeout=30, probe_interval=0.05, max_queued_points=50, max_batch_points=10)
     server.up = False
     s.enqueue(op("/api/v1/runs"))
@@ -452,8 +485,39 @@ def test_close_is_idempotent_and_later_writes_are_ignored(
     assert server.points() == [("r1", "x", 0, 1.0)]
     s.log_metrics("r1", {"x": 2.0}, 1, 0)
     s.enqueue(op("/late"))
-    assert len(server.points()) == 1 and len(s.errors) == 2
+    assert len(server.points()) == 1
+    assert len(s.errors) == 2
     assert s.flush(timeout=1)
+
+
+EXIT_WITHOUT_CLOSE = """
+import sys
+from pathlib import Path
+from cairn.client._sender import Op, RetryableError, Sender
+
+def send(op):
+    raise RetryableError("connection refused")
+
+s = Sender(send, lambda: False, spool_dir=Path(sys.argv[1]), target="t", workspace="w", retry_timeout=0.2)
+s.enqueue(Op("POST", "/api/v1/runs", b"{}"))
+for step in range(100):
+    s.log_metrics("r1", {"loss": 1.0}, step, 0)
+print("bye")
+"""
+
+
+def test_interpreter_exit_flushes_to_the_spool_quietly(tmp_path: Path) -> None:
+    started = time.monotonic()
+    child = subprocess.run(
+        [sys.executable, "-c", EXIT_WITHOUT_CLOSE, str(tmp_path)], capture_output=True, text=True, timeout=20
+    )
+    assert child.returncode == 0
+    assert child.stdout == "bye\n"
+    assert "Traceback" not in child.stderr
+    assert time.monotonic() - started < 10
+    [info] = list_spool(tmp_path)
+    assert info.ops == 2
+    assert not info.locked
 
 
 def test_log_metrics_overhead_per_point(make_sender: Callable[..., Sender], capsys: pytest.CaptureFixture[str]) -> None:

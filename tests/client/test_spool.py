@@ -65,23 +65,29 @@ def test_op_line_roundtrip_utf8_binary_and_params(tmp_path: Path) -> None:
     ]
     for op in ops:
         line = encode_op(op)
-        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert line.endswith(b"\n")
+        assert line.count(b"\n") == 1
         assert decode_op(line, tmp_path) == op
     assert b"body_b64" in encode_op(ops[1])
 
 
 def test_op_gets_fresh_idempotency_key_by_default() -> None:
     a, b = Op("POST", "/x", None), Op("POST", "/x", None)
-    assert len(a.idempotency_key) == 32 and a.idempotency_key != b.idempotency_key
+    assert len(a.idempotency_key) == 32
+    assert a.idempotency_key != b.idempotency_key
 
 
 def test_file_is_created_lazily_with_header_and_locked(tmp_path: Path) -> None:
     writer = SpoolWriter(tmp_path / "spool", "http://cairn.test", "ml")
-    assert not writer.exists and not (tmp_path / "spool").exists()
+    assert not writer.exists
+    assert not (tmp_path / "spool").exists()
     writer.append([make_op(0)])
-    assert writer.exists and writer.path.parent == tmp_path / "spool"
+    assert writer.exists
+    assert writer.path.parent == tmp_path / "spool"
     header = orjson.loads(writer.path.read_bytes().splitlines()[0])
-    assert header["version"] == 1 and header["target"] == "http://cairn.test" and header["workspace"] == "ml"
+    assert header["version"] == 1
+    assert header["target"] == "http://cairn.test"
+    assert header["workspace"] == "ml"
     assert isinstance(header["created"], int)
     with writer.path.open("rb") as fh, pytest.raises(BlockingIOError):
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -100,7 +106,8 @@ def test_upload_file_is_copied_at_spool_time(tmp_path: Path) -> None:
     writer.close()
     seen: list[bytes] = []
     sent = replay_spool_file(writer.path, lambda op: seen.append(Path(op.file or "").read_bytes()))
-    assert sent == 1 and seen == [b"weights-v1"]
+    assert sent == 1
+    assert seen == [b"weights-v1"]
     assert list((tmp_path / "spool").iterdir()) == []  # file, sidecar and .files folder gone
 
 
@@ -111,7 +118,8 @@ def test_missing_upload_file_is_reported_not_spooled(tmp_path: Path) -> None:
     assert [op for op, _ in failed] == [gone]
     writer.close()
     rec = Recorder()
-    assert replay_spool_file(writer.path, rec) == 1 and rec.numbers() == [1]
+    assert replay_spool_file(writer.path, rec) == 1
+    assert rec.numbers() == [1]
 
 
 def test_replay_sends_in_order_and_deletes(tmp_path: Path) -> None:
@@ -120,7 +128,8 @@ def test_replay_sends_in_order_and_deletes(tmp_path: Path) -> None:
     progress: list[tuple[int, int]] = []
     assert replay_spool_file(writer.path, rec, lambda d, t: progress.append((d, t))) == 10
     assert rec.ops == ops  # same idempotency keys, same order
-    assert progress[-1] == (10, 10) and len(progress) == 10
+    assert progress[-1] == (10, 10)
+    assert len(progress) == 10
     assert not writer.path.exists()
 
 
@@ -131,7 +140,8 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     [info] = list_spool(tmp_path)
     assert info.ops == 3
     rec = Recorder()
-    assert replay_spool_file(writer.path, rec) == 3 and rec.numbers() == [0, 1, 2]
+    assert replay_spool_file(writer.path, rec) == 3
+    assert rec.numbers() == [0, 1, 2]
 
 
 def test_garbage_line_in_the_middle_is_skipped(tmp_path: Path) -> None:
@@ -139,7 +149,8 @@ def test_garbage_line_in_the_middle_is_skipped(tmp_path: Path) -> None:
     with writer.path.open("ab") as fh:
         fh.write(b"{not json\n" + encode_op(make_op(2)))
     rec = Recorder()
-    assert replay_spool_file(writer.path, rec) == 3 and rec.numbers() == [0, 1, 2]
+    assert replay_spool_file(writer.path, rec) == 3
+    assert rec.numbers() == [0, 1, 2]
 
 
 def test_replay_resumes_after_retryable_error(tmp_path: Path) -> None:
@@ -157,7 +168,8 @@ def test_replay_resumes_after_retryable_error(tmp_path: Path) -> None:
     assert replay_spool_file(writer.path, second) == 5
     assert second.numbers() == [3, 4, 5, 6, 7]
     assert first.ops + second.ops == ops
-    assert not writer.path.exists() and not writer.path.with_suffix(".done").exists()
+    assert not writer.path.exists()
+    assert not writer.path.with_suffix(".done").exists()
 
 
 CRASHING_SYNC = """
@@ -242,9 +254,11 @@ def test_delete_removes_everything_and_file_can_come_back(tmp_path: Path) -> Non
     writer = SpoolWriter(tmp_path, "t", "w")
     writer.append([make_op(0)])
     writer.delete()
-    assert not writer.exists and list(tmp_path.iterdir()) == []
+    assert not writer.exists
+    assert list(tmp_path.iterdir()) == []
     writer.append([make_op(1)])
     assert writer.exists
     writer.close()
     rec = Recorder()
-    assert replay_spool_file(writer.path, rec) == 1 and rec.numbers() == [1]
+    assert replay_spool_file(writer.path, rec) == 1
+    assert rec.numbers() == [1]

@@ -15,11 +15,11 @@ from cairn.client._models import (
     ArtifactInfo,
     ArtifactVersion,
     Experiment,
-    MetricPoint,
+    MetricHistory,
     ParamEntry,
     Run,
     RunList,
-    as_float,
+    floats,
 )
 from cairn.client._transport import Transport, open_transport
 
@@ -32,6 +32,11 @@ def shared_transport(config: Config) -> Transport:
     if key not in _transports:
         _transports[key] = open_transport(config.tracking_uri, str(config.home), config.workspace, config.token)
     return _transports[key]
+
+
+def close_transports() -> None:
+    while _transports:
+        _transports.popitem()[1].close()
 
 
 class Client:
@@ -149,12 +154,11 @@ class Client:
         self._t.request("POST", f"/api/v1/runs/{run_id}/metrics/define", json={"key": key, "goal": goal})
 
     def get_metric_history(self, run_id: str, key: str, *, start_step: int | None = None,
-                           end_step: int | None = None, max_points: int | None = None) -> list[MetricPoint]:
+                           end_step: int | None = None, max_points: int | None = None) -> MetricHistory:
         params = {k: v for k, v in {"key": key, "start_step": start_step, "end_step": end_step,
                                     "max_points": max_points}.items() if v is not None}
         data = self._t.request("GET", f"/api/v1/runs/{run_id}/metrics/history", params=params)
-        return [MetricPoint(s, as_float(v), t)
-                for s, v, t in zip(data["steps"], data["values"], data["timestamps"], strict=True)]
+        return MetricHistory(key, data["steps"], floats(data["values"]), data["timestamps"])
 
     def get_param_history(self, run_id: str, key: str) -> list[ParamEntry]:
         data = self._t.request("GET", f"/api/v1/runs/{run_id}/params/history", params={"key": key})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, overload
 
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -15,6 +16,13 @@ def number(value: Any) -> float | None:
     if isinstance(value, str):
         return _SPECIAL[value]
     return float(value)
+
+
+def floats(values: list[Any]) -> list[float]:
+    """JSON values to floats ("NaN", "Infinity", "-Infinity" included), fast when all are numbers."""
+    if all(type(v) is float for v in values):
+        return values
+    return [as_float(v) for v in values]
 
 
 def as_float(value: Any) -> float:
@@ -102,11 +110,37 @@ class Experiment:
                    dict(d.get("tags", {})), d.get("run_count", 0), d.get("created_at", 0), d.get("last_activity"))
 
 
-@dataclass(frozen=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
     step: int
     value: float
     timestamp: int
+
+
+class MetricHistory(Sequence[MetricPoint]):
+    """A metric's points, kept columnar: ``steps``, ``values`` and ``timestamps`` are plain lists (ready
+    for numpy); indexing or iterating gives MetricPoint tuples, made only when asked for."""
+
+    def __init__(self, key: str, steps: list[int], values: list[float], timestamps: list[int]) -> None:
+        self.key, self.steps, self.values, self.timestamps = key, steps, values, timestamps
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @overload
+    def __getitem__(self, index: int) -> MetricPoint: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[MetricPoint]: ...
+
+    def __getitem__(self, index: int | slice) -> MetricPoint | list[MetricPoint]:
+        if isinstance(index, slice):
+            return list(map(MetricPoint, self.steps[index], self.values[index], self.timestamps[index]))
+        return MetricPoint(self.steps[index], self.values[index], self.timestamps[index])
+
+    def __iter__(self) -> Iterator[MetricPoint]:
+        return map(MetricPoint, self.steps, self.values, self.timestamps)
+
+    def __repr__(self) -> str:
+        return f"<MetricHistory {self.key!r}: {len(self)} points>"
 
 
 @dataclass(frozen=True)

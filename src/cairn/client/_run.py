@@ -9,6 +9,7 @@ be reached they too are queued, and spooled to disk if it stays away.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import operator
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from cairn.client._client import shared_transport, upload_file
+from cairn.client._client import close_transports, shared_transport, upload_file
 from cairn.client._config import Config
 from cairn.client._errors import APIError, CairnError, RateLimitedError, ServerError, TransportError
 from cairn.client._sender import Op, RetryableError, Sender
@@ -78,6 +79,23 @@ def sender_for(config: Config) -> Sender:
                                    target=config.target, workspace=config.workspace, offline=config.offline,
                                    retry_timeout=config.retry_timeout)
         return _senders[key]
+
+
+def shutdown() -> None:
+    """Flush and stop every sender, then close connections (also run at interpreter exit)."""
+    with _senders_lock:
+        senders = list(_senders.values())
+        _senders.clear()
+    for sender in senders:
+        sender.close(timeout=sender_close_timeout(sender))
+    close_transports()
+
+
+def sender_close_timeout(sender: Sender) -> float:
+    return float(getattr(sender, "retry_timeout", 30.0)) + 5.0
+
+
+atexit.register(shutdown)
 
 
 def _check_number(key: str, value: Any) -> float:

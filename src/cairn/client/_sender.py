@@ -267,6 +267,11 @@ class Sender:
         return self._spool.path
 
     @property
+    def retry_timeout(self) -> float:
+        """Seconds an op is retried before the sender spools."""
+        return self._retry_timeout
+
+    @property
     def state(self) -> str:
         """online, retrying, spooling or replaying (for diagnostics)."""
         return self._state.value
@@ -285,9 +290,8 @@ class Sender:
 
     def _relieve(self, mem: int) -> None:
         """Over the memory limit: have the thread spill to disk; far over it, wait for room."""
-        if not self._interrupt.is_set():
-            self._interrupt.set()
-            self._wake.set()
+        self._interrupt.set()
+        self._wake.set()
         if mem > 2 * self._max_queued_points and threading.current_thread() is not self._thread:
             with self._progress:
                 while self._mem_points > 2 * self._max_queued_points and not self._exited:
@@ -316,11 +320,13 @@ class Sender:
             while True:
                 self._wake.wait(self._wait_timeout())
                 self._wake.clear()
-                self._drain()
+                try:
+                    self._drain()
+                except Exception:  # a bug must not stop delivery for the rest of the process
+                    logger.exception("cairn: unexpected error in the sender thread")
+                    time.sleep(self._flush_interval)
                 if self._stopping and self._idle():
                     break
-        except Exception:
-            logger.exception("cairn: the sender thread stopped unexpectedly")
         finally:
             self._spool.close()
             with self._progress:
@@ -343,18 +349,20 @@ class Sender:
             self._seal_if_due()
             if self._over_limit():
                 self._spill()
+            if self._state is _State.ONLINE and self._past_close_limit():
+                self._enter_spooling(math.inf)  # close() is about to give up: keep the rest on disk
             self._maybe_replay()
-            if self._state is _State.SPOOLING:
-                items = self._pop(_SPOOL_CHUNK)
-                if not items:
-                    return
-                self._spool_items(items)
-            else:
-                items = self._pop(1)
-                if not items:
-                    return
-                self._deliver(items[0])
-            self._finish(items)
+            spooling = self._state is _State.SPOOLING
+            items = self._pop(_SPOOL_CHUNK if spooling else 1)
+            if not items:
+                return
+            try:
+                if spooling:
+                    self._spool_items(items)
+                else:
+                    self._deliver(items[0])
+            finally:
+                self._finish(items)  # even after a bug, so flush() never waits for a lost item
 
     def _seal_if_due(self) -> None:
         now = time.monotonic()
@@ -466,12 +474,14 @@ class Sender:
         """Memory over the limit: seal and spool everything held in memory right away."""
         with self._lock:
             self._seal_all_locked()
-            items = list(self._queue)
-            self._queue.clear()
-        for start in range(0, len(items), _SPOOL_CHUNK):
-            chunk = items[start : start + _SPOOL_CHUNK]
-            self._spool_items(chunk)
-            self._finish(chunk)
+            left = len(self._queue)
+        while left > 0:
+            items = self._pop(min(left, _SPOOL_CHUNK))
+            left -= len(items)
+            try:
+                self._spool_items(items)
+            finally:
+                self._finish(items)
         if self._state is _State.ONLINE:
             self._enter_spooling(time.monotonic())  # the server is fine, just slower: replay soon
 

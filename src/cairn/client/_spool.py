@@ -106,7 +106,7 @@ class SpoolLockedError(Exception):
     """The spool file is held by a live process."""
 
 
-class SpoolFormatError(Exception):
+class SpoolFormatError(ValueError):
     """The file is not a spool file this version of cairn understands."""
 
 

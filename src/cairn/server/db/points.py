@@ -38,7 +38,8 @@ def insert_points(session: Session, rows: Sequence[PointTuple]) -> None:
 def read_points(
     session: Session, series_id: int, start_step: int | None, end_step: int | None, limit: int | None
 ) -> list[tuple[int, int, float | None]]:
-    """(step, timestamp, value) in step order, then logging order."""
+    """(step, timestamp, value) in step order, then logging order. Read through the driver's cursor:
+    a 100,000-point history is one range scan and should not pay for ORM row objects."""
     p = MetricPointRow
     query = select(p.step, p.timestamp, p.value).where(p.series_id == series_id)
     if start_step is not None:
@@ -48,4 +49,15 @@ def read_points(
     query = query.order_by(p.step, p.seq)
     if limit is not None:
         query = query.limit(limit)
-    return [(r[0], r[1], r[2]) for r in session.execute(query)]
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    raw: Any = connection.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        params = compiled.params if connection.dialect.name == "postgresql" else tuple(
+            compiled.params[name] for name in compiled.positiontup or ())
+        cursor.execute(str(compiled), params)
+        rows: list[tuple[int, int, float | None]] = cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows

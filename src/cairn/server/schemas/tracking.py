@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.server.db.models import ArtifactVersionRow, DatasetInputRow, MetricSeriesRow, ParamHistoryRow
-from cairn.server.schemas.encoding import num
+from cairn.server.schemas.encoding import num, nums
 from cairn.server.services.artifacts import ArtifactEntry
 from cairn.server.services.experiments import ExperimentView
 from cairn.server.services.runs import RunView, best_step
@@ -110,9 +111,12 @@ def param_history_out(rows: list[ParamHistoryRow]) -> dict[str, Any]:
     return {"key": rows[0].key, "history": [{"value": r.value, "timestamp": r.timestamp} for r in rows]}
 
 
-def history_out(key: str, points: list[tuple[int, int, float]]) -> dict[str, Any]:
-    steps, stamps, values = (list(c) for c in zip(*points, strict=True)) if points else ([], [], [])
-    return {"key": key, "steps": steps, "timestamps": stamps, "values": [num(v) for v in values]}
+def history_out(key: str, points: list[tuple[int, int, float | None]]) -> dict[str, Any]:
+    """Columnar: steps, timestamps and values as three lists (NaN stored as None)."""
+    steps = list(map(itemgetter(0), points))
+    stamps = list(map(itemgetter(1), points))
+    values = list(map(itemgetter(2), points))
+    return {"key": key, "steps": steps, "timestamps": stamps, "values": nums(values)}
 
 
 def artifact_out(entry: ArtifactEntry) -> dict[str, Any]:

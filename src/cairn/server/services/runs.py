@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 import uuid
@@ -337,11 +336,11 @@ def define_metric(session: Session, ctx: Context, run_id: str, key: str, goal: s
 def metric_history(
     session: Session, ctx: Context, run_id: str, key: str, *, start_step: int | None = None,
     end_step: int | None = None, max_points: int | None = None,
-) -> list[tuple[int, int, float]]:
+) -> list[tuple[int, int, float | None]]:
+    """(step, timestamp, value) with None standing for NaN."""
     get_run_row(session, ctx, run_id)
     series = metrics.get_series(session, run_id, key)
-    rows = points.read_points(session, series.id, start_step, end_step, max_points)
-    return [(s, t, math.nan if v is None else v) for s, t, v in rows]
+    return points.read_points(session, series.id, start_step, end_step, max_points)
 
 
 def log_dataset(
