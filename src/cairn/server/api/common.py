@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.authz import Access
+from cairn.server.db.engine import TTLCache
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError, ServiceError
 from cairn.server.services.experiments import resolve_workspace
@@ -32,8 +33,9 @@ class JSON(Response):
 
 def call(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one service call in one transaction, as ``access``'s caller in its workspace."""
-    with request.app.state.db.session(write=write) as session:
-        return fn(session, context(session, access), *args, **kwargs)
+    db = request.app.state.db
+    with db.session(write=write) as session:
+        return fn(session, context(session, access, db.cache), *args, **kwargs)
 
 
 async def call_async(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any,
@@ -41,9 +43,14 @@ async def call_async(request: Request, access: Access, write: bool, fn: Callable
     return await run_in_threadpool(call, request, access, write, fn, *args, **kwargs)
 
 
-def context(session: Session, access: Access) -> Context:
-    workspace = resolve_workspace(session, access.workspace)
-    return Context(workspace.id, workspace.name, access.actor, access.client_addr)
+def context(session: Session, access: Access, cache: TTLCache | None = None) -> Context:
+    """The caller's Context; the workspace's id is cached for a few seconds per process."""
+    workspace_id = cache.get(("workspace", access.workspace)) if cache is not None else None
+    if workspace_id is None:
+        workspace_id = resolve_workspace(session, access.workspace).id
+        if cache is not None:
+            cache.put(("workspace", access.workspace), workspace_id)
+    return Context(workspace_id, access.workspace, access.actor, access.client_addr)
 
 
 async def read_json(request: Request) -> Any:

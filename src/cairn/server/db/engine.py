@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,6 +60,26 @@ def make_engine(url: str) -> Engine:
                      "use sqlite:///PATH or postgresql+psycopg://...")
 
 
+class TTLCache:
+    """A tiny per-process cache for lookups that rarely change (workspace name -> id)."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._items: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> Any:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        self._items[key] = (time.monotonic() + self.ttl, value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 class Database:
     """The metadata store: an engine and the sessions that requests run in."""
 
@@ -69,6 +90,7 @@ class Database:
         writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        self.cache = TTLCache()
 
     @contextmanager
     def session(self, *, write: bool) -> Iterator[Session]:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cairn.server.db import points
@@ -76,33 +76,70 @@ def _parse_ints(field: str, raw: Any, n: int, *, default: int | None) -> list[in
     return raw
 
 
+_SERIES: Table = MetricSeriesRow.__table__  # type: ignore[assignment]
+_SUMMARY = ("count", "numeric_count", "sum", "last_value", "last_step", "last_timestamp",
+            "min_value", "min_step", "max_value", "max_step")
+
+
+@dataclass
+class SeriesState:
+    """A series' summary as the ingest path reads and writes it (plain values, no ORM object)."""
+
+    id: int
+    key: str
+    count: int
+    numeric_count: int
+    sum: float | None
+    last_value: float | None
+    last_step: int | None
+    last_timestamp: int | None
+    min_value: float | None
+    min_step: int | None
+    max_value: float | None
+    max_step: int | None
+
+
 def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
     """Store the points and update the summaries; returns the number of points stored."""
     series = lock_series(session, run_id, sorted({b.key for b in batches}))
     rows: list[points.PointTuple] = []
     for batch in batches:
-        row = series[batch.key]
+        state = series[batch.key]
         n = len(batch.values)
-        rows.extend(zip([row.id] * n, batch.steps, range(row.count, row.count + n),
+        rows.extend(zip([state.id] * n, batch.steps, range(state.count, state.count + n),
                         batch.timestamps, batch.values, strict=True))
-        _update_summary(row, batch)
+        _update_summary(state, batch)
     points.insert_points(session, rows)
+    t = _SERIES
+    session.execute(
+        update(t).where(t.c.id == bindparam("sid")).values({c: bindparam(f"v_{c}") for c in _SUMMARY}),
+        [{"sid": st.id, **{f"v_{c}": getattr(st, c) for c in _SUMMARY}} for st in series.values()],
+    )
     return len(rows)
 
 
-def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, MetricSeriesRow]:
-    """The series rows for these keys, created if missing, locked for update in key order."""
-    insert_ignore(session, MetricSeriesRow, [{"run_id": run_id, "key": k} for k in keys], ["run_id", "key"])
+def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:
+    """The series of these keys, created if missing, locked for update in key order."""
+    found = _select_series(session, run_id, keys)
+    missing = [k for k in keys if k not in found]
+    if missing:
+        insert_ignore(session, MetricSeriesRow, [{"run_id": run_id, "key": k} for k in missing], ["run_id", "key"])
+        found.update(_select_series(session, run_id, missing))
+    return found
+
+
+def _select_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:
+    t = _SERIES
     query = (
-        select(MetricSeriesRow)
-        .where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key.in_(keys))
-        .order_by(MetricSeriesRow.key)
+        select(t.c.id, t.c.key, *(t.c[c] for c in _SUMMARY))
+        .where(t.c.run_id == run_id, t.c.key == keys[0] if len(keys) == 1 else t.c.key.in_(keys))
+        .order_by(t.c.key)
         .with_for_update()
     )
-    return {row.key: row for row in session.scalars(query)}
+    return {row[1]: SeriesState(*row) for row in session.execute(query)}
 
 
-def _update_summary(row: MetricSeriesRow, batch: SeriesBatch) -> None:
+def _update_summary(row: SeriesState, batch: SeriesBatch) -> None:
     values, steps, stamps = batch.values, batch.steps, batch.timestamps
     numeric: list[float] = [v for v in values if v is not None]
     if numeric:
@@ -126,7 +163,9 @@ def define_metric(session: Session, run_id: str, key: str, goal: str | None) -> 
     check_key("key", key)
     if goal is not None and goal not in GOALS:
         raise InvalidInputError(f"goal must be 'min', 'max' or null, got {goal!r}", field="goal")
-    row = lock_series(session, run_id, [key])[key]
+    series_id = lock_series(session, run_id, [key])[key].id
+    row = session.get(MetricSeriesRow, series_id)
+    assert row is not None
     row.goal = goal
     return row
 
