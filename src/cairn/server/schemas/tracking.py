@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cairn.server.db.models import ArtifactVersionRow, DatasetInputRow, MetricSeriesRow, ParamHistoryRow
+from cairn.server.db.models import ArtifactVersionRow, DatasetInputRow, ParamHistoryRow
 from cairn.server.schemas.encoding import num, nums
 from cairn.server.services.artifacts import ArtifactEntry
 from cairn.server.services.experiments import ExperimentView
@@ -79,7 +79,8 @@ def experiment_out(view: ExperimentView) -> dict[str, Any]:
             "tags": view.tags, "run_count": view.run_count, "last_activity": view.last_activity}
 
 
-def summary_out(row: MetricSeriesRow) -> dict[str, Any]:
+def summary_out(row: Any) -> dict[str, Any]:
+    """A summary from a MetricSeriesRow or a row of its columns."""
     best = {"min": row.min_value, "max": row.max_value}.get(row.goal or "")
     mean = (math.nan if row.sum is None else row.sum / row.numeric_count) if row.numeric_count else None
     last = row.last_value if row.last_value is not None or not row.count else float("nan")

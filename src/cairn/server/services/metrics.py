@@ -179,10 +179,11 @@ def get_series(session: Session, run_id: str, key: str) -> MetricSeriesRow:
     return row
 
 
-def list_series(session: Session, run_ids: list[str]) -> dict[str, list[MetricSeriesRow]]:
-    out: dict[str, list[MetricSeriesRow]] = {r: [] for r in run_ids}
-    query = select(MetricSeriesRow).where(MetricSeriesRow.run_id.in_(run_ids)).order_by(MetricSeriesRow.key)
-    for row in session.scalars(query):
+def list_series(session: Session, run_ids: list[str]) -> dict[str, list[Any]]:
+    """Summary rows of many runs (plain rows with the series' column names as attributes)."""
+    out: dict[str, list[Any]] = {r: [] for r in run_ids}
+    query = select(*_SERIES.c).where(_SERIES.c.run_id.in_(run_ids)).order_by(_SERIES.c.key)
+    for row in session.execute(query):
         out[row.run_id].append(row)
     return out
 

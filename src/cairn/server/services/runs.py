@@ -53,7 +53,7 @@ class RunView:
     experiment_name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
-    metrics: list[MetricSeriesRow] = field(default_factory=list)
+    metrics: list[Any] = field(default_factory=list)  # MetricSeriesRow or a row with its columns
     datasets: list[DatasetInputRow] = field(default_factory=list)
     at_best: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -137,12 +137,9 @@ def read_run(session: Session, ctx: Context, run_id: str) -> RunView:
     return view
 
 
-def best_step(series: MetricSeriesRow) -> int | None:
-    if series.goal == "min":
-        return series.min_step
-    if series.goal == "max":
-        return series.max_step
-    return None
+def best_step(series: Any) -> int | None:
+    step = {"min": series.min_step, "max": series.max_step}.get(series.goal or "")
+    return None if step is None else int(step)
 
 
 def load_views(session: Session, rows: list[RunRow]) -> list[RunView]:
@@ -153,10 +150,12 @@ def load_views(session: Session, rows: list[RunRow]) -> list[RunView]:
         ExperimentRow.id.in_({r.experiment_id for r in rows}))).all())
     for view in views.values():
         view.experiment_name = names.get(view.row.experiment_id, "")
-    for tag in session.scalars(select(RunTagRow).where(RunTagRow.run_id.in_(ids))):
-        views[tag.run_id].tags[tag.key] = tag.value
-    for param in session.scalars(select(ParamRow).where(ParamRow.run_id.in_(ids))):
-        views[param.run_id].params[param.key] = param.value
+    tags = select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(RunTagRow.run_id.in_(ids))
+    for run_id, key, value in session.execute(tags):
+        views[run_id].tags[key] = value
+    params = select(ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(ids))
+    for run_id, key, value in session.execute(params):
+        views[run_id].params[key] = value
     for run_id, series in metrics.list_series(session, ids).items():
         views[run_id].metrics = series
     for dataset in session.scalars(select(DatasetInputRow).where(DatasetInputRow.run_id.in_(ids))):
