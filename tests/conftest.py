@@ -63,6 +63,8 @@ def _truncate_postgres(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         conn.execute(text("INSERT INTO workspaces (name, created_at) VALUES ('default', 0)"))
+        conn.execute(text("INSERT INTO registries (workspace_id, name, description, protected, created_at) "
+                          "VALUES (1, 'dev', '', false, 0), (1, 'prod', '', true, 0)"))
     engine.dispose()
 
 
