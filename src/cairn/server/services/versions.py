@@ -1,0 +1,393 @@
+"""Logged models, model versions, aliases (with their history) and promotion."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cairn.server.db.models import (
+    AliasMoveRow,
+    ArtifactVersionRow,
+    LoggedModelRow,
+    ModelAliasRow,
+    ModelVersionFileRow,
+    ModelVersionRow,
+    ModelVersionTagRow,
+    RegisteredModelRow,
+    RegistryRow,
+    RunRow,
+)
+from cairn.server.services import events, registry, runs
+from cairn.server.services.context import Context
+from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.registry import VersionView, check_alias
+from cairn.server.services.validation import MAX_DESCRIPTION, check_int, check_key, check_text
+from cairn.server.storage.paths import clean_artifact_path
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_MODEL_FILES = 10_000
+
+
+# logged models -----------------------------------------------------------------------------------------
+
+def log_model(session: Session, ctx: Context, run_id: str, *, name: str, artifact_path: str,
+              manifest: Any, step: int | None = None) -> LoggedModelRow:
+    """Record a model whose files the run already uploaded under ``artifact_path``; every file the
+    manifest lists must be there with the digest the manifest gives."""
+    runs.writable_run(session, ctx, run_id)
+    check_key("name", name)
+    base = clean_artifact_path(artifact_path, field="artifact_path")
+    files = _manifest_files(manifest)
+    stored = _latest_artifacts(session, run_id, base)
+    for path, info in files.items():
+        found = stored.get(f"{base}/{path}")
+        if found is None or found != f"sha256:{info['sha256']}":
+            state = "is missing" if found is None else "has another digest than the manifest says"
+            raise InvalidInputError(f"model file {base}/{path} {state}", field=f"manifest.files[{path!r}]")
+    step_value = -1 if step is None else check_int("step", step)
+    if session.scalar(select(LoggedModelRow.id).where(LoggedModelRow.run_id == run_id, LoggedModelRow.name == name,
+                                                      LoggedModelRow.step == step_value)) is not None:
+        raise ConflictError(f"run {run_id} already has a model {name!r} at this step; pass step= for checkpoints",
+                            field="name")
+    row = LoggedModelRow(id=uuid.uuid4().hex, run_id=run_id, name=name, step=step_value, artifact_path=base,
+                         flavor=str(manifest.get("flavor", "")), manifest=manifest, created_at=events.now_ms())
+    session.add(row)
+    session.flush()
+    events.record(session, ctx, "run.log_model", "run", run_id, after={"name": name, "logged_model_id": row.id})
+    return row
+
+
+def _manifest_files(manifest: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("flavor"), str):
+        raise InvalidInputError("manifest must be an object with a flavor and files", field="manifest")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files or len(files) > MAX_MODEL_FILES:
+        raise InvalidInputError(f"manifest.files must list 1 to {MAX_MODEL_FILES} files", field="manifest.files")
+    for path, info in files.items():
+        clean_artifact_path(path, field=f"manifest.files[{path!r}]")
+        if not isinstance(info, dict) or not _SHA256.match(str(info.get("sha256", ""))) or \
+                not isinstance(info.get("size"), int):
+            raise InvalidInputError(f"manifest.files[{path!r}] needs a sha256 (64 hex) and a size",
+                                    field=f"manifest.files[{path!r}]")
+    return files
+
+
+def _latest_artifacts(session: Session, run_id: str, base: str) -> dict[str, str]:
+    a = ArtifactVersionRow
+    latest = select(a.path, func.max(a.version).label("v")).where(
+        a.run_id == run_id, a.path.startswith(base + "/", autoescape=True)).group_by(a.path).subquery()
+    query = select(a.path, a.digest).join(latest, (a.path == latest.c.path) & (a.version == latest.c.v)).where(
+        a.run_id == run_id)
+    return {str(path): str(digest) for path, digest in session.execute(query)}
+
+
+def list_logged_models(session: Session, ctx: Context, run_id: str) -> list[LoggedModelRow]:
+    runs.get_run_row(session, ctx, run_id)
+    query = select(LoggedModelRow).where(LoggedModelRow.run_id == run_id).order_by(
+        LoggedModelRow.name, LoggedModelRow.step)
+    return list(session.scalars(query))
+
+
+def resolve_logged_model(session: Session, ctx: Context, source: str) -> LoggedModelRow:
+    """``runs:/<run_id>/<name>`` (the latest checkpoint of that name), ``runs:/<run_id>/<name>/<step>``,
+    or a logged model id."""
+    if not isinstance(source, str) or not source:
+        raise InvalidInputError("source must be 'runs:/<run_id>/<model name>' or a logged model id", field="source")
+    if source.startswith("runs:/"):
+        run_id, _, rest = source.removeprefix("runs:/").partition("/")
+        name, _, step = rest.partition("/")
+        runs.get_run_row(session, ctx, run_id, field_name="source")
+        query = select(LoggedModelRow).where(LoggedModelRow.run_id == run_id, LoggedModelRow.name == name)
+        if step:
+            if not step.lstrip("-").isdigit():
+                raise InvalidInputError(f"source step {step!r} is not an integer", field="source")
+            query = query.where(LoggedModelRow.step == int(step))
+        row = session.scalar(query.order_by(LoggedModelRow.step.desc(), LoggedModelRow.created_at.desc()).limit(1))
+    else:
+        row = session.get(LoggedModelRow, source) if re.fullmatch(r"[0-9a-f]{32}", source) else None
+        if row is not None:
+            runs.get_run_row(session, ctx, row.run_id, field_name="source")
+    if row is None:
+        raise NotFoundError(f"no logged model at {source!r}", field="source")
+    return row
+
+
+# versions ----------------------------------------------------------------------------------------------
+
+def create_version(session: Session, ctx: Context, full_name: str, source: str, *,
+                   tags: dict[str, str] | None = None, aliases: list[str] | None = None,
+                   description: str = "") -> VersionView:
+    """Register a logged model as the next version of ``full_name`` (the model is created if needed)."""
+    logged = resolve_logged_model(session, ctx, source)
+    for alias in aliases or []:
+        check_alias(alias)
+    run = session.get(RunRow, logged.run_id)
+    assert run is not None
+    files = {f"{path}": (f"sha256:{info['sha256']}", info["size"]) for path, info in logged.manifest["files"].items()}
+    lineage = _run_lineage(session, ctx, run)
+    lineage.update({"logged_model_id": logged.id, "logged_model_name": logged.name,
+                    "step": None if logged.step < 0 else logged.step})
+    row = _add_version(session, ctx, full_name, run_id=run.id, logged_model_id=logged.id, source_version_id=None,
+                       manifest=logged.manifest, lineage=lineage, files=files, description=description)
+    return _finish_version(session, ctx, full_name, row, tags or {}, aliases or [])
+
+
+def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
+    view = runs.load_views(session, [run])[0]
+    from cairn.server.schemas.tracking import dataset_out, summary_out
+
+    return {
+        "run_id": run.id, "run_name": run.name, "experiment_id": run.experiment_id,
+        "metrics": {s.key: summary_out(s) for s in view.metrics},
+        "params": view.params,
+        "datasets": [dataset_out(d) for d in view.datasets],
+        "source": {k: v for k, v in view.tags.items() if k.startswith("cairn.source.")},
+    }
+
+
+def _add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,
+                 source_version_id: int | None, manifest: dict[str, Any], lineage: dict[str, Any],
+                 files: dict[str, tuple[str, int]], description: str, note: str = "") -> ModelVersionRow:
+    model, _ = registry.ensure_model(session, ctx, full_name)
+    model.last_version += 1
+    now = events.now_ms()
+    row = ModelVersionRow(model_id=model.id, version=model.last_version, run_id=run_id,
+                          logged_model_id=logged_model_id, source_version_id=source_version_id,
+                          flavor=str(manifest.get("flavor", "")), manifest=manifest, lineage=lineage,
+                          description=check_text("description", description, MAX_DESCRIPTION),
+                          note=check_text("note", note, MAX_DESCRIPTION), status="READY", lifecycle="active",
+                          created_by=ctx.actor, created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    session.add_all(ModelVersionFileRow(version_id=row.id, path=path, digest=digest, size=size)
+                    for path, (digest, size) in files.items())
+    model.updated_at = now
+    return row
+
+
+def _finish_version(session: Session, ctx: Context, full_name: str, row: ModelVersionRow,
+                    tags: dict[str, str], aliases: list[str]) -> VersionView:
+    registry._write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
+    for alias in aliases:
+        set_alias(session, ctx, full_name, alias, row.version)
+    events.record(session, ctx, "model_version.create", "model_version", row.id,
+                  after={"model": full_name, "version": row.version, "source_version_id": row.source_version_id})
+    return get_version(session, ctx, full_name, row.version)
+
+
+def _version_row(session: Session, ctx: Context, full_name: str, version: Any, *, include_deleted: bool = False,
+                 lock: bool = False) -> tuple[ModelVersionRow, RegisteredModelRow, RegistryRow]:
+    model, reg = registry._model_row(session, ctx, full_name, lock=lock)
+    number = _version_number(version)
+    row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.model_id == model.id,
+                                                       ModelVersionRow.version == number))
+    if row is None or (row.lifecycle == "deleted" and not include_deleted):
+        raise NotFoundError(f"model {reg.name}.{model.name} has no version {number}", field="version")
+    return row, model, reg
+
+
+def _version_number(version: Any) -> int:
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 2**31 - 1:
+        raise InvalidInputError(f"version must be a positive integer, got {version!r}", field="version")
+    return version
+
+
+def get_version(session: Session, ctx: Context, full_name: str, version: Any,
+                include_deleted: bool = False) -> VersionView:
+    row, model, reg = _version_row(session, ctx, full_name, version, include_deleted=include_deleted)
+    return _version_views(session, [row], model, reg.name)[0]
+
+
+def get_version_by_alias(session: Session, ctx: Context, full_name: str, alias: str) -> VersionView:
+    model, reg = registry._model_row(session, ctx, full_name)
+    check_alias(alias)
+    current = session.get(ModelAliasRow, (model.id, alias))
+    if current is None:
+        raise NotFoundError(f"model {reg.name}.{model.name} has no alias {alias!r}", field="alias")
+    row = session.get(ModelVersionRow, current.version_id)
+    assert row is not None
+    return _version_views(session, [row], model, reg.name)[0]
+
+
+def list_versions(session: Session, ctx: Context, full_name: str, include_deleted: bool = False) -> list[VersionView]:
+    model, reg = registry._model_row(session, ctx, full_name)
+    query = select(ModelVersionRow).where(ModelVersionRow.model_id == model.id)
+    if not include_deleted:
+        query = query.where(ModelVersionRow.lifecycle == "active")
+    return _version_views(session, list(session.scalars(query.order_by(ModelVersionRow.version))), model, reg.name)
+
+
+def _version_views(session: Session, rows: list[ModelVersionRow], model: RegisteredModelRow,
+                   registry_name: str) -> list[VersionView]:
+    views = {r.id: VersionView(r, model, registry_name) for r in rows}
+    ids = list(views)
+    for tag in session.scalars(select(ModelVersionTagRow).where(ModelVersionTagRow.version_id.in_(ids))):
+        views[tag.version_id].tags[tag.key] = tag.value
+    for alias in session.scalars(select(ModelAliasRow).where(ModelAliasRow.version_id.in_(ids))):
+        views[alias.version_id].aliases.append(alias.alias)
+    for file in session.scalars(select(ModelVersionFileRow).where(
+            ModelVersionFileRow.version_id.in_(ids)).order_by(ModelVersionFileRow.path)):
+        views[file.version_id].files.append(file)
+    for view in views.values():
+        if view.row.source_version_id is not None:
+            view.source = _source_of(session, view.row.source_version_id)
+    return [views[i] for i in ids]
+
+
+def _source_of(session: Session, version_id: int) -> dict[str, Any] | None:
+    query = select(ModelVersionRow.version, RegisteredModelRow.name, RegistryRow.name, ModelVersionRow.run_id).join(
+        RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id).join(
+        RegistryRow, RegistryRow.id == RegisteredModelRow.registry_id).where(ModelVersionRow.id == version_id)
+    found = session.execute(query).first()
+    if found is None:
+        return None
+    version, model, reg, run_id = found
+    return {"model": f"{reg}.{model}", "version": version, "run_id": run_id}
+
+
+def update_version(session: Session, ctx: Context, full_name: str, version: Any, description: str) -> VersionView:
+    row, _, _ = _version_row(session, ctx, full_name, version)
+    before = row.description
+    row.description = check_text("description", description, MAX_DESCRIPTION)
+    row.updated_at = events.now_ms()
+    events.record(session, ctx, "model_version.update", "model_version", row.id,
+                  before={"description": before}, after={"description": row.description})
+    return get_version(session, ctx, full_name, version)
+
+
+def set_version_lifecycle(session: Session, ctx: Context, full_name: str, version: Any, lifecycle: str) -> None:
+    row, model, _ = _version_row(session, ctx, full_name, version, include_deleted=True)
+    if row.lifecycle == lifecycle:
+        raise InvalidStateError(f"version {row.version} of {full_name} is already {lifecycle}", field="version")
+    if lifecycle == "deleted":
+        for alias in session.scalars(select(ModelAliasRow).where(ModelAliasRow.version_id == row.id)):
+            _move(session, ctx, model, alias.alias, row.version, None, "version deleted")
+            session.delete(alias)
+    row.lifecycle, row.updated_at = lifecycle, events.now_ms()
+    events.record(session, ctx, f"model_version.{'delete' if lifecycle == 'deleted' else 'restore'}",
+                  "model_version", row.id, after={"model": full_name, "version": row.version})
+
+
+def set_version_tags(session: Session, ctx: Context, full_name: str, version: Any, tags: dict[str, str]) -> None:
+    row, _, _ = _version_row(session, ctx, full_name, version)
+    registry._write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
+    events.record(session, ctx, "model_version.set_tags", "model_version", row.id, after=dict(tags))
+
+
+def delete_version_tag(session: Session, ctx: Context, full_name: str, version: Any, key: str) -> None:
+    row, _, _ = _version_row(session, ctx, full_name, version)
+    tag = session.get(ModelVersionTagRow, (row.id, key))
+    if tag is None:
+        raise NotFoundError(f"version {row.version} of {full_name} has no tag {key!r}", field="key")
+    session.delete(tag)
+    events.record(session, ctx, "model_version.delete_tag", "model_version", row.id, before={key: tag.value})
+
+
+def version_file(session: Session, ctx: Context, full_name: str, version: Any, path: str) -> ModelVersionFileRow:
+    row, _, _ = _version_row(session, ctx, full_name, version)
+    file = session.get(ModelVersionFileRow, (row.id, clean_artifact_path(path)))
+    if file is None:
+        raise NotFoundError(f"version {row.version} of {full_name} has no file {path!r}", field="path")
+    return file
+
+
+# aliases -----------------------------------------------------------------------------------------------
+
+def set_alias(session: Session, ctx: Context, full_name: str, alias: str, version: Any,
+              reason: str = "") -> VersionView:
+    """Point ``alias`` at ``version``, taking it off the version it was on; the move is kept forever."""
+    check_alias(alias)
+    row, model, _ = _version_row(session, ctx, full_name, version, lock=True)
+    current = session.get(ModelAliasRow, (model.id, alias))
+    previous = None
+    if current is not None:
+        old = session.get(ModelVersionRow, current.version_id)
+        previous = old.version if old is not None else None
+        if current.version_id == row.id:
+            return get_version(session, ctx, full_name, row.version)
+        current.version_id, current.updated_at = row.id, events.now_ms()
+    else:
+        session.add(ModelAliasRow(model_id=model.id, alias=alias, version_id=row.id, updated_at=events.now_ms()))
+    _move(session, ctx, model, alias, previous, row.version, reason)
+    return get_version(session, ctx, full_name, row.version)
+
+
+def _move(session: Session, ctx: Context, model: RegisteredModelRow, alias: str, from_version: int | None,
+          to_version: int | None, reason: str) -> None:
+    session.add(AliasMoveRow(model_id=model.id, alias=alias, from_version=from_version, to_version=to_version,
+                             actor=ctx.actor, reason=check_text("reason", reason, MAX_DESCRIPTION),
+                             created_at=events.now_ms()))
+    events.record(session, ctx, "alias.move", "model", model.id,
+                  before={"alias": alias, "version": from_version}, after={"alias": alias, "version": to_version})
+
+
+def delete_alias(session: Session, ctx: Context, full_name: str, alias: str) -> None:
+    check_alias(alias)
+    model, _ = registry._model_row(session, ctx, full_name, lock=True)
+    current = session.get(ModelAliasRow, (model.id, alias))
+    if current is None:
+        raise NotFoundError(f"model {full_name} has no alias {alias!r}", field="alias")
+    old = session.get(ModelVersionRow, current.version_id)
+    session.delete(current)
+    _move(session, ctx, model, alias, old.version if old else None, None, "alias deleted")
+
+
+def alias_history(session: Session, ctx: Context, full_name: str, alias: str) -> list[AliasMoveRow]:
+    check_alias(alias)
+    model, _ = registry._model_row(session, ctx, full_name)
+    query = select(AliasMoveRow).where(AliasMoveRow.model_id == model.id, AliasMoveRow.alias == alias)
+    rows = list(session.scalars(query.order_by(AliasMoveRow.id)))
+    if not rows:
+        raise NotFoundError(f"model {full_name} never had an alias {alias!r}", field="alias")
+    return rows
+
+
+def rollback_alias(session: Session, ctx: Context, full_name: str, alias: str) -> VersionView:
+    """Move ``alias`` back to the version it pointed at before its last move."""
+    history = alias_history(session, ctx, full_name, alias)
+    previous = history[-1].from_version
+    if previous is None:
+        raise InvalidStateError(f"alias {alias!r} of {full_name} has no earlier version to roll back to",
+                                field="alias")
+    return set_alias(session, ctx, full_name, alias, previous, reason=f"rollback from {history[-1].to_version}")
+
+
+# promotion ---------------------------------------------------------------------------------------------
+
+def promote(session: Session, ctx: Context, full_name: str, version: Any, to: str, *,
+            aliases: list[str] | None = None, note: str = "") -> VersionView:
+    """Copy a version into another registry as a new version there, recording where it came from.
+    Promoting the same source version to the same model again returns the version made the first time."""
+    source, model, reg = _version_row(session, ctx, full_name, version)
+    target_registry, target_name = registry.split_name(to, "to")
+    if target_registry == reg.name:
+        raise InvalidInputError(f"cannot promote within registry {reg.name!r}; choose another registry",
+                                field="to")
+    registry.get_registry(session, ctx, target_registry, "to")
+    for alias in aliases or []:
+        check_alias(alias)
+    target_full = f"{target_registry}.{target_name}"
+    target_model, _ = registry.ensure_model(session, ctx, target_full)
+    existing = session.scalar(select(ModelVersionRow).where(ModelVersionRow.model_id == target_model.id,
+                                                            ModelVersionRow.source_version_id == source.id))
+    if existing is not None:
+        for alias in aliases or []:
+            set_alias(session, ctx, target_full, alias, existing.version)
+        return get_version(session, ctx, target_full, existing.version)
+    files = {f.path: (f.digest, f.size) for f in session.scalars(
+        select(ModelVersionFileRow).where(ModelVersionFileRow.version_id == source.id))}
+    lineage = {**source.lineage, "promoted_from": {"model": f"{reg.name}.{model.name}", "version": source.version,
+                                                    "by": ctx.actor, "at": events.now_ms(), "note": note}}
+    row = _add_version(session, ctx, target_full, run_id=source.run_id, logged_model_id=source.logged_model_id,
+                       source_version_id=source.id, manifest=source.manifest, lineage=lineage, files=files,
+                       description=source.description, note=note)
+    events.record(session, ctx, "model_version.promote", "model_version", row.id,
+                  after={"from": f"{reg.name}.{model.name}/{source.version}", "to": f"{target_full}/{row.version}",
+                         "note": note})
+    return _finish_version(session, ctx, target_full, row, {}, aliases or [])
