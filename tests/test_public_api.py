@@ -14,6 +14,8 @@ EXPECTED = {
     "Experiment", "Dataset", "RunList", "CairnError", "APIError", "TransportError", "NotFoundError",
     "InvalidRequestError", "ConflictError", "PayloadTooLargeError", "PermissionDeniedError",
     "AuthenticationError", "RateLimitedError", "ServerError", "__version__",
+    "AliasMove", "LoggedModel", "ModelError", "ModelVersion", "RegisteredModel", "Registry", "SignatureMismatchError",
+    "MissingDependencyError", "ModelIntegrityError", "load_model", "log_model",
 }
 
 

@@ -12,6 +12,8 @@
 
 __version__ = "0.1.0"
 
+from typing import Any
+
 from cairn.client import _transport as _transport_module
 from cairn.client._client import Client
 from cairn.client._errors import (
@@ -26,6 +28,12 @@ from cairn.client._errors import (
     RateLimitedError,
     ServerError,
     TransportError,
+)
+from cairn.client._flavors import (
+    MissingDependencyError,
+    ModelError,
+    ModelIntegrityError,
+    SignatureMismatchError,
 )
 from cairn.client._models import (
     ArtifactInfo,
@@ -50,12 +58,19 @@ from cairn.client._run import (
     log_dataset,
     log_metric,
     log_metrics,
+    log_model,
     log_param,
     log_params,
     set_tag,
     set_tags,
     start_run,
 )
+
+
+def load_model(uri: str) -> Any:
+    """Load ``models:/<registry>.<model>/<version>``, ``models:/<registry>.<model>@<alias>`` or
+    ``runs:/<run_id>/<name>``; returns an object with ``predict`` (checked against the signature)."""
+    return Client().load_model(uri)
 
 
 def _embedded_transport(home: str):  # type: ignore[no-untyped-def]
@@ -69,6 +84,7 @@ _transport_module.set_embedded_factory(_embedded_transport)
 __all__ = [
     "APIError",
     "ActiveRun",
+    "AliasMove",
     "ArtifactInfo",
     "ArtifactVersion",
     "AuthenticationError",
@@ -78,28 +94,38 @@ __all__ = [
     "Dataset",
     "Experiment",
     "InvalidRequestError",
+    "LoggedModel",
     "MetricHistory",
     "MetricPoint",
     "MetricSummary",
+    "MissingDependencyError",
+    "ModelError",
+    "ModelIntegrityError",
+    "ModelVersion",
     "NotFoundError",
     "ParamEntry",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RegisteredModel",
+    "Registry",
     "Run",
     "RunList",
     "ServerError",
+    "SignatureMismatchError",
     "TransportError",
     "__version__",
     "active_run",
     "define_metric",
     "finish",
     "flush",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dataset",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "set_tag",

@@ -21,6 +21,7 @@ from cairn.client._models import (
     RunList,
     floats,
 )
+from cairn.client._registry import RegistryMixin
 from cairn.client._transport import Transport, open_transport
 
 _transports: dict[tuple[str, str, str | None], Transport] = {}
@@ -39,7 +40,7 @@ def close_transports() -> None:
         _transports.popitem()[1].close()
 
 
-class Client:
+class Client(RegistryMixin):
     """Reads and direct writes against the configured tracking store.
 
     ``Client()`` uses CAIRN_TRACKING_URI (unset: the embedded store under CAIRN_HOME), CAIRN_TOKEN

@@ -14,6 +14,7 @@ import logging
 import operator
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -24,9 +25,10 @@ from typing import Any
 
 import orjson
 
-from cairn.client._client import close_transports, shared_transport, upload_file
+from cairn.client._client import Client, close_transports, shared_transport, upload_file
 from cairn.client._config import Config
 from cairn.client._errors import APIError, CairnError, RateLimitedError, ServerError, TransportError
+from cairn.client._registry import LoggedModel
 from cairn.client._sender import Op, RetryableError, Sender
 from cairn.client._source import source_tags, user
 from cairn.client._transport import Transport
@@ -214,6 +216,36 @@ class ActiveRun:
         self._sender.enqueue(_op("PUT", f"/api/v1/runs/{self.id}/artifacts", None, run_id=self.id,
                                  params=(("path", path),), file=str(staged)))
 
+    # models ------------------------------------------------------------------------------------------
+    def log_model(self, model: Any, name: str = "model", *, flavor: str | None = None,
+                  signature: dict[str, Any] | None = None, input_example: Any = None,
+                  requirements: list[str] | None = None, registered_model_name: str | None = None,
+                  tags: Mapping[str, str] | None = None, aliases: list[str] | None = None, step: int | None = None,
+                  extra_files: Mapping[str, str | os.PathLike[str]] | None = None) -> Any:
+        """Save ``model`` as a folder (flavor detected: sklearn, pytorch, or any object with predict),
+        upload it into the run, and with ``registered_model_name`` register it, tag it and set its aliases
+        in the same call. Returns the ModelVersion when registered, else the LoggedModel. Pass ``step=``
+        to keep several checkpoints of one model. Needs the server (it is not queued)."""
+        from cairn.client._flavors import save_model
+
+        with tempfile.TemporaryDirectory(prefix="cairn-model-") as tmp:
+            folder = Path(tmp) / "model"
+            manifest = save_model(model, folder, flavor=flavor, input_example=input_example, signature=signature,
+                                  requirements=requirements,
+                                  extra_files={k: Path(v) for k, v in (extra_files or {}).items()})
+            base = f"models/{name}" if step is None else f"models/{name}/step-{_check_step(step)}"
+            self._sender.flush(timeout=self.config.retry_timeout + 5)
+            transport = shared_transport(self.config)
+            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                upload_file(transport, self.id, file, f"{base}/{file.relative_to(folder).as_posix()}")
+            body = {"name": name, "artifact_path": base, "manifest": manifest, "step": step}
+            logged = LoggedModel.from_json(transport.request("POST", f"/api/v1/runs/{self.id}/logged-models",
+                                                             json=body))
+        if registered_model_name is None:
+            return logged
+        client = Client(self.config.tracking_uri, token=self.config.token, workspace=self.config.workspace)
+        return client.register_model(logged.id, registered_model_name, tags=dict(tags or {}), aliases=aliases)
+
     # lifecycle ---------------------------------------------------------------------------------------
     def finish(self, status: str = "FINISHED") -> None:
         """Mark the run ended and flush everything logged (sent, or spooled if the server is away)."""
@@ -330,6 +362,10 @@ def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None =
 
 def log_dataset(name: str, uri: str = "", digest: str = "", version: str = "", role: str = "") -> None:
     _require_active().log_dataset(name, uri, digest, version, role)
+
+
+def log_model(model: Any, name: str = "model", **kwargs: Any) -> Any:
+    return _require_active().log_model(model, name, **kwargs)
 
 
 def finish(status: str = "FINISHED") -> None:

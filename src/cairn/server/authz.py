@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 ACTIONS = {
     "experiment.read", "experiment.write", "run.read", "run.write", "artifact.read", "artifact.write",
+    "registry.read", "registry.manage", "model.read", "model.write", "model.manage",
 }
 PUBLIC_PATHS = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 WORKSPACE_HEADER = "X-Cairn-Workspace"

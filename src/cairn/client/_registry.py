@@ -1,0 +1,291 @@
+"""Registry calls of ``cairn.Client`` and model loading: ``cairn.load_model``, ``client.download_model``.
+
+Model URIs: ``models:/<registry>.<model>/<version>``, ``models:/<registry>.<model>@<alias>`` (a bare
+model name means the ``dev`` registry) and ``runs:/<run_id>/<model name>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from cairn.client._errors import CairnError, InvalidRequestError
+from cairn.client._transport import Transport
+
+
+@dataclass(frozen=True)
+class Registry:
+    name: str
+    description: str
+    protected: bool
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    registry: str
+    model: str
+    description: str
+    lifecycle: str
+    tags: dict[str, str]
+    aliases: dict[str, int]
+    latest_version: int | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RegisteredModel:
+        return cls(d["name"], d["registry"], d["model"], d["description"], d["lifecycle"], dict(d["tags"]),
+                   dict(d["aliases"]), d.get("latest_version"))
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    run_id: str | None
+    flavor: str
+    description: str
+    status: str
+    lifecycle: str
+    tags: dict[str, str]
+    aliases: list[str]
+    created_by: str
+    created_at: int
+    manifest: dict[str, Any] = field(repr=False)
+    lineage: dict[str, Any] = field(repr=False)
+    files: list[dict[str, Any]] = field(repr=False)
+    source: dict[str, Any] | None = None
+    """For a promoted version: the version it was promoted from (model, version, run_id)."""
+    note: str = ""
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelVersion:
+        return cls(d["name"], d["version"], d.get("run_id"), d["flavor"], d["description"], d["status"],
+                   d["lifecycle"], dict(d["tags"]), list(d["aliases"]), d["created_by"], d["created_at"],
+                   d["manifest"], d["lineage"], d["files"], d.get("source"), d.get("note", ""))
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    time: int
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    id: str
+    run_id: str
+    name: str
+    step: int | None
+    artifact_path: str
+    flavor: str
+    uri: str
+    manifest: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> LoggedModel:
+        return cls(d["id"], d["run_id"], d["name"], d["step"], d["artifact_path"], d["flavor"], d["uri"],
+                   d["manifest"])
+
+
+def _m(name: str) -> str:
+    return f"/api/v1/models/{quote(name, safe='')}"
+
+
+class RegistryMixin:
+    """Model registry calls; mixed into ``cairn.Client``."""
+
+    _t: Transport
+
+    def list_registries(self) -> list[Registry]:
+        data = self._t.request("GET", "/api/v1/registries")
+        return [Registry(r["name"], r["description"], r["protected"]) for r in data["registries"]]
+
+    def create_registry(self, name: str, description: str = "", protected: bool = False) -> Registry:
+        r = self._t.request("POST", "/api/v1/registries",
+                            json={"name": name, "description": description, "protected": protected})
+        return Registry(r["name"], r["description"], r["protected"])
+
+    def create_registered_model(self, name: str, description: str = "",
+                                tags: dict[str, str] | None = None) -> RegisteredModel:
+        body = {"name": name, "description": description, "tags": tags or {}}
+        return RegisteredModel.from_json(self._t.request("POST", "/api/v1/models", json=body))
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.from_json(self._t.request("GET", _m(name)))
+
+    def search_registered_models(self, registry: str | None = None, name_like: str | None = None,
+                                 tags: dict[str, str] | None = None, include_deleted: bool = False,
+                                 max_results: int = 100) -> list[RegisteredModel]:
+        params: list[tuple[str, Any]] = [("include_deleted", include_deleted), ("max_results", max_results)]
+        params += [("registry", registry)] if registry else []
+        params += [("name_like", name_like)] if name_like else []
+        params += [("tag", f"{k}={v}") for k, v in (tags or {}).items()]
+        data = self._t.request("GET", "/api/v1/models", params=params)
+        return [RegisteredModel.from_json(m) for m in data["models"]]
+
+    def update_registered_model(self, name: str, *, new_name: str | None = None,
+                                description: str | None = None) -> RegisteredModel:
+        body = {k: v for k, v in {"name": new_name, "description": description}.items() if v is not None}
+        return RegisteredModel.from_json(self._t.request("PATCH", _m(name), json=body))
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        return self.update_registered_model(name, new_name=new_name)
+
+    def delete_registered_model(self, name: str) -> None:
+        self._t.request("DELETE", _m(name))
+
+    def restore_registered_model(self, name: str) -> None:
+        self._t.request("POST", _m(name) + "/restore")
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        self._t.request("POST", _m(name) + "/tags", json={key: value})
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self._t.request("DELETE", _m(name) + "/tags", params={"key": key})
+
+    def register_model(self, source: str, name: str, tags: dict[str, str] | None = None,
+                       aliases: list[str] | None = None, description: str = "") -> ModelVersion:
+        """Register a logged model (``runs:/<run_id>/<model name>`` or its id) as the next version of ``name``."""
+        body = {"source": source, "tags": tags or {}, "aliases": list(aliases or []), "description": description}
+        return ModelVersion.from_json(self._t.request("POST", _m(name) + "/versions", json=body))
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        return ModelVersion.from_json(self._t.request("GET", f"{_m(name)}/versions/{int(version)}"))
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return ModelVersion.from_json(self._t.request("GET", f"{_m(name)}/aliases/{quote(alias, safe='')}"))
+
+    def list_model_versions(self, name: str, include_deleted: bool = False) -> list[ModelVersion]:
+        data = self._t.request("GET", _m(name) + "/versions", params={"include_deleted": include_deleted})
+        return [ModelVersion.from_json(v) for v in data["versions"]]
+
+    def update_model_version(self, name: str, version: int, description: str) -> ModelVersion:
+        return ModelVersion.from_json(self._t.request("PATCH", f"{_m(name)}/versions/{int(version)}",
+                                                      json={"description": description}))
+
+    def delete_model_version(self, name: str, version: int) -> None:
+        self._t.request("DELETE", f"{_m(name)}/versions/{int(version)}")
+
+    def restore_model_version(self, name: str, version: int) -> None:
+        self._t.request("POST", f"{_m(name)}/versions/{int(version)}/restore")
+
+    def set_model_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        self._t.request("POST", f"{_m(name)}/versions/{int(version)}/tags", json={key: value})
+
+    def delete_model_version_tag(self, name: str, version: int, key: str) -> None:
+        self._t.request("DELETE", f"{_m(name)}/versions/{int(version)}/tags", params={"key": key})
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> ModelVersion:
+        """Point ``alias`` at ``version`` (taking it off the version it was on); the move is recorded."""
+        return ModelVersion.from_json(self._t.request(
+            "PUT", f"{_m(name)}/aliases/{quote(alias, safe='')}", json={"version": version, "reason": reason}))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._t.request("DELETE", f"{_m(name)}/aliases/{quote(alias, safe='')}")
+
+    def get_alias_history(self, name: str, alias: str) -> list[AliasMove]:
+        data = self._t.request("GET", f"{_m(name)}/aliases/{quote(alias, safe='')}/history")
+        return [AliasMove(m["alias"], m["from_version"], m["to_version"], m["actor"], m["reason"], m["time"])
+                for m in data["moves"]]
+
+    def rollback_alias(self, name: str, alias: str) -> ModelVersion:
+        """Move ``alias`` back to the version it pointed at before its last move."""
+        return ModelVersion.from_json(self._t.request(
+            "POST", f"{_m(name)}/aliases/{quote(alias, safe='')}/rollback"))
+
+    def promote(self, name: str, version: int, to: str, aliases: list[str] | None = None,
+                note: str | None = None) -> ModelVersion:
+        """Copy a version into another registry (no bytes copied), recording its source and the note."""
+        body = {"to": to, "aliases": list(aliases or []), "note": note or ""}
+        return ModelVersion.from_json(self._t.request("POST", f"{_m(name)}/versions/{int(version)}/promote",
+                                                      json=body))
+
+    def list_logged_models(self, run_id: str) -> list[LoggedModel]:
+        data = self._t.request("GET", f"/api/v1/runs/{run_id}/logged-models")
+        return [LoggedModel.from_json(m) for m in data["models"]]
+
+    # models as folders -------------------------------------------------------------------------------
+    def download_model(self, uri: str, dst: str | os.PathLike[str]) -> str:
+        """Fetch a model folder (files checked against their digests); returns its local path."""
+        manifest, files = self._model_files(uri)
+        target = Path(dst)
+        target.mkdir(parents=True, exist_ok=True)
+        for path, (url, params, digest) in files.items():
+            _fetch(self._t, url, params, target / path, digest)
+        (target / "MODEL.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return str(target)
+
+    def _model_files(self, uri: str) -> tuple[dict[str, Any], dict[str, tuple[str, dict[str, Any], str]]]:
+        if uri.startswith("runs:/"):
+            run_id, _, name = uri.removeprefix("runs:/").partition("/")
+            logged = [m for m in self.list_logged_models(run_id) if m.name == name]
+            if not logged:
+                raise CairnError(f"run {run_id} has no logged model {name!r}")
+            model = max(logged, key=lambda m: -1 if m.step is None else m.step)
+            url = f"/api/v1/runs/{run_id}/artifacts/content"
+            return model.manifest, {p: (url, {"path": f"{model.artifact_path}/{p}"}, f"sha256:{i['sha256']}")
+                                    for p, i in model.manifest["files"].items()}
+        version = self._version_for(uri)
+        url = f"{_m(version.name)}/versions/{version.version}/files/content"
+        return version.manifest, {f["path"]: (url, {"path": f["path"]}, f["digest"]) for f in version.files}
+
+    def _version_for(self, uri: str) -> ModelVersion:
+        if not uri.startswith("models:/"):
+            raise InvalidRequestError(400, f"model URI {uri!r} must start with models:/ or runs:/")
+        rest = uri.removeprefix("models:/")
+        if "@" in rest:
+            name, _, alias = rest.partition("@")
+            return self.get_model_version_by_alias(name, alias)
+        name, _, version = rest.rpartition("/")
+        if not name or not version.isdigit():
+            raise InvalidRequestError(400, f"model URI {uri!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
+        return self.get_model_version(name, int(version))
+
+    def load_model(self, uri: str) -> Any:
+        """Download (once, cached under CAIRN_HOME/models) and load a model; returns an object with predict."""
+        from cairn.client._flavors import load_model_dir
+
+        manifest, _ = self._model_files(uri)
+        key = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:32]
+        home = Path(os.environ.get("CAIRN_HOME") or Path.home() / ".cairn").expanduser()
+        cached = home / "models" / key
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".download-"))
+            try:
+                self.download_model(uri, staging)
+                os.replace(staging, cached)
+            except OSError:
+                if not cached.exists():  # another process won the race: use its copy
+                    raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return load_model_dir(cached)
+
+
+def _fetch(transport: Transport, url: str, params: dict[str, Any], local: Path, digest: str) -> None:
+    local.parent.mkdir(parents=True, exist_ok=True)
+    hasher = hashlib.sha256()
+    with local.open("wb") as out:
+        for _response, chunks in transport.stream(url, params):
+            for chunk in chunks:
+                hasher.update(chunk)
+                out.write(chunk)
+    if f"sha256:{hasher.hexdigest()}" != digest:
+        local.unlink(missing_ok=True)
+        raise CairnError(f"downloaded model file {local} does not match its digest {digest}")

@@ -1,0 +1,203 @@
+"""/api/v1/registries and /api/v1/models: the model registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from cairn.server.api.common import JSON, call, call_async
+from cairn.server.authz import Access, requires
+from cairn.server.schemas import registry as schemas
+from cairn.server.services import registry as svc
+from cairn.server.services import versions
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+MODEL = "/models/{name}"
+VERSION = "/models/{name}/versions/{version}"
+
+
+@router.get("/registries")
+def list_registries(request: Request, access: Access = requires("registry.read")) -> Any:
+    rows = call(request, access, False, svc.list_registries)
+    return JSON({"registries": [schemas.registry_out(r) for r in rows]})
+
+
+@router.post("/registries", status_code=201)
+def create_registry(body: schemas.RegistryCreate, request: Request,
+                    access: Access = requires("registry.manage")) -> Any:
+    row = call(request, access, True, svc.create_registry, body.name, body.description, body.protected)
+    return JSON(schemas.registry_out(row), status_code=201)
+
+
+@router.get("/models")
+def search_models(request: Request, registry: str | None = None, name_like: str | None = Query(None, max_length=250),
+                  tag: list[str] = Query(default_factory=list, description="key=value, repeatable"),
+                  include_deleted: bool = False, max_results: int = Query(100, ge=1, le=1000),
+                  offset: int = Query(0, ge=0), access: Access = requires("model.read")) -> Any:
+    tags = dict(t.partition("=")[::2] for t in tag)
+    views = call(request, access, False, svc.search_models, registry=registry, name_like=name_like, tags=tags,
+                 include_deleted=include_deleted, limit=max_results, offset=offset)
+    return JSON({"models": [schemas.model_out(v) for v in views]})
+
+
+@router.post("/models", status_code=201)
+def create_model(body: schemas.ModelCreate, request: Request, access: Access = requires("model.write")) -> Any:
+    def create(session: Any, ctx: Any) -> Any:
+        svc.create_model(session, ctx, body.name, body.description, body.tags)
+        return svc.get_model(session, ctx, body.name)
+    return JSON(schemas.model_out(call(request, access, True, create)), status_code=201)
+
+
+@router.get(MODEL)
+def get_model(name: str, request: Request, access: Access = requires("model.read")) -> Any:
+    return JSON(schemas.model_out(call(request, access, False, svc.get_model, name)))
+
+
+@router.patch(MODEL)
+def update_model(name: str, body: schemas.ModelUpdate, request: Request,
+                 access: Access = requires("model.write")) -> Any:
+    def update(session: Any, ctx: Any) -> Any:
+        row = svc.update_model(session, ctx, name, new_name=body.name, description=body.description)
+        return svc.get_model(session, ctx, f"{svc.split_name(name)[0]}.{row.name}")
+    return JSON(schemas.model_out(call(request, access, True, update)))
+
+
+@router.delete(MODEL)
+def delete_model(name: str, request: Request, access: Access = requires("model.manage")) -> Any:
+    call(request, access, True, svc.set_model_lifecycle, name, "deleted")
+    return JSON({})
+
+
+@router.post(MODEL + "/restore")
+def restore_model(name: str, request: Request, access: Access = requires("model.manage")) -> Any:
+    call(request, access, True, svc.set_model_lifecycle, name, "active")
+    return JSON({})
+
+
+@router.post(MODEL + "/tags")
+def set_model_tags(name: str, tags: dict[str, str], request: Request, access: Access = requires("model.write")) -> Any:
+    call(request, access, True, svc.set_model_tags, name, tags)
+    return JSON({})
+
+
+@router.delete(MODEL + "/tags")
+def delete_model_tag(name: str, request: Request, key: str = Query(max_length=250),
+                     access: Access = requires("model.write")) -> Any:
+    call(request, access, True, svc.delete_model_tag, name, key)
+    return JSON({})
+
+
+@router.post(MODEL + "/versions", status_code=201)
+def create_version(name: str, body: schemas.VersionCreate, request: Request,
+                   access: Access = requires("model.write")) -> Any:
+    view = call(request, access, True, versions.create_version, name, body.source, tags=body.tags,
+                aliases=body.aliases, description=body.description)
+    return JSON(schemas.version_out(view), status_code=201)
+
+
+@router.get(MODEL + "/versions")
+def list_versions(name: str, request: Request, include_deleted: bool = False,
+                  access: Access = requires("model.read")) -> Any:
+    views = call(request, access, False, versions.list_versions, name, include_deleted)
+    return JSON({"versions": [schemas.version_out(v) for v in views]})
+
+
+@router.get(VERSION)
+def get_version(name: str, version: str, request: Request, access: Access = requires("model.read")) -> Any:
+    return JSON(schemas.version_out(call(request, access, False, versions.get_version, name, version)))
+
+
+@router.patch(VERSION)
+def update_version(name: str, version: str, body: schemas.VersionUpdate, request: Request,
+                   access: Access = requires("model.write")) -> Any:
+    return JSON(schemas.version_out(call(request, access, True, versions.update_version, name, version,
+                                         body.description)))
+
+
+@router.delete(VERSION)
+def delete_version(name: str, version: str, request: Request, access: Access = requires("model.manage")) -> Any:
+    call(request, access, True, versions.set_version_lifecycle, name, version, "deleted")
+    return JSON({})
+
+
+@router.post(VERSION + "/restore")
+def restore_version(name: str, version: str, request: Request, access: Access = requires("model.manage")) -> Any:
+    call(request, access, True, versions.set_version_lifecycle, name, version, "active")
+    return JSON({})
+
+
+@router.post(VERSION + "/tags")
+def set_version_tags(name: str, version: str, tags: dict[str, str], request: Request,
+                     access: Access = requires("model.write")) -> Any:
+    call(request, access, True, versions.set_version_tags, name, version, tags)
+    return JSON({})
+
+
+@router.delete(VERSION + "/tags")
+def delete_version_tag(name: str, version: str, request: Request, key: str = Query(max_length=250),
+                       access: Access = requires("model.write")) -> Any:
+    call(request, access, True, versions.delete_version_tag, name, version, key)
+    return JSON({})
+
+
+@router.get(VERSION + "/files/content")
+async def download_version_file(name: str, version: str, request: Request, path: str = Query(max_length=1024),
+                                access: Access = requires("model.read")) -> Any:
+    file = await call_async(request, access, False, versions.version_file, name, version, path)
+    chunks = await run_in_threadpool(request.app.state.blobs.open, file.digest)
+    return StreamingResponse(chunks, media_type="application/octet-stream",
+                             headers={"X-Cairn-Digest": file.digest, "Content-Length": str(file.size)})
+
+
+@router.post(VERSION + "/promote", status_code=201)
+def promote(name: str, version: str, body: schemas.Promotion, request: Request,
+            access: Access = requires("model.manage")) -> Any:
+    view = call(request, access, True, versions.promote, name, version, body.to, aliases=body.aliases,
+                note=body.note)
+    return JSON(schemas.version_out(view), status_code=201)
+
+
+@router.get(MODEL + "/aliases/{alias}")
+def get_alias(name: str, alias: str, request: Request, access: Access = requires("model.read")) -> Any:
+    return JSON(schemas.version_out(call(request, access, False, versions.get_version_by_alias, name, alias)))
+
+
+@router.put(MODEL + "/aliases/{alias}")
+def set_alias(name: str, alias: str, body: schemas.AliasSet, request: Request,
+              access: Access = requires("model.manage")) -> Any:
+    view = call(request, access, True, versions.set_alias, name, alias, body.version, body.reason)
+    return JSON(schemas.version_out(view))
+
+
+@router.delete(MODEL + "/aliases/{alias}")
+def delete_alias(name: str, alias: str, request: Request, access: Access = requires("model.manage")) -> Any:
+    call(request, access, True, versions.delete_alias, name, alias)
+    return JSON({})
+
+
+@router.get(MODEL + "/aliases/{alias}/history")
+def alias_history(name: str, alias: str, request: Request, access: Access = requires("model.read")) -> Any:
+    rows = call(request, access, False, versions.alias_history, name, alias)
+    return JSON({"name": name, "alias": alias, "moves": [schemas.move_out(r) for r in rows]})
+
+
+@router.post(MODEL + "/aliases/{alias}/rollback")
+def rollback_alias(name: str, alias: str, request: Request, access: Access = requires("model.manage")) -> Any:
+    return JSON(schemas.version_out(call(request, access, True, versions.rollback_alias, name, alias)))
+
+
+@router.post("/runs/{run_id}/logged-models", status_code=201)
+def log_model(run_id: str, body: schemas.LoggedModelCreate, request: Request,
+              access: Access = requires("run.write")) -> Any:
+    row = call(request, access, True, versions.log_model, run_id, name=body.name, artifact_path=body.artifact_path,
+               manifest=body.manifest, step=body.step)
+    return JSON(schemas.logged_model_out(row), status_code=201)
+
+
+@router.get("/runs/{run_id}/logged-models")
+def list_logged_models(run_id: str, request: Request, access: Access = requires("run.read")) -> Any:
+    rows = call(request, access, False, versions.list_logged_models, run_id)
+    return JSON({"models": [schemas.logged_model_out(r) for r in rows]})
