@@ -47,6 +47,13 @@ from cairn.client._models import (
     Run,
     RunList,
 )
+from cairn.client._registry import (
+    AliasMove,
+    LoggedModel,
+    ModelVersion,
+    RegisteredModel,
+    Registry,
+)
 from cairn.client._run import (
     ActiveRun,
     active_run,
