@@ -170,3 +170,145 @@ def runs_show(run_id: str, as_json: bool) -> None:
     if run.tags:
         click.echo("\ntags")
         _table(["KEY", "VALUE"], [[k, v] for k, v in sorted(run.tags.items())])
+
+
+@main.group()
+def models() -> None:
+    """Registered models: list, show, alias, promote, export, import."""
+
+
+@models.command("list")
+@click.option("--registry", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def models_list(registry: str | None, as_json: bool) -> None:
+    try:
+        found = cairn.Client().search_registered_models(registry=registry, max_results=1000)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json([m.__dict__ for m in found])
+        return
+    _table(["NAME", "LATEST", "ALIASES", "DESCRIPTION"],
+           [[m.name, m.latest_version, ", ".join(f"{a}->v{v}" for a, v in sorted(m.aliases.items())),
+             m.description[:50]] for m in found])
+
+
+def _version_json(version: cairn.ModelVersion) -> dict[str, Any]:
+    return dict(version.__dict__)
+
+
+@models.command("show")
+@click.argument("spec")
+@click.option("--json", "as_json", is_flag=True)
+def models_show(spec: str, as_json: bool) -> None:
+    """SPEC is NAME, NAME/VERSION or NAME@ALIAS."""
+    client = cairn.Client()
+    try:
+        if "@" in spec or "/" in spec:
+            version = client.resolve_model_uri(f"models:/{spec}")
+            if as_json:
+                _emit_json(_version_json(version))
+                return
+            _show_version(version)
+            return
+        model = client.get_registered_model(spec)
+        versions = client.list_model_versions(spec)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({**model.__dict__, "versions": [_version_json(v) for v in versions]})
+        return
+    click.echo(f"{model.name}  {model.description}")
+    _table(["VERSION", "ALIASES", "FLAVOR", "RUN", "CREATED", "BY"],
+           [[v.version, ", ".join(v.aliases), v.flavor, v.run_id, _when(v.created_at), v.created_by] for v in versions])
+
+
+def _show_version(version: cairn.ModelVersion) -> None:
+    click.echo(f"{version.name} v{version.version}  [{version.status}]  flavor {version.flavor}")
+    click.echo(f"run {version.run_id}  created {_when(version.created_at)} by {version.created_by}")
+    if version.source:
+        click.echo(f"promoted from {version.source['model']} v{version.source['version']}  {version.note}")
+    if version.aliases:
+        click.echo(f"aliases: {', '.join(version.aliases)}")
+    metrics = version.lineage.get("metrics", {})
+    if metrics:
+        _table(["METRIC", "LAST", "MIN", "MAX", "BEST"],
+               [[k, m.get("last"), m.get("min"), m.get("max"), m.get("best")] for k, m in sorted(metrics.items())])
+    _table(["FILE", "SIZE", "DIGEST"], [[f["path"], f["size"], f["digest"][:19]] for f in version.files])
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version", type=int)
+@click.option("--reason", default="")
+def models_alias(name: str, alias: str, version: int, reason: str) -> None:
+    """Point ALIAS of NAME at VERSION (the move is recorded)."""
+    try:
+        cairn.Client().set_alias(name, alias, version, reason)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    click.echo(f"{name}@{alias} -> v{version}")
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--to", "target", required=True, help="e.g. prod.mnist")
+@click.option("--alias", "aliases", multiple=True)
+@click.option("--note", default="")
+def models_promote(name: str, version: int, target: str, aliases: tuple[str, ...], note: str) -> None:
+    try:
+        made = cairn.Client().promote(name, version, to=target, aliases=list(aliases), note=note)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    click.echo(f"{name} v{version} -> {made.name} v{made.version}")
+
+
+@models.command("export")
+@click.argument("uri")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def models_export(uri: str, file: Path) -> None:
+    """Write URI (models:/NAME/VERSION or models:/NAME@ALIAS) as a bundle FILE."""
+    try:
+        cairn.Client().export_model(uri, file)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    click.echo(f"exported {uri} to {file} ({file.stat().st_size:,} bytes)")
+
+
+@models.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--to", "target", required=True, help="model to register into, e.g. prod.mnist")
+def models_import(file: Path, target: str) -> None:
+    try:
+        made = cairn.Client().import_model(file, target)
+    except cairn.CairnError as exc:
+        _fail(exc)
+    click.echo(f"imported {file} as {made.name} v{made.version}")
+
+
+@main.command()
+@click.option("--store-uri", envvar="CAIRN_STORE_URI")
+@click.option("--artifact-root", envvar="CAIRN_ARTIFACT_ROOT", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would be freed; change nothing.")
+def gc(store_uri: str | None, artifact_root: Path | None, dry_run: bool) -> None:
+    """Purge deleted runs, models and versions, and free blobs nothing refers to (run on the server host)."""
+    from cairn.server.db.engine import Database
+    from cairn.server.services.gc import collect
+    from cairn.server.settings import Settings
+    from cairn.server.storage.blobs import LocalBlobStore
+
+    settings = Settings(store_uri=store_uri, artifact_root=artifact_root)
+    database = Database(settings.resolved_store_uri)
+    database.upgrade()
+    with click.progressbar(length=1, label="freeing blobs") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(1)
+        report = collect(database, LocalBlobStore(settings.resolved_artifact_root), dry_run=dry_run,
+                         progress=progress)
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{'would purge' if dry_run else 'purged'} {report.runs} runs, {report.models} models, "
+               f"{report.versions} versions; {verb} {report.blobs} blobs, {report.bytes_freed:,} bytes"
+               + (f"; removed {report.orphan_files} orphan files" if report.orphan_files else ""))

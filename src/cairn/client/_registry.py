@@ -219,6 +219,25 @@ class RegistryMixin:
         data = self._t.request("GET", f"/api/v1/runs/{run_id}/logged-models")
         return [LoggedModel.from_json(m) for m in data["models"]]
 
+    def export_model(self, uri: str, path: str | os.PathLike[str]) -> str:
+        """Write a version (``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``) as a self-contained bundle file."""
+        version = self.resolve_model_uri(uri)
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.part")
+        with tmp.open("wb") as out:
+            for _response, chunks in self._t.stream(f"{_m(version.name)}/versions/{version.version}/export"):
+                for chunk in chunks:
+                    out.write(chunk)
+        os.replace(tmp, target)
+        return str(target)
+
+    def import_model(self, path: str | os.PathLike[str], to: str) -> ModelVersion:
+        """Register a bundle made by ``export_model`` as the next version of ``to`` (digests are checked)."""
+        with Path(path).open("rb") as handle:
+            data = self._t.request("POST", _m(to) + "/versions/import", content=_read_chunks(handle),
+                                   headers={"Content-Type": "application/x-tar"})
+        return ModelVersion.from_json(data)
+
     # models as folders -------------------------------------------------------------------------------
     def download_model(self, uri: str, dst: str | os.PathLike[str]) -> str:
         """Fetch a model folder (files checked against their digests); returns its local path."""
@@ -240,11 +259,12 @@ class RegistryMixin:
             url = f"/api/v1/runs/{run_id}/artifacts/content"
             return model.manifest, {p: (url, {"path": f"{model.artifact_path}/{p}"}, f"sha256:{i['sha256']}")
                                     for p, i in model.manifest["files"].items()}
-        version = self._version_for(uri)
+        version = self.resolve_model_uri(uri)
         url = f"{_m(version.name)}/versions/{version.version}/files/content"
         return version.manifest, {f["path"]: (url, {"path": f["path"]}, f["digest"]) for f in version.files}
 
-    def _version_for(self, uri: str) -> ModelVersion:
+    def resolve_model_uri(self, uri: str) -> ModelVersion:
+        """The version that models:/NAME/VERSION or models:/NAME@ALIAS names."""
         if not uri.startswith("models:/"):
             raise InvalidRequestError(400, f"model URI {uri!r} must start with models:/ or runs:/")
         rest = uri.removeprefix("models:/")
@@ -289,3 +309,8 @@ def _fetch(transport: Transport, url: str, params: dict[str, Any], local: Path, 
     if f"sha256:{hasher.hexdigest()}" != digest:
         local.unlink(missing_ok=True)
         raise CairnError(f"downloaded model file {local} does not match its digest {digest}")
+
+
+def _read_chunks(handle: Any, size: int = 1024 * 1024) -> Any:
+    while chunk := handle.read(size):
+        yield chunk

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api.common import JSON, call, call_async
 from cairn.server.authz import Access, requires
 from cairn.server.schemas import registry as schemas
+from cairn.server.services import bundles, versions
 from cairn.server.services import registry as svc
-from cairn.server.services import versions
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 MODEL = "/models/{name}"
@@ -201,3 +203,34 @@ def log_model(run_id: str, body: schemas.LoggedModelCreate, request: Request,
 def list_logged_models(run_id: str, request: Request, access: Access = requires("run.read")) -> Any:
     rows = call(request, access, False, versions.list_logged_models, run_id)
     return JSON({"models": [schemas.logged_model_out(r) for r in rows]})
+
+
+@router.get(VERSION + "/export")
+async def export_version(name: str, version: str, request: Request, access: Access = requires("model.read")) -> Any:
+    """The version as a self-contained tar bundle (bundle.json + files/)."""
+    view = await call_async(request, access, False, versions.get_version, name, version)
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response generator below
+    await run_in_threadpool(bundles.write_bundle, bundles.bundle_meta(view), request.app.state.blobs, out)
+    size = out.tell()
+    out.seek(0)
+
+    def chunks() -> Any:
+        with out:
+            while chunk := out.read(1024 * 1024):
+                yield chunk
+    return StreamingResponse(chunks(), media_type="application/x-tar", headers={"Content-Length": str(size)})
+
+
+@router.post(MODEL + "/versions/import", status_code=201,
+             openapi_extra={"requestBody": {"content": {"application/x-tar": {}}}})
+async def import_version(name: str, request: Request, access: Access = requires("model.write")) -> Any:
+    """Register a bundle made by export as the next version of ``name``; every file's digest is checked."""
+    await call_async(request, access, False, svc.get_registry, svc.split_name(name)[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bundle.tar"
+        with path.open("wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        meta, files = await run_in_threadpool(bundles.read_bundle, path, request.app.state.blobs)
+    view = await call_async(request, access, True, bundles.import_version, name, meta, files)
+    return JSON(schemas.version_out(view), status_code=201)

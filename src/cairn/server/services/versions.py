@@ -131,9 +131,9 @@ def create_version(session: Session, ctx: Context, full_name: str, source: str, 
     lineage = _run_lineage(session, ctx, run)
     lineage.update({"logged_model_id": logged.id, "logged_model_name": logged.name,
                     "step": None if logged.step < 0 else logged.step})
-    row = _add_version(session, ctx, full_name, run_id=run.id, logged_model_id=logged.id, source_version_id=None,
+    row = add_version(session, ctx, full_name, run_id=run.id, logged_model_id=logged.id, source_version_id=None,
                        manifest=logged.manifest, lineage=lineage, files=files, description=description)
-    return _finish_version(session, ctx, full_name, row, tags or {}, aliases or [])
+    return finish_version(session, ctx, full_name, row, tags or {}, aliases or [])
 
 
 def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
@@ -149,7 +149,7 @@ def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
     }
 
 
-def _add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,
+def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,
                  source_version_id: int | None, manifest: dict[str, Any], lineage: dict[str, Any],
                  files: dict[str, tuple[str, int]], description: str, note: str = "") -> ModelVersionRow:
     model, _ = registry.ensure_model(session, ctx, full_name)
@@ -169,7 +169,7 @@ def _add_version(session: Session, ctx: Context, full_name: str, *, run_id: str 
     return row
 
 
-def _finish_version(session: Session, ctx: Context, full_name: str, row: ModelVersionRow,
+def finish_version(session: Session, ctx: Context, full_name: str, row: ModelVersionRow,
                     tags: dict[str, str], aliases: list[str]) -> VersionView:
     registry._write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
     for alias in aliases:
@@ -384,10 +384,10 @@ def promote(session: Session, ctx: Context, full_name: str, version: Any, to: st
         select(ModelVersionFileRow).where(ModelVersionFileRow.version_id == source.id))}
     lineage = {**source.lineage, "promoted_from": {"model": f"{reg.name}.{model.name}", "version": source.version,
                                                     "by": ctx.actor, "at": events.now_ms(), "note": note}}
-    row = _add_version(session, ctx, target_full, run_id=source.run_id, logged_model_id=source.logged_model_id,
+    row = add_version(session, ctx, target_full, run_id=source.run_id, logged_model_id=source.logged_model_id,
                        source_version_id=source.id, manifest=source.manifest, lineage=lineage, files=files,
                        description=source.description, note=note)
     events.record(session, ctx, "model_version.promote", "model_version", row.id,
                   after={"from": f"{reg.name}.{model.name}/{source.version}", "to": f"{target_full}/{row.version}",
                          "note": note})
-    return _finish_version(session, ctx, target_full, row, {}, aliases or [])
+    return finish_version(session, ctx, target_full, row, {}, aliases or [])

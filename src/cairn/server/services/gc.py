@@ -1,0 +1,97 @@
+"""Garbage collection: purge what was soft-deleted, then free blobs nothing refers to any more.
+
+A blob is kept while any artifact version or model version file names its digest. Rows are deleted
+in a write transaction that re-checks references; files are removed only after it commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Select, delete, exists, func, select
+
+from cairn.server.db.engine import Database
+from cairn.server.db.models import (
+    ArtifactVersionRow,
+    BlobRow,
+    ModelVersionFileRow,
+    ModelVersionRow,
+    RegisteredModelRow,
+    RunRow,
+)
+from cairn.server.storage.blobs import LocalBlobStore
+
+Progress = Callable[[int, int], None]
+ORPHAN_GRACE_SECONDS = 3600
+
+
+@dataclass
+class GcReport:
+    runs: int = 0
+    models: int = 0
+    versions: int = 0
+    blobs: int = 0
+    bytes_freed: int = 0
+    orphan_files: int = 0
+
+
+def collect(db: Database, blobs: LocalBlobStore, *, dry_run: bool = False,
+            progress: Progress | None = None) -> GcReport:
+    report = GcReport()
+    with db.session(write=True) as session:
+        report.runs = session.scalar(select(func.count()).where(RunRow.lifecycle == "deleted")) or 0
+        report.models = session.scalar(select(func.count()).where(RegisteredModelRow.lifecycle == "deleted")) or 0
+        dead_versions = select(ModelVersionRow.id).where(
+            (ModelVersionRow.lifecycle == "deleted") | ModelVersionRow.model_id.in_(
+                select(RegisteredModelRow.id).where(RegisteredModelRow.lifecycle == "deleted")))
+        report.versions = session.scalar(select(func.count()).select_from(dead_versions.subquery())) or 0
+        if not dry_run:
+            session.execute(delete(ModelVersionRow).where(ModelVersionRow.id.in_(dead_versions)))
+            session.execute(delete(RegisteredModelRow).where(RegisteredModelRow.lifecycle == "deleted"))
+            session.execute(delete(RunRow).where(RunRow.lifecycle == "deleted"))
+    freed = _free_blobs(db, blobs, dry_run, progress)
+    report.blobs, report.bytes_freed = len(freed), sum(size for _, size in freed)
+    if not dry_run:
+        report.orphan_files = _remove_orphan_files(db, blobs)
+    return report
+
+
+def _unreferenced() -> Select[str, int]:
+    return select(BlobRow.digest, BlobRow.size).where(
+        ~exists().where(ArtifactVersionRow.digest == BlobRow.digest),
+        ~exists().where(ModelVersionFileRow.digest == BlobRow.digest))
+
+
+def _free_blobs(db: Database, blobs: LocalBlobStore, dry_run: bool,
+                progress: Progress | None) -> list[tuple[str, int]]:
+    with db.session(write=not dry_run) as session:
+        candidates = [(str(d), int(s)) for d, s in session.execute(_unreferenced())]
+        if not dry_run and candidates:
+            session.execute(delete(BlobRow).where(BlobRow.digest.in_([d for d, _ in candidates])))
+    if dry_run:
+        return candidates
+    for done, (digest, _size) in enumerate(candidates, 1):
+        blobs.delete(digest)
+        if progress is not None:
+            progress(done, len(candidates))
+    return candidates
+
+
+def _remove_orphan_files(db: Database, blobs: LocalBlobStore) -> int:
+    """Blob files with no row (a crash between writing the file and committing), older than an hour."""
+    root = blobs.root / "sha256"
+    if not root.exists():
+        return 0
+    cutoff = time.time() - ORPHAN_GRACE_SECONDS
+    files = {f"sha256:{p.name}": p for p in root.glob("*/*/*") if p.is_file() and p.stat().st_mtime < cutoff}
+    if not files:
+        return 0
+    with db.session(write=False) as session:
+        known = set(session.scalars(select(BlobRow.digest).where(BlobRow.digest.in_(list(files)))))
+    removed = [path for digest, path in files.items() if digest not in known]
+    for path in removed:
+        Path(path).unlink(missing_ok=True)
+    return len(removed)
