@@ -1,7 +1,8 @@
 """Model bundles: a version exported as one tar file (bundle.json + files/) and imported elsewhere.
 
 ``bundle.json`` carries the model name and version, manifest, lineage, tags, description and every
-file's digest. Aliases are not carried over: where an alias points is the target's decision. Import checks every file against that digest and refuses the bundle (naming the path)
+file's digest. Aliases are not carried over: where an alias points is the target's decision.
+Import checks every file against that digest and refuses the bundle (naming the path)
 on any mismatch, missing or unexpected file; nothing is registered unless all of it is right.
 """
 
