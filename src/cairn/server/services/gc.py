@@ -59,16 +59,23 @@ def collect(db: Database, blobs: LocalBlobStore, *, dry_run: bool = False,
     return report
 
 
-def _unreferenced() -> Select[str, int]:
-    return select(BlobRow.digest, BlobRow.size).where(
-        ~exists().where(ArtifactVersionRow.digest == BlobRow.digest),
-        ~exists().where(ModelVersionFileRow.digest == BlobRow.digest))
+def _unreferenced(dry_run: bool) -> Select[str, int]:
+    """Blobs nothing refers to. A dry run has purged nothing, so it counts only live references (what
+    would remain after the purge); a real run counts every reference, so an object soft-deleted since
+    the purge keeps its bytes and can still be restored."""
+    artifact = exists().where(ArtifactVersionRow.digest == BlobRow.digest)
+    file = exists().where(ModelVersionFileRow.digest == BlobRow.digest)
+    if dry_run:
+        artifact = artifact.where(ArtifactVersionRow.run_id == RunRow.id, RunRow.lifecycle == "active")
+        file = file.where(ModelVersionFileRow.version_id == ModelVersionRow.id, ModelVersionRow.lifecycle == "active",
+                          ModelVersionRow.model_id == RegisteredModelRow.id, RegisteredModelRow.lifecycle == "active")
+    return select(BlobRow.digest, BlobRow.size).where(~artifact, ~file)
 
 
 def _free_blobs(db: Database, blobs: LocalBlobStore, dry_run: bool,
                 progress: Progress | None) -> list[tuple[str, int]]:
     with db.session(write=not dry_run) as session:
-        candidates = [(str(d), int(s)) for d, s in session.execute(_unreferenced())]
+        candidates = [(str(d), int(s)) for d, s in session.execute(_unreferenced(dry_run))]
         if not dry_run and candidates:
             session.execute(delete(BlobRow).where(BlobRow.digest.in_([d for d, _ in candidates])))
     if dry_run:
