@@ -67,3 +67,42 @@ def test_db_upgrade(tmp_path: Path) -> None:
 def test_sync_with_empty_spool(sdk_env: Path) -> None:
     done = cli("sync")
     assert done.returncode == 0 and "nothing to sync" in done.stdout
+
+
+@pytest.fixture
+def registered(sdk_env: Path) -> str:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0]] * 4)
+    y = np.array([0, 1] * 4)
+    with cairn.start_run(experiment="cli-models") as run:
+        run.log_metrics({"val_loss": 0.3}, step=0)
+        run.log_model(LogisticRegression().fit(x, y), registered_model_name="dev.digits", input_example=x[:2])
+    return run.id
+
+
+def test_models_commands(registered: str, tmp_path: Path) -> None:
+    assert "dev.digits" in cli("models", "list").stdout
+    assert cli("models", "alias", "dev.digits", "champion", "1").returncode == 0
+    shown = cli("models", "show", "dev.digits@champion")
+    assert shown.returncode == 0 and "dev.digits v1" in shown.stdout and "val_loss" in shown.stdout
+    promoted = cli("models", "promote", "dev.digits", "1", "--to", "prod.digits", "--note", "good")
+    assert promoted.returncode == 0 and "prod.digits v1" in promoted.stdout
+    data = json.loads(cli("models", "show", "prod.digits/1", "--json").stdout)
+    assert data["source"]["model"] == "dev.digits" and data["note"] == "good"
+    bundle = tmp_path / "digits.tar"
+    assert cli("models", "export", "models:/prod.digits/1", str(bundle)).returncode == 0
+    env = {**os.environ, "CAIRN_HOME": str(tmp_path / "second-server")}
+    imported = cli("models", "import", str(bundle), "--to", "prod.digits", env=env)
+    assert imported.returncode == 0 and "prod.digits v1" in imported.stdout
+    bad_alias = cli("models", "alias", "dev.digits", "12", "1")
+    assert bad_alias.returncode == 1 and "version number" in bad_alias.stderr
+
+
+def test_gc_command(registered: str, sdk_env: Path) -> None:
+    cairn.Client().delete_run(registered)
+    cairn.Client().delete_registered_model("dev.digits")
+    done = cli("gc", "--store-uri", f"sqlite:///{sdk_env / 'cairn.db'}", "--artifact-root", str(sdk_env / "artifacts"))
+    assert done.returncode == 0 and "purged 1 runs, 1 models, 1 versions" in done.stdout
+    assert "bytes" in done.stdout
