@@ -11,12 +11,10 @@ from cairn.server.db.models import ExperimentRow, ExperimentTagRow, RunRow, Work
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import events
 from cairn.server.services.context import Context
-from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.errors import ConflictError, InvalidStateError, NotFoundError
+from cairn.server.services.tags import write_tags
 from cairn.server.services.validation import (
-    MAX_BATCH_ITEMS,
     MAX_DESCRIPTION,
-    MAX_TAG_VALUE,
-    check_count,
     check_key,
     check_text,
 )
@@ -53,7 +51,7 @@ def create_experiment(
                         lifecycle="active", created_at=now, updated_at=now)
     session.add(row)
     session.flush()
-    _write_tags(session, row.id, tags or {})
+    write_tags(session, ExperimentTagRow, "experiment_id", row.id, tags or {})
     events.record(session, ctx, "experiment.create", "experiment", row.id, after={"name": name})
     return row
 
@@ -153,16 +151,5 @@ def set_lifecycle(session: Session, ctx: Context, experiment_id: int, lifecycle:
 
 def set_experiment_tags(session: Session, ctx: Context, experiment_id: int, tags: dict[str, str]) -> None:
     row = get_experiment(session, ctx, experiment_id)
-    _write_tags(session, row.id, tags)
+    write_tags(session, ExperimentTagRow, "experiment_id", row.id, tags)
     events.record(session, ctx, "experiment.set_tags", "experiment", row.id, after=dict(tags))
-
-
-def _write_tags(session: Session, experiment_id: int, tags: dict[str, str]) -> None:
-    if not isinstance(tags, dict):
-        raise InvalidInputError("tags must be an object of key to value", field="tags")
-    check_count("tags", len(tags), MAX_BATCH_ITEMS)
-    for key, value in tags.items():
-        check_key(f"tags[{key!r}]", key)
-        check_text(f"tags[{key!r}]", value, MAX_TAG_VALUE)
-    for key, value in tags.items():
-        session.merge(ExperimentTagRow(experiment_id=experiment_id, key=key, value=value))

@@ -26,12 +26,9 @@ from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import events
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.tags import write_tags
 from cairn.server.services.validation import (
-    MAX_BATCH_ITEMS,
     MAX_DESCRIPTION,
-    MAX_TAG_VALUE,
-    check_count,
-    check_key,
     check_text,
 )
 
@@ -168,7 +165,7 @@ def _insert_model(session: Session, ctx: Context, registry: RegistryRow, name: s
     row = session.scalar(select(RegisteredModelRow).where(RegisteredModelRow.registry_id == registry.id,
                                                           RegisteredModelRow.name == name))
     assert row is not None
-    _write_tags(session, RegisteredModelTagRow, "model_id", row.id, tags)
+    write_tags(session, RegisteredModelTagRow, "model_id", row.id, tags)
     events.record(session, ctx, "model.create", "model", row.id, after={"name": f"{registry.name}.{name}"})
     return row
 
@@ -258,7 +255,7 @@ def set_model_lifecycle(session: Session, ctx: Context, full_name: str, lifecycl
 
 def set_model_tags(session: Session, ctx: Context, full_name: str, tags: dict[str, str]) -> None:
     row, _ = _model_row(session, ctx, full_name)
-    _write_tags(session, RegisteredModelTagRow, "model_id", row.id, tags)
+    write_tags(session, RegisteredModelTagRow, "model_id", row.id, tags)
     events.record(session, ctx, "model.set_tags", "model", row.id, after=dict(tags))
 
 
@@ -269,14 +266,3 @@ def delete_model_tag(session: Session, ctx: Context, full_name: str, key: str) -
         raise NotFoundError(f"model {full_name} has no tag {key!r}", field="key")
     session.delete(tag)
     events.record(session, ctx, "model.delete_tag", "model", row.id, before={key: tag.value})
-
-
-def _write_tags(session: Session, model: Any, owner: str, owner_id: int, tags: Any) -> None:
-    if not isinstance(tags, dict):
-        raise InvalidInputError("tags must be an object of key to value", field="tags")
-    check_count("tags", len(tags), MAX_BATCH_ITEMS)
-    for key, value in tags.items():
-        check_key(f"tags[{key!r}]", key)
-        check_text(f"tags[{key!r}]", value, MAX_TAG_VALUE)
-    for key, value in tags.items():
-        session.merge(model(**{owner: owner_id, "key": key, "value": value}))

@@ -25,6 +25,7 @@ from cairn.server.services import events, registry, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
 from cairn.server.services.registry import VersionView, check_alias
+from cairn.server.services.tags import write_tags
 from cairn.server.services.validation import MAX_DESCRIPTION, check_int, check_key, check_text
 from cairn.server.storage.paths import clean_artifact_path
 
@@ -171,7 +172,7 @@ def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str |
 
 def finish_version(session: Session, ctx: Context, full_name: str, row: ModelVersionRow,
                     tags: dict[str, str], aliases: list[str]) -> VersionView:
-    registry._write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
+    write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
     for alias in aliases:
         set_alias(session, ctx, full_name, alias, row.version)
     events.record(session, ctx, "model_version.create", "model_version", row.id,
@@ -276,7 +277,7 @@ def set_version_lifecycle(session: Session, ctx: Context, full_name: str, versio
 
 def set_version_tags(session: Session, ctx: Context, full_name: str, version: Any, tags: dict[str, str]) -> None:
     row, _, _ = _version_row(session, ctx, full_name, version)
-    registry._write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
+    write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
     events.record(session, ctx, "model_version.set_tags", "model_version", row.id, after=dict(tags))
 
 
