@@ -251,10 +251,12 @@ class RegistryMixin:
 
     def _model_files(self, uri: str) -> tuple[dict[str, Any], dict[str, tuple[str, dict[str, Any], str]]]:
         if uri.startswith("runs:/"):
-            run_id, _, name = uri.removeprefix("runs:/").partition("/")
-            logged = [m for m in self.list_logged_models(run_id) if m.name == name]
+            run_id, _, rest = uri.removeprefix("runs:/").partition("/")
+            name, _, step = rest.partition("/")
+            logged = [m for m in self.list_logged_models(run_id)
+                      if m.name == name and (not step or str(m.step) == step)]
             if not logged:
-                raise CairnError(f"run {run_id} has no logged model {name!r}")
+                raise CairnError(f"run {run_id} has no logged model {rest!r}")
             model = max(logged, key=lambda m: -1 if m.step is None else m.step)
             url = f"/api/v1/runs/{run_id}/artifacts/content"
             return model.manifest, {p: (url, {"path": f"{model.artifact_path}/{p}"}, f"sha256:{i['sha256']}")

@@ -27,7 +27,7 @@ import orjson
 
 from cairn.client._client import Client, close_transports, shared_transport, upload_file
 from cairn.client._config import Config
-from cairn.client._errors import APIError, CairnError, RateLimitedError, ServerError, TransportError
+from cairn.client._errors import APIError, CairnError, ConflictError, RateLimitedError, ServerError, TransportError
 from cairn.client._registry import LoggedModel
 from cairn.client._sender import Op, RetryableError, Sender
 from cairn.client._source import source_tags, user
@@ -228,13 +228,17 @@ class ActiveRun:
         to keep several checkpoints of one model. Needs the server (it is not queued)."""
         from cairn.client._flavors import save_model
 
+        self._sender.flush(timeout=self.config.retry_timeout + 5)
+        client = Client(self.config.tracking_uri, token=self.config.token, workspace=self.config.workspace)
+        if any(m.name == name and m.step == step for m in client.list_logged_models(self.id)):
+            raise ConflictError(409, f"run {self.id} already has a model {name!r} at this step; "
+                                "pass step= for checkpoints", "RESOURCE_ALREADY_EXISTS", "name")
         with tempfile.TemporaryDirectory(prefix="cairn-model-") as tmp:
             folder = Path(tmp) / "model"
             manifest = save_model(model, folder, flavor=flavor, input_example=input_example, signature=signature,
                                   requirements=requirements,
                                   extra_files={k: Path(v) for k, v in (extra_files or {}).items()})
             base = f"models/{name}" if step is None else f"models/{name}/step-{_check_step(step)}"
-            self._sender.flush(timeout=self.config.retry_timeout + 5)
             transport = shared_transport(self.config)
             for file in sorted(p for p in folder.rglob("*") if p.is_file()):
                 upload_file(transport, self.id, file, f"{base}/{file.relative_to(folder).as_posix()}")
@@ -243,7 +247,6 @@ class ActiveRun:
                                                              json=body))
         if registered_model_name is None:
             return logged
-        client = Client(self.config.tracking_uri, token=self.config.token, workspace=self.config.workspace)
         return client.register_model(logged.id, registered_model_name, tags=dict(tags or {}), aliases=aliases)
 
     # lifecycle ---------------------------------------------------------------------------------------

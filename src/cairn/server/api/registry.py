@@ -15,6 +15,7 @@ from cairn.server.authz import Access, requires
 from cairn.server.schemas import registry as schemas
 from cairn.server.services import bundles, versions
 from cairn.server.services import registry as svc
+from cairn.server.services.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 MODEL = "/models/{name}"
@@ -234,3 +235,11 @@ async def import_version(name: str, request: Request, access: Access = requires(
         meta, files = await run_in_threadpool(bundles.read_bundle, path, request.app.state.blobs)
     view = await call_async(request, access, True, bundles.import_version, name, meta, files)
     return JSON(schemas.version_out(view), status_code=201)
+
+
+@router.api_route("/models/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+def unknown_model_path(rest: str, access: Access = requires("model.read")) -> Any:
+    """Model names and aliases never contain '/': a path that matched nothing above has one."""
+    field = "alias" if "/aliases/" in f"/{rest}" else "name"
+    raise InvalidInputError(f"{field}s cannot contain '/' (no endpoint matches /api/v1/models/{rest[:200]})",
+                            field=field)

@@ -41,6 +41,8 @@ def log_model(session: Session, ctx: Context, run_id: str, *, name: str, artifac
     manifest lists must be there with the digest the manifest gives."""
     runs.writable_run(session, ctx, run_id)
     check_key("name", name)
+    if "/" in name:
+        raise InvalidInputError(f"model name {name!r} must not contain '/'", field="name")
     base = clean_artifact_path(artifact_path, field="artifact_path")
     files = _manifest_files(manifest)
     stored = _latest_artifacts(session, run_id, base)
@@ -376,7 +378,8 @@ def promote(session: Session, ctx: Context, full_name: str, version: Any, to: st
     target_full = f"{target_registry}.{target_name}"
     target_model, _ = registry.ensure_model(session, ctx, target_full)
     existing = session.scalar(select(ModelVersionRow).where(ModelVersionRow.model_id == target_model.id,
-                                                            ModelVersionRow.source_version_id == source.id))
+                                                            ModelVersionRow.source_version_id == source.id,
+                                                            ModelVersionRow.lifecycle == "active"))
     if existing is not None:
         for alias in aliases or []:
             set_alias(session, ctx, target_full, alias, existing.version)
