@@ -179,12 +179,35 @@ def get_series(session: Session, run_id: str, key: str) -> MetricSeriesRow:
     return row
 
 
-def list_series(session: Session, run_ids: list[str]) -> dict[str, list[Any]]:
-    """Summary rows of many runs (plain rows with the series' column names as attributes)."""
-    out: dict[str, list[Any]] = {r: [] for r in run_ids}
-    query = select(*_SERIES.c).where(_SERIES.c.run_id.in_(run_ids)).order_by(_SERIES.c.key)
+@dataclass(slots=True)
+class SeriesSummary:
+    """A series' definition and summary, read for display (cheaper than ORM rows or Row attributes)."""
+
+    run_id: str
+    key: str
+    goal: str | None
+    count: int
+    numeric_count: int
+    sum: float | None
+    last_value: float | None
+    last_step: int | None
+    last_timestamp: int | None
+    min_value: float | None
+    min_step: int | None
+    max_value: float | None
+    max_step: int | None
+
+
+_SUMMARY_COLUMNS = [_SERIES.c[f] for f in SeriesSummary.__dataclass_fields__]
+
+
+def list_series(session: Session, run_ids: list[str]) -> dict[str, list[SeriesSummary]]:
+    """The summaries of many runs' metrics, by run, in key order."""
+    out: dict[str, list[SeriesSummary]] = {r: [] for r in run_ids}
+    query = select(*_SUMMARY_COLUMNS).where(_SERIES.c.run_id.in_(run_ids)).order_by(_SERIES.c.key)
     for row in session.execute(query):
-        out[row.run_id].append(row)
+        summary = SeriesSummary(*row)
+        out[summary.run_id].append(summary)
     return out
 
 
