@@ -43,10 +43,13 @@ class Sizes:
     history_points: int
     runs: int
     search_repeats: int
+    versions: int
 
 
-QUICK = Sizes(ingest_points=300_000, latency_calls=1000, history_points=100_000, runs=500, search_repeats=10)
-FULL = Sizes(ingest_points=1_000_000, latency_calls=3000, history_points=100_000, runs=2000, search_repeats=30)
+QUICK = Sizes(ingest_points=300_000, latency_calls=1000, history_points=100_000, runs=500, search_repeats=10,
+              versions=200)
+FULL = Sizes(ingest_points=1_000_000, latency_calls=3000, history_points=100_000, runs=2000, search_repeats=30,
+             versions=1000)
 
 
 @dataclass
@@ -167,6 +170,29 @@ def bench_runs_and_search(b: Bench, runs: int, repeats: int) -> None:
     b.add(Result(f"filtered search over {runs:,} runs ({len(found)} hits)", median, "ms", "<= 20 ms", median <= 20))
 
 
+class _Constant:
+    """A tiny model for the registry workload (pickled by reference from this module)."""
+
+    def predict(self, data: Any) -> Any:
+        return data
+
+
+def bench_registry(b: Bench, versions: int) -> None:
+    import cairn
+
+    client = cairn.Client()
+    with cairn.start_run(experiment="bench-registry", capture_source=False) as run:
+        logged = run.log_model(_Constant(), name="model")
+    start = time.perf_counter()
+    for _ in range(versions):
+        client.register_model(logged.id, "dev.bench")
+    elapsed = time.perf_counter() - start
+    b.add(Result(f"register {versions:,} model versions", elapsed / versions * 1000, "ms each"))
+    client.set_alias("dev.bench", "champion", versions)
+    times = [timed(lambda: client.get_model_version_by_alias("dev.bench", "champion")) for _ in range(50)]
+    b.add(Result("resolve an alias (median)", statistics.median(times) * 1000, "ms"))
+
+
 def bench_disk(b: Bench, points: int, store_uri: str | None) -> None:
     if store_uri:
         b.add(Result("bytes on disk per point", 0, "n/a", note="PostgreSQL: see pg_total_relation_size"))
@@ -199,6 +225,7 @@ def main() -> None:
             bench_latency(bench, sizes.latency_calls)
             bench_history(bench, sizes.history_points)
             bench_runs_and_search(bench, sizes.runs, sizes.search_repeats)
+            bench_registry(bench, sizes.versions)
             total_points = sizes.ingest_points + sizes.history_points + sizes.latency_calls + 50 + sizes.runs * 5
             bench_disk(bench, total_points, args.postgres)
             bench.add(Result("server memory after the suite (PSS)", pss_mb(proc.pid), "MB"))
