@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,7 +29,10 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # an integer past 64 bits that a client stored in a free-form JSON field
+            return json.dumps(content, default=str).encode()
 
 
 def call(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -99,6 +103,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def data_error(_request: Request, exc: DataError) -> Response:
         return JSON(error_body("INVALID_PARAMETER_VALUE", f"a value is not valid for the store: {exc.orig}"),
+                    status_code=400)
+
+    @app.exception_handler(OverflowError)
+    async def overflow_error(_request: Request, exc: OverflowError) -> Response:
+        return JSON(error_body("INVALID_PARAMETER_VALUE", f"a number is out of range for the store: {exc}"),
                     status_code=400)
 
     @app.exception_handler(OperationalError)

@@ -30,7 +30,7 @@ def create_experiment(body: ExperimentCreate, request: Request,
 
 @router.get("")
 def list_experiments(request: Request, include_deleted: bool = False, name_contains: str | None = None,
-                     max_results: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0),
+                     max_results: int = Query(1000, ge=1, le=10_000), offset: int = Query(0, ge=0, le=2**62),
                      access: Access = requires("experiment.read")) -> dict[str, Any]:
     views = call(request, access, False, svc.list_experiments, include_deleted=include_deleted,
                  name_contains=name_contains, limit=max_results, offset=offset)

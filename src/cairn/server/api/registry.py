@@ -39,7 +39,7 @@ def create_registry(body: schemas.RegistryCreate, request: Request,
 def search_models(request: Request, registry: str | None = None, name_like: str | None = Query(None, max_length=250),
                   tag: list[str] = Query(default_factory=list, description="key=value, repeatable"),
                   include_deleted: bool = False, max_results: int = Query(100, ge=1, le=1000),
-                  offset: int = Query(0, ge=0), access: Access = requires("model.read")) -> Any:
+                  offset: int = Query(0, ge=0, le=2**62), access: Access = requires("model.read")) -> Any:
     tags = dict(t.partition("=")[::2] for t in tag)
     views = call(request, access, False, svc.search_models, registry=registry, name_like=name_like, tags=tags,
                  include_deleted=include_deleted, limit=max_results, offset=offset)

@@ -102,8 +102,9 @@ def define_metric(run_id: str, body: schemas.MetricDefinition, request: Request,
 
 @router.get("/{run_id}/metrics/history")
 def get_metric_history(run_id: str, request: Request, key: str = Query(max_length=250),
-                       start_step: int | None = None, end_step: int | None = None,
-                       max_points: int | None = Query(None, ge=1),
+                       start_step: int | None = Query(None, ge=-(2**63) + 1, le=2**63 - 1),
+                       end_step: int | None = Query(None, ge=-(2**63) + 1, le=2**63 - 1),
+                       max_points: int | None = Query(None, ge=1, le=2**62),
                        access: Access = requires("run.read")) -> Any:
     points = call(request, access, False, svc.metric_history, run_id, key, start_step=start_step,
                   end_step=end_step, max_points=max_points)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from operator import itemgetter
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,7 +50,7 @@ class RunUpdate(Strict):
 
 
 class RunSearch(Strict):
-    experiment_ids: list[int] = Field(default_factory=list, max_length=1000)
+    experiment_ids: list[Annotated[int, Field(ge=0, le=MAX_ID)]] = Field(default_factory=list, max_length=1000)
     experiment_names: list[str] = Field(default_factory=list, max_length=1000)
     filter: str | None = None
     order_by: list[str] = Field(default_factory=list)

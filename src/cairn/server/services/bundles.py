@@ -76,10 +76,14 @@ def _read_meta(tar: tarfile.TarFile) -> dict[str, Any]:
     assert handle is not None
     try:
         meta = json.loads(handle.read())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInputError(f"bundle.json is not valid JSON: {exc}", field="body") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("manifest"), dict):
         raise InvalidInputError(f"bundle.json must be format {FORMAT} with a manifest", field="body")
+    for name, kind in (("lineage", dict), ("tags", dict), ("description", str)):
+        if meta.get(name) is not None and not isinstance(meta[name], kind):
+            raise InvalidInputError(f"bundle.json: {name} must be {'an object' if kind is dict else 'a string'}",
+                                    field="body")
     return meta
 
 
@@ -90,10 +94,11 @@ def _expected_files(meta: dict[str, Any]) -> dict[str, tuple[str, int]]:
     out: dict[str, tuple[str, int]] = {}
     for path, info in files.items():
         clean = clean_artifact_path(path, field="bundle file")
-        digest, size = (info or {}).get("digest"), (info or {}).get("size")
-        if not isinstance(digest, str) or not digest.startswith("sha256:") or not isinstance(size, int):
+        info = info if isinstance(info, dict) else {}
+        digest, size = info.get("digest"), info.get("size")
+        if not isinstance(digest, str) or not digest.startswith("sha256:") or not versions.is_size(size):
             raise InvalidInputError(f"bundle file {path!r} needs a sha256 digest and a size", field="body")
-        out[clean] = (digest, size)
+        out[clean] = (digest, int(size))  # type: ignore[arg-type]
     return out
 
 

@@ -48,12 +48,17 @@ def parse_series(raw: Any, field: str, now: int) -> SeriesBatch:
 def _parse_values(field: str, values: Any) -> list[float | None]:
     if not isinstance(values, list) or not values:
         raise InvalidInputError(f"{field} must be a non-empty list of numbers", field=field)
-    if all(type(v) is float or type(v) is int for v in values):
+    if all(type(v) is float for v in values):
         return values
+    if all(type(v) is float or type(v) is int for v in values):
+        try:
+            return [float(v) for v in values]
+        except OverflowError as exc:
+            raise InvalidInputError(f"{field} has an integer too large for a 64-bit float", field=field) from exc
     out: list[float | None] = []
     for i, v in enumerate(values):
-        if type(v) is float or type(v) is int:
-            out.append(v)
+        if type(v) is float or (type(v) is int and abs(v) < 2**1000):
+            out.append(float(v))
         elif isinstance(v, str) and v in _SPECIAL_IN:
             out.append(_SPECIAL_IN[v])
         else:

@@ -247,7 +247,7 @@ def _tag_value(field_name: str, value: Any) -> str:
 
 def _string_map(name: str, raw: Any, check: Any) -> dict[str, str]:
     if isinstance(raw, list):  # also accept [{"key": ..., "value": ...}]
-        if not all(isinstance(i, dict) and "key" in i for i in raw):
+        if not all(isinstance(i, dict) and isinstance(i.get("key"), str) for i in raw):
             raise InvalidInputError(f"{name} must be an object, or a list of {{key, value}}", field=name)
         raw = {i["key"]: i.get("value") for i in raw}
     if not isinstance(raw, dict):

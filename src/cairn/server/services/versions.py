@@ -33,6 +33,10 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_MODEL_FILES = 10_000
 
 
+def is_size(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
 # logged models -----------------------------------------------------------------------------------------
 
 def log_model(session: Session, ctx: Context, run_id: str, *, name: str, artifact_path: str,
@@ -73,7 +77,7 @@ def _manifest_files(manifest: Any) -> dict[str, dict[str, Any]]:
     for path, info in files.items():
         clean_artifact_path(path, field=f"manifest.files[{path!r}]")
         if not isinstance(info, dict) or not _SHA256.match(str(info.get("sha256", ""))) or \
-                not isinstance(info.get("size"), int):
+                not is_size(info.get("size")):
             raise InvalidInputError(f"manifest.files[{path!r}] needs a sha256 (64 hex) and a size",
                                     field=f"manifest.files[{path!r}]")
     return files
@@ -106,7 +110,7 @@ def resolve_logged_model(session: Session, ctx: Context, source: str) -> LoggedM
         runs.get_run_row(session, ctx, run_id, field_name="source")
         query = select(LoggedModelRow).where(LoggedModelRow.run_id == run_id, LoggedModelRow.name == name)
         if step:
-            if not step.lstrip("-").isdigit():
+            if not re.fullmatch(r"-?[0-9]{1,18}", step):
                 raise InvalidInputError(f"source step {step!r} is not an integer", field="source")
             query = query.where(LoggedModelRow.step == int(step))
         row = session.scalar(query.order_by(LoggedModelRow.step.desc(), LoggedModelRow.created_at.desc()).limit(1))
@@ -194,7 +198,7 @@ def _version_row(session: Session, ctx: Context, full_name: str, version: Any, *
 
 
 def _version_number(version: Any) -> int:
-    if isinstance(version, str) and version.isdigit():
+    if isinstance(version, str) and re.fullmatch(r"[0-9]{1,10}", version):
         version = int(version)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 2**31 - 1:
         raise InvalidInputError(f"version must be a positive integer, got {version!r}", field="version")
