@@ -114,6 +114,9 @@ def _store_files(tar: tarfile.TarFile, expected: dict[str, tuple[str, int]], blo
         assert handle is not None
         data = handle.read()
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        if len(data) != expected[path][1]:
+            raise InvalidInputError(f"bundle file {path!r} is {len(data)} bytes, bundle.json says {expected[path][1]}",
+                                    field="body")
         if digest != expected[path][0]:
             raise InvalidInputError(f"bundle file {path!r} does not match its digest {expected[path][0]}",
                                     field="body")
