@@ -80,7 +80,7 @@ def experiment_out(view: ExperimentView) -> dict[str, Any]:
 
 
 def summary_out(row: Any) -> dict[str, Any]:
-    """A summary from a MetricSeriesRow or a SeriesSummary."""
+    """A summary from a MetricSeriesRow or a SeriesState."""
     goal = row.goal
     best = row.min_value if goal == "min" else row.max_value if goal == "max" else None
     mean = (math.nan if row.sum is None else row.sum / row.numeric_count) if row.numeric_count else None

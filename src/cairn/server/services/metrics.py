@@ -86,12 +86,15 @@ _SUMMARY = ("count", "numeric_count", "sum", "last_value", "last_step", "last_ti
             "min_value", "min_step", "max_value", "max_step")
 
 
-@dataclass
+@dataclass(slots=True)
 class SeriesState:
-    """A series' summary as the ingest path reads and writes it (plain values, no ORM object)."""
+    """A series' definition and summary as plain values: what ingest updates and what reads show
+    (cheaper than ORM rows or Row attributes)."""
 
     id: int
+    run_id: str
     key: str
+    goal: str | None
     count: int
     numeric_count: int
     sum: float | None
@@ -102,6 +105,13 @@ class SeriesState:
     min_step: int | None
     max_value: float | None
     max_step: int | None
+
+
+_STATE_COLUMNS = [_SERIES.c[f] for f in SeriesState.__dataclass_fields__]
+
+
+def _state(row: Any) -> SeriesState:
+    return SeriesState(*row)
 
 
 def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
@@ -136,12 +146,12 @@ def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, Ser
 def _select_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:
     t = _SERIES
     query = (
-        select(t.c.id, t.c.key, *(t.c[c] for c in _SUMMARY))
+        select(*_STATE_COLUMNS)
         .where(t.c.run_id == run_id, t.c.key == keys[0] if len(keys) == 1 else t.c.key.in_(keys))
         .order_by(t.c.key)
         .with_for_update()
     )
-    return {row[1]: SeriesState(*row) for row in session.execute(query)}
+    return {row.key: row for row in map(_state, session.execute(query))}
 
 
 def _update_summary(row: SeriesState, batch: SeriesBatch) -> None:
@@ -184,34 +194,13 @@ def get_series(session: Session, run_id: str, key: str) -> MetricSeriesRow:
     return row
 
 
-@dataclass(slots=True)
-class SeriesSummary:
-    """A series' definition and summary, read for display (cheaper than ORM rows or Row attributes)."""
-
-    run_id: str
-    key: str
-    goal: str | None
-    count: int
-    numeric_count: int
-    sum: float | None
-    last_value: float | None
-    last_step: int | None
-    last_timestamp: int | None
-    min_value: float | None
-    min_step: int | None
-    max_value: float | None
-    max_step: int | None
 
 
-_SUMMARY_COLUMNS = [_SERIES.c[f] for f in SeriesSummary.__dataclass_fields__]
-
-
-def list_series(session: Session, run_ids: list[str]) -> dict[str, list[SeriesSummary]]:
+def list_series(session: Session, run_ids: list[str]) -> dict[str, list[SeriesState]]:
     """The summaries of many runs' metrics, by run, in key order."""
-    out: dict[str, list[SeriesSummary]] = {r: [] for r in run_ids}
-    query = select(*_SUMMARY_COLUMNS).where(_SERIES.c.run_id.in_(run_ids)).order_by(_SERIES.c.key)
-    for row in session.execute(query):
-        summary = SeriesSummary(*row)
+    out: dict[str, list[SeriesState]] = {r: [] for r in run_ids}
+    query = select(*_STATE_COLUMNS).where(_SERIES.c.run_id.in_(run_ids)).order_by(_SERIES.c.key)
+    for summary in map(_state, session.execute(query)):
         out[summary.run_id].append(summary)
     return out
 
