@@ -21,6 +21,7 @@ from cairn.server.db.models import (
     RegistryRow,
     RunRow,
 )
+from cairn.server.schemas.tracking import dataset_out, summary_out
 from cairn.server.services import events, registry, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
@@ -145,8 +146,6 @@ def create_version(session: Session, ctx: Context, full_name: str, source: str, 
 
 def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
     view = runs.load_views(session, [run])[0]
-    from cairn.server.schemas.tracking import dataset_out, summary_out
-
     return {
         "run_id": run.id, "run_name": run.name, "experiment_id": run.experiment_id,
         "metrics": {s.key: summary_out(s) for s in view.metrics},
