@@ -82,7 +82,8 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: P
 
 @pytest.fixture
 def settings(store_uri: str, tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", store_uri=store_uri, artifact_root=tmp_path / "artifacts")
+    return Settings(home=tmp_path / "home", store_uri=store_uri, artifact_root=tmp_path / "artifacts",
+                    allowed_hosts=["testserver"])
 
 
 @pytest.fixture

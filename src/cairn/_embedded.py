@@ -46,5 +46,5 @@ def make_transport(home: str) -> httpx.BaseTransport:
             from cairn.server.app import create_app
             from cairn.server.settings import Settings
 
-            _bridges[key] = ASGIBridge(create_app(Settings(home=Path(key))))
+            _bridges[key] = ASGIBridge(create_app(Settings(home=Path(key), embedded=True)))
         return _bridges[key]

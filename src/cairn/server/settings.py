@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn.server.db.engine import sqlite_url
+from cairn.server.services.accounts import LoginPolicy
+
+MIN_SECRET_KEY = 32
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class SettingsError(Exception):
+    """A setting that makes starting the server unsafe or impossible; the message says what to do."""
 
 
 def default_home() -> Path:
     return Path(os.environ.get("CAIRN_HOME") or Path.home() / ".cairn").expanduser()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -23,6 +47,13 @@ class Settings:
     workers: int = 1
     max_request_bytes: int = 64 * 1024 * 1024
     default_workspace: str = "default"
+    auth: bool = False
+    insecure_no_auth: bool = False
+    secret_key: str | None = None
+    allowed_hosts: list[str] = field(default_factory=list)  # empty: loopback names and the bind host
+    session_ttl_seconds: int = 12 * 3600
+    login_policy: LoginPolicy = field(default_factory=LoginPolicy)
+    embedded: bool = False  # the in-process app of the SDK: no network, no Host check
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -31,6 +62,14 @@ class Settings:
                        artifact_root=Path(env["CAIRN_ARTIFACT_ROOT"]) if env.get("CAIRN_ARTIFACT_ROOT") else None)
         if env.get("CAIRN_MAX_REQUEST_BYTES"):
             settings.max_request_bytes = int(env["CAIRN_MAX_REQUEST_BYTES"])
+        settings.auth = _flag(env.get("CAIRN_AUTH"))
+        settings.secret_key = env.get("CAIRN_SECRET_KEY") or None
+        if env.get("CAIRN_ALLOWED_HOSTS"):
+            settings.allowed_hosts = [h.strip() for h in env["CAIRN_ALLOWED_HOSTS"].split(",") if h.strip()]
+        if env.get("CAIRN_HOST"):
+            settings.host = env["CAIRN_HOST"]
+        if env.get("CAIRN_SESSION_TTL"):
+            settings.session_ttl_seconds = int(env["CAIRN_SESSION_TTL"])
         return settings
 
     @property
@@ -41,8 +80,55 @@ class Settings:
     def resolved_artifact_root(self) -> Path:
         return self.artifact_root or self.home / "artifacts"
 
+    def host_allowed(self, host_header: str) -> bool:
+        """DNS rebinding: a browser tricked into calling us sends the attacker's name as Host."""
+        if self.embedded or "*" in self.allowed_hosts:
+            return True
+        name = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        name = name.strip("[]").lower()
+        return name in self.default_hosts() or name in {h.lower() for h in self.allowed_hosts}
+
+    def default_hosts(self) -> set[str]:
+        hosts = set(LOOPBACK_NAMES)
+        if self.host not in ("0.0.0.0", "::", ""):  # noqa: S104 (comparing, not binding)
+            hosts.add(self.host.lower())
+        else:
+            hosts.update({socket.gethostname().lower(), socket.getfqdn().lower()})
+        return hosts
+
+    def check_startup(self) -> None:
+        """Refuse to serve others without authentication, or with authentication but no strong secret."""
+        if not self.auth and not is_loopback(self.host) and not self.insecure_no_auth:
+            raise SettingsError(
+                f"refusing to listen on {self.host} without authentication: anyone who can reach it could change "
+                "everything. Start with --auth (and create users with `cairn admin create-user`), or pass "
+                "--insecure-no-auth if this network is trusted.")
+        if self.auth:
+            self.secret_key = self.secret_key or self._stored_secret()
+            if len(self.secret_key) < MIN_SECRET_KEY:
+                raise SettingsError(f"CAIRN_SECRET_KEY is too short: at least {MIN_SECRET_KEY} characters of "
+                                    "random text (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
+
+    def _stored_secret(self) -> str:
+        """The secret kept in the data folder, made on first start (readable by this user only)."""
+        path = self.home / "secret_key"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        if path.stat().st_mode & 0o077:
+            raise SettingsError(f"{path} can be read by other users; run `chmod 600 {path}`")
+        return path.read_text().strip()
+
     def to_env(self) -> dict[str, str]:
         """What worker processes need to rebuild these settings."""
-        return {"CAIRN_HOME": str(self.home), "CAIRN_STORE_URI": self.resolved_store_uri,
-                "CAIRN_ARTIFACT_ROOT": str(self.resolved_artifact_root),
-                "CAIRN_MAX_REQUEST_BYTES": str(self.max_request_bytes)}
+        env = {"CAIRN_HOME": str(self.home), "CAIRN_STORE_URI": self.resolved_store_uri,
+               "CAIRN_ARTIFACT_ROOT": str(self.resolved_artifact_root),
+               "CAIRN_MAX_REQUEST_BYTES": str(self.max_request_bytes), "CAIRN_AUTH": "1" if self.auth else "0",
+               "CAIRN_HOST": self.host, "CAIRN_SESSION_TTL": str(self.session_ttl_seconds)}
+        if self.secret_key:
+            env["CAIRN_SECRET_KEY"] = self.secret_key
+        if self.allowed_hosts:
+            env["CAIRN_ALLOWED_HOSTS"] = ",".join(self.allowed_hosts)
+        return env

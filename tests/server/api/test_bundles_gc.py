@@ -54,7 +54,7 @@ def test_export_then_import_on_a_second_server(api: httpx.Client, run_id: str, t
     api.post("/api/v1/models/dev.mnist/versions/1/tags", json={"approved": "true"})
     bundle = api.get("/api/v1/models/dev.mnist/versions/1/export")
     assert bundle.status_code == 200
-    other = create_app(Settings(home=tmp_path / "other"))
+    other = create_app(Settings(home=tmp_path / "other", allowed_hosts=["other"]))
     with httpx.Client(transport=ASGIBridge(other), base_url="http://other") as second:
         imported = second.post("/api/v1/models/prod.mnist/versions/import", content=bundle.content)
         assert imported.status_code == 201, imported.text

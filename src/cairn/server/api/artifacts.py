@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call, call_async
-from cairn.server.authz import Access, requires
 from cairn.server.schemas.tracking import artifact_out, version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs

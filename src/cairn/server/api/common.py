@@ -15,8 +15,9 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from cairn.server.authz import Access
+from cairn.server.api.auth import Access
 from cairn.server.db.engine import TTLCache
+from cairn.server.services.accounts import NotAuthenticatedError, TooManyAttemptsError
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError, ServiceError
 from cairn.server.services.experiments import resolve_workspace
@@ -39,7 +40,10 @@ def call(request: Request, access: Access, write: bool, fn: Callable[..., T], *a
     """Run one service call in one transaction, as ``access``'s caller in its workspace."""
     db = request.app.state.db
     with db.session(write=write) as session:
-        return fn(session, context(session, access, db.cache), *args, **kwargs)
+        ctx = context(session, access, db.cache)
+        result = fn(session, ctx, *args, **kwargs)
+        access.guard.check_done()  # raising here rolls the transaction back
+        return result
 
 
 async def call_async(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any,
@@ -49,12 +53,14 @@ async def call_async(request: Request, access: Access, write: bool, fn: Callable
 
 def context(session: Session, access: Access, cache: TTLCache | None = None) -> Context:
     """The caller's Context; the workspace's id is cached for a few seconds per process."""
+    if access.workspace_id is not None:
+        return Context(access.workspace_id, access.workspace, access.actor, access.client_addr, access.guard)
     workspace_id = cache.get(("workspace", access.workspace)) if cache is not None else None
     if workspace_id is None:
         workspace_id = resolve_workspace(session, access.workspace).id
         if cache is not None:
             cache.put(("workspace", access.workspace), workspace_id)
-    return Context(workspace_id, access.workspace, access.actor, access.client_addr)
+    return Context(workspace_id, access.workspace, access.actor, access.client_addr, access.guard)
 
 
 async def read_json(request: Request) -> Any:
@@ -86,7 +92,13 @@ def error_body(code: str, message: str, field: str | None = None, position: int 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError) -> Response:
-        return JSON(error_body(exc.code, exc.message, exc.field, exc.position), status_code=exc.status)
+        headers = {}
+        if isinstance(exc, NotAuthenticatedError):
+            headers["WWW-Authenticate"] = 'Basic realm="cairn", charset="UTF-8"'
+        if isinstance(exc, TooManyAttemptsError):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSON(error_body(exc.code, exc.message, exc.field, exc.position), status_code=exc.status,
+                    headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import call
-from cairn.server.authz import Access, requires
 from cairn.server.schemas.tracking import MAX_ID, ExperimentCreate, ExperimentUpdate, experiment_out
 from cairn.server.services import experiments as svc
 
@@ -62,14 +62,14 @@ def update_experiment(body: ExperimentUpdate, request: Request, experiment_id: i
 
 @router.delete("/{experiment_id}")
 def delete_experiment(request: Request, experiment_id: int = ExperimentId,
-                      access: Access = requires("experiment.write")) -> dict[str, Any]:
+                      access: Access = requires("experiment.delete")) -> dict[str, Any]:
     call(request, access, True, svc.set_lifecycle, experiment_id, "deleted")
     return {}
 
 
 @router.post("/{experiment_id}/restore")
 def restore_experiment(request: Request, experiment_id: int = ExperimentId,
-                       access: Access = requires("experiment.write")) -> dict[str, Any]:
+                       access: Access = requires("experiment.delete")) -> dict[str, Any]:
     call(request, access, True, svc.set_lifecycle, experiment_id, "active")
     return {}
 

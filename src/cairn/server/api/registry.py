@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call, call_async
-from cairn.server.authz import Access, requires
 from cairn.server.schemas import registry as schemas
 from cairn.server.services import bundles, versions
 from cairn.server.services import registry as svc
@@ -226,7 +226,7 @@ async def export_version(name: str, version: str, request: Request, access: Acce
              openapi_extra={"requestBody": {"content": {"application/x-tar": {}}}})
 async def import_version(name: str, request: Request, access: Access = requires("model.write")) -> Any:
     """Register a bundle made by export as the next version of ``name``; every file's digest is checked."""
-    await call_async(request, access, False, svc.get_registry, svc.split_name(name)[0])
+    await call_async(request, access, False, svc.writable_registry, name)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bundle.tar"
         with path.open("wb") as out:

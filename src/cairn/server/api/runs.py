@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call, call_async, read_json
-from cairn.server.authz import Access, requires
 from cairn.server.schemas import tracking as schemas
 from cairn.server.services import runs as svc
 from cairn.server.services import search
@@ -49,13 +49,13 @@ def update_run(run_id: str, body: schemas.RunUpdate, request: Request, access: A
 
 
 @router.delete("/{run_id}")
-def delete_run(run_id: str, request: Request, access: Access = requires("run.write")) -> dict[str, Any]:
+def delete_run(run_id: str, request: Request, access: Access = requires("run.delete")) -> dict[str, Any]:
     call(request, access, True, svc.set_run_lifecycle, run_id, "deleted")
     return {}
 
 
 @router.post("/{run_id}/restore")
-def restore_run(run_id: str, request: Request, access: Access = requires("run.write")) -> dict[str, Any]:
+def restore_run(run_id: str, request: Request, access: Access = requires("run.delete")) -> dict[str, Any]:
     call(request, access, True, svc.set_run_lifecycle, run_id, "active")
     return {}
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +47,8 @@ class WorkspaceRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    require_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ExperimentRow(Base):
@@ -202,7 +205,7 @@ class EventRow(Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_workspace_time", "workspace_id", "created_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    workspace_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id"), nullable=True)  # None: server-wide
     actor: Mapped[str] = mapped_column(String(KEY_LEN))
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(64))
@@ -328,3 +331,137 @@ class AliasMoveRow(Base):
     actor: Mapped[str] = mapped_column(String(KEY_LEN))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- accounts and collaboration -------------------------------------------------------------------------
+
+
+class UserRow(Base):
+    """A person (with a password) or a service account (tokens only, ``password_hash`` NULL)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(KEY_LEN), default="")
+    email: Mapped[str] = mapped_column(String(KEY_LEN), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TeamRow(Base):
+    __tablename__ = "teams"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TeamMemberRow(Base):
+    __tablename__ = "team_members"
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class MemberRow(Base):
+    """A user's or a team's role in a workspace (``principal_kind`` is ``user`` or ``team``)."""
+
+    __tablename__ = "workspace_members"
+    __table_args__ = (UniqueConstraint("workspace_id", "principal_kind", "principal_id"),
+                      Index("ix_workspace_members_principal", "principal_kind", "principal_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    principal_kind: Mapped[str] = mapped_column(String(8))
+    principal_id: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class GrantRow(Base):
+    """A role on one experiment or registry, for a user or a team of the workspace."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("resource_type", "resource_id", "principal_kind", "principal_id"),
+                      Index("ix_grants_workspace_principal", "workspace_id", "principal_kind", "principal_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    resource_type: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[int] = mapped_column(Integer)
+    principal_kind: Mapped[str] = mapped_column(String(8))
+    principal_id: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TokenRow(Base):
+    """An API token: only a hash of its secret is kept. The public ``id`` is part of the token."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(KEY_LEN))
+    scope: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class SessionRow(Base):
+    """A browser session: the cookie carries a secret, the row keeps its hash."""
+
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginThrottleRow(Base):
+    """Failed logins counted per account and per client address, shared by every server process."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[int] = mapped_column(BigInteger)
+    blocked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PromotionRequestRow(Base):
+    """A request to promote a version into a (protected) registry, and what became of it."""
+
+    __tablename__ = "promotion_requests"
+    __table_args__ = (Index("ix_promotion_requests_workspace_status", "workspace_id", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    source_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    target_registry_id: Mapped[int] = mapped_column(ForeignKey("registries.id"))
+    target_model: Mapped[str] = mapped_column(String(KEY_LEN))
+    aliases: Mapped[dict[str, Any]] = mapped_column(JSON)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(KEY_LEN))
+    requested_at: Mapped[int] = mapped_column(BigInteger)
+    decided_by: Mapped[str | None] = mapped_column(String(KEY_LEN), nullable=True)
+    decided_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decision_comment: Mapped[str] = mapped_column(Text, default="")
+    result_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), nullable=True)
+
+
+class CommentRow(Base):
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_object", "workspace_id", "object_type", "object_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(KEY_LEN))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -29,7 +29,7 @@ class ArtifactEntry:
 def record_version(session: Session, ctx: Context, run_id: str, path: str, blob: StoredBlob) -> ArtifactVersionRow:
     """Add the next version of ``path`` pointing at an already stored blob."""
     path = clean_artifact_path(path)
-    row = runs.get_run_row(session, ctx, run_id)
+    row = runs.get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
     insert_ignore(session, BlobRow, [{"digest": blob.digest, "size": blob.size, "created_at": events.now_ms()}],

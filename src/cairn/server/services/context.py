@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from cairn.server.authz import Guard, unrestricted
 
 
 @dataclass(frozen=True)
@@ -11,3 +13,8 @@ class Context:
     workspace: str
     actor: str
     client_addr: str = ""
+    guard: Guard = field(default_factory=lambda: unrestricted("anonymous"))
+
+    def authorize(self, resource_type: str, resource_id: int, needed: str | None = None) -> None:
+        """Refuse unless the caller holds the call's role (and ``needed``) on this resource."""
+        self.guard.authorize(resource_type, resource_id, needed)

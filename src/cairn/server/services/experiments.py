@@ -125,6 +125,7 @@ def update_experiment(
     session: Session, ctx: Context, experiment_id: int, *, name: str | None = None, description: str | None = None
 ) -> ExperimentRow:
     row = get_experiment(session, ctx, experiment_id)
+    ctx.authorize("experiment", row.id)
     before = {"name": row.name, "description": row.description}
     if name is not None and name != row.name:
         check_key("name", name)
@@ -141,6 +142,7 @@ def update_experiment(
 
 def set_lifecycle(session: Session, ctx: Context, experiment_id: int, lifecycle: str) -> ExperimentRow:
     row = get_experiment(session, ctx, experiment_id)
+    ctx.authorize("experiment", row.id)
     if row.lifecycle == lifecycle:
         raise InvalidStateError(f"experiment {experiment_id} is already {lifecycle}", field="experiment_id")
     row.lifecycle, row.updated_at = lifecycle, events.now_ms()
@@ -151,5 +153,6 @@ def set_lifecycle(session: Session, ctx: Context, experiment_id: int, lifecycle:
 
 def set_experiment_tags(session: Session, ctx: Context, experiment_id: int, tags: dict[str, str]) -> None:
     row = get_experiment(session, ctx, experiment_id)
+    ctx.authorize("experiment", row.id)
     write_tags(session, ExperimentTagRow, "experiment_id", row.id, tags)
     events.record(session, ctx, "experiment.set_tags", "experiment", row.id, after=dict(tags))

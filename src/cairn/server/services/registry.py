@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cairn.server.authz import MAINTAINER
 from cairn.server.db.models import (
     ModelAliasRow,
     ModelVersionFileRow,
@@ -126,10 +127,25 @@ def create_registry(session: Session, ctx: Context, name: str, description: str 
 
 # registered models -------------------------------------------------------------------------------------
 
-def _model_row(session: Session, ctx: Context, full_name: str, *, lock: bool = False,
+def authorize_registry(ctx: Context, registry: RegistryRow) -> None:
+    """The caller changes something in ``registry``: a protected registry needs a maintainer."""
+    ctx.authorize("registry", registry.id, MAINTAINER if registry.protected else None)
+
+
+def writable_registry(session: Session, ctx: Context, name: str) -> RegistryRow:
+    """The registry named by a model's full name, checked for the caller's right to add to it."""
+    row = get_registry(session, ctx, split_name(name)[0])
+    authorize_registry(ctx, row)
+    return row
+
+
+def _model_row(session: Session, ctx: Context, full_name: str, *, lock: bool = False, write: bool = False,
                include_deleted: bool = False) -> tuple[RegisteredModelRow, RegistryRow]:
+    """The model; with ``lock`` or ``write`` the caller is about to change it and must be allowed to."""
     registry_name, name = split_name(full_name)
     registry = get_registry(session, ctx, registry_name)
+    if lock or write:
+        authorize_registry(ctx, registry)
     query = select(RegisteredModelRow).where(RegisteredModelRow.registry_id == registry.id,
                                              RegisteredModelRow.name == name)
     row = session.scalar(query.with_for_update() if lock else query)
@@ -147,6 +163,7 @@ def create_model(session: Session, ctx: Context, full_name: str, description: st
                  tags: dict[str, str] | None = None) -> RegisteredModelRow:
     registry_name, name = split_name(full_name)
     registry = get_registry(session, ctx, registry_name)
+    authorize_registry(ctx, registry)
     existing = session.scalar(select(RegisteredModelRow).where(RegisteredModelRow.registry_id == registry.id,
                                                                RegisteredModelRow.name == name))
     if existing is not None:
@@ -174,6 +191,7 @@ def ensure_model(session: Session, ctx: Context, full_name: str) -> tuple[Regist
     """The model, created if missing, locked so a version number can be taken safely."""
     registry_name, name = split_name(full_name)
     registry = get_registry(session, ctx, registry_name)
+    authorize_registry(ctx, registry)
     query = select(RegisteredModelRow).where(RegisteredModelRow.registry_id == registry.id,
                                              RegisteredModelRow.name == name)
     if session.scalar(query) is None:
@@ -225,7 +243,7 @@ def _model_views(session: Session, rows: list[tuple[RegisteredModelRow, str]]) -
 
 def update_model(session: Session, ctx: Context, full_name: str, *, new_name: str | None = None,
                  description: str | None = None) -> RegisteredModelRow:
-    row, registry = _model_row(session, ctx, full_name)
+    row, registry = _model_row(session, ctx, full_name, write=True)
     before = {"name": row.name, "description": row.description}
     if new_name is not None and new_name != row.name:
         target_registry, target = split_name(new_name, "new_name") if "." in new_name else (registry.name, new_name)
@@ -246,7 +264,7 @@ def update_model(session: Session, ctx: Context, full_name: str, *, new_name: st
 
 
 def set_model_lifecycle(session: Session, ctx: Context, full_name: str, lifecycle: str) -> None:
-    row, _ = _model_row(session, ctx, full_name, include_deleted=True)
+    row, _ = _model_row(session, ctx, full_name, write=True, include_deleted=True)
     if row.lifecycle == lifecycle:
         raise InvalidStateError(f"model {full_name} is already {lifecycle}", field="name")
     row.lifecycle, row.updated_at = lifecycle, events.now_ms()
@@ -254,13 +272,13 @@ def set_model_lifecycle(session: Session, ctx: Context, full_name: str, lifecycl
 
 
 def set_model_tags(session: Session, ctx: Context, full_name: str, tags: dict[str, str]) -> None:
-    row, _ = _model_row(session, ctx, full_name)
+    row, _ = _model_row(session, ctx, full_name, write=True)
     write_tags(session, RegisteredModelTagRow, "model_id", row.id, tags)
     events.record(session, ctx, "model.set_tags", "model", row.id, after=dict(tags))
 
 
 def delete_model_tag(session: Session, ctx: Context, full_name: str, key: str) -> None:
-    row, _ = _model_row(session, ctx, full_name)
+    row, _ = _model_row(session, ctx, full_name, write=True)
     tag = session.get(RegisteredModelTagRow, (row.id, key))
     if tag is None:
         raise NotFoundError(f"model {full_name} has no tag {key!r}", field="key")

@@ -78,6 +78,7 @@ def create_run(session: Session, ctx: Context, spec: RunCreate) -> RunRow:
     """Create a run. A client may choose the id (so offline runs can be replayed); creating the same
     id again in the same experiment returns the existing run, which makes retries safe."""
     experiment = _experiment_for(session, ctx, spec)
+    ctx.authorize("experiment", experiment.id)
     run_id = check_run_id("run_id", spec.run_id) if spec.run_id is not None else uuid.uuid4().hex
     existing = session.get(RunRow, run_id)
     if existing is not None:
@@ -88,7 +89,7 @@ def create_run(session: Session, ctx: Context, spec: RunCreate) -> RunRow:
         get_run_row(session, ctx, spec.parent_run_id, field_name="parent_run_id")
     start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
     name = check_key("name", spec.name) if spec.name else _generated_name()
-    user = check_text("user", spec.user, MAX_KEY) if spec.user is not None else ctx.actor
+    user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
     row = RunRow(id=run_id, workspace_id=ctx.workspace_id, experiment_id=experiment.id, name=name,
                  status="RUNNING", start_time=start, user=user, parent_run_id=spec.parent_run_id,
                  lifecycle="active", updated_at=start)
@@ -110,15 +111,19 @@ def _experiment_for(session: Session, ctx: Context, spec: RunCreate) -> Any:
     return experiments.get_or_create_experiment(session, ctx, name)
 
 
-def get_run_row(session: Session, ctx: Context, run_id: str, *, field_name: str = "run_id") -> RunRow:
+def get_run_row(session: Session, ctx: Context, run_id: str, *, field_name: str = "run_id",
+                write: bool = False) -> RunRow:
+    """The run; with ``write`` the caller is about to change it and must be allowed to."""
     row = session.get(RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
     if row is None or row.workspace_id != ctx.workspace_id:
         raise NotFoundError(f"run {run_id!r} does not exist", field=field_name)
+    if write:
+        ctx.authorize("experiment", row.experiment_id)
     return row
 
 
 def writable_run(session: Session, ctx: Context, run_id: str) -> RunRow:
-    row = get_run_row(session, ctx, run_id)
+    row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it", field="run_id")
     if row.status != "RUNNING":
@@ -167,7 +172,7 @@ def update_run(
     session: Session, ctx: Context, run_id: str, *, status: str | None = None,
     end_time: int | None = None, name: str | None = None,
 ) -> RunRow:
-    row = get_run_row(session, ctx, run_id)
+    row = get_run_row(session, ctx, run_id, write=True)
     before = {"status": row.status, "name": row.name, "end_time": row.end_time}
     if name is not None:
         row.name = check_key("name", name)
@@ -186,7 +191,7 @@ def update_run(
 
 
 def set_run_lifecycle(session: Session, ctx: Context, run_id: str, lifecycle: str) -> RunRow:
-    row = get_run_row(session, ctx, run_id)
+    row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle == lifecycle:
         raise InvalidStateError(f"run {run_id} is already {lifecycle}", field="run_id")
     row.lifecycle, row.updated_at = lifecycle, events.now_ms()
@@ -298,7 +303,7 @@ def _touch(session: Session, run_id: str) -> None:
 
 
 def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
-    row = get_run_row(session, ctx, run_id)
+    row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
     _set_tags(session, run_id, _string_map("tags", tags, _tag_value))
@@ -306,7 +311,7 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
 
 
 def delete_tag(session: Session, ctx: Context, run_id: str, key: str) -> None:
-    get_run_row(session, ctx, run_id)
+    get_run_row(session, ctx, run_id, write=True)
     tag = session.get(RunTagRow, (run_id, key))
     if tag is None:
         raise NotFoundError(f"run {run_id} has no tag {key!r}", field="key")
@@ -324,7 +329,7 @@ def param_history(session: Session, ctx: Context, run_id: str, key: str) -> list
 
 
 def define_metric(session: Session, ctx: Context, run_id: str, key: str, goal: str | None) -> MetricSeriesRow:
-    row = get_run_row(session, ctx, run_id)
+    row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
     series = metrics.define_metric(session, run_id, key, goal)

@@ -20,11 +20,18 @@ from cairn.server.db.models import (
     RegisteredModelRow,
     RegistryRow,
     RunRow,
+    WorkspaceRow,
 )
 from cairn.server.schemas.tracking import dataset_out, summary_out
 from cairn.server.services import events, registry, runs
 from cairn.server.services.context import Context
-from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from cairn.server.services.registry import VersionView, check_alias
 from cairn.server.services.tags import write_tags
 from cairn.server.services.validation import MAX_DESCRIPTION, check_int, check_key, check_text
@@ -157,8 +164,10 @@ def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
 
 def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,
                  source_version_id: int | None, manifest: dict[str, Any], lineage: dict[str, Any],
-                 files: dict[str, tuple[str, int]], description: str, note: str = "") -> ModelVersionRow:
-    model, _ = registry.ensure_model(session, ctx, full_name)
+                 files: dict[str, tuple[str, int]], description: str, note: str = "",
+                 approved: bool = False) -> ModelVersionRow:
+    model, reg = registry.ensure_model(session, ctx, full_name)
+    check_approval(session, ctx, reg, approved)
     model.last_version += 1
     now = events.now_ms()
     row = ModelVersionRow(model_id=model.id, version=model.last_version, run_id=run_id,
@@ -186,8 +195,8 @@ def finish_version(session: Session, ctx: Context, full_name: str, row: ModelVer
 
 
 def _version_row(session: Session, ctx: Context, full_name: str, version: Any, *, include_deleted: bool = False,
-                 lock: bool = False) -> tuple[ModelVersionRow, RegisteredModelRow, RegistryRow]:
-    model, reg = registry._model_row(session, ctx, full_name, lock=lock)
+                 lock: bool = False, write: bool = False) -> tuple[ModelVersionRow, RegisteredModelRow, RegistryRow]:
+    model, reg = registry._model_row(session, ctx, full_name, lock=lock, write=write)
     number = _version_number(version)
     row = session.scalar(select(ModelVersionRow).where(ModelVersionRow.model_id == model.id,
                                                        ModelVersionRow.version == number))
@@ -258,7 +267,7 @@ def _source_of(session: Session, version_id: int) -> dict[str, Any] | None:
 
 
 def update_version(session: Session, ctx: Context, full_name: str, version: Any, description: str) -> VersionView:
-    row, _, _ = _version_row(session, ctx, full_name, version)
+    row, _, _ = _version_row(session, ctx, full_name, version, write=True)
     before = row.description
     row.description = check_text("description", description, MAX_DESCRIPTION)
     row.updated_at = events.now_ms()
@@ -268,7 +277,7 @@ def update_version(session: Session, ctx: Context, full_name: str, version: Any,
 
 
 def set_version_lifecycle(session: Session, ctx: Context, full_name: str, version: Any, lifecycle: str) -> None:
-    row, model, _ = _version_row(session, ctx, full_name, version, include_deleted=True)
+    row, model, _ = _version_row(session, ctx, full_name, version, include_deleted=True, write=True)
     if row.lifecycle == lifecycle:
         raise InvalidStateError(f"version {row.version} of {full_name} is already {lifecycle}", field="version")
     if lifecycle == "deleted":
@@ -281,13 +290,13 @@ def set_version_lifecycle(session: Session, ctx: Context, full_name: str, versio
 
 
 def set_version_tags(session: Session, ctx: Context, full_name: str, version: Any, tags: dict[str, str]) -> None:
-    row, _, _ = _version_row(session, ctx, full_name, version)
+    row, _, _ = _version_row(session, ctx, full_name, version, write=True)
     write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
     events.record(session, ctx, "model_version.set_tags", "model_version", row.id, after=dict(tags))
 
 
 def delete_version_tag(session: Session, ctx: Context, full_name: str, version: Any, key: str) -> None:
-    row, _, _ = _version_row(session, ctx, full_name, version)
+    row, _, _ = _version_row(session, ctx, full_name, version, write=True)
     tag = session.get(ModelVersionTagRow, (row.id, key))
     if tag is None:
         raise NotFoundError(f"version {row.version} of {full_name} has no tag {key!r}", field="key")
@@ -366,8 +375,20 @@ def rollback_alias(session: Session, ctx: Context, full_name: str, alias: str) -
 
 # promotion ---------------------------------------------------------------------------------------------
 
+def check_approval(session: Session, ctx: Context, target: RegistryRow, approved: bool) -> None:
+    """New versions in a protected registry of a workspace that requires approval come only from an
+    approved promotion request."""
+    if not target.protected or approved:
+        return
+    workspace = session.get(WorkspaceRow, ctx.workspace_id)
+    if workspace is not None and workspace.require_approval:
+        raise PermissionDeniedError(
+            f"registry {target.name!r} is protected and workspace {ctx.workspace!r} requires approval: request a "
+            "promotion into it (request_promotion) for a second person to approve", field="to")
+
+
 def promote(session: Session, ctx: Context, full_name: str, version: Any, to: str, *,
-            aliases: list[str] | None = None, note: str = "") -> VersionView:
+            aliases: list[str] | None = None, note: str = "", approved: bool = False) -> VersionView:
     """Copy a version into another registry as a new version there, recording where it came from.
     Promoting the same source version to the same model again returns the version made the first time."""
     source, model, reg = _version_row(session, ctx, full_name, version)
@@ -375,7 +396,7 @@ def promote(session: Session, ctx: Context, full_name: str, version: Any, to: st
     if target_registry == reg.name:
         raise InvalidInputError(f"cannot promote within registry {reg.name!r}; choose another registry",
                                 field="to")
-    registry.get_registry(session, ctx, target_registry, "to")
+    check_approval(session, ctx, registry.get_registry(session, ctx, target_registry, "to"), approved)
     for alias in aliases or []:
         check_alias(alias)
     target_full = f"{target_registry}.{target_name}"
@@ -393,7 +414,7 @@ def promote(session: Session, ctx: Context, full_name: str, version: Any, to: st
                                                     "by": ctx.actor, "at": events.now_ms(), "note": note}}
     row = add_version(session, ctx, target_full, run_id=source.run_id, logged_model_id=source.logged_model_id,
                        source_version_id=source.id, manifest=source.manifest, lineage=lineage, files=files,
-                       description=source.description, note=note)
+                       description=source.description, note=note, approved=approved)
     events.record(session, ctx, "model_version.promote", "model_version", row.id,
                   after={"from": f"{reg.name}.{model.name}/{source.version}", "to": f"{target_full}/{row.version}",
                          "note": note})

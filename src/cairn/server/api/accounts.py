@@ -1,0 +1,198 @@
+"""/api/v1/auth, /api/v1/tokens, /api/v1/users, /api/v1/teams, /api/v1/admin/events: accounts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from cairn.server.api.auth import SESSION_COOKIE, Access, requires
+from cairn.server.api.common import JSON
+from cairn.server.schemas import collab as schemas
+from cairn.server.services import accounts, events
+from cairn.server.services.accounts import Identity, NotAuthenticatedError
+from cairn.server.services.errors import InvalidInputError, PermissionDeniedError
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+def _write(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with request.app.state.db.session(write=True) as session:
+        return fn(session, *args, **kwargs)
+
+
+def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with request.app.state.db.session(write=False) as session:
+        return fn(session, *args, **kwargs)
+
+
+def _identity(access: Access) -> Identity:
+    if access.identity is None:
+        raise InvalidInputError("this server runs without authentication (local mode): there are no accounts "
+                                "to sign in to or make tokens for; start it with --auth")
+    return access.identity
+
+
+# signing in ------------------------------------------------------------------------------------------------
+
+@router.post("/auth/login")
+async def login(body: schemas.Login, request: Request, access: Access = requires("public")) -> Any:
+    """Sign in with a password: sets an HttpOnly session cookie and returns the CSRF token to send as
+    X-CSRF-Token on every state-changing request."""
+    settings = request.app.state.settings
+    if not settings.auth:
+        raise InvalidInputError("this server runs without authentication; there is nothing to sign in to")
+    origin = request.headers.get("origin")
+    if origin and not settings.host_allowed(origin.split("://", 1)[-1].split("/", 1)[0]):
+        raise PermissionDeniedError("sign-in from another site is refused", field="Origin")
+
+    def check(session: Any) -> tuple[Any, str | None, dict[str, Any] | None]:
+        outcome = accounts.verify_login(session, body.username, body.password, settings.login_policy,
+                                        access.client_addr)
+        if outcome.user is None:
+            return outcome, None, None
+        secret = accounts.create_session(session, outcome.user, settings.session_ttl_seconds, access.client_addr)
+        return outcome, secret, schemas.user_out(outcome.user)
+
+    outcome, secret, user = await run_in_threadpool(_write, request, check)
+    if secret is None:
+        await asyncio.sleep(outcome.delay)
+        raise NotAuthenticatedError("wrong user name or password")
+    csrf = accounts.csrf_token(settings.secret_key, accounts.hash_secret(secret))
+    response = JSON({"user": user, "csrf_token": csrf})
+    response.set_cookie(SESSION_COOKIE, secret, max_age=settings.session_ttl_seconds, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/auth/logout")
+def logout(request: Request, access: Access = requires("account.self")) -> Any:
+    _write(request, accounts.end_session, _identity(access), access.client_addr)
+    response = JSON({})
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/auth/me")
+def whoami(request: Request, access: Access = requires("account.self")) -> Any:
+    if access.identity is None:
+        return JSON({"user": {"name": access.actor, "admin": True}, "auth": False, "scope": "admin"})
+    identity = access.identity
+    user = _read(request, accounts.get_user, identity.name)
+    out = {"user": schemas.user_out(user), "auth": True, "scope": identity.scope, "method": identity.method}
+    if identity.session_id:
+        out["csrf_token"] = accounts.csrf_token(request.app.state.settings.secret_key, identity.session_id)
+    return JSON(out)
+
+
+@router.post("/auth/password")
+def change_password(body: schemas.PasswordChange, request: Request, access: Access = requires("account.write")) -> Any:
+    _write(request, accounts.change_own_password, _identity(access), body.old_password, body.new_password,
+           access.client_addr)
+    return JSON({})
+
+
+# tokens -------------------------------------------------------------------------------------------------
+
+@router.post("/tokens", status_code=201)
+def create_token(body: schemas.TokenCreate, request: Request, access: Access = requires("account.write")) -> Any:
+    """A new API token; its secret is in this answer and never again."""
+    row, secret = _write(request, accounts.create_token, _identity(access), body.name, body.scope, body.expires_in,
+                         user=body.user, client_addr=access.client_addr)
+    return JSON(schemas.token_out(row, body.user or access.actor, secret), status_code=201)
+
+
+@router.get("/tokens")
+def list_tokens(request: Request, user: str | None = None, access: Access = requires("account.self")) -> Any:
+    rows = _read(request, accounts.list_tokens, _identity(access), user)
+    return JSON({"tokens": [schemas.token_out(row, name) for row, name in rows]})
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(token_id: str, request: Request, access: Access = requires("account.write")) -> Any:
+    row = _write(request, accounts.revoke_token, _identity(access), token_id, access.client_addr)
+    return JSON({"id": row.id, "revoked_at": row.revoked_at})
+
+
+# users and teams (server admins) -----------------------------------------------------------------------
+
+@router.get("/users")
+def list_users(request: Request, access: Access = requires("admin.read")) -> Any:
+    return JSON({"users": [schemas.user_out(u) for u in _read(request, accounts.list_users)]})
+
+
+@router.post("/users", status_code=201)
+def create_user(body: schemas.UserCreate, request: Request, access: Access = requires("admin.manage")) -> Any:
+    row = _write(request, accounts.create_user, access.actor, body.name, body.password, admin=body.admin,
+                 service=body.service, display_name=body.display_name, email=body.email,
+                 client_addr=access.client_addr)
+    return JSON(schemas.user_out(row), status_code=201)
+
+
+@router.get("/users/{name}")
+def get_user(name: str, request: Request, access: Access = requires("admin.read")) -> Any:
+    return JSON(schemas.user_out(_read(request, accounts.get_user, name, "name")))
+
+
+@router.patch("/users/{name}")
+def update_user(name: str, body: schemas.UserUpdate, request: Request,
+                access: Access = requires("admin.manage")) -> Any:
+    row = _write(request, accounts.update_user, access.actor, name, admin=body.admin, disabled=body.disabled,
+                 password=body.password, display_name=body.display_name, email=body.email,
+                 client_addr=access.client_addr)
+    return JSON(schemas.user_out(row))
+
+
+@router.get("/teams")
+def list_teams(request: Request, access: Access = requires("admin.read")) -> Any:
+    return JSON({"teams": [schemas.team_out(t, m) for t, m in _read(request, accounts.list_teams)]})
+
+
+@router.post("/teams", status_code=201)
+def create_team(body: schemas.TeamCreate, request: Request, access: Access = requires("admin.manage")) -> Any:
+    row = _write(request, accounts.create_team, access.actor, body.name, body.description, access.client_addr)
+    return JSON(schemas.team_out(row, []), status_code=201)
+
+
+@router.post("/teams/{team}/members", status_code=201)
+def add_team_member(team: str, body: schemas.TeamMember, request: Request,
+                    access: Access = requires("admin.manage")) -> Any:
+    _write(request, accounts.add_team_member, access.actor, team, body.user, access.client_addr)
+    return JSON({"team": team, "user": body.user}, status_code=201)
+
+
+@router.delete("/teams/{team}/members/{user}")
+def remove_team_member(team: str, user: str, request: Request, access: Access = requires("admin.manage")) -> Any:
+    _write(request, accounts.remove_team_member, access.actor, team, user, access.client_addr)
+    return JSON({})
+
+
+@router.get("/admin/events")
+def server_events(request: Request, since: str | None = None, until: str | None = None, actor: str | None = None,
+                  action: str | None = Query(None, max_length=64), max_results: int = Query(100, ge=1, le=1000),
+                  page_token: str | None = None, access: Access = requires("admin.read")) -> Any:
+    """Server-wide events: sign-ins, users, teams, tokens."""
+    query = event_query(since, until, actor, action, None, None, max_results, page_token)
+    rows = _read(request, events.list_events, None, query)
+    return JSON(events_page(rows, max_results))
+
+
+def event_query(since: str | None, until: str | None, actor: str | None, action: str | None,
+                object_type: str | None, object_id: str | None, limit: int,
+                page_token: str | None) -> events.EventQuery:
+    if page_token is not None and not (page_token.isascii() and page_token.isdigit() and len(page_token) < 19):
+        raise InvalidInputError("page_token is not one this server gave out", field="page_token")
+    return events.EventQuery(events.parse_time(since, "since"), events.parse_time(until, "until"), actor, action,
+                             object_type, object_id, int(page_token or 0), limit)
+
+
+def events_page(rows: list[Any], limit: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"events": [schemas.event_out(r) for r in rows]}
+    if len(rows) == limit:
+        out["next_page_token"] = str(rows[-1].id)
+    return out
+
+
+

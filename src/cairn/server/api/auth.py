@@ -1,0 +1,174 @@
+"""Who is calling: credentials to an Identity, the Identity to a Guard in the workspace, and the
+``requires(action)`` dependency every route declares. The rules themselves live in
+``cairn.server.authz`` (the table) and the services (accounts, workspaces)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cairn.server.authz import (
+    PERMISSIONS,
+    SCOPE_RANK,
+    WORKSPACE_HEADER,
+    Guard,
+    at_least,
+    unrestricted,
+)
+from cairn.server.services import accounts, workspaces
+from cairn.server.services.accounts import Identity, NotAuthenticatedError
+from cairn.server.services.errors import PermissionDeniedError
+
+LOCAL_ACTOR = "anonymous"
+SESSION_COOKIE = "cairn_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a route is handed: the action, the caller, and their standing in the workspace."""
+
+    action: str
+    workspace: str
+    actor: str
+    client_addr: str
+    guard: Guard
+    workspace_id: int | None = None
+    identity: Identity | None = None
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def requires(action: str) -> Any:
+    """A route dependency declaring ``action``; gives the route the caller's Access, or refuses."""
+    if action not in PERMISSIONS:
+        raise ValueError(f"unknown action {action!r}")
+
+    def access(request: Request) -> Access:
+        return authorize(request, action)
+
+    access.cairn_action = action  # type: ignore[attr-defined]
+    return Depends(access)
+
+
+def authorize(request: Request, action: str) -> Access:
+    permission = PERMISSIONS[action]
+    settings = request.app.state.settings
+    addr = client_addr(request)
+    workspace = (request.path_params.get("workspace") or request.headers.get(WORKSPACE_HEADER)
+                 or settings.default_workspace)
+    if not settings.auth:
+        return Access(action, workspace, LOCAL_ACTOR, addr, unrestricted(LOCAL_ACTOR))
+    if permission.public:
+        return Access(action, workspace, "", addr, Guard("", None))
+    identity = authenticate(request)
+    if permission.admin and not identity.is_admin:
+        raise PermissionDeniedError(f"{identity.name} is not a server admin; {action} needs one")
+    if SCOPE_RANK[identity.scope] < SCOPE_RANK[permission.scope]:
+        raise PermissionDeniedError(f"this credential's scope is {identity.scope}; {action} needs {permission.scope}")
+    if identity.method == "session" and request.method not in SAFE_METHODS:
+        assert identity.session_id is not None
+        accounts.check_csrf(settings.secret_key, identity.session_id, request.headers.get(CSRF_HEADER))
+    if permission.role is None:
+        return Access(action, workspace, identity.name, addr, Guard(identity.name, None, admin=identity.is_admin),
+                      identity=identity)
+    with request.app.state.db.session(write=False) as session:
+        row, guard = workspaces.guard_for(session, identity, workspace)
+    if not guard.has(permission.role):
+        granted = [role for (kind, _), role in guard.grants.items() if kind == permission.resource]
+        if not any(at_least(role, permission.role) for role in granted):
+            raise PermissionDeniedError(
+                f"{identity.name} is {guard.role} in workspace {workspace!r}; {action} needs {permission.role}")
+        guard.pending, guard.resource_type = permission.role, permission.resource
+    return Access(action, workspace, identity.name, addr, guard, row.id, identity)
+
+
+def authenticate(request: Request) -> Identity:
+    """The caller's identity from a bearer token, HTTP Basic (password or token) or a session cookie."""
+    cached = getattr(request.state, "identity", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    header = request.headers.get("authorization")
+    db = request.app.state.db
+    identity: Identity | None = None
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            identity = _token(db, value.strip())
+        elif scheme.lower() == "basic":
+            identity = _basic(request, value.strip())
+        else:
+            raise NotAuthenticatedError("Authorization must be 'Bearer <token>' or HTTP Basic")
+        if identity is None:
+            raise NotAuthenticatedError("the credentials are invalid, expired or revoked")
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            with db.session(write=False) as session:
+                identity = accounts.session_identity(session, cookie)
+        if identity is None:
+            raise NotAuthenticatedError("sign in, or send a token (Authorization: Bearer ...)")
+    request.state.identity = identity
+    return identity
+
+
+def _token(db: Any, token: str) -> Identity | None:
+    with db.session(write=False) as session:
+        identity, stale = accounts.token_identity(session, token)
+    if identity is not None and stale and identity.token_id:
+        with db.session(write=True) as session:
+            accounts.touch_token(session, identity.token_id)
+    return identity
+
+
+def _basic(request: Request, value: str) -> Identity | None:
+    try:
+        user, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise NotAuthenticatedError("the HTTP Basic credentials are not valid base64 of user:password") from None
+    db = request.app.state.db
+    if secret.startswith(accounts.TOKEN_PREFIX + "_"):
+        identity = _token(db, secret)
+        return identity if identity is not None and user in ("", "token", identity.name) else None
+    with db.session(write=False) as session:
+        identity = accounts.password_identity(session, user, secret)
+    if identity is not None:
+        return identity
+    settings = request.app.state.settings
+    with db.session(write=True) as session:
+        outcome = accounts.verify_login(session, user, secret, settings.login_policy, client_addr(request))
+        if outcome.user is not None:
+            accounts.remember_password(outcome.user, secret)
+            return accounts.identity_of(outcome.user, "password")
+    if outcome.delay:
+        time.sleep(outcome.delay)  # failed Basic sign-ins are slowed (this runs on a worker thread)
+    return None
+
+
+class HostCheck:
+    """Refuse requests whose Host header is not ours (DNS rebinding), before any route runs."""
+
+    def __init__(self, app: ASGIApp, settings: Any) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            if not self.settings.host_allowed(host):
+                body = (b'{"error_code":"INVALID_HOST","message":"the Host header is not one this server answers to; '
+                        b'start the server with --allowed-host <name> to allow it"}')
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,116 @@
+"""/api/v1/workspaces (members, roles, grants) and /api/v1/events (the workspace's audit log)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from cairn.server.api.accounts import event_query, events_page
+from cairn.server.api.auth import Access, requires
+from cairn.server.api.common import JSON, call
+from cairn.server.schemas import collab as schemas
+from cairn.server.services import events
+from cairn.server.services import workspaces as svc
+
+router = APIRouter(prefix="/api/v1", tags=["workspaces"])
+WORKSPACE = "/workspaces/{workspace}"
+KIND = Path(pattern="^(users|teams)$")
+
+
+def _who(kind: str, name: str) -> dict[str, str]:
+    return {"user": name} if kind == "users" else {"team": name}
+
+
+@router.get("/workspaces")
+def list_workspaces(request: Request, access: Access = requires("account.self")) -> Any:
+    with request.app.state.db.session(write=False) as session:
+        rows = svc.list_workspaces(session, access.identity)
+    return JSON({"workspaces": [schemas.workspace_out(row, role) for row, role in rows]})
+
+
+@router.post("/workspaces", status_code=201)
+def create_workspace(body: schemas.WorkspaceCreate, request: Request, access: Access = requires("admin.manage")) -> Any:
+    """A new workspace, with a ``dev`` registry and a protected ``prod`` one. Server admins only."""
+    with request.app.state.db.session(write=True) as session:
+        row = svc.create_workspace(session, access.actor, body.name, body.description, body.require_approval,
+                                   access.client_addr)
+        out = schemas.workspace_out(row)
+    return JSON(out, status_code=201)
+
+
+@router.get(WORKSPACE)
+def get_workspace(workspace: str, request: Request, access: Access = requires("workspace.read")) -> Any:
+    def get(session: Any, ctx: Any) -> Any:
+        return schemas.workspace_out(svc.get_workspace(session, ctx.workspace), ctx.guard.role)
+    return JSON(call(request, access, False, get))
+
+
+@router.patch(WORKSPACE)
+def update_workspace(workspace: str, body: schemas.WorkspaceUpdate, request: Request,
+                     access: Access = requires("workspace.manage")) -> Any:
+    def update(session: Any, ctx: Any) -> Any:
+        row = svc.update_workspace(session, ctx, description=body.description, require_approval=body.require_approval)
+        return schemas.workspace_out(row, ctx.guard.role)
+    return JSON(call(request, access, True, update))
+
+
+@router.get(WORKSPACE + "/members")
+def list_members(workspace: str, request: Request, access: Access = requires("workspace.read")) -> Any:
+    return JSON({"members": [schemas.member_out(m) for m in call(request, access, False, svc.list_members)]})
+
+
+@router.post(WORKSPACE + "/members", status_code=201)
+def add_member(workspace: str, body: schemas.MemberAdd, request: Request,
+               access: Access = requires("workspace.manage")) -> Any:
+    member = call(request, access, True, svc.add_member, body.role, user=body.user, team=body.team)
+    return JSON(schemas.member_out(member), status_code=201)
+
+
+@router.patch(WORKSPACE + "/members/{kind}/{name}")
+def set_member_role(workspace: str, name: str, body: schemas.RoleChange, request: Request, kind: str = KIND,
+                    access: Access = requires("workspace.manage")) -> Any:
+    member = call(request, access, True, svc.set_member_role, body.role, **_who(kind, name))
+    return JSON(schemas.member_out(member))
+
+
+@router.delete(WORKSPACE + "/members/{kind}/{name}")
+def remove_member(workspace: str, name: str, request: Request, kind: str = KIND,
+                  access: Access = requires("workspace.manage")) -> Any:
+    call(request, access, True, svc.remove_member, **_who(kind, name))
+    return JSON({})
+
+
+@router.get(WORKSPACE + "/grants")
+def list_grants(workspace: str, request: Request, access: Access = requires("workspace.read")) -> Any:
+    return JSON({"grants": call(request, access, False, svc.list_grants)})
+
+
+@router.post(WORKSPACE + "/grants", status_code=201)
+def add_grant(workspace: str, body: schemas.GrantCreate, request: Request,
+              access: Access = requires("workspace.manage")) -> Any:
+    row = call(request, access, True, svc.grant, body.resource_type, body.resource, body.role, user=body.user,
+               team=body.team)
+    return JSON({"id": row.id, "resource_type": body.resource_type, "resource": body.resource, "role": body.role,
+                 **({"user": body.user} if body.user else {"team": body.team})}, status_code=201)
+
+
+@router.delete(WORKSPACE + "/grants/{grant_id}")
+def revoke_grant(workspace: str, request: Request, grant_id: int = Path(ge=1, le=2**31 - 1),
+                 access: Access = requires("workspace.manage")) -> Any:
+    call(request, access, True, svc.revoke_grant, grant_id)
+    return JSON({})
+
+
+@router.get("/events")
+def list_events(request: Request, since: str | None = Query(None, max_length=64),
+                until: str | None = Query(None, max_length=64), actor: str | None = Query(None, max_length=250),
+                action: str | None = Query(None, max_length=64), object_type: str | None = Query(None, max_length=64),
+                object_id: str | None = Query(None, max_length=250), max_results: int = Query(100, ge=1, le=1000),
+                page_token: str | None = Query(None, max_length=32), access: Access = requires("audit.read")) -> Any:
+    """The workspace's audit log, oldest first. Owners only; append-only (no route edits or deletes)."""
+    query = event_query(since, until, actor, action, object_type, object_id, max_results, page_token)
+
+    def read(session: Any, ctx: Any) -> Any:
+        return events.list_events(session, ctx.workspace_id, query)
+    return JSON(events_page(call(request, access, False, read), max_results))

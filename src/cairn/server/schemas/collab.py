@@ -1,0 +1,147 @@
+"""Request models and response shapes of accounts, workspaces, promotion requests, comments and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from cairn.server.db.models import CommentRow, EventRow, TeamRow, TokenRow, UserRow, WorkspaceRow
+from cairn.server.schemas.tracking import Strict
+from cairn.server.services.promotions import RequestView
+from cairn.server.services.workspaces import Member
+
+
+class Login(Strict):
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=4096)
+
+
+class PasswordChange(Strict):
+    old_password: str = Field(max_length=4096)
+    new_password: str = Field(max_length=4096)
+
+
+class UserCreate(Strict):
+    name: str
+    password: str | None = Field(None, max_length=4096)
+    admin: bool = False
+    service: bool = False
+    display_name: str = ""
+    email: str = ""
+
+
+class UserUpdate(Strict):
+    admin: bool | None = None
+    disabled: bool | None = None
+    password: str | None = Field(None, max_length=4096)
+    display_name: str | None = None
+    email: str | None = None
+
+
+class TeamCreate(Strict):
+    name: str
+    description: str = ""
+
+
+class TeamMember(Strict):
+    user: str
+
+
+class TokenCreate(Strict):
+    name: str
+    scope: str = "write"
+    expires_in: int | None = Field(90 * 86400, description="seconds until it expires; null for never")
+    user: str | None = Field(None, description="admins: make the token for this user (e.g. a service account)")
+
+
+class WorkspaceCreate(Strict):
+    name: str
+    description: str = ""
+    require_approval: bool = False
+
+
+class WorkspaceUpdate(Strict):
+    description: str | None = None
+    require_approval: bool | None = None
+
+
+class MemberAdd(Strict):
+    user: str | None = None
+    team: str | None = None
+    role: str
+
+
+class RoleChange(Strict):
+    role: str
+
+
+class GrantCreate(Strict):
+    user: str | None = None
+    team: str | None = None
+    resource_type: str
+    resource: str
+    role: str
+
+
+class PromotionRequestCreate(Strict):
+    model: str
+    version: int | str
+    to: str
+    aliases: list[str] = Field(default_factory=list, max_length=100)
+    comment: str = ""
+
+
+class Decision(Strict):
+    comment: str = ""
+
+
+class CommentCreate(Strict):
+    text: str
+
+
+def user_out(row: UserRow) -> dict[str, Any]:
+    return {"name": row.name, "display_name": row.display_name, "email": row.email, "admin": row.is_admin,
+            "service": row.is_service, "disabled": row.disabled, "created_at": row.created_at}
+
+
+def team_out(row: TeamRow, members: list[str]) -> dict[str, Any]:
+    return {"name": row.name, "description": row.description, "members": members, "created_at": row.created_at}
+
+
+def token_out(row: TokenRow, user: str, secret: str | None = None) -> dict[str, Any]:
+    out = {"id": row.id, "name": row.name, "user": user, "scope": row.scope, "created_at": row.created_at,
+           "expires_at": row.expires_at, "revoked_at": row.revoked_at, "last_used_at": row.last_used_at}
+    if secret is not None:
+        out["token"] = secret
+    return out
+
+
+def workspace_out(row: WorkspaceRow, role: str | None = None) -> dict[str, Any]:
+    return {"name": row.name, "description": row.description, "require_approval": row.require_approval,
+            "created_at": row.created_at, "role": role}
+
+
+def member_out(member: Member) -> dict[str, Any]:
+    return {member.kind: member.name, "kind": member.kind, "role": member.role, "created_at": member.created_at}
+
+
+def request_out(view: RequestView) -> dict[str, Any]:
+    row = view.row
+    return {"id": row.id, "model": view.source, "version": view.source_version,
+            "to": f"{view.target_registry}.{row.target_model}", "aliases": row.aliases.get("aliases", []),
+            "comment": row.comment, "status": row.status, "requested_by": row.requested_by,
+            "requested_at": row.requested_at, "decided_by": row.decided_by, "decided_at": row.decided_at,
+            "decision_comment": row.decision_comment, "result_version": view.result_version}
+
+
+def comment_out(row: CommentRow) -> dict[str, Any]:
+    return {"id": row.id, "object_type": row.object_type, "object_id": row.object_id, "author": row.author,
+            "text": row.body if row.deleted_at is None else "", "created_at": row.created_at,
+            "updated_at": row.updated_at, "deleted": row.deleted_at is not None}
+
+
+def event_out(row: EventRow) -> dict[str, Any]:
+    return {"id": row.id, "time": row.created_at, "actor": row.actor, "action": row.action,
+            "object_type": row.object_type, "object_id": row.object_id, "before": row.before, "after": row.after,
+            "client_addr": row.client_addr}
