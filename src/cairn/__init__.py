@@ -16,6 +16,7 @@ from typing import Any
 
 from cairn.client import _transport as _transport_module
 from cairn.client._client import Client
+from cairn.client._collab import Comment, Event, Member, PromotionRequest, Token, User, Workspace
 from cairn.client._errors import (
     APIError,
     AuthenticationError,
@@ -97,11 +98,14 @@ __all__ = [
     "AuthenticationError",
     "CairnError",
     "Client",
+    "Comment",
     "ConflictError",
     "Dataset",
+    "Event",
     "Experiment",
     "InvalidRequestError",
     "LoggedModel",
+    "Member",
     "MetricHistory",
     "MetricPoint",
     "MetricSummary",
@@ -113,6 +117,7 @@ __all__ = [
     "ParamEntry",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PromotionRequest",
     "RateLimitedError",
     "RegisteredModel",
     "Registry",
@@ -120,7 +125,10 @@ __all__ = [
     "RunList",
     "ServerError",
     "SignatureMismatchError",
+    "Token",
     "TransportError",
+    "User",
+    "Workspace",
     "__version__",
     "active_run",
     "define_metric",

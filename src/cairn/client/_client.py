@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cairn.client._collab import CollabMixin
 from cairn.client._config import Config
 from cairn.client._errors import CairnError, NotFoundError
 from cairn.client._models import (
@@ -40,7 +41,7 @@ def close_transports() -> None:
         _transports.popitem()[1].close()
 
 
-class Client(RegistryMixin):
+class Client(RegistryMixin, CollabMixin):
     """Reads and direct writes against the configured tracking store.
 
     ``Client()`` uses CAIRN_TRACKING_URI (unset: the embedded store under CAIRN_HOME), CAIRN_TOKEN
