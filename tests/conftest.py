@@ -18,12 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import create_engine, text
 
 from cairn._embedded import ASGIBridge
 from cairn.server.app import create_app
 from cairn.server.db.engine import Database, sqlite_url
 from cairn.server.db.models import Base
+from cairn.server.authz import unrestricted
+from cairn.server.services import accounts, workspaces
+from cairn.server.services.context import Context
 from cairn.server.settings import Settings
 
 PG_ENV = "CAIRN_TEST_POSTGRES_URL"
@@ -174,3 +178,91 @@ def sdk_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     from cairn.client._run import shutdown
 
     shutdown()
+
+
+# --- authentication mode ----------------------------------------------------------------------------------
+
+SECRET_KEY = "test-secret-key-" + "k" * 40
+
+
+class AuthWorld:
+    """An app in authentication mode, with helpers that make users, workspaces and tokens in the store.
+    Users made without a password are service accounts (no argon2 cost), reached with tokens."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._clients: list[httpx.Client] = []
+
+    def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.app.state.db.session(write=True) as session:
+            return fn(session, *args, **kwargs)
+
+    def user(self, name: str, *, admin: bool = False, password: str | None = None) -> str:
+        """Make a user; returns a write token (an admin token for admins)."""
+        self._write(accounts.create_user, "setup", name, password, admin=admin, service=password is None)
+        return self.token(name, "admin" if admin else "write")
+
+    def token(self, user: str, scope: str = "write", expires_in: int | None = None) -> str:
+        def make(session: Any) -> str:
+            owner = accounts.get_user(session, user)
+            identity = accounts.Identity(owner.id, "setup", True, "admin", "local")
+            return accounts.create_token(session, identity, f"t-{scope}", scope, expires_in, user=user)[1]
+        return str(self._write(make))
+
+    def workspace(self, name: str, members: dict[str, str], *, require_approval: bool = False) -> None:
+        def make(session: Any) -> None:
+            row = workspaces.create_workspace(session, "setup", name, require_approval=require_approval)
+            ctx = Context(row.id, name, "setup", "", unrestricted("setup"))
+            for user, role in members.items():
+                workspaces.add_member(session, ctx, role, user=user)
+        self._write(make)
+
+    def client(self, token: str | None = None, workspace: str = "default", *, https: bool = False,
+               **kwargs: Any) -> httpx.Client:
+        headers = {"X-Cairn-Workspace": workspace}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        client = httpx.Client(transport=ASGIBridge(self.app), base_url=f"{'https' if https else 'http'}://testserver",
+                              headers=headers, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+
+@pytest.fixture
+def auth_settings(settings: Settings) -> Settings:
+    settings.auth = True
+    settings.secret_key = SECRET_KEY
+    settings.login_policy = accounts.LoginPolicy(delay_after=3, block_after=5, window_seconds=600,
+                                                 block_seconds=600, max_delay=0.05)
+    return settings
+
+
+@pytest.fixture
+def world(auth_settings: Settings) -> Iterator[AuthWorld]:
+    application = create_app(auth_settings)
+    world = AuthWorld(application)
+    yield world
+    world.close()
+    application.state.db.dispose()
+
+
+def all_routes(app: Any) -> list[tuple[str, set[str], Any]]:
+    """Every effective route of the app, with included routers flattened: (path, methods, dependant)."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        if context.path is None:
+            continue
+        dependant = getattr(context, "dependant", None)
+        found.append((context.path, set(context.methods or ()), dependant))
+    return found
+
+
+def declared_actions(dependant: Any) -> list[str]:
+    """The actions a route declares through cairn.server.api.auth.requires (one, if it is correct)."""
+    if dependant is None:
+        return []
+    return [action for d in dependant.dependencies if (action := getattr(d.call, "cairn_action", None))]

@@ -4,30 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.routing import APIRoute
+from cairn.server.authz import ACTIONS, PERMISSIONS, PUBLIC_PATHS
+from tests.conftest import all_routes, declared_actions
 
-from cairn.server.authz import ACTIONS, PUBLIC_PATHS
-
-
-def declared_actions(route: APIRoute) -> list[str]:
-    return [getattr(d.call, "cairn_action", None) for d in route.dependant.dependencies
-            if getattr(d.call, "cairn_action", None)]
+PUBLIC_ACTION_PATHS = {"/api/v1/auth/login"}
 
 
 def test_every_route_declares_an_action(app: Any) -> None:
+    routes = all_routes(app)
+    assert len(routes) > 80  # included routers are walked too, not just the top level
     undeclared = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or route.path in PUBLIC_PATHS:
+    for path, methods, dependant in routes:
+        if path in PUBLIC_PATHS:
             continue
-        actions = declared_actions(route)
+        actions = declared_actions(dependant)
         if len(actions) != 1 or actions[0] not in ACTIONS:
-            undeclared.append(f"{sorted(route.methods)} {route.path}")
+            undeclared.append(f"{sorted(methods)} {path}")
     assert undeclared == []
 
 
 def test_public_list_is_short(app: Any) -> None:
-    public = {r.path for r in app.routes if getattr(r, "path", None) in PUBLIC_PATHS}
+    public = {path for path, _, _ in all_routes(app) if path in PUBLIC_PATHS}
     assert public <= {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    public_actions = {path for path, _, dependant in all_routes(app)
+                      if any(PERMISSIONS[a].public for a in declared_actions(dependant))}
+    assert public_actions == PUBLIC_ACTION_PATHS
+
+
+def test_nothing_can_edit_or_delete_events(api: Any) -> None:
+    for method in ("PUT", "PATCH", "DELETE", "POST"):
+        assert api.request(method, "/api/v1/events").status_code == 405
+        assert api.request(method, "/api/v1/events/1").status_code == 404
 
 
 def test_openapi_document(api: Any) -> None:
