@@ -23,9 +23,9 @@ from sqlalchemy import create_engine, text
 
 from cairn._embedded import ASGIBridge
 from cairn.server.app import create_app
+from cairn.server.authz import unrestricted
 from cairn.server.db.engine import Database, sqlite_url
 from cairn.server.db.models import Base
-from cairn.server.authz import unrestricted
 from cairn.server.services import accounts, workspaces
 from cairn.server.services.context import Context
 from cairn.server.settings import Settings

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+
 from cairn.server.authz import PERMISSIONS, SCOPE_RANK, at_least
 from tests.conftest import AuthWorld, all_routes, declared_actions
 
