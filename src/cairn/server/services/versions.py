@@ -137,6 +137,7 @@ def create_version(session: Session, ctx: Context, full_name: str, source: str, 
                    tags: dict[str, str] | None = None, aliases: list[str] | None = None,
                    description: str = "") -> VersionView:
     """Register a logged model as the next version of ``full_name`` (the model is created if needed)."""
+    registry.writable_registry(session, ctx, full_name)
     logged = resolve_logged_model(session, ctx, source)
     for alias in aliases or []:
         check_alias(alias)

@@ -1,0 +1,189 @@
+"""Sign-in, sessions, tokens and their scopes, throttling, Host checks and account bad input, in
+authentication mode on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from cairn.server.db.models import TokenRow
+from tests.conftest import AuthWorld
+
+API = "/api/v1"
+PASSWORD = "a long passphrase 42"
+
+
+@pytest.fixture
+def alice(world: AuthWorld) -> str:
+    """A person with a password, owner of workspace 'team'; returns her write token."""
+    token = world.user("alice", password=PASSWORD)
+    world.workspace("team", {"alice": "owner"})
+    return token
+
+
+def login(client: httpx.Client, username: str = "alice", password: str = PASSWORD) -> httpx.Response:
+    return client.post(f"{API}/auth/login", json={"username": username, "password": password})
+
+
+def test_sign_in_sets_a_safe_cookie_and_needs_csrf_for_changes(world: AuthWorld, alice: str) -> None:
+    browser = world.client(None, "team", https=True)
+    answer = login(browser)
+    assert answer.status_code == 200, answer.text
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
+    csrf = answer.json()["csrf_token"]
+    assert browser.get(f"{API}/experiments").status_code == 200
+    refused = browser.post(f"{API}/experiments", json={"name": "e"})
+    assert refused.status_code == 403 and refused.json()["field"] == "X-CSRF-Token"
+    assert browser.post(f"{API}/experiments", json={"name": "e"}, headers={"X-CSRF-Token": "0" * 64}).status_code == 403
+    assert browser.post(f"{API}/experiments", json={"name": "e"}, headers={"X-CSRF-Token": csrf}).status_code == 201
+    assert browser.post(f"{API}/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert browser.get(f"{API}/experiments").status_code == 401
+    plain = world.client(None, "team")
+    assert "secure" not in login(plain).headers["set-cookie"].lower()  # plain HTTP: not Secure
+
+
+def test_unknown_user_and_wrong_password_look_and_cost_the_same(world: AuthWorld, alice: str) -> None:
+    client = world.client(None)
+    timings = {}
+    answers = {}
+    for case, name, password in [("wrong", "alice", "not the password"), ("unknown", "nobody-here", "whatever1234")]:
+        started = time.perf_counter()
+        response = login(client, name, password)
+        timings[case] = time.perf_counter() - started
+        answers[case] = (response.status_code, response.json())
+    assert answers["wrong"] == answers["unknown"]
+    assert answers["wrong"][0] == 401
+    assert 0.25 < timings["unknown"] / timings["wrong"] < 4  # both verify an argon2 hash
+
+
+def test_repeated_failures_are_slowed_then_refused_with_429(world: AuthWorld, alice: str) -> None:
+    client = world.client(None)
+    statuses = [login(client, "alice", f"wrong guess {i}").status_code for i in range(5)]
+    assert statuses == [401] * 5
+    blocked = login(client)  # even the right password, while blocked
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+    basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    assert client.get(f"{API}/experiments", headers={"Authorization": f"Basic {basic}"}).status_code == 429
+    owner = world.client(alice, "team")
+    admin = world.client(world.user("root", admin=True))
+    failures = [e for e in admin.get(f"{API}/admin/events", params={"action": "login.*"}).json()["events"]]
+    assert [e["action"] for e in failures] == ["login.failure"] * 5
+    assert owner.get(f"{API}/experiments").status_code == 200  # tokens are not blocked
+
+
+def test_http_basic_with_password_or_token(world: AuthWorld, alice: str) -> None:
+    with_password = world.client(None, "team", auth=("alice", PASSWORD))
+    assert with_password.get(f"{API}/experiments").status_code == 200
+    assert with_password.get(f"{API}/experiments").status_code == 200  # the second is served from the cache
+    with_token = world.client(None, "team", auth=("alice", alice))
+    assert with_token.post(f"{API}/runs", json={"experiment_name": "e"}).json()["user"] == "alice"
+    assert world.client(None, "team", auth=("alice", "wrong password!")).get(f"{API}/experiments").status_code == 401
+    assert world.client(None, "team", auth=("bob", alice)).get(f"{API}/experiments").status_code == 401
+
+
+def test_token_scopes_revocation_expiry_and_demotion(world: AuthWorld, alice: str) -> None:
+    world.user("bob")
+    owner = world.client(alice, "team")
+    assert owner.post(f"{API}/workspaces/team/members", json={"user": "bob", "role": "editor"}).status_code == 201
+    bob_read, bob_write = world.token("bob", "read"), world.token("bob", "write")
+    reader, writer = world.client(bob_read, "team"), world.client(bob_write, "team")
+    assert reader.get(f"{API}/experiments").status_code == 200
+    assert reader.post(f"{API}/experiments", json={"name": "x"}).status_code == 403
+    assert writer.post(f"{API}/experiments", json={"name": "x"}).status_code == 201
+    # demotion applies on the next request
+    assert owner.patch(f"{API}/workspaces/team/members/users/bob", json={"role": "viewer"}).status_code == 200
+    assert writer.post(f"{API}/experiments", json={"name": "y"}).status_code == 403
+    assert owner.delete(f"{API}/workspaces/team/members/users/bob").status_code == 200
+    assert writer.get(f"{API}/experiments").status_code == 404  # no longer a member: the workspace is gone
+    # revocation applies on the next request
+    mine = owner.post(f"{API}/tokens", json={"name": "ci", "scope": "write", "expires_in": 3600}).json()
+    ci = world.client(mine["token"], "team")
+    assert ci.get(f"{API}/experiments").status_code == 200
+    listed = {t["id"]: t for t in owner.get(f"{API}/tokens").json()["tokens"]}
+    assert "token" not in listed[mine["id"]] and listed[mine["id"]]["last_used_at"] is not None
+    assert owner.delete(f"{API}/tokens/{mine['id']}").status_code == 200
+    assert ci.get(f"{API}/experiments").status_code == 401
+    # expiry
+    other = owner.post(f"{API}/tokens", json={"name": "short", "scope": "read", "expires_in": 60}).json()
+    with world.app.state.db.session(write=True) as session:
+        session.execute(update(TokenRow).where(TokenRow.id == other["id"]).values(expires_at=1))
+    assert world.client(other["token"], "team").get(f"{API}/experiments").status_code == 401
+    # a tampered secret fails
+    assert world.client(alice[:-4] + "AAAA", "team").get(f"{API}/experiments").status_code == 401
+
+
+def test_a_credential_cannot_mint_a_stronger_one(world: AuthWorld, alice: str) -> None:
+    reader = world.client(world.token("alice", "read"), "team")
+    assert reader.post(f"{API}/tokens", json={"name": "x", "scope": "read"}).status_code == 403
+    writer = world.client(alice, "team")
+    refused = writer.post(f"{API}/tokens", json={"name": "x", "scope": "admin"})
+    assert refused.status_code == 403 and refused.json()["field"] == "scope"
+    assert writer.post(f"{API}/tokens", json={"name": "x", "scope": "write", "user": "root"}).status_code == 403
+
+
+def test_disabled_user_loses_access_at_once(world: AuthWorld, alice: str) -> None:
+    admin = world.client(world.user("root", admin=True))
+    owner = world.client(alice, "team")
+    assert owner.get(f"{API}/experiments").status_code == 200
+    assert admin.patch(f"{API}/users/alice", json={"disabled": True}).status_code == 200
+    assert owner.get(f"{API}/experiments").status_code == 401
+    assert login(world.client(None)).status_code == 401
+
+
+def test_host_header_not_allowed_is_refused(world: AuthWorld, alice: str) -> None:
+    client = world.client(alice, "team")
+    assert client.get(f"{API}/experiments", headers={"Host": "attacker.example"}).status_code == 400
+    assert client.get(f"{API}/experiments", headers={"Host": "localhost:5000"}).status_code == 200
+    cross_site = world.client(None).post(f"{API}/auth/login", headers={"Origin": "https://attacker.example"},
+                                         json={"username": "alice", "password": PASSWORD})
+    assert cross_site.status_code == 403
+
+
+@pytest.mark.parametrize(("body", "status", "field", "words"), [
+    ({"name": "carol", "password": "short"}, 400, "password", "too short"),
+    ({"name": "carol", "password": "carol"}, 400, "password", "too short"),
+    ({"name": "carolcarol", "password": "CarolCarol"}, 400, "password", "same as the user name"),
+    ({"name": "carol", "password": "aaaaaaaaaaaa"}, 400, "password", "too simple"),
+    ({"name": "bad name!", "password": PASSWORD}, 400, "name", "user name"),
+    ({"name": "carol"}, 400, "password", "required"),
+    ({"name": "alice", "password": PASSWORD}, 409, "name", "already exists"),
+])
+def test_bad_users_are_refused_with_the_rule(world: AuthWorld, alice: str, body: dict[str, str], status: int,
+                                             field: str, words: str) -> None:
+    admin = world.client(world.user("root", admin=True))
+    answer = admin.post(f"{API}/users", json=body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"] == field and words in answer.json()["message"]
+
+
+def test_membership_bad_input(world: AuthWorld, alice: str) -> None:
+    world.user("bob")
+    owner = world.client(alice, "team")
+    members = f"{API}/workspaces/team/members"
+    assert owner.post(members, json={"user": "nobody", "role": "viewer"}).status_code == 404
+    unknown_role = owner.post(members, json={"user": "bob", "role": "superuser"})
+    assert unknown_role.status_code == 400 and unknown_role.json()["field"] == "role"
+    assert owner.post(members, json={"user": "bob", "role": "viewer"}).status_code == 201
+    twice = owner.post(members, json={"user": "bob", "role": "editor"})
+    assert twice.status_code == 409 and "already a member" in twice.json()["message"]
+    last = owner.delete(f"{members}/users/alice")
+    assert last.status_code == 409 and "last owner" in last.json()["message"]
+    assert owner.patch(f"{members}/users/alice", json={"role": "viewer"}).status_code == 409
+    assert owner.post(f"{API}/tokens", json={"name": "x", "scope": "superpowers"}).json()["field"] == "scope"
+    admin = world.client(world.user("root", admin=True))
+    assert admin.post(f"{API}/workspaces", json={"name": "team"}).status_code == 409
+    assert admin.post(f"{API}/workspaces", json={"name": "Bad Name"}).status_code == 400
+    assert world.client(alice, "nowhere").get(f"{API}/experiments").status_code == 404
+
+
+def test_local_mode_needs_no_login(api: httpx.Client) -> None:
+    assert api.post(f"{API}/runs", json={"experiment_name": "e"}).status_code == 201
+    assert api.get(f"{API}/auth/me").json()["auth"] is False
+    assert api.post(f"{API}/tokens", json={"name": "x"}).status_code == 400
+    assert api.post(f"{API}/auth/login", json={"username": "a", "password": "b"}).status_code == 400
