@@ -120,16 +120,18 @@ def free_port() -> int:
 class LiveServer:
     """A real ``cairn server`` process on a free loopback port."""
 
-    def __init__(self, home: Path, store_uri: str, port: int | None = None, workers: int = 1) -> None:
+    def __init__(self, home: Path, store_uri: str, port: int | None = None, workers: int = 1,
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.home, self.store_uri, self.workers = home, store_uri, workers
+        self.args, self.env = args, env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LiveServer:
-        env = {**os.environ, "CAIRN_HOME": str(self.home)}
+        env = {**os.environ, "CAIRN_HOME": str(self.home), **self.env}
         command = [sys.executable, "-m", "cairn", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--store-uri", self.store_uri, "--workers", str(self.workers)]
+                   "--store-uri", self.store_uri, "--workers", str(self.workers), *self.args]
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.home / "server.log"
         with log.open("ab") as out:

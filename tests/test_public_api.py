@@ -16,6 +16,7 @@ EXPECTED = {
     "AuthenticationError", "RateLimitedError", "ServerError", "__version__",
     "AliasMove", "LoggedModel", "ModelError", "ModelVersion", "RegisteredModel", "Registry", "SignatureMismatchError",
     "MissingDependencyError", "ModelIntegrityError", "load_model", "log_model",
+    "Comment", "Event", "Member", "PromotionRequest", "Token", "User", "Workspace",
 }
 
 

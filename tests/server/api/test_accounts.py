@@ -72,7 +72,7 @@ def test_repeated_failures_are_slowed_then_refused_with_429(world: AuthWorld, al
     assert client.get(f"{API}/experiments", headers={"Authorization": f"Basic {basic}"}).status_code == 429
     owner = world.client(alice, "team")
     admin = world.client(world.user("root", admin=True))
-    failures = [e for e in admin.get(f"{API}/admin/events", params={"action": "login.*"}).json()["events"]]
+    failures = list(admin.get(f"{API}/admin/events", params={"action": "login.*"}).json()["events"])
     assert [e["action"] for e in failures] == ["login.failure"] * 5
     assert owner.get(f"{API}/experiments").status_code == 200  # tokens are not blocked
 
