@@ -526,13 +526,19 @@ def _operator_context(row: Any, actor: str) -> Any:
 @click.option("--actor", default=None)
 @click.option("--action", default=None, help="e.g. alias.move, or promotion.* for a family.")
 @click.option("--max-results", default=None, type=int)
+@click.option("--server", "server_wide", is_flag=True, help="Server-wide events instead: sign-ins, users, tokens "
+              "(admins).")
 @click.option("--json", "as_json", is_flag=True)
 def audit(workspace: str | None, since: str, until: str | None, actor: str | None, action: str | None,
-          max_results: int | None, as_json: bool) -> None:
+          max_results: int | None, server_wide: bool, as_json: bool) -> None:
     """The workspace's audit log (owners): who changed what, when, from where."""
     try:
-        found = cairn.Client(workspace=workspace).list_events(since=since, until=until, actor=actor, action=action,
-                                                              max_results=max_results)
+        client = cairn.Client(workspace=workspace)
+        if server_wide:
+            found = client.list_server_events(since=since, until=until, actor=actor, action=action,
+                                              max_results=max_results or 1000)
+        else:
+            found = client.list_events(since=since, until=until, actor=actor, action=action, max_results=max_results)
     except cairn.CairnError as exc:
         _fail(exc)
     if as_json:

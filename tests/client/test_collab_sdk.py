@@ -117,6 +117,10 @@ def test_teams_share_one_server_safely(server: tuple[LiveServer, str], monkeypat
         answer = httpx.get(f"{live.url}/api/v1/experiments", headers={
             "Authorization": f"Bearer {ci_token.token}", "X-Cairn-Workspace": "vision", "Connection": "close"})
         assert answer.status_code == 401
+    server_log = cli("audit", "--server", "--since", "1h", "--json", CAIRN_TRACKING_URI=live.url,
+                     CAIRN_TOKEN=root_token)
+    assert server_log.returncode == 0, server_log.stderr
+    assert '"token.revoke"' in server_log.stdout and '"user.create"' in server_log.stdout
     bob_token = bob.config.token or ""
     alice.remove_member("vision", "bob")
     for _ in range(20):

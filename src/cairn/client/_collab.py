@@ -268,6 +268,15 @@ class CollabMixin:
         return list(self.iter_events(workspace, since, until=until, actor=actor, action=action,
                                      object_type=object_type, object_id=object_id, max_results=max_results))
 
+    def list_server_events(self, since: int | datetime | timedelta | str | None = None, *,
+                           until: int | datetime | timedelta | str | None = None, actor: str | None = None,
+                           action: str | None = None, max_results: int = 1000) -> list[Event]:
+        """Server-wide events (sign-ins and their failures, users, teams, tokens). Server admins only."""
+        params = {"since": time_param(since), "until": time_param(until), "actor": actor, "action": action,
+                  "max_results": max_results}
+        data = self._t.request("GET", "/api/v1/admin/events", params={k: v for k, v in params.items() if v is not None})
+        return [Event.from_json(e) for e in data["events"]]
+
     def iter_events(self, workspace: str | None = None, since: int | datetime | timedelta | str | None = None, *,
                     until: int | datetime | timedelta | str | None = None, actor: str | None = None,
                     action: str | None = None, object_type: str | None = None, object_id: str | None = None,

@@ -187,3 +187,19 @@ def test_local_mode_needs_no_login(api: httpx.Client) -> None:
     assert api.get(f"{API}/auth/me").json()["auth"] is False
     assert api.post(f"{API}/tokens", json={"name": "x"}).status_code == 400
     assert api.post(f"{API}/auth/login", json={"username": "a", "password": "b"}).status_code == 400
+
+
+def test_a_team_role_applies_to_its_members(world: AuthWorld, alice: str) -> None:
+    admin = world.client(world.user("root", admin=True))
+    dana = world.client(world.user("dana"), "team")
+    assert dana.get(f"{API}/experiments").status_code == 404
+    assert admin.post(f"{API}/teams", json={"name": "vision"}).status_code == 201
+    assert admin.post(f"{API}/teams/vision/members", json={"user": "dana"}).status_code == 201
+    owner = world.client(alice, "team")
+    assert owner.post(f"{API}/workspaces/team/members", json={"team": "vision", "role": "editor"}).status_code == 201
+    assert dana.post(f"{API}/runs", json={"experiment_name": "e"}).status_code == 201
+    members = owner.get(f"{API}/workspaces/team/members").json()["members"]
+    assert [(m["kind"], m["role"]) for m in members] == [("user", "owner"), ("team", "editor")]
+    assert [t["members"] for t in admin.get(f"{API}/teams").json()["teams"]] == [["dana"]]
+    assert admin.delete(f"{API}/teams/vision/members/dana").status_code == 200
+    assert dana.get(f"{API}/experiments").status_code == 404
