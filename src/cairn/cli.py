@@ -61,10 +61,11 @@ def server(host: str, port: int, store_uri: str | None, artifact_root: Path | No
     from cairn.server.runner import serve
     from cairn.server.settings import Settings, SettingsError
 
-    env_hosts = [h.strip() for h in os.environ.get("CAIRN_ALLOWED_HOSTS", "").split(",") if h.strip()]
-    settings = Settings(store_uri=store_uri, artifact_root=artifact_root, host=host, port=port, workers=workers,
-                        auth=auth, insecure_no_auth=insecure_no_auth, allowed_hosts=[*allowed_hosts, *env_hosts],
-                        secret_key=os.environ.get("CAIRN_SECRET_KEY") or None)
+    settings = Settings.from_env()  # CAIRN_* variables first; the flags (which also read them) win
+    settings.store_uri, settings.artifact_root = store_uri, artifact_root
+    settings.host, settings.port, settings.workers = host, port, workers
+    settings.auth, settings.insecure_no_auth = auth, insecure_no_auth
+    settings.allowed_hosts = [*allowed_hosts, *settings.allowed_hosts]
     try:
         settings.check_startup()
     except SettingsError as exc:

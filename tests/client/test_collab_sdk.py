@@ -37,7 +37,8 @@ def server(store_uri: str, tmp_path: Path, sdk_env: Path) -> Iterator[tuple[Live
                 "--expires", "1d")
     assert token.returncode == 0, token.stderr
     assert "only time it is shown" in token.stderr
-    live = LiveServer(tmp_path / "server-home", store_uri, workers=2, args=("--auth",)).start()
+    live = LiveServer(tmp_path / "server-home", store_uri, workers=2, args=("--auth",),
+                      env={"CAIRN_SESSION_TTL": "3600"}).start()
     yield live, token.stdout.strip()
     live.stop()
 
@@ -136,6 +137,7 @@ def test_password_sign_in_and_basic_auth_against_the_server(server: tuple[LiveSe
     with httpx.Client(base_url=live.url) as browser:
         signed_in = browser.post("/api/v1/auth/login", json={"username": "root", "password": PASSWORDS["root"]})
         assert signed_in.status_code == 200
+        assert "Max-Age=3600" in signed_in.headers["set-cookie"]  # CAIRN_SESSION_TTL reaches the workers
         assert browser.get("/api/v1/users").status_code == 200
         assert browser.post("/api/v1/workspaces", json={"name": "x"}).status_code == 403  # no CSRF token
     basic = httpx.get(f"{live.url}/api/v1/auth/me", auth=("root", PASSWORDS["root"]))

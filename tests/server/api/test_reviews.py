@@ -149,3 +149,49 @@ def test_comments_on_runs_and_versions(people: dict[str, httpx.Client]) -> None:
     edits = people["olga"].get(f"{API}/events", params={"action": "comment.*"}).json()["events"]
     assert [e["action"] for e in edits] == ["comment.create", "comment.edit", "comment.create", "comment.delete"]
     assert edits[1]["before"]["text"] == "lr too high?"
+
+
+def test_local_mode_can_require_approval_and_approve_alone(api: httpx.Client) -> None:
+    assert api.patch(f"{API}/workspaces/default", json={"require_approval": True}).status_code == 200
+    registered(api)
+    assert api.post(f"{API}/models/dev.churn/versions/1/promote", json={"to": "prod.churn"}).status_code == 403
+    request_id = api.post(f"{API}/promotion-requests", json={"model": "dev.churn", "version": 1,
+                                                               "to": "prod.churn"}).json()["id"]
+    approved = api.post(f"{API}/promotion-requests/{request_id}/approve", json={})
+    assert approved.status_code == 200 and approved.json()["result_version"] == 1
+
+
+def test_a_requester_with_only_a_grant_can_cancel(world: AuthWorld, people: dict[str, httpx.Client]) -> None:
+    olga, vic = people["olga"], people["vic"]
+    registered(people["eddie"])
+    assert olga.post(f"{API}/workspaces/team/grants", json={"user": "vic", "resource_type": "registry",
+                                                             "resource": "prod", "role": "editor"}).status_code == 201
+    request = vic.post(f"{API}/promotion-requests", json={"model": "dev.churn", "version": 1, "to": "prod.churn"})
+    assert request.status_code == 201, request.text
+    cancelled = vic.post(f"{API}/promotion-requests/{request.json()['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+def test_a_grant_to_a_member_through_a_team(world: AuthWorld, people: dict[str, httpx.Client]) -> None:
+    admin = world.client(world.user("root", admin=True))
+    world.user("tess")
+    admin.post(f"{API}/teams", json={"name": "ops"})
+    admin.post(f"{API}/teams/ops/members", json={"user": "tess"})
+    olga = people["olga"]
+    assert olga.post(f"{API}/workspaces/team/members", json={"team": "ops", "role": "viewer"}).status_code == 201
+    grant = olga.post(f"{API}/workspaces/team/grants", json={"user": "tess", "resource_type": "registry",
+                                                              "resource": "prod", "role": "maintainer"})
+    assert grant.status_code == 201, grant.text
+
+
+def test_every_change_to_a_run_is_an_event(api: httpx.Client) -> None:
+    run_id = api.post(f"{API}/runs", json={"experiment_name": "e", "tags": {"team": "a"}}).json()["run_id"]
+    api.post(f"{API}/runs/{run_id}/batch", json={"params": {"lr": "0.1"}, "tags": {"stage": "x"}})
+    api.post(f"{API}/runs/{run_id}/batch", json={"params": {"lr": "0.2"}})
+    api.post(f"{API}/runs/{run_id}/tags", json={"note": "y"})
+    api.post(f"{API}/runs/{run_id}/datasets", json={"name": "mnist", "digest": "d1"})
+    api.post(f"{API}/runs/{run_id}/datasets", json={"name": "mnist", "digest": "d1"})  # the same again: no event
+    log = [(e["action"], e["after"]) for e in api.get(f"{API}/events", params={"object_id": run_id}).json()["events"]]
+    assert [a for a, _ in log] == ["run.create", "run.log_params", "run.set_tags", "run.params_changed",
+                                   "run.set_tags", "run.log_dataset"]
+    assert log[0][1]["tags"] == {"team": "a"} and log[3][1] == {"lr": "0.2"}

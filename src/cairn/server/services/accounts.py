@@ -29,6 +29,7 @@ from cairn.server.services import events
 from cairn.server.services.errors import (
     ConflictError,
     InvalidInputError,
+    InvalidStateError,
     NotFoundError,
     PermissionDeniedError,
     ServiceError,
@@ -168,7 +169,7 @@ def update_user(session: Session, actor: str, name: str, *, admin: bool | None =
         others = session.scalar(select(UserRow.id).where(UserRow.is_admin, ~UserRow.disabled, UserRow.id != row.id)
                                 .limit(1))
         if others is None:
-            raise ConflictError(f"{name} is the last active admin; make another admin first", field="name")
+            raise InvalidStateError(f"{name} is the last active admin; make another admin first", field="name")
     if admin is not None:
         row.is_admin = admin
     if disabled is not None:
@@ -275,7 +276,7 @@ def password_identity(session: Session, name: str, password: str) -> Identity | 
     key = (row.password_hash, _sha256(password))
     if _verified.get(key) is None:
         return None
-    return Identity(row.id, row.name, row.is_admin, "admin", "password")
+    return identity_of(row, "password")
 
 
 def remember_password(row: UserRow, password: str) -> None:
@@ -283,8 +284,10 @@ def remember_password(row: UserRow, password: str) -> None:
         _verified.put((row.password_hash, _sha256(password)), True)
 
 
-def identity_of(row: UserRow, method: str, scope: str = "admin", session_id: str | None = None) -> Identity:
-    return Identity(row.id, row.name, row.is_admin, scope, method, session_id=session_id)
+def identity_of(row: UserRow, method: str, session_id: str | None = None) -> Identity:
+    """A person signed in with their password: everything their roles allow (admin scope for admins)."""
+    return Identity(row.id, row.name, row.is_admin, "admin" if row.is_admin else "write", method,
+                    session_id=session_id)
 
 
 # tokens -------------------------------------------------------------------------------------------------

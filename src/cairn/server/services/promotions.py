@@ -85,7 +85,7 @@ def _pending(session: Session, ctx: Context, request_id: int) -> PromotionReques
 
 def _decide(session: Session, ctx: Context, request_id: int, comment: str) -> PromotionRequestRow:
     row = _pending(session, ctx, request_id)
-    if row.requested_by == ctx.actor:
+    if row.requested_by == ctx.actor and ctx.guard.enforced:  # the local single-user mode has one person
         raise PermissionDeniedError("you cannot decide on your own promotion request; another maintainer must",
                                     field="request_id")
     ctx.authorize("registry", row.target_registry_id, MAINTAINER)
@@ -130,6 +130,7 @@ def cancel(session: Session, ctx: Context, request_id: int) -> RequestView:
     row = _pending(session, ctx, request_id)
     if row.requested_by != ctx.actor and not ctx.guard.has(MAINTAINER):
         raise PermissionDeniedError("only the requester or a maintainer can cancel a request", field="request_id")
+    ctx.authorize("registry", row.target_registry_id)
     row.status, row.decided_by, row.decided_at = "cancelled", ctx.actor, events.now_ms()
     events.record(session, ctx, "promotion.cancel", "promotion_request", row.id, before={"status": "pending"},
                   after={"status": "cancelled"})

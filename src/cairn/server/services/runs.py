@@ -97,7 +97,7 @@ def create_run(session: Session, ctx: Context, spec: RunCreate) -> RunRow:
     session.flush()
     _set_tags(session, run_id, spec.tags)
     events.record(session, ctx, "run.create", "run", run_id,
-                  after={"experiment_id": experiment.id, "name": name})
+                  after={"experiment_id": experiment.id, "name": name, "tags": spec.tags or {}})
     return row
 
 
@@ -232,6 +232,8 @@ def log_batch(
     stored = metrics.ingest(session, run_id, batches) if batches else 0
     _log_params(session, ctx, run_id, params)
     _set_tags(session, run_id, tags)
+    if tags:
+        events.record(session, ctx, "run.set_tags", "run", run_id, after=tags)
     if params or tags:
         _touch(session, run_id)
     return {"metrics": stored, "params": len(params), "tags": len(tags), "replayed": 0}
@@ -268,16 +270,20 @@ def _log_params(session: Session, ctx: Context, run_id: str, params: dict[str, s
     current = {p.key: p for p in session.scalars(
         select(ParamRow).where(ParamRow.run_id == run_id, ParamRow.key.in_(list(params))))}
     changed: dict[str, Any] = {}
+    added: dict[str, str] = {}
     for key, value in params.items():
         row = current.get(key)
         if row is not None and row.value == value:
             continue
         if row is None:
             session.add(ParamRow(run_id=run_id, key=key, value=value, updated_at=now))
+            added[key] = value
         else:
             changed[key] = row.value
             row.value, row.updated_at = value, now
         session.add(ParamHistoryRow(run_id=run_id, key=key, value=value, timestamp=now))
+    if added:
+        events.record(session, ctx, "run.log_params", "run", run_id, after=added)
     if changed:
         events.record(session, ctx, "run.params_changed", "run", run_id, before=changed,
                       after={k: params[k] for k in changed})
@@ -306,8 +312,10 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
     row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
-    _set_tags(session, run_id, _string_map("tags", tags, _tag_value))
+    clean = _string_map("tags", tags, _tag_value)
+    _set_tags(session, run_id, clean)
     _touch(session, run_id)
+    events.record(session, ctx, "run.set_tags", "run", run_id, after=clean)
 
 
 def delete_tag(session: Session, ctx: Context, run_id: str, key: str) -> None:
@@ -355,11 +363,13 @@ def log_dataset(
     fields = {"name": check_key("name", name), "uri": check_text("uri", uri, 4096),
               "digest": check_text("digest", digest, MAX_KEY), "version": check_text("version", version, MAX_KEY),
               "role": check_text("role", role, 64)}
-    insert_ignore(session, DatasetInputRow, [{"run_id": run_id, "created_at": events.now_ms(), **fields}],
-                  ["run_id", "name", "digest", "role"])
     query = select(DatasetInputRow).where(
         DatasetInputRow.run_id == run_id, DatasetInputRow.name == name,
         DatasetInputRow.digest == digest, DatasetInputRow.role == role)
+    if session.scalar(query) is None:
+        insert_ignore(session, DatasetInputRow, [{"run_id": run_id, "created_at": events.now_ms(), **fields}],
+                      ["run_id", "name", "digest", "role"])
+        events.record(session, ctx, "run.log_dataset", "run", run_id, after=fields)
     row = session.scalar(query)
     assert row is not None
     return row

@@ -27,7 +27,7 @@ from cairn.server.db.models import (
 from cairn.server.services import accounts, events
 from cairn.server.services.accounts import Identity
 from cairn.server.services.context import Context
-from cairn.server.services.errors import ConflictError, InvalidInputError, NotFoundError
+from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
 from cairn.server.services.validation import MAX_DESCRIPTION, check_text
 
 _WORKSPACE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -189,7 +189,7 @@ def set_member_role(session: Session, ctx: Context, role: str, *, user: str | No
     if row is None:
         raise NotFoundError(f"{kind} {name} is not a member of {ctx.workspace}", field=kind)
     if row.role == "owner" and role != "owner" and _owner_count(session, ctx) <= 1:
-        raise ConflictError(f"{name} is the last owner of {ctx.workspace}; make another owner first", field=kind)
+        raise InvalidStateError(f"{name} is the last owner of {ctx.workspace}; make another owner first", field=kind)
     before = row.role
     row.role = role
     events.record(session, ctx, "member.set_role", kind, name, before={"role": before}, after={"role": role})
@@ -202,7 +202,7 @@ def remove_member(session: Session, ctx: Context, *, user: str | None = None, te
     if row is None:
         raise NotFoundError(f"{kind} {name} is not a member of {ctx.workspace}", field=kind)
     if row.role == "owner" and _owner_count(session, ctx) <= 1:
-        raise ConflictError(f"{name} is the last owner of {ctx.workspace}; make another owner first", field=kind)
+        raise InvalidStateError(f"{name} is the last owner of {ctx.workspace}; make another owner first", field=kind)
     session.delete(row)
     for grant in session.scalars(select(GrantRow).where(GrantRow.workspace_id == ctx.workspace_id,
                                                         GrantRow.principal_kind == kind,
@@ -231,9 +231,15 @@ def grant(session: Session, ctx: Context, resource_type: str, resource: str, rol
         raise InvalidInputError("owner is a workspace role; grant at most maintainer on one resource", field="role")
     resource_id, resource_name = _resource(session, ctx, resource_type, resource)
     kind, principal_id, name = _principal(session, user, team)
-    if _membership(session, ctx, kind, principal_id) is None:
-        raise InvalidInputError(f"{kind} {name} is not a member of {ctx.workspace}; add them (as viewer) first",
-                                field=kind)
+    teams = _team_ids(session, principal_id) if kind == "user" else []
+    is_member = session.scalar(select(MemberRow.id).where(
+        MemberRow.workspace_id == ctx.workspace_id,
+        _principal_filter(MemberRow, principal_id, teams) if kind == "user"
+        else (MemberRow.principal_kind == "team") & (MemberRow.principal_id == principal_id)).limit(1))
+    if is_member is None:
+        raise InvalidInputError(
+            f"{kind} {name} is not a member of {ctx.workspace} (directly or through a team); add them first",
+            field=kind)
     existing = session.scalar(select(GrantRow).where(
         GrantRow.resource_type == resource_type, GrantRow.resource_id == resource_id,
         GrantRow.principal_kind == kind, GrantRow.principal_id == principal_id))
