@@ -70,29 +70,39 @@ def authorize(request: Request, action: str) -> Access:
         return Access(action, workspace, LOCAL_ACTOR, addr, unrestricted(LOCAL_ACTOR))
     if permission.public:
         return Access(action, workspace, "", addr, Guard("", None))
-    identity = authenticate(request)
-    if permission.admin and not identity.is_admin:
-        raise PermissionDeniedError(f"{identity.name} is not a server admin; {action} needs one")
-    if SCOPE_RANK[identity.scope] < SCOPE_RANK[permission.scope]:
-        raise PermissionDeniedError(f"this credential's scope is {identity.scope}; {action} needs {permission.scope}")
-    if identity.method == "session" and request.method not in SAFE_METHODS:
-        assert identity.session_id is not None
-        accounts.check_csrf(settings.secret_key, identity.session_id, request.headers.get(CSRF_HEADER))
-    if permission.role is None:
-        return Access(action, workspace, identity.name, addr, Guard(identity.name, None, admin=identity.is_admin),
-                      identity=identity)
-    with request.app.state.db.session(write=False) as session:
-        row, guard = workspaces.guard_for(session, identity, workspace)
+    try:
+        return _authorize(request, action, workspace, addr)
+    except NotAuthenticatedError:
+        time.sleep(getattr(request.state, "login_delay", 0.0))  # failed Basic sign-ins are slowed (worker thread)
+        raise
+
+
+def _authorize(request: Request, action: str, workspace: str, addr: str) -> Access:
+    permission, settings = PERMISSIONS[action], request.app.state.settings
+    with request.app.state.db.session(write=False) as session:  # one read transaction for the whole check
+        identity = authenticate(request, session)
+        if permission.admin and not identity.is_admin:
+            raise PermissionDeniedError(f"{identity.name} is not a server admin; {action} needs one")
+        if SCOPE_RANK[identity.scope] < SCOPE_RANK[permission.scope]:
+            raise PermissionDeniedError(
+                f"this credential's scope is {identity.scope}; {action} needs {permission.scope}")
+        if identity.method == "session" and request.method not in SAFE_METHODS:
+            assert identity.session_id is not None
+            accounts.check_csrf(settings.secret_key, identity.session_id, request.headers.get(CSRF_HEADER))
+        if permission.role is None:
+            return Access(action, workspace, identity.name, addr,
+                          Guard(identity.name, None, admin=identity.is_admin), identity=identity)
+        workspace_id, guard = workspaces.guard_for(session, identity, workspace)
     if not guard.has(permission.role):
         granted = [role for (kind, _), role in guard.grants.items() if kind == permission.resource]
         if not any(at_least(role, permission.role) for role in granted):
             raise PermissionDeniedError(
                 f"{identity.name} is {guard.role} in workspace {workspace!r}; {action} needs {permission.role}")
         guard.pending, guard.resource_type = permission.role, permission.resource
-    return Access(action, workspace, identity.name, addr, guard, row.id, identity)
+    return Access(action, workspace, identity.name, addr, guard, workspace_id, identity)
 
 
-def authenticate(request: Request) -> Identity:
+def authenticate(request: Request, session: Any) -> Identity:
     """The caller's identity from a bearer token, HTTP Basic (password or token) or a session cookie."""
     cached = getattr(request.state, "identity", None)
     if cached is not None:
@@ -103,9 +113,9 @@ def authenticate(request: Request) -> Identity:
     if header:
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() == "bearer":
-            identity = _token(db, value.strip())
+            identity = _token(db, session, value.strip())
         elif scheme.lower() == "basic":
-            identity = _basic(request, value.strip())
+            identity = _basic(request, session, value.strip())
         else:
             raise NotAuthenticatedError("Authorization must be 'Bearer <token>' or HTTP Basic")
         if identity is None:
@@ -113,44 +123,40 @@ def authenticate(request: Request) -> Identity:
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            with db.session(write=False) as session:
-                identity = accounts.session_identity(session, cookie)
+            identity = accounts.session_identity(session, cookie)
         if identity is None:
             raise NotAuthenticatedError("sign in, or send a token (Authorization: Bearer ...)")
     request.state.identity = identity
     return identity
 
 
-def _token(db: Any, token: str) -> Identity | None:
-    with db.session(write=False) as session:
-        identity, stale = accounts.token_identity(session, token)
+def _token(db: Any, session: Any, token: str) -> Identity | None:
+    identity, stale = accounts.token_identity(session, token)
     if identity is not None and stale and identity.token_id:
-        with db.session(write=True) as session:
-            accounts.touch_token(session, identity.token_id)
+        with db.session(write=True) as writer:  # at most once a minute per token
+            accounts.touch_token(writer, identity.token_id)
     return identity
 
 
-def _basic(request: Request, value: str) -> Identity | None:
+def _basic(request: Request, session: Any, value: str) -> Identity | None:
     try:
         user, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise NotAuthenticatedError("the HTTP Basic credentials are not valid base64 of user:password") from None
     db = request.app.state.db
     if secret.startswith(accounts.TOKEN_PREFIX + "_"):
-        identity = _token(db, secret)
+        identity = _token(db, session, secret)
         return identity if identity is not None and user in ("", "token", identity.name) else None
-    with db.session(write=False) as session:
-        identity = accounts.password_identity(session, user, secret)
+    identity = accounts.password_identity(session, user, secret)
     if identity is not None:
         return identity
     settings = request.app.state.settings
-    with db.session(write=True) as session:
-        outcome = accounts.verify_login(session, user, secret, settings.login_policy, client_addr(request))
+    with db.session(write=True) as writer:  # failures are counted even though the request fails
+        outcome = accounts.verify_login(writer, user, secret, settings.login_policy, client_addr(request))
         if outcome.user is not None:
             accounts.remember_password(outcome.user, secret)
             return accounts.identity_of(outcome.user, "password")
-    if outcome.delay:
-        time.sleep(outcome.delay)  # failed Basic sign-ins are slowed (this runs on a worker thread)
+    request.state.login_delay = outcome.delay
     return None
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from cairn.server.authz import SCOPE_RANK, SCOPES
@@ -350,14 +350,17 @@ def revoke_token(session: Session, identity: Identity, token_id: str, client_add
     return row
 
 
+_TOKEN_WITH_USER = select(TokenRow, UserRow).join(UserRow, UserRow.id == TokenRow.user_id).where(
+    TokenRow.id == bindparam("token_id"))
+
+
 def token_identity(session: Session, token: str) -> tuple[Identity | None, bool]:
     """The token's identity (None if unknown, wrong, revoked, expired or its user disabled), and
     whether its last use was recorded more than a minute ago."""
     match = _TOKEN.match(token)
     if match is None:
         return None, False
-    found = session.execute(select(TokenRow, UserRow).join(UserRow, UserRow.id == TokenRow.user_id).where(
-        TokenRow.id == match.group(1))).first()
+    found = session.execute(_TOKEN_WITH_USER, {"token_id": match.group(1)}).first()
     if found is None:
         _sha256(match.group(2))  # the same work as a found token
         return None, False

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from cairn.server.authz import RESOURCE_TYPES, ROLES, Guard, higher
@@ -93,7 +93,7 @@ def _team_ids(session: Session, user_id: int) -> list[int]:
     return list(session.scalars(select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == user_id)))
 
 
-def _principal_filter(model: Any, user_id: int, team_ids: list[int]) -> Any:
+def _principal_filter(model: Any, user_id: int, team_ids: Any) -> Any:
     return or_((model.principal_kind == "user") & (model.principal_id == user_id),
                (model.principal_kind == "team") & model.principal_id.in_(team_ids))
 
@@ -111,27 +111,38 @@ def list_workspaces(session: Session, identity: Identity | None) -> list[tuple[W
     return [(row, roles.get(row.id)) for row in rows if identity.is_admin or row.id in roles]
 
 
-def guard_for(session: Session, identity: Identity, workspace: str) -> tuple[WorkspaceRow, Guard]:
-    """The caller's standing in ``workspace``. Not a member: the workspace does not exist for them."""
-    row = session.scalar(select(WorkspaceRow).where(WorkspaceRow.name == workspace))
-    if identity.is_admin and row is not None:
-        return row, Guard(identity.name, "owner", admin=True)
+def _principal_clause(model: Any, user: Any, teams: Any) -> Any:
+    return or_((model.principal_kind == "user") & (model.principal_id == user),
+               (model.principal_kind == "team") & model.principal_id.in_(teams))
+
+
+# Built once: this runs on every authenticated request, and building SQLAlchemy expressions costs more
+# than running them. The workspace with each role the user holds there (own or a team's), then grants.
+_TEAMS_OF = select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == bindparam("user_id")).scalar_subquery()
+_ROLES_IN = select(WorkspaceRow.id, MemberRow.role).outerjoin(
+    MemberRow, (MemberRow.workspace_id == WorkspaceRow.id)
+    & _principal_clause(MemberRow, bindparam("user_id"), _TEAMS_OF)).where(WorkspaceRow.name == bindparam("name"))
+_GRANTS_IN = select(GrantRow.resource_type, GrantRow.resource_id, GrantRow.role).where(
+    GrantRow.workspace_id == bindparam("workspace_id"), _principal_clause(GrantRow, bindparam("user_id"), _TEAMS_OF))
+
+
+def guard_for(session: Session, identity: Identity, workspace: str) -> tuple[int, Guard]:
+    """The id of ``workspace`` and the caller's standing there. Not a member: it does not exist for them."""
+    found = session.execute(_ROLES_IN, {"user_id": identity.user_id, "name": workspace}).all()
+    if found and identity.is_admin:
+        return found[0][0], Guard(identity.name, "owner", admin=True)
     role: str | None = None
-    grants: dict[tuple[str, int], str] = {}
-    if row is not None:
-        teams = _team_ids(session, identity.user_id)
-        for (member_role,) in session.execute(select(MemberRow.role).where(
-                MemberRow.workspace_id == row.id, _principal_filter(MemberRow, identity.user_id, teams))):
-            role = higher(role, member_role)
-        if role is not None:
-            for resource_type, resource_id, grant_role in session.execute(select(
-                    GrantRow.resource_type, GrantRow.resource_id, GrantRow.role).where(
-                    GrantRow.workspace_id == row.id, _principal_filter(GrantRow, identity.user_id, teams))):
-                key = (resource_type, resource_id)
-                grants[key] = higher(grants.get(key), grant_role) or grant_role
-    if row is None or role is None:
+    for _, member_role in found:
+        role = higher(role, member_role)
+    if not found or role is None:
         raise NotFoundError(f"workspace {workspace!r} does not exist", field="workspace")
-    return row, Guard(identity.name, role, grants)
+    workspace_id = found[0][0]
+    grants: dict[tuple[str, int], str] = {}
+    for resource_type, resource_id, grant_role in session.execute(
+            _GRANTS_IN, {"workspace_id": workspace_id, "user_id": identity.user_id}):
+        key = (resource_type, resource_id)
+        grants[key] = higher(grants.get(key), grant_role) or grant_role
+    return workspace_id, Guard(identity.name, role, grants)
 
 
 # members ------------------------------------------------------------------------------------------------
