@@ -115,5 +115,5 @@ def test_without_credentials_only_public_routes_answer(world: AuthWorld, team: d
             wrong.append(f"{method} {path} ({action}): {status}")
     assert wrong == []
     answer = client.get("/api/v1/experiments")
-    assert answer.headers["WWW-Authenticate"].startswith("Basic")
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")  # Basic would make browsers prompt and cache
     assert answer.json()["error_code"] == "UNAUTHENTICATED"

@@ -53,6 +53,7 @@ class Settings:
     allowed_hosts: list[str] = field(default_factory=list)  # empty: loopback names and the bind host
     session_ttl_seconds: int = 12 * 3600
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
+    secure_cookies: bool = False  # mark session cookies Secure even when TLS ends at a proxy in front
     embedded: bool = False  # the in-process app of the SDK: no network, no Host check
 
     @classmethod
@@ -63,6 +64,7 @@ class Settings:
         if env.get("CAIRN_MAX_REQUEST_BYTES"):
             settings.max_request_bytes = int(env["CAIRN_MAX_REQUEST_BYTES"])
         settings.auth = _flag(env.get("CAIRN_AUTH"))
+        settings.secure_cookies = _flag(env.get("CAIRN_SECURE_COOKIES"))
         settings.secret_key = env.get("CAIRN_SECRET_KEY") or None
         if env.get("CAIRN_ALLOWED_HOSTS"):
             settings.allowed_hosts = [h.strip() for h in env["CAIRN_ALLOWED_HOSTS"].split(",") if h.strip()]
@@ -126,7 +128,8 @@ class Settings:
         env = {"CAIRN_HOME": str(self.home), "CAIRN_STORE_URI": self.resolved_store_uri,
                "CAIRN_ARTIFACT_ROOT": str(self.resolved_artifact_root),
                "CAIRN_MAX_REQUEST_BYTES": str(self.max_request_bytes), "CAIRN_AUTH": "1" if self.auth else "0",
-               "CAIRN_HOST": self.host, "CAIRN_SESSION_TTL": str(self.session_ttl_seconds)}
+               "CAIRN_HOST": self.host, "CAIRN_SESSION_TTL": str(self.session_ttl_seconds),
+               "CAIRN_SECURE_COOKIES": "1" if self.secure_cookies else "0"}
         if self.secret_key:
             env["CAIRN_SECRET_KEY"] = self.secret_key
         if self.allowed_hosts:

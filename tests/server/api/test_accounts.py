@@ -203,3 +203,39 @@ def test_a_team_role_applies_to_its_members(world: AuthWorld, alice: str) -> Non
     assert [t["members"] for t in admin.get(f"{API}/teams").json()["teams"]] == [["dana"]]
     assert admin.delete(f"{API}/teams/vision/members/dana").status_code == 200
     assert dana.get(f"{API}/experiments").status_code == 404
+
+
+def test_cross_site_changes_are_refused_whatever_the_credential(world: AuthWorld, alice: str) -> None:
+    basic = world.client(None, "team", auth=("alice", PASSWORD))
+    for headers in ({"Origin": "https://attacker.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        refused = basic.post(f"{API}/runs", json={"experiment_name": "e"}, headers=headers)
+        assert refused.status_code == 403, headers
+    assert basic.get(f"{API}/experiments", headers={"Origin": "https://attacker.example"}).status_code == 200
+    same_site = basic.post(f"{API}/runs", json={"experiment_name": "e"}, headers={"Origin": "http://localhost:5000",
+                                                                               "Sec-Fetch-Site": "same-origin"})
+    assert same_site.status_code == 201
+
+
+def test_local_server_refuses_cross_site_changes(api: httpx.Client) -> None:
+    assert api.post(f"{API}/runs", json={"experiment_name": "e"},
+                    headers={"Origin": "https://attacker.example"}).status_code == 403
+
+
+def test_password_change_is_throttled_and_needs_a_password_sign_in(world: AuthWorld, alice: str) -> None:
+    with_token = world.client(alice, "team")
+    refused = with_token.post(f"{API}/auth/password", json={"old_password": PASSWORD, "new_password": "x" * 12})
+    assert refused.status_code == 403 and "not with a token" in refused.json()["message"]
+    basic = world.client(None, "team", auth=("alice", PASSWORD))
+    weak = basic.post(f"{API}/auth/password", json={"old_password": PASSWORD, "new_password": "alice"})
+    assert weak.status_code == 400 and weak.json()["field"] == "new_password"
+    guesses = [basic.post(f"{API}/auth/password", json={"old_password": f"guess {i}", "new_password": "new pass 123"})
+               .status_code for i in range(6)]
+    assert guesses[:5] == [403] * 5 and guesses[5] == 429
+
+
+def test_a_token_cannot_outlive_the_token_that_made_it(world: AuthWorld, alice: str) -> None:
+    owner = world.client(alice, "team")
+    short = owner.post(f"{API}/tokens", json={"name": "short", "scope": "write", "expires_in": 3600}).json()
+    child = world.client(short["token"], "team").post(f"{API}/tokens", json={"name": "child", "expires_in": None})
+    assert child.status_code == 201
+    assert child.json()["expires_at"] == short["expires_at"]

@@ -46,7 +46,8 @@ def populate(client: httpx.Client) -> dict[str, str]:
     return {"run_id": run_id, "experiment_id": str(run["experiment_id"]), "name": "dev.secret", "version": "1",
             "alias": "champion", "workspace": "beta", "kind": "users", "grant_id": str(grant.json()["id"]),
             "request_id": str(request.json()["id"]), "comment_id": str(comment.json()["id"]),
-            "token_id": token.json()["id"], "user": "b-user", "team": "nobody", "rest": "a/b"}
+            "token_id": token.json()["id"], "user": "b-user", "team": "nobody", "rest": "a/b",
+            "logged_model": logged.json()["id"]}
 
 
 MISSING = {"run_id": "f" * 32, "experiment_id": "999999", "name": "dev.nothing", "version": "1",
@@ -119,8 +120,12 @@ def test_valid_writes_to_another_workspace_are_404(tenants: tuple[httpx.Client, 
         a.delete(f"{API}/experiments/{ids['experiment_id']}"),
         a.post(f"{API}/workspaces/beta/members", json={"user": "a-user", "role": "owner"}),
         a.delete(f"{API}/tokens/{ids['token_id']}"),
+        a.post(f"{API}/models/dev.stolen/versions", json={"source": ids["logged_model"]}),
+        a.post(f"{API}/models/dev.stolen/versions", json={"source": f"runs:/{ids['run_id']}/m"}),
     ]
     assert [r.status_code for r in attempts] == [404] * len(attempts)
+    missing = a.post(f"{API}/models/dev.stolen/versions", json={"source": "0" * 32}).json()
+    assert attempts[-2].json() == {**missing, "message": missing["message"].replace("0" * 32, ids["logged_model"])}
     assert b.get(run).json()["status"] == "RUNNING"
     assert [m["user"] for m in b.get(f"{API}/workspaces/beta/members").json()["members"]] == ["b-user"]
 

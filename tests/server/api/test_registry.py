@@ -179,6 +179,10 @@ def test_logged_model_checks_its_files(api: httpx.Client, run_id: str) -> None:
     missing = api.post(f"{API}/runs/{run_id}/logged-models",
                        json={"name": "bad", "artifact_path": "models/good", "manifest": manifest})
     assert "missing" in refused(missing, 400, "manifest.files['absent.pkl']")["message"]
+    manifest = {"flavor": "pyfunc", "files": {"model.pkl": {"sha256": sha(WEIGHTS), "size": 10**12}}}
+    oversized = api.post(f"{API}/runs/{run_id}/logged-models",
+                         json={"name": "bad", "artifact_path": "models/good", "manifest": manifest})
+    assert "size" in refused(oversized, 400, "manifest.files['model.pkl']")["message"]
     assert [x["name"] for x in api.get(f"{API}/runs/{run_id}/logged-models").json()["models"]] == ["good"]
 
 

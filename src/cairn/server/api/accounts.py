@@ -44,9 +44,6 @@ async def login(body: schemas.Login, request: Request, access: Access = requires
     settings = request.app.state.settings
     if not settings.auth:
         raise InvalidInputError("this server runs without authentication; there is nothing to sign in to")
-    origin = request.headers.get("origin")
-    if origin and not settings.host_allowed(origin.split("://", 1)[-1].split("/", 1)[0]):
-        raise PermissionDeniedError("sign-in from another site is refused", field="Origin")
 
     def check(session: Any) -> tuple[Any, str | None, dict[str, Any] | None]:
         outcome = accounts.verify_login(session, body.username, body.password, settings.login_policy,
@@ -63,7 +60,7 @@ async def login(body: schemas.Login, request: Request, access: Access = requires
     csrf = accounts.csrf_token(settings.secret_key, accounts.hash_secret(secret))
     response = JSON({"user": user, "csrf_token": csrf})
     response.set_cookie(SESSION_COOKIE, secret, max_age=settings.session_ttl_seconds, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
+                        samesite="lax", secure=settings.secure_cookies or request.url.scheme == "https", path="/")
     return response
 
 
@@ -88,9 +85,19 @@ def whoami(request: Request, access: Access = requires("account.self")) -> Any:
 
 
 @router.post("/auth/password")
-def change_password(body: schemas.PasswordChange, request: Request, access: Access = requires("account.write")) -> Any:
-    _write(request, accounts.change_own_password, _identity(access), body.old_password, body.new_password,
-           access.client_addr)
+async def change_password(body: schemas.PasswordChange, request: Request,
+                          access: Access = requires("account.write")) -> Any:
+    """Change your own password, proving the current one (throttled like sign-in). Not with a token: a
+    leaked token must not become a way to guess, or take over, the password."""
+    identity = _identity(access)
+    if identity.method not in ("session", "password"):
+        raise PermissionDeniedError("sign in with your password to change it (not with a token)")
+    settings = request.app.state.settings
+    outcome = await run_in_threadpool(_write, request, accounts.change_own_password, identity, body.old_password,
+                                      body.new_password, settings.login_policy, access.client_addr)
+    if outcome.user is None:
+        await asyncio.sleep(outcome.delay)
+        raise PermissionDeniedError("the current password is wrong", field="old_password")
     return JSON({})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -24,7 +25,8 @@ async def upload_artifact(run_id: str, request: Request, path: str = PathQuery,
                           access: Access = requires("artifact.write")) -> Any:
     """Store the request body as the next version of ``path``."""
     clean = clean_artifact_path(path)
-    await call_async(request, access, False, runs.get_run_row, run_id)  # refuse before reading the body
+    # refuse before reading the body; the run is named as the one being written (grants apply)
+    await call_async(request, access, False, partial(runs.get_run_row, write=True), run_id)
     blob = await request.app.state.blobs.put_stream(request.stream())
     row = await call_async(request, access, True, svc.record_version, run_id, clean, blob)
     return JSON(version_out(row), status_code=201)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -161,20 +162,41 @@ def _basic(request: Request, session: Any, value: str) -> Identity | None:
 
 
 class HostCheck:
-    """Refuse requests whose Host header is not ours (DNS rebinding), before any route runs."""
+    """Before any route runs: refuse a Host header that is not ours (DNS rebinding), and a
+    state-changing request that a browser sent from another site (CSRF through cached HTTP Basic
+    credentials, or against an unauthenticated local server)."""
 
     def __init__(self, app: ASGIApp, settings: Any) -> None:
         self.app, self.settings = app, settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-            if not self.settings.host_allowed(host):
-                body = (b'{"error_code":"INVALID_HOST","message":"the Host header is not one this server answers to; '
-                        b'start the server with --allowed-host <name> to allow it"}')
-                await send({"type": "http.response.start", "status": 400,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+        if scope["type"] == "http" and not self.settings.embedded:
+            headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _CHECKED}
+            if not self.settings.host_allowed(headers.get(b"host", "")):
+                await _refuse(send, 400, "INVALID_HOST", "the Host header is not one this server answers to; start "
+                              "the server with --allowed-host <name> to allow it")
+                return
+            if scope["method"] not in SAFE_METHODS and self._cross_site(headers):
+                await _refuse(send, 403, "PERMISSION_DENIED", "a state-changing request from another site is refused")
                 return
         await self.app(scope, receive, send)
+
+    def _cross_site(self, headers: dict[bytes, str]) -> bool:
+        if headers.get(b"sec-fetch-site") == "cross-site":
+            return True
+        origin = headers.get(b"origin")
+        if not origin:
+            return False
+        if origin == "null":
+            return True
+        return not self.settings.host_allowed(origin.split("://", 1)[-1].split("/", 1)[0])
+
+
+_CHECKED = frozenset({b"host", b"origin", b"sec-fetch-site"})
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = orjson.dumps({"error_code": code, "message": message})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -94,7 +94,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def service_error(_request: Request, exc: ServiceError) -> Response:
         headers = {}
         if isinstance(exc, NotAuthenticatedError):
-            headers["WWW-Authenticate"] = 'Basic realm="cairn", charset="UTF-8"'
+            headers["WWW-Authenticate"] = 'Bearer realm="cairn"'  # not Basic: browsers would prompt and cache it
         if isinstance(exc, TooManyAttemptsError):
             headers["Retry-After"] = str(exc.retry_after)
         return JSON(error_body(exc.code, exc.message, exc.field, exc.position), status_code=exc.status,

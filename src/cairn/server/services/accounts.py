@@ -192,11 +192,15 @@ def update_user(session: Session, actor: str, name: str, *, admin: bool | None =
     return row
 
 
-def change_own_password(session: Session, identity: Identity, old: str, new: str, client_addr: str = "") -> None:
-    row = session.get(UserRow, identity.user_id)
-    if row is None or row.password_hash is None or not _verify(row.password_hash, old):
-        raise PermissionDeniedError("the current password is wrong", field="old_password")
-    update_user(session, identity.name, row.name, password=new, client_addr=client_addr)
+def change_own_password(session: Session, identity: Identity, old: str, new: str, policy: LoginPolicy,
+                        client_addr: str = "") -> LoginOutcome:
+    """Check the current password as a sign-in would (throttled, failures counted), then set the new
+    one. A failed check is returned, not raised, so that the caller commits the failure count."""
+    check_password(identity.name, new, "new_password")
+    outcome = verify_login(session, identity.name, old, policy, client_addr)
+    if outcome.user is not None:
+        update_user(session, identity.name, identity.name, password=new, client_addr=client_addr)
+    return outcome
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -320,9 +324,14 @@ def create_token(session: Session, identity: Identity, name: str, scope: str, ex
         raise InvalidInputError("expires_in must be between 60 seconds and 10 years, or null for never",
                                 field="expires_in")
     now = events.now_ms()
+    expires_at = now + expires_in * 1000 if expires_in else None
+    if identity.token_id is not None:  # made with a token: it cannot outlive that token
+        parent = session.get(TokenRow, identity.token_id)
+        if parent is not None and parent.expires_at is not None:
+            expires_at = min(expires_at or parent.expires_at, parent.expires_at)
     token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     row = TokenRow(id=token_id, user_id=owner.id, name=name, scope=scope, secret_hash=_sha256(secret),
-                   created_at=now, expires_at=now + expires_in * 1000 if expires_in else None)
+                   created_at=now, expires_at=expires_at)
     session.add(row)
     events.record_global(session, identity.name, client_addr, "token.create", "token", token_id,
                          after={"user": owner.name, "name": name, "scope": scope, "expires_at": row.expires_at})

@@ -60,8 +60,8 @@ def log_model(session: Session, ctx: Context, run_id: str, *, name: str, artifac
     stored = _latest_artifacts(session, run_id, base)
     for path, info in files.items():
         found = stored.get(f"{base}/{path}")
-        if found is None or found != f"sha256:{info['sha256']}":
-            state = "is missing" if found is None else "has another digest than the manifest says"
+        if found is None or found != (f"sha256:{info['sha256']}", info["size"]):
+            state = "is missing" if found is None else "has another digest or size than the manifest says"
             raise InvalidInputError(f"model file {base}/{path} {state}", field=f"manifest.files[{path!r}]")
     step_value = -1 if step is None else check_int("step", step)
     if session.scalar(select(LoggedModelRow.id).where(LoggedModelRow.run_id == run_id, LoggedModelRow.name == name,
@@ -91,13 +91,13 @@ def _manifest_files(manifest: Any) -> dict[str, dict[str, Any]]:
     return files
 
 
-def _latest_artifacts(session: Session, run_id: str, base: str) -> dict[str, str]:
+def _latest_artifacts(session: Session, run_id: str, base: str) -> dict[str, tuple[str, int]]:
     a = ArtifactVersionRow
     latest = select(a.path, func.max(a.version).label("v")).where(
         a.run_id == run_id, a.path.startswith(base + "/", autoescape=True)).group_by(a.path).subquery()
-    query = select(a.path, a.digest).join(latest, (a.path == latest.c.path) & (a.version == latest.c.v)).where(
-        a.run_id == run_id)
-    return {str(path): str(digest) for path, digest in session.execute(query)}
+    query = select(a.path, a.digest, a.size).join(
+        latest, (a.path == latest.c.path) & (a.version == latest.c.v)).where(a.run_id == run_id)
+    return {str(path): (str(digest), int(size)) for path, digest, size in session.execute(query)}
 
 
 def list_logged_models(session: Session, ctx: Context, run_id: str) -> list[LoggedModelRow]:
@@ -124,8 +124,9 @@ def resolve_logged_model(session: Session, ctx: Context, source: str) -> LoggedM
         row = session.scalar(query.order_by(LoggedModelRow.step.desc(), LoggedModelRow.created_at.desc()).limit(1))
     else:
         row = session.get(LoggedModelRow, source) if re.fullmatch(r"[0-9a-f]{32}", source) else None
-        if row is not None:
-            runs.get_run_row(session, ctx, row.run_id, field_name="source")
+        owner = session.get(RunRow, row.run_id) if row is not None else None
+        if owner is None or owner.workspace_id != ctx.workspace_id:
+            row = None  # another workspace's model answers like a missing one
     if row is None:
         raise NotFoundError(f"no logged model at {source!r}", field="source")
     return row
