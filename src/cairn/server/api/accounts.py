@@ -12,8 +12,8 @@ from cairn.server.api.auth import SESSION_COOKIE, Access, requires
 from cairn.server.api.common import JSON
 from cairn.server.schemas import collab as schemas
 from cairn.server.services import accounts, events
-from cairn.server.services.accounts import Identity, NotAuthenticatedError
-from cairn.server.services.errors import InvalidInputError, PermissionDeniedError
+from cairn.server.services.accounts import Identity
+from cairn.server.services.errors import InvalidInputError, NotAuthenticatedError, PermissionDeniedError
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 

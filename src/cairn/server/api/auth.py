@@ -23,8 +23,8 @@ from cairn.server.authz import (
     unrestricted,
 )
 from cairn.server.services import accounts, workspaces
-from cairn.server.services.accounts import Identity, NotAuthenticatedError
-from cairn.server.services.errors import PermissionDeniedError
+from cairn.server.services.accounts import Identity
+from cairn.server.services.errors import NotAuthenticatedError, PermissionDeniedError
 
 LOCAL_ACTOR = "anonymous"
 SESSION_COOKIE = "cairn_session"

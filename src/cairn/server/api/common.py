@@ -17,9 +17,14 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import Access
 from cairn.server.db.engine import TTLCache
-from cairn.server.services.accounts import NotAuthenticatedError, TooManyAttemptsError
 from cairn.server.services.context import Context
-from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError, ServiceError
+from cairn.server.services.errors import (
+    InvalidInputError,
+    NotAuthenticatedError,
+    PayloadTooLargeError,
+    ServiceError,
+    TooManyAttemptsError,
+)
 from cairn.server.services.experiments import resolve_workspace
 
 T = TypeVar("T")

@@ -32,7 +32,7 @@ from cairn.server.services.errors import (
     InvalidStateError,
     NotFoundError,
     PermissionDeniedError,
-    ServiceError,
+    TooManyAttemptsError,
 )
 from cairn.server.services.validation import MAX_KEY, check_text
 
@@ -45,20 +45,6 @@ _hasher = PasswordHasher()
 _dummy_hash: list[str] = []
 _verified = TTLCache(60.0)  # (password hash, sha256 of the password) recently verified: for HTTP Basic
 _dummy_lock = threading.Lock()
-
-
-class NotAuthenticatedError(ServiceError):
-    status = 401
-    code = "UNAUTHENTICATED"
-
-
-class TooManyAttemptsError(ServiceError):
-    status = 429
-    code = "TOO_MANY_REQUESTS"
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

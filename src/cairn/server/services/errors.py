@@ -2,10 +2,12 @@
 
     ServiceError
     ├── InvalidInputError       400  INVALID_PARAMETER_VALUE
+    ├── NotAuthenticatedError   401  UNAUTHENTICATED
     ├── PermissionDeniedError   403  PERMISSION_DENIED
     ├── NotFoundError           404  RESOURCE_DOES_NOT_EXIST
     ├── ConflictError           409  RESOURCE_ALREADY_EXISTS / INVALID_STATE
-    └── PayloadTooLargeError    413  REQUEST_TOO_LARGE
+    ├── PayloadTooLargeError    413  REQUEST_TOO_LARGE
+    └── TooManyAttemptsError    429  TOO_MANY_REQUESTS
 """
 
 from __future__ import annotations
@@ -48,3 +50,17 @@ class InvalidStateError(ConflictError):
 class PayloadTooLargeError(ServiceError):
     status = 413
     code = "REQUEST_TOO_LARGE"
+
+
+class NotAuthenticatedError(ServiceError):
+    status = 401
+    code = "UNAUTHENTICATED"
+
+
+class TooManyAttemptsError(ServiceError):
+    status = 429
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
