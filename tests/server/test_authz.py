@@ -15,7 +15,8 @@ from tests.conftest import AuthWorld, all_routes, declared_actions
 PATH_VALUES = {"run_id": "0" * 32, "experiment_id": "999999", "name": "dev.nothing", "version": "1",
                "alias": "champion", "workspace": "team", "kind": "users", "grant_id": "999999",
                "request_id": "999999", "comment_id": "999999", "token_id": "nope", "user": "nobody",
-               "team": "nobody", "rest": "a/b"}
+               "team": "nobody", "rest": "a/b", "model_id": "m-" + "0" * 32, "tag_key": "k",
+               "artifact_path": f"1/{'0' * 32}/artifacts/x.txt"}
 QUERY = {"path": "x.txt", "key": "k", "name": "nothing"}
 ROLES = ["viewer", "editor", "maintainer", "owner"]
 

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import FastAPI
 
 import cairn
-from cairn.server.api import accounts, artifacts, experiments, registry, reviews, runs, workspaces
-from cairn.server.api.auth import HostCheck
+from cairn.server.api import accounts, artifacts, experiments, mlflow, registry, reviews, runs, workspaces
+from cairn.server.api.auth import HostCheck, WorkspacePrefix
 from cairn.server.api.common import JSON, install_error_handlers
 from cairn.server.db.engine import Database
 from cairn.server.settings import Settings
@@ -25,10 +25,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.db = db
     app.state.blobs = LocalBlobStore(settings.resolved_artifact_root)
     install_error_handlers(app)
+    app.add_middleware(WorkspacePrefix)
     app.add_middleware(HostCheck, settings=settings)
     # reviews before registry: the registry's catch-all for stray /models/... paths must come last
-    for module in (accounts, workspaces, experiments, runs, artifacts, reviews, registry):
+    for module in (accounts, workspaces, experiments, runs, artifacts, reviews, registry, mlflow):
         app.include_router(module.router)
+    app.include_router(mlflow.artifacts_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ from cairn.server.services.accounts import Identity
 from cairn.server.services.errors import NotAuthenticatedError, PermissionDeniedError
 
 LOCAL_ACTOR = "anonymous"
+MLFLOW_WORKSPACE_HEADER = "X-MLFLOW-WORKSPACE"
+PREFIX_KEY = "cairn.workspace_prefix"
+_PREFIX = re.compile(r"^/w/([a-z0-9][a-z0-9_-]{0,63})(/.*)$")
 SESSION_COOKIE = "cairn_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -65,23 +69,26 @@ def authorize(request: Request, action: str) -> Access:
     permission = PERMISSIONS[action]
     settings = request.app.state.settings
     addr = client_addr(request)
-    workspace = (request.path_params.get("workspace") or request.headers.get(WORKSPACE_HEADER)
-                 or settings.default_workspace)
+    named = (request.path_params.get("workspace") or request.headers.get(MLFLOW_WORKSPACE_HEADER)
+             or request.headers.get(WORKSPACE_HEADER) or request.scope.get(PREFIX_KEY))
+    workspace = named or settings.default_workspace
     if not settings.auth:
         return Access(action, workspace, LOCAL_ACTOR, addr, unrestricted(LOCAL_ACTOR))
     if permission.public:
         return Access(action, workspace, "", addr, Guard("", None))
     try:
-        return _authorize(request, action, workspace, addr)
+        return _authorize(request, action, workspace, addr, chosen=bool(named))
     except NotAuthenticatedError:
         time.sleep(getattr(request.state, "login_delay", 0.0))  # failed Basic sign-ins are slowed (worker thread)
         raise
 
 
-def _authorize(request: Request, action: str, workspace: str, addr: str) -> Access:
+def _authorize(request: Request, action: str, workspace: str, addr: str, *, chosen: bool) -> Access:
     permission, settings = PERMISSIONS[action], request.app.state.settings
     with request.app.state.db.session(write=False) as session:  # one read transaction for the whole check
         identity = authenticate(request, session)
+        if not chosen:
+            workspace = workspaces.default_workspace_of(session, identity, workspace)
         if permission.admin and not identity.is_admin:
             raise PermissionDeniedError(f"{identity.name} is not a server admin; {action} needs one")
         if SCOPE_RANK[identity.scope] < SCOPE_RANK[permission.scope]:
@@ -200,3 +207,19 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class WorkspacePrefix:
+    """``/w/<workspace>/...``: a tracking URI can carry the workspace (for clients that cannot send a header).
+    The prefix is taken off the path and remembered for ``requires``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match = _PREFIX.match(scope["path"])
+            if match is not None:
+                scope = {**scope, "path": match.group(2), PREFIX_KEY: match.group(1),
+                         "raw_path": match.group(2).encode()}
+        await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cairn.server.api.auth import Access
 from cairn.server.db.engine import TTLCache
@@ -28,6 +29,7 @@ from cairn.server.services.errors import (
 from cairn.server.services.experiments import resolve_workspace
 
 T = TypeVar("T")
+MLFLOW_PATHS = ("/api/2.0/", "/ajax-api/2.0/")
 log = logging.getLogger("cairn.server")
 
 
@@ -96,14 +98,25 @@ def error_body(code: str, message: str, field: str | None = None, position: int 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def service_error(_request: Request, exc: ServiceError) -> Response:
+    async def service_error(request: Request, exc: ServiceError) -> Response:
         headers = {}
         if isinstance(exc, NotAuthenticatedError):
             headers["WWW-Authenticate"] = 'Bearer realm="cairn"'  # not Basic: browsers would prompt and cache it
         if isinstance(exc, TooManyAttemptsError):
             headers["Retry-After"] = str(exc.retry_after)
-        return JSON(error_body(exc.code, exc.message, exc.field, exc.position), status_code=exc.status,
+        status = exc.status
+        if status == 409 and request.url.path.startswith(MLFLOW_PATHS):
+            status = 400  # MLflow answers RESOURCE_ALREADY_EXISTS and INVALID_STATE with 400
+        return JSON(error_body(exc.code, exc.message, exc.field, exc.position), status_code=status,
                     headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return JSON(error_body("ENDPOINT_NOT_FOUND", "no such endpoint"), status_code=404)
+        if exc.status_code == 405:
+            return JSON(error_body("ENDPOINT_NOT_FOUND", "this endpoint does not take this method"), status_code=405)
+        return JSON(error_body("BAD_REQUEST", str(exc.detail)), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:

@@ -126,6 +126,16 @@ _GRANTS_IN = select(GrantRow.resource_type, GrantRow.resource_id, GrantRow.role)
     GrantRow.workspace_id == bindparam("workspace_id"), _principal_clause(GrantRow, bindparam("user_id"), _TEAMS_OF))
 
 
+def default_workspace_of(session: Session, identity: Identity, fallback: str) -> str:
+    """Where a caller who names no workspace works: ``fallback`` (``default``) if they belong to it, else the
+    first of their workspaces by name."""
+    teams = select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == identity.user_id).scalar_subquery()
+    names = list(session.scalars(select(WorkspaceRow.name).join(
+        MemberRow, MemberRow.workspace_id == WorkspaceRow.id).where(
+        _principal_clause(MemberRow, identity.user_id, teams)).order_by(WorkspaceRow.name)))
+    return fallback if fallback in names or not names or identity.is_admin else names[0]
+
+
 def guard_for(session: Session, identity: Identity, workspace: str) -> tuple[int, Guard]:
     """The id of ``workspace`` and the caller's standing there. Not a member: it does not exist for them."""
     found = session.execute(_ROLES_IN, {"user_id": identity.user_id, "name": workspace}).all()
