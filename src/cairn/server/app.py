@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for module in (accounts, workspaces, experiments, runs, artifacts, reviews, registry, mlflow):
         app.include_router(module.router)
     app.include_router(mlflow.artifacts_router)
+    app.include_router(mlflow.info_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, Any]:

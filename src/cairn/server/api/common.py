@@ -29,7 +29,7 @@ from cairn.server.services.errors import (
 from cairn.server.services.experiments import resolve_workspace
 
 T = TypeVar("T")
-MLFLOW_PATHS = ("/api/2.0/", "/ajax-api/2.0/")
+MLFLOW_PATHS = ("/api/2.0/", "/ajax-api/2.0/", "/api/3.0/", "/ajax-api/3.0/")
 log = logging.getLogger("cairn.server")
 
 

@@ -34,6 +34,7 @@ PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts"
 router = APIRouter(tags=["mlflow"])
 artifacts_router = APIRouter(prefix=ARTIFACTS_PREFIX, tags=["mlflow"])
+info_router = APIRouter(tags=["mlflow"])
 VIEW = {"ACTIVE_ONLY": "active_only", "DELETED_ONLY": "deleted_only", "ALL": "all", None: "active_only"}
 STAGE_NONE = "None"
 
@@ -680,33 +681,21 @@ async def delete_registered_model(request: Request, access: Access, body: dict[s
     return JSON({})
 
 
-_MODEL_FILTER = re.compile(r"^\s*name\s*(=|LIKE|ILIKE)\s*'((?:[^'\\]|\\.)*)'\s*$", re.IGNORECASE)
-
-
 @mlflow_routes("GET", "/registered-models/search", "model.read")
 async def search_registered_models(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """Filters: ``name`` (=, LIKE, ILIKE; ``prod.%`` names another registry) and ``tag.<key>``, joined by AND."""
     limit, offset = integer(body, "max_results", 100) or 100, integer(body, "page_token", 0) or 0
     if not 1 <= limit <= 1000 or offset < 0:
         raise InvalidInputError("max_results must be between 1 and 1000", field="max_results")
-    raw = body.get("filter")
-    match = _MODEL_FILTER.match(raw) if isinstance(raw, str) and raw else None
-    if raw and match is None:
-        raise InvalidInputError("registered model filters support name = / LIKE / ILIKE '<value>'", field="filter")
-    name_like = None
-    registry = None
-    if match:
-        value = match.group(2).replace("\\'", "'")
-        if "." in value.split("%")[0]:
-            registry, value = value.split(".", 1)
-        name_like = value
+    clauses = svc.parse_filter(body.get("filter"), ("name",))
 
     def found(session: Any, ctx: Any) -> list[Any]:
-        views = registry_svc.search_models(session, ctx, registry=registry, name_like=name_like, limit=limit + 1,
-                                           offset=offset)
-        return [model_out(v) for v in views]
+        views = registry_svc.search_models(session, ctx, limit=100_000)
+        return [model_out(v) for v in views
+                if svc.filter_matches(clauses, {"name": model_name(v.registry, v.row.name)}, v.tags)]
     rows = await run_call(request, access, False, found)
-    out: dict[str, Any] = {"registered_models": rows[:limit]}
-    if len(rows) > limit:
+    out: dict[str, Any] = {"registered_models": rows[offset:offset + limit]}
+    if offset + limit < len(rows):
         out["next_page_token"] = str(offset + limit)
     return JSON(out)
 
@@ -802,25 +791,23 @@ async def delete_model_version(request: Request, access: Access, body: dict[str,
     return JSON({})
 
 
-_VERSION_FILTER = re.compile(r"^\s*(name|run_id)\s*=\s*'((?:[^'\\]|\\.)*)'\s*$", re.IGNORECASE)
-
-
 @mlflow_routes("GET", "/model-versions/search", "model.read")
 async def search_model_versions(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    """Filters: ``name = '<model>'`` or ``run_id = '<run>'``."""
-    raw = body.get("filter")
-    match = _VERSION_FILTER.match(raw) if isinstance(raw, str) else None
-    if match is None:
-        raise InvalidInputError("model version filters support name = '<model>' or run_id = '<run id>'",
-                                field="filter")
-    field, value = match.group(1).lower(), match.group(2).replace("\\'", "'")
+    """Filters: ``name``, ``run_id``, ``version`` and ``tag.<key>``, joined by AND."""
+    clauses = svc.parse_filter(body.get("filter"), ("name", "run_id", "version", "source_path"))
+    limit = integer(body, "max_results", 10_000) or 10_000
 
     def found(session: Any, ctx: Any) -> list[Any]:
-        if field == "name":
-            return [version_out(v) for v in versions.list_versions(session, ctx, value)]
-        views = registry_svc.search_models(session, ctx, limit=1000)
-        return [version_out(v) for m in views
-                for v in versions.list_versions(session, ctx, f"{m.registry}.{m.row.name}") if v.row.run_id == value]
+        out = []
+        for model in registry_svc.search_models(session, ctx, limit=100_000):
+            name = model_name(model.registry, model.row.name)
+            if not svc.filter_matches([c for c in clauses if c.field == "name"], {"name": name}, {}):
+                continue
+            for view in versions.list_versions(session, ctx, f"{model.registry}.{model.row.name}"):
+                fields = {"name": name, "run_id": view.row.run_id, "version": str(view.row.version)}
+                if svc.filter_matches(clauses, fields, view.tags):
+                    out.append(version_out(view))
+        return out[:limit]
     return JSON({"model_versions": await run_call(request, access, False, found)})
 
 
@@ -897,3 +884,14 @@ def delete_proxy_artifact(artifact_path: str, request: Request, access: Access =
     call(request, access, False, lambda s, c: svc.locate(s, c, artifact_path, write=True))
     raise InvalidInputError("Cairn keeps every version of every artifact; they are removed with their run",
                             field="path")
+
+
+# capabilities --------------------------------------------------------------------------------------------
+
+@info_router.get("/api/3.0/mlflow/server-info")
+@info_router.get("/ajax-api/3.0/mlflow/server-info")
+def server_info(access: Access = requires("public")) -> Any:
+    """What MLflow clients ask before using workspaces; public, as in MLflow, and says nothing private."""
+    return JSON({"store_type": "SqlStore", "workspaces_enabled": True, "trace_archival_enabled": False,
+                 "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
+                 "features_enabled": []})

@@ -249,3 +249,54 @@ def download_uri(session: Session, ctx: Context, version: VersionView) -> str:
         raise NotFoundError(f"version {version.row.version} of {version.full_name} has no files an MLflow client "
                             "can download (it was not logged by a run of this workspace)", field="version")
     return artifact_uri(run, logged.artifact_path)
+
+
+# MLflow's registry search filters --------------------------------------------------------------------
+
+_CLAUSE = re.compile(
+    r"""\s*(?P<field>(?:tags?\.(?:`[^`]+`|[\w.\-]+))|[a-z_]+)\s*(?P<op>!=|=|(?:NOT\s+)?I?LIKE)\s*"""
+    r"""(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\s*(?:AND\b|$)""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Clause:
+    field: str  # "name", "run_id", ... or "tag:<key>"
+    op: str  # =, !=, LIKE, ILIKE, NOT LIKE, NOT ILIKE
+    value: str
+
+    def matches(self, value: str | None) -> bool:
+        if self.op in ("=", "!="):
+            return (value == self.value) == (self.op == "=")
+        pattern = "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in self.value) + "$"
+        found = value is not None and re.match(pattern, value, re.IGNORECASE if "ILIKE" in self.op else 0)
+        return bool(found) != self.op.startswith("NOT")
+
+
+def parse_filter(text: str | None, fields: tuple[str, ...]) -> list[Clause]:
+    """``name LIKE 'a%' AND tag.`k` != 'v'``: clauses joined by AND, on ``fields`` and tags."""
+    if not text:
+        return []
+    clauses, position = [], 0
+    while position < len(text):
+        match = _CLAUSE.match(text, position)
+        if match is None:
+            raise InvalidInputError(f"cannot parse the filter at position {position}: expected <field> <op> '<value>'"
+                                    f" joined by AND, on {', '.join(fields)} or tag.<key>", field="filter",
+                                    position=position)
+        field = match.group("field")
+        if field.lower().startswith(("tag.", "tags.")):
+            field = "tag:" + field.split(".", 1)[1].strip("`")
+        elif field.lower() not in fields:
+            raise InvalidInputError(f"cannot filter on {field!r}: use {', '.join(fields)} or tag.<key>",
+                                    field="filter", position=match.start("field"))
+        else:
+            field = field.lower()
+        value = match.group("value")[1:-1].replace("\\'", "'").replace('\\"', '"')
+        clauses.append(Clause(field, " ".join(match.group("op").upper().split()), value))
+        position = match.end()
+    return clauses
+
+
+def filter_matches(clauses: list[Clause], fields: dict[str, str | None], tags: dict[str, str]) -> bool:
+    return all(c.matches(tags.get(c.field[4:]) if c.field.startswith("tag:") else fields.get(c.field))
+               for c in clauses)
