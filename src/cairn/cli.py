@@ -553,3 +553,46 @@ def audit(workspace: str | None, since: str, until: str | None, actor: str | Non
 def _change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
     text = json.dumps(after if before is None else {"before": before, "after": after}, default=str)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --- import ---------------------------------------------------------------------------------------------
+
+@main.group("import")
+def import_group() -> None:
+    """Bring history over from another tracking system."""
+
+
+@import_group.command("mlflow")
+@click.option("--from", "source", required=True, help="An MLflow tracking URI: http(s)://..., a mlruns folder, "
+              "or sqlite:///mlflow.db.")
+@click.option("--experiment", "-e", "experiment_names", multiple=True, help="Only these experiments (repeatable).")
+@click.option("--models", is_flag=True, help="Also registered models: versions with files, tags, aliases.")
+@click.option("--workspace", "-w", default=None, help="The Cairn workspace to import into.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def import_mlflow(source: str, experiment_names: tuple[str, ...], models: bool, workspace: str | None,
+                  as_json: bool) -> None:
+    """Copy experiments, runs (params, tags, full metric histories, datasets, artifacts, nesting, status and
+    times) and optionally registered models from MLflow. Run it again to resume or to pick up new runs:
+    nothing is copied twice."""
+    from cairn.importers.mlflow import MlflowImporter
+
+    try:
+        importer = MlflowImporter(source, cairn.Client(workspace=workspace))
+        for experiment in importer.experiments(list(experiment_names) or None):
+            target = importer.target_experiment(experiment)
+            runs = importer.runs_of(experiment)
+            with click.progressbar(runs, label=f"{experiment.name} ({len(runs)} runs)", file=sys.stderr,
+                                   show_pos=True) as bar:
+                for run in bar:
+                    importer.import_run(run, target)
+        if models:
+            click.echo("registered models ...", err=True)
+            importer.import_models()
+    except cairn.CairnError as exc:
+        _fail(exc)
+    summary = importer.summary
+    if as_json:
+        _emit_json(summary.__dict__)
+        return
+    for line in summary.lines():
+        click.echo(line)
