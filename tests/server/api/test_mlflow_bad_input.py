@@ -60,10 +60,7 @@ def test_the_ajax_alias_answers_the_same(api: httpx.Client, run: dict[str, Any])
 ])
 def test_mlflow_error_codes(api: httpx.Client, method: str, path: str, body: dict[str, Any],
                             expected: tuple[int, str]) -> None:
-    if method == "GET":
-        response = api.get(M + path, params=body)
-    else:
-        response = api.request(method, M + path, json=body)
+    response = api.get(M + path, params=body) if method == "GET" else api.request(method, M + path, json=body)
     assert code(response) == expected, response.text
 
 
