@@ -588,7 +588,7 @@ def import_mlflow(source: str, experiment_names: tuple[str, ...], models: bool, 
         if models:
             click.echo("registered models ...", err=True)
             importer.import_models()
-    except cairn.CairnError as exc:
+    except Exception as exc:
         _fail(exc)
     summary = importer.summary
     if as_json:

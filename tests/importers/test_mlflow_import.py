@@ -152,3 +152,30 @@ def test_import_everything_and_again(mlflow_server: str, store_uri: str, tmp_pat
 
 def experiment_id_of(source: MlflowClient) -> str:
     return str(source.get_experiment_by_name("churn").experiment_id)
+
+
+def test_import_from_a_local_sqlite_store(tmp_path: Path, sdk_env: Path) -> None:
+    """No MLflow server: its database and artifact folder on disk, into the embedded Cairn store."""
+    store = f"sqlite:///{tmp_path / 'local.db'}"
+    source = MlflowClient(tracking_uri=store)
+    experiment_id = source.create_experiment("local", artifact_location=(tmp_path / "artifacts").as_uri())
+    run = source.create_run(experiment_id, run_name="offline")
+    for step in range(20):
+        source.log_metric(run.info.run_id, "loss", 1 / (step + 1), step=step, timestamp=1_700_000_000_000 + step)
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
+    source.log_artifact(run.info.run_id, str(tmp_path / "weights.bin"))
+    source.set_terminated(run.info.run_id)
+    done = cli("import", "mlflow", "--from", store, "--json", env={"CAIRN_HOME": str(sdk_env)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["metric_points"] == 20
+    client = cairn.Client()
+    assert [p.value for p in client.get_metric_history(run.info.run_id, "loss")][:2] == [1.0, 0.5]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["weights.bin"]
+
+
+def test_clear_errors_for_a_wrong_source(tmp_path: Path, sdk_env: Path) -> None:
+    env = {"CAIRN_HOME": str(sdk_env), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    typo = cli("import", "mlflow", "--from", f"sqlite:///{tmp_path / 'typo.db'}", env=env)
+    assert typo.returncode == 1 and "no MLflow database" in typo.stderr and not (tmp_path / "typo.db").exists()
+    down = cli("import", "mlflow", "--from", f"http://127.0.0.1:{free_port()}", env=env)
+    assert down.returncode == 1 and down.stderr.startswith("error:") and "Traceback" not in down.stderr

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from cairn.client._client import Client, upload_file
-from cairn.client._errors import CairnError, NotFoundError
+from cairn.client._errors import CairnError, ConflictError, NotFoundError
 
 DONE_TAG = "cairn.import.done"
 SOURCE_TAG = "cairn.import.source"
@@ -67,7 +69,10 @@ def _mlflow() -> Any:
 class MlflowImporter:
     def __init__(self, source_uri: str, target: Client, *, progress: Callable[[str], None] | None = None) -> None:
         self.mlflow = _mlflow()
+        if source_uri.startswith("sqlite:///") and not Path(source_uri.removeprefix("sqlite:///")).exists():
+            raise CairnError(f"there is no MLflow database at {source_uri.removeprefix('sqlite:///')}")
         self.source_uri = source_uri
+        self.source_label = _without_credentials(source_uri)
         self.src = self.mlflow.tracking.MlflowClient(tracking_uri=source_uri)
         self.dst = target
         self.summary = Summary()
@@ -135,9 +140,14 @@ class MlflowImporter:
         tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.parentRunId"}
         parent = run.data.tags.get("mlflow.parentRunId")
         body = {"run_id": info.run_id, "experiment_id": experiment_id, "name": info.run_name or None,
-                "tags": {**tags, SOURCE_TAG: self.source_uri}, "start_time": info.start_time,
+                "tags": {**tags, SOURCE_TAG: self.source_label}, "start_time": info.start_time,
                 "user": info.user_id or None, "parent_run_id": parent if parent and self._exists(parent) else None}
-        created = t.request("POST", "/api/v1/runs", json=body)
+        try:
+            created = t.request("POST", "/api/v1/runs", json=body)
+        except ConflictError:
+            why = "its id is taken in Cairn (another workspace or experiment)"
+            self.summary.runs_skipped.append((info.run_id, why))
+            return
         if created.get("tags", {}).get(DONE_TAG) == "1":
             self.summary.runs_skipped.append((info.run_id, "imported before"))
             return
@@ -208,24 +218,40 @@ class MlflowImporter:
 
     # registered models -------------------------------------------------------------------------------
     def import_models(self) -> None:
-        for model in self.src.search_registered_models(max_results=1000):
-            target = f"dev.{model.name}"
-            versions = sorted(self.src.search_model_versions(f"name='{model.name}'"), key=lambda v: int(v.version))
-            mapping: dict[str, int] = {}
-            for version in versions:
-                label = f"{model.name}/{version.version}"
-                try:
-                    mapping[version.version] = self._version(target, model, version)
-                except CairnError as exc:
-                    self.summary.versions_skipped.append((label, str(exc)))
-            for alias, version in (model.aliases or {}).items():
-                if str(version) in mapping:
-                    self.dst.set_alias(target, alias, mapping[str(version)], reason="imported from MLflow")
-            if model.description:
-                self.dst.update_registered_model(target, description=model.description)
-            wanted = {k: v for k, v in model.tags.items() if not k.startswith("mlflow.")}
-            for key, value in wanted.items():
-                self.dst.set_registered_model_tag(target, key, value)
+        for model in self._registered_models():
+            try:
+                self._model(model)
+            except CairnError as exc:
+                self.summary.versions_skipped.append((model.name, f"model not imported: {exc}"))
+
+    def _registered_models(self) -> Iterator[Any]:
+        token = None
+        while True:
+            page = self.src.search_registered_models(max_results=1000, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def _model(self, model: Any) -> None:
+        target = target_name(model.name)
+        quoted = model.name.replace("'", "\\'")
+        versions = sorted(self.src.search_model_versions(f"name='{quoted}'"), key=lambda v: int(v.version))
+        mapping: dict[str, int] = {}
+        for version in versions:
+            label = f"{model.name}/{version.version}"
+            try:
+                mapping[version.version] = self._version(target, model, version)
+            except CairnError as exc:
+                self.summary.versions_skipped.append((label, str(exc)))
+        for alias, version in (model.aliases or {}).items():
+            if str(version) in mapping:
+                self.dst.set_alias(target, alias, mapping[str(version)], reason="imported from MLflow")
+        if model.description:
+            self.dst.update_registered_model(target, description=model.description)
+        wanted = {k: v for k, v in model.tags.items() if not k.startswith("mlflow.")}
+        for key, value in wanted.items():
+            self.dst.set_registered_model_tag(target, key, value)
 
     def _version(self, target: str, model: Any, version: Any) -> int:
         label = f"{model.name}/{version.version}"
@@ -238,7 +264,13 @@ class MlflowImporter:
             pass
         holder = not (version.run_id and self._exists(version.run_id))
         run_id = self._holder(label) if holder else version.run_id
-        folder = f"models/mlflow-{model.name}-v{version.version}"
+        logged_name = f"mlflow-{_safe(model.name)}-v{version.version}"
+        folder = f"models/{logged_name}"
+        known = self.dst._t.request("GET", f"/api/v1/runs/{run_id}/logged-models")["models"]
+        earlier = next((m for m in known if m["name"] == logged_name), None)
+        if earlier is not None:  # an interrupted attempt recorded it; register it now
+            return self._register(target, earlier["id"], version, label)
+        existing = {a.path: a.digest for a in self._walk_target(run_id, folder)} if self._has(run_id, folder) else {}
         files: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(self.mlflow.artifacts.download_artifacts(
@@ -247,29 +279,58 @@ class MlflowImporter:
                 relative = path.relative_to(local).as_posix()
                 data = path.read_bytes()
                 files[relative] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-                upload_file(self.dst._t, run_id, path, f"{folder}/{relative}")
+                if existing.get(f"{folder}/{relative}") != f"sha256:{files[relative]['sha256']}":
+                    upload_file(self.dst._t, run_id, path, f"{folder}/{relative}")
         before = self.dst.get_run(run_id)
         reopened = before.status != "RUNNING"
         if reopened:  # a logged model is recorded on a running run; the run is closed again as it was
             self.dst.update_run(run_id, status="RUNNING")
         try:
             logged = self.dst._t.request("POST", f"/api/v1/runs/{run_id}/logged-models", json={
-                "name": f"mlflow-{model.name}-v{version.version}", "artifact_path": folder,
+                "name": logged_name, "artifact_path": folder,
                 "manifest": {"flavor": "mlflow", "format": 1, "files": files}})
         finally:
             if reopened:
                 self.dst.update_run(run_id, status=before.status, end_time=before.end_time)
             elif holder:
                 self.dst.update_run(run_id, status="FINISHED")
+        return self._register(target, logged["id"], version, label)
+
+    def _register(self, target: str, logged_id: str, version: Any, label: str) -> int:
         tags = {**version.tags, VERSION_TAG: label}
-        created = self.dst.register_model(logged["id"], target, tags=tags, description=version.description or "")
+        created = self.dst.register_model(logged_id, target, tags=tags, description=version.description or "")
         self.summary.versions_imported += 1
         return created.version
 
+    def _has(self, run_id: str, folder: str) -> bool:
+        parent = folder.rpartition("/")[0]
+        return any(a.path == folder for a in self.dst.list_artifacts(run_id, parent))
+
     def _holder(self, label: str) -> str:
-        """A run to hold a version whose MLflow run was not imported (or is gone)."""
-        run = self.dst.create_run(HOLDER_EXPERIMENT, name=f"model {label}", tags={SOURCE_TAG: self.source_uri})
-        return run.id
+        """A run to hold a version whose MLflow run was not imported (or is gone); the same run on every
+        attempt, so reruns leave nothing behind."""
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.source_label}#{label}").hex
+        self.dst._t.request("POST", "/api/v1/runs", json={
+            "run_id": run_id, "experiment_name": HOLDER_EXPERIMENT, "name": f"model {label}",
+            "tags": {SOURCE_TAG: self.source_label}})
+        return run_id
+
+
+def target_name(name: str) -> str:
+    """An MLflow model name in Cairn's default registry; dots would name a registry, so they become '_'."""
+    return f"dev.{name.replace('.', '_')}"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:100]
+
+
+def _without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=host))
+    return uri
 
 
 def _json_value(value: float) -> float | str:

@@ -125,10 +125,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSON(error_body("INVALID_PARAMETER_VALUE", f"{where}: {first.get('msg')}", where), status_code=400)
 
     @app.exception_handler(IntegrityError)
-    async def integrity_error(_request: Request, exc: IntegrityError) -> Response:
+    async def integrity_error(request: Request, exc: IntegrityError) -> Response:
         log.info("integrity error answered 409: %s", exc.orig)
         return JSON(error_body("RESOURCE_ALREADY_EXISTS", "a concurrent request wrote the same object; retry"),
-                    status_code=409)
+                    status_code=400 if request.url.path.startswith(MLFLOW_PATHS) else 409)
 
     @app.exception_handler(DataError)
     async def data_error(_request: Request, exc: DataError) -> Response:

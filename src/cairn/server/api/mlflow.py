@@ -379,6 +379,9 @@ async def log_batch(request: Request, access: Access, body: dict[str, Any]) -> A
     if isinstance(metrics, list) and len(metrics) > MAX_BATCH_ITEMS:
         raise InvalidInputError(f"A batch logging request can contain at most {MAX_BATCH_ITEMS} metrics",
                                 field="metrics")
+    for name, given in (("params", params), ("tags", tags)):
+        if len(given) > 100:
+            raise InvalidInputError(f"A batch logging request can contain at most 100 {name}", field=name)
     return await _log(request, access, run_id_of(body), {"metrics": metric_batches(metrics), "params": params,
                                                           "tags": tags})
 
@@ -794,7 +797,7 @@ async def delete_model_version(request: Request, access: Access, body: dict[str,
 @mlflow_routes("GET", "/model-versions/search", "model.read")
 async def search_model_versions(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """Filters: ``name``, ``run_id``, ``version`` and ``tag.<key>``, joined by AND."""
-    clauses = svc.parse_filter(body.get("filter"), ("name", "run_id", "version", "source_path"))
+    clauses = svc.parse_filter(body.get("filter"), ("name", "run_id", "version"))
     limit = integer(body, "max_results", 10_000) or 10_000
 
     def found(session: Any, ctx: Any) -> list[Any]:
