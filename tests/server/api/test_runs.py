@@ -161,3 +161,20 @@ def test_large_batch_is_stored(api: httpx.Client, run_id: str) -> None:
     assert response.json()["metrics"] == n
     summary = api.get(f"/api/v1/runs/{run_id}").json()["metrics"]["big"]
     assert (summary["count"], summary["max"], summary["max_step"]) == (n, (n - 1) * 0.5, n - 1)
+
+
+def test_metric_buckets_keep_spikes(api: httpx.Client, run_id: str) -> None:
+    steps = list(range(10_000))
+    values = [0.5] * 10_000
+    values[4321] = 99.0  # a spike in the middle of a bucket
+    values[10] = float("nan")
+    body = {"metrics": [{"key": "loss", "steps": steps, "values": ["NaN" if v != v else v for v in values]}]}
+    assert api.post(f"/api/v1/runs/{run_id}/batch", json=body).status_code == 200
+    answer = api.get(f"/api/v1/runs/{run_id}/metrics/buckets", params={"key": "loss", "buckets": 100}).json()
+    assert len(answer["first_steps"]) == 100 and sum(answer["counts"]) == 10_000
+    assert max(answer["max"]) == 99.0 and answer["first_steps"][:2] == [0, 100] and answer["last_steps"][-1] == 9999
+    zoom = api.get(f"/api/v1/runs/{run_id}/metrics/buckets",
+                   params={"key": "loss", "buckets": 10, "start_step": 4300, "end_step": 4399}).json()
+    assert zoom["first_steps"] == list(range(4300, 4400, 10)) and zoom["max"][2] == 99.0
+    assert api.get(f"/api/v1/runs/{run_id}/metrics/buckets", params={"key": "nope"}).status_code == 404
+    assert api.get(f"/api/v1/runs/{run_id}/metrics/buckets", params={"key": "loss", "buckets": 0}).status_code == 400

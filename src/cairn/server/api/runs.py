@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call, call_async, read_json
 from cairn.server.schemas import tracking as schemas
+from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
 from cairn.server.services import search
 
@@ -109,6 +110,21 @@ def get_metric_history(run_id: str, request: Request, key: str = Query(max_lengt
     points = call(request, access, False, svc.metric_history, run_id, key, start_step=start_step,
                   end_step=end_step, max_points=max_points)
     return JSON(schemas.history_out(key, points))
+
+
+@router.get("/{run_id}/metrics/buckets")
+def get_metric_buckets(run_id: str, request: Request, key: str = Query(max_length=250),
+                       buckets: int = Query(1000, ge=1, le=10_000),
+                       start_step: int | None = Query(None, ge=-(2**63) + 1, le=2**63 - 1),
+                       end_step: int | None = Query(None, ge=-(2**63) + 1, le=2**63 - 1),
+                       access: Access = requires("run.read")) -> Any:
+    """A downsampled history for charts: per bucket of steps, its first and last step, count, min, max and
+    mean (NaN points are counted, not averaged)."""
+    rows = call(request, access, False, svc.metric_buckets, run_id, key, buckets, start_step=start_step,
+                end_step=end_step)
+    return JSON({"key": key, "first_steps": [b.first_step for b in rows], "last_steps": [b.last_step for b in rows],
+                 "counts": [b.count for b in rows], "min": nums([b.min for b in rows]),
+                 "max": nums([b.max for b in rows]), "mean": nums([b.mean for b in rows])})
 
 
 @router.post("/{run_id}/datasets", status_code=201)

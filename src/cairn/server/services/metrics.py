@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from cairn.server.db import points
@@ -215,3 +215,33 @@ def values_at_step(session: Session, run_id: str, step: int) -> dict[str, float]
         .order_by(s.key, p.seq)
     )
     return {key: (math.nan if value is None else value) for key, value in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    first_step: int
+    last_step: int
+    count: int
+    min: float | None  # None: the bucket holds only NaN
+    max: float | None
+    mean: float | None
+
+
+def buckets(session: Session, series_id: int, n: int, start_step: int | None = None,
+            end_step: int | None = None) -> list[Bucket]:
+    """At most ``n`` buckets of equal step width over [start_step, end_step], each with its min and max (so
+    a spike is never averaged away) and mean: what a chart needs to draw a million points honestly."""
+    p = MetricPointRow
+    where = [p.series_id == series_id]
+    if start_step is not None:
+        where.append(p.step >= start_step)
+    if end_step is not None:
+        where.append(p.step <= end_step)
+    low, high = session.execute(select(func.min(p.step), func.max(p.step)).where(*where)).one()
+    if low is None:
+        return []
+    width = max(1, -(-(high - low + 1) // n))  # ceil, in integers: no overflow, no float rounding
+    bucket = ((p.step - low) // width).label("b")  # integer division on both stores
+    query = select(bucket, func.min(p.step), func.max(p.step), func.count(), func.min(p.value), func.max(p.value),
+                   func.avg(p.value)).where(*where).group_by(bucket).order_by(bucket)
+    return [Bucket(first, last, count, lo, hi, mean) for _, first, last, count, lo, hi, mean in session.execute(query)]

@@ -355,6 +355,14 @@ def metric_history(
     return points.read_points(session, series.id, start_step, end_step, max_points)
 
 
+def metric_buckets(session: Session, ctx: Context, run_id: str, key: str, n: int, *, start_step: int | None = None,
+                   end_step: int | None = None) -> list[metrics.Bucket]:
+    if not 1 <= n <= 10_000:
+        raise InvalidInputError("buckets must be between 1 and 10000", field="buckets")
+    get_run_row(session, ctx, run_id)
+    return metrics.buckets(session, metrics.get_series(session, run_id, key).id, n, start_step, end_step)
+
+
 def log_dataset(
     session: Session, ctx: Context, run_id: str, *, name: str, uri: str = "", digest: str = "",
     version: str = "", role: str = "",
