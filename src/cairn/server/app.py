@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 
 import cairn
 from cairn.server.api import accounts, artifacts, experiments, mlflow, registry, reviews, runs, workspaces
-from cairn.server.api.auth import HostCheck, WorkspacePrefix
+from cairn.server.api.auth import Access, HostCheck, WorkspacePrefix, requires
 from cairn.server.api.common import JSON, install_error_handlers
 from cairn.server.db.engine import Database
 from cairn.server.settings import Settings
@@ -37,7 +40,30 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": cairn.__version__}
 
+    install_ui(app)
+
     return app
+
+
+STATIC = Path(__file__).parent / "static"
+UI_PAGES = ("/", "/login", "/experiments/{rest:path}", "/runs/{rest:path}", "/models", "/models/{rest:path}",
+            "/compare", "/admin", "/admin/{rest:path}")
+
+
+def install_ui(app: FastAPI) -> None:
+    """The web UI: built files under /assets, and index.html for every other page URL (deep links)."""
+    if (STATIC / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=STATIC / "assets"), name="assets")
+
+    def ui_page(access: Access = requires("public")) -> Any:
+        index = STATIC / "index.html"
+        if not index.is_file():
+            return PlainTextResponse("Cairn's web UI is not built here: install with Node.js and npm on the PATH "
+                                     "(pip install .), or run `npm ci && npm run build` in ui/.", status_code=404)
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    for page in UI_PAGES:  # the UI's page URLs, so deep links and the back button work
+        app.add_api_route(page, ui_page, methods=["GET"], include_in_schema=False)
 
 
 def app_from_env() -> FastAPI:

@@ -72,7 +72,7 @@ PERMISSIONS: dict[str, Permission] = {
     "public": _p(None, "read", public=True),
 }
 ACTIONS = set(PERMISSIONS)
-PUBLIC_PATHS = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC_PATHS = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/assets"}
 WORKSPACE_HEADER = "X-Cairn-Workspace"
 MAINTAINER = "maintainer"
 

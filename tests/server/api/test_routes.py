@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from cairn.server.app import UI_PAGES
 from cairn.server.authz import ACTIONS, PERMISSIONS, PUBLIC_PATHS
 from tests.conftest import all_routes, declared_actions
 
-PUBLIC_ACTION_PATHS = {"/api/v1/auth/login", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"}
+PUBLIC_ACTION_PATHS = {"/api/v1/auth/login", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
+                       *UI_PAGES}  # the web UI's pages: index.html, which holds no data
 
 
 def test_every_route_declares_an_action(app: Any) -> None:
@@ -25,7 +27,7 @@ def test_every_route_declares_an_action(app: Any) -> None:
 
 def test_public_list_is_short(app: Any) -> None:
     public = {path for path, _, _ in all_routes(app) if path in PUBLIC_PATHS}
-    assert public <= {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    assert public <= {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/assets"}
     public_actions = {path for path, _, dependant in all_routes(app)
                       if any(PERMISSIONS[a].public for a in declared_actions(dependant))}
     assert public_actions == PUBLIC_ACTION_PATHS

@@ -1,0 +1,83 @@
+// Pure helpers with the UI's logic (tested with Vitest).
+import type { Run, Summary } from "./api";
+
+export const AGGREGATIONS = ["last", "min", "max", "mean", "best"] as const;
+export type Aggregation = (typeof AGGREGATIONS)[number];
+
+export function toNumber(value: number | string | null | undefined): number | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "number") return value;
+  if (value === "NaN") return NaN;
+  if (value === "Infinity") return Infinity;
+  if (value === "-Infinity") return -Infinity;
+  const parsed = Number(value);
+  return Number.isNaN(parsed) ? null : parsed;
+}
+
+/** The value and its step for one aggregation of a metric summary; "best" falls back to last without a goal. */
+export function aggregate(summary: Summary | undefined, how: Aggregation): { value: number | null; step: number | null } {
+  if (!summary) return { value: null, step: null };
+  switch (how) {
+    case "min": return { value: toNumber(summary.min), step: summary.min_step };
+    case "max": return { value: toNumber(summary.max), step: summary.max_step };
+    case "mean": return { value: toNumber(summary.mean), step: null };
+    case "best":
+      return summary.goal ? { value: toNumber(summary.best), step: summary.best_step }
+        : { value: toNumber(summary.last), step: summary.last_step };
+    default: return { value: toNumber(summary.last), step: summary.last_step };
+  }
+}
+
+export function formatNumber(value: number | null): string {
+  if (value === null) return "";
+  if (Number.isNaN(value)) return "NaN";
+  if (!Number.isFinite(value)) return value > 0 ? "∞" : "-∞";
+  if (value !== 0 && (Math.abs(value) >= 1e6 || Math.abs(value) < 1e-4)) return value.toExponential(3);
+  return Number(value.toPrecision(5)).toString();
+}
+
+export function formatDuration(start: number, end: number | null, now: number = Date.now()): string {
+  const seconds = Math.max(0, Math.round(((end ?? now) - start) / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+  return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+}
+
+export function formatTime(ms: number | null): string {
+  return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "";
+}
+
+/** The server's order_by for a column: a metric with its aggregation, a param, a tag or an attribute. */
+export function orderBy(column: string, how: Aggregation, descending: boolean): string {
+  const [kind, ...rest] = column.split(":");
+  const name = rest.join(":");
+  const quoted = /^[A-Za-z_][\w.]*$/.test(name) ? name : `\`${name}\``;
+  const field = kind === "metric" ? `metrics.${quoted}.${how}` : kind === "param" ? `params.${quoted}`
+    : kind === "tag" ? `tags.${quoted}` : `attributes.${name}`;
+  return `${field} ${descending ? "DESC" : "ASC"}`;
+}
+
+/** Runs grouped under their parents, each child after its parent (children of runs not on the page stay top). */
+export function nest(runs: Run[], collapsed: Set<string>): { run: Run; depth: number }[] {
+  const ids = new Set(runs.map((r) => r.run_id));
+  const children = new Map<string, Run[]>();
+  const roots: Run[] = [];
+  for (const run of runs) {
+    if (run.parent_run_id && ids.has(run.parent_run_id)) {
+      const list = children.get(run.parent_run_id) ?? [];
+      list.push(run);
+      children.set(run.parent_run_id, list);
+    } else roots.push(run);
+  }
+  const out: { run: Run; depth: number }[] = [];
+  const visit = (run: Run, depth: number) => {
+    out.push({ run, depth });
+    if (!collapsed.has(run.run_id)) for (const child of children.get(run.run_id) ?? []) visit(child, depth + 1);
+  };
+  roots.forEach((r) => visit(r, 0));
+  return out;
+}
+
+export function hasChildren(runs: Run[]): Set<string> {
+  return new Set(runs.map((r) => r.parent_run_id).filter((p): p is string => !!p));
+}

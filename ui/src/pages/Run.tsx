@@ -1,0 +1,159 @@
+import { useEffect, useState } from "react";
+import { Link, useParams } from "react-router-dom";
+import { api, ApiError, type Run } from "../api";
+import { MetricChart } from "../chart";
+import { formatDuration, formatNumber, formatTime, toNumber } from "../format";
+
+interface Artifact { path: string; is_dir: boolean; size: number | null; version: number | null; digest: string | null }
+interface Version { version: number; size: number; digest: string; created_at: number; created_by: string }
+interface Comment { id: number; author: string; text: string; created_at: number }
+
+export function RunPage() {
+  const { runId = "" } = useParams();
+  const [run, setRun] = useState<Run | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [log, setLog] = useState(false);
+  const [children, setChildren] = useState<Run[]>([]);
+  useEffect(() => {
+    api<Run>("GET", `/api/v1/runs/${runId}`).then(async (loaded) => {
+      setRun(loaded);
+      const found = await api<{ runs: Run[] }>("POST", "/api/v1/runs/search", {
+        experiment_ids: [loaded.experiment_id], filter: `attributes.parent_run_id = '${loaded.run_id}'`,
+        max_results: 100 }).catch(() => ({ runs: [] }));
+      setChildren(found.runs);
+    }).catch((e) => setError(e instanceof ApiError ? e.message : String(e)));
+  }, [runId]);
+  if (error) return <div className="page error" role="alert">{error}</div>;
+  if (!run) return <div className="page">Loading…</div>;
+  const source = Object.entries(run.tags).filter(([k]) => k.startsWith("cairn.source."));
+  return (
+    <div className="page">
+      <h1>{run.name} <span className="muted">{run.status}</span></h1>
+      <div className="card">
+        <div>Experiment: <Link to={`/experiments/${run.experiment_id}`}>{run.experiment_name}</Link></div>
+        <div>Started {formatTime(run.start_time)} · {formatDuration(run.start_time, run.end_time)} · by {run.user}</div>
+        {run.parent_run_id && <div>Parent: <Link to={`/runs/${run.parent_run_id}`}>{run.parent_run_id}</Link></div>}
+        {children.length > 0 && <div>Children: {children.map((c) => <Link key={c.run_id} to={`/runs/${c.run_id}`}>{c.name} </Link>)}</div>}
+        {source.map(([k, v]) => <div key={k} className="muted">{k.replace("cairn.source.", "")}: {v}</div>)}
+        {run.datasets.map((d) => <div key={d.name + d.digest}>Dataset {d.role}: {d.name} {d.uri} {d.digest}</div>)}
+      </div>
+      <h2>Metrics <label className="muted"><input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} /> log scale</label></h2>
+      <table className="plain">
+        <thead><tr><th>Metric</th><th>last</th><th>min</th><th>max</th><th>mean</th><th>best (step)</th><th>points</th></tr></thead>
+        <tbody>{Object.values(run.metrics).map((m) => (
+          <tr key={m.key}><td>{m.key}</td><td>{formatNumber(toNumber(m.last))}</td><td>{formatNumber(toNumber(m.min))}</td>
+            <td>{formatNumber(toNumber(m.max))}</td><td>{formatNumber(toNumber(m.mean))}</td>
+            <td>{m.goal ? `${formatNumber(toNumber(m.best))} (${m.best_step})` : ""}</td><td>{m.count}</td></tr>
+        ))}</tbody>
+      </table>
+      <div className="charts">
+        {Object.values(run.metrics).map((m) => (
+          <MetricChart key={m.key} runId={run.run_id} metric={m.key} bestStep={m.goal ? m.best_step : null} log={log} />
+        ))}
+      </div>
+      <h2>Params</h2>
+      <Params run={run} />
+      <h2>Tags</h2>
+      <Tags run={run} onChange={(tags) => setRun({ ...run, tags })} />
+      <h2>Artifacts</h2>
+      <Artifacts runId={run.run_id} />
+      <h2>Comments</h2>
+      <Comments runId={run.run_id} />
+    </div>
+  );
+}
+
+function Params({ run }: { run: Run }) {
+  const [history, setHistory] = useState<Record<string, { value: string; timestamp: number }[]>>({});
+  const show = async (key: string) => {
+    const data = await api<{ history: { value: string; timestamp: number }[] }>(
+      "GET", `/api/v1/runs/${run.run_id}/params/history`, undefined, { key });
+    setHistory({ ...history, [key]: data.history });
+  };
+  return (
+    <table className="plain"><tbody>{Object.entries(run.params).map(([k, v]) => (
+      <tr key={k}><td>{k}</td><td>{v}</td><td>
+        {history[k] ? history[k].map((h) => `${h.value} (${formatTime(h.timestamp)})`).join(" → ")
+          : <button onClick={() => void show(k)}>history</button>}
+      </td></tr>))}</tbody></table>
+  );
+}
+
+function Tags({ run, onChange }: { run: Run; onChange: (tags: Record<string, string>) => void }) {
+  const [key, setKey] = useState("");
+  const [value, setValue] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const add = async () => {
+    try {
+      await api("POST", `/api/v1/runs/${run.run_id}/tags`, { [key]: value });
+      onChange({ ...run.tags, [key]: value });
+      setKey(""); setValue(""); setError(null);
+    } catch (e) { setError(e instanceof ApiError ? e.message : String(e)); }
+  };
+  return (
+    <div>
+      <table className="plain"><tbody>{Object.entries(run.tags).filter(([k]) => !k.startsWith("cairn.source."))
+        .map(([k, v]) => <tr key={k}><td>{k}</td><td>{v}</td></tr>)}</tbody></table>
+      <div className="toolbar" style={{ marginTop: 8 }}>
+        <input aria-label="tag key" placeholder="key" value={key} onChange={(e) => setKey(e.target.value)} />
+        <input aria-label="tag value" placeholder="value" value={value} onChange={(e) => setValue(e.target.value)} />
+        <button onClick={() => void add()}>Set tag</button>
+        {error && <span className="error">{error}</span>}
+      </div>
+    </div>
+  );
+}
+
+function Artifacts({ runId }: { runId: string }) {
+  const [path, setPath] = useState("");
+  const [files, setFiles] = useState<Artifact[]>([]);
+  const [versions, setVersions] = useState<{ path: string; list: Version[] } | null>(null);
+  useEffect(() => {
+    void api<{ files: Artifact[] }>("GET", `/api/v1/runs/${runId}/artifacts`, undefined, { path })
+      .then((d) => setFiles(d.files));
+  }, [runId, path]);
+  const open = async (file: string) => {
+    const data = await api<{ versions: Version[] }>("GET", `/api/v1/runs/${runId}/artifacts/versions`, undefined,
+                                                    { path: file });
+    setVersions({ path: file, list: data.versions });
+  };
+  const link = (file: string, version?: number) =>
+    `/api/v1/runs/${runId}/artifacts/content?path=${encodeURIComponent(file)}${version ? `&version=${version}` : ""}`;
+  return (
+    <div className="card" data-testid="artifacts">
+      <div>/{path} {path && <button onClick={() => setPath(path.split("/").slice(0, -1).join("/"))}>up</button>}</div>
+      <table className="plain"><tbody>{files.map((f) => (
+        <tr key={f.path}>
+          <td>{f.is_dir ? <a href="#" onClick={(e) => { e.preventDefault(); setPath(f.path); }}>{f.path}/</a>
+            : <a href="#" onClick={(e) => { e.preventDefault(); void open(f.path); }}>{f.path}</a>}</td>
+          <td>{f.size ?? ""}</td><td>{f.version ? `v${f.version}` : ""}</td>
+        </tr>))}</tbody></table>
+      {versions && (
+        <div data-testid="artifact-versions">
+          <h2>{versions.path}</h2>
+          <table className="plain"><tbody>{versions.list.map((v) => (
+            <tr key={v.version}><td>v{v.version}</td><td>{v.size} bytes</td><td>{v.digest.slice(0, 19)}</td>
+              <td>{formatTime(v.created_at)}</td><td>{v.created_by}</td>
+              <td><a href={link(versions.path, v.version)}>download</a></td></tr>))}</tbody></table>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Comments({ runId }: { runId: string }) {
+  const [comments, setComments] = useState<Comment[]>([]);
+  const [text, setText] = useState("");
+  const load = () => api<{ comments: Comment[] }>("GET", `/api/v1/runs/${runId}/comments`).then((d) => setComments(d.comments));
+  useEffect(() => { void load(); }, [runId]);
+  return (
+    <div className="card">
+      {comments.map((c) => <div key={c.id}><b>{c.author}</b> <span className="muted">{formatTime(c.created_at)}</span>: {c.text}</div>)}
+      <div className="toolbar" style={{ marginTop: 8 }}>
+        <input aria-label="comment" placeholder="add a comment" value={text} onChange={(e) => setText(e.target.value)} />
+        <button onClick={() => void api("POST", `/api/v1/runs/${runId}/comments`, { text }).then(() => { setText(""); return load(); })}>
+          Comment</button>
+      </div>
+    </div>
+  );
+}

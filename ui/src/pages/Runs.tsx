@@ -1,0 +1,138 @@
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { useEffect, useMemo, useRef, useState } from "react";
+import { Link, useParams, useSearchParams } from "react-router-dom";
+import { api, ApiError, type Run } from "../api";
+import { aggregate, AGGREGATIONS, type Aggregation, formatDuration, formatNumber, hasChildren, nest, orderBy }
+  from "../format";
+
+interface Page { runs: Run[]; next_page_token?: string | null }
+
+export function RunsPage() {
+  const { experimentId } = useParams();
+  const [query, setQuery] = useSearchParams();
+  const [runs, setRuns] = useState<Run[]>([]);
+  const [token, setToken] = useState<string | null>(null);
+  const [filterText, setFilterText] = useState(query.get("filter") ?? "");
+  const [error, setError] = useState<ApiError | null>(null);
+  const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
+  const how = (query.get("agg") ?? "last") as Aggregation;
+  const sort = query.get("sort") ?? "attr:start_time";
+  const descending = query.get("desc") !== "0";
+  const filter = query.get("filter") ?? "";
+  const [chosen, setChosen] = useState<string[] | null>(null);
+
+  const search = async (pageToken: string | null) => {
+    try {
+      const page = await api<Page>("POST", "/api/v1/runs/search", {
+        experiment_ids: [Number(experimentId)], filter: filter || null, order_by: [orderBy(sort, how, descending)],
+        max_results: 500, page_token: pageToken,
+      });
+      setError(null);
+      setRuns((old) => (pageToken ? [...old, ...page.runs] : page.runs));
+      setToken(page.next_page_token ?? null);
+    } catch (failure) {
+      if (failure instanceof ApiError) setError(failure); else throw failure;
+    }
+  };
+  useEffect(() => { void search(null); }, [experimentId, filter, sort, how, descending]);
+
+  const metricKeys = useMemo(() => [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort(), [runs]);
+  const paramKeys = useMemo(() => [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort(), [runs]);
+  const columns = chosen ?? [...metricKeys.slice(0, 6).map((k) => `metric:${k}`), ...paramKeys.slice(0, 4).map((k) => `param:${k}`)];
+  const rows = useMemo(() => nest(runs, collapsed), [runs, collapsed]);
+  const parents = useMemo(() => hasChildren(runs), [runs]);
+  const scroller = useRef<HTMLDivElement>(null);
+  const virtual = useVirtualizer({ count: rows.length, getScrollElement: () => scroller.current, estimateSize: () => 28,
+                                   overscan: 20 });
+  useEffect(() => {
+    const last = virtual.getVirtualItems().at(-1);
+    if (last && token && last.index >= rows.length - 50) void search(token);
+  });
+
+  const setParam = (changes: Record<string, string | null>) => {
+    const next = new URLSearchParams(query);
+    for (const [k, v] of Object.entries(changes)) { if (v === null) next.delete(k); else next.set(k, v); }
+    setQuery(next);
+  };
+  const clickHeader = (column: string) =>
+    setParam({ sort: column, desc: sort === column && descending ? "0" : "1" });
+  const toggle = (column: string) => {
+    const next = columns.includes(column) ? columns.filter((c) => c !== column) : [...columns, column];
+    setChosen(next);
+  };
+
+  return (
+    <div className="page">
+      <h1>Runs <span className="muted">({runs.length}{token ? "+" : ""})</span></h1>
+      <div className="toolbar">
+        <input className="filter" aria-label="filter" placeholder="metrics.val_loss.min < 0.3 and params.lr = '0.01'"
+               value={filterText} onChange={(e) => setFilterText(e.target.value)}
+               onKeyDown={(e) => { if (e.key === "Enter") setParam({ filter: filterText || null }); }} />
+        <button onClick={() => setParam({ filter: filterText || null })}>Filter</button>
+        <label>Aggregation{" "}
+          <select aria-label="aggregation" value={how} onChange={(e) => setParam({ agg: e.target.value })}>
+            {AGGREGATIONS.map((a) => <option key={a} value={a}>{a}</option>)}
+          </select>
+        </label>
+        <details>
+          <summary>Columns</summary>
+          {[...metricKeys.map((k) => `metric:${k}`), ...paramKeys.map((k) => `param:${k}`)].map((c) => (
+            <label key={c} style={{ display: "block" }}>
+              <input type="checkbox" checked={columns.includes(c)} onChange={() => toggle(c)} /> {c}
+            </label>
+          ))}
+        </details>
+      </div>
+      {error && (
+        <div className="error" role="alert" data-testid="filter-error">
+          {error.position !== undefined ? `${filter}\n${" ".repeat(error.position)}^\n` : ""}{error.message}
+        </div>
+      )}
+      <div className="grid" ref={scroller} data-testid="runs-grid">
+        <div className="row head" style={{ minWidth: "fit-content" }}>
+          <div className="cell name" onClick={() => clickHeader("attr:run_name")}>Run</div>
+          <div className="cell" onClick={() => clickHeader("attr:status")}>Status</div>
+          <div className="cell" onClick={() => clickHeader("attr:start_time")}>Duration</div>
+          <div className="cell">User</div>
+          {columns.map((c) => (
+            <div key={c} className="cell num" onClick={() => clickHeader(c)} data-column={c}>
+              {c.replace(/^metric:/, "").replace(/^param:/, "param ")}
+              {c.startsWith("metric:") ? ` (${how})` : ""}{sort === c ? (descending ? " ▼" : " ▲") : ""}
+            </div>
+          ))}
+        </div>
+        <div style={{ height: virtual.getTotalSize(), position: "relative" }}>
+          {virtual.getVirtualItems().map((item) => {
+            const { run, depth } = rows[item.index];
+            return (
+              <div key={run.run_id} className="row" data-testid="run-row"
+                   style={{ position: "absolute", top: item.start, minWidth: "fit-content" }}>
+                <div className="cell name" style={{ paddingLeft: 8 + depth * 16 }}>
+                  {parents.has(run.run_id) && (
+                    <button style={{ padding: "0 4px", marginRight: 4 }} onClick={() => {
+                      const next = new Set(collapsed);
+                      if (next.has(run.run_id)) next.delete(run.run_id); else next.add(run.run_id);
+                      setCollapsed(next);
+                    }}>{collapsed.has(run.run_id) ? "+" : "−"}</button>
+                  )}
+                  <Link to={`/runs/${run.run_id}`}>{run.name}</Link>
+                </div>
+                <div className="cell">{run.status}</div>
+                <div className="cell">{formatDuration(run.start_time, run.end_time)}</div>
+                <div className="cell">{run.user}</div>
+                {columns.map((c) => {
+                  if (c.startsWith("metric:")) {
+                    const { value, step } = aggregate(run.metrics[c.slice(7)], how);
+                    return <div key={c} className="cell num" data-column={c} title={step === null ? "" : `step ${step}`}>
+                      {formatNumber(value)}</div>;
+                  }
+                  return <div key={c} className="cell" data-column={c}>{run.params[c.slice(6)] ?? ""}</div>;
+                })}
+              </div>
+            );
+          })}
+        </div>
+      </div>
+    </div>
+  );
+}
