@@ -9,7 +9,7 @@ import { RunPage } from "./pages/Run";
 import { RunsPage } from "./pages/Runs";
 import "./style.css";
 
-interface Me { user: { name: string; admin?: boolean }; auth: boolean; csrf_token?: string }
+interface Me { user: { name: string; admin?: boolean }; auth: boolean; signed_in: boolean; csrf_token?: string }
 
 function Shell() {
   const [me, setMe] = useState<Me | null>(null);
@@ -20,7 +20,8 @@ function Shell() {
 
   const load = async () => {
     try {
-      const who = await api<Me>("GET", "/api/v1/auth/me");
+      const who = await api<Me>("GET", "/api/v1/auth/session");
+      if (!who.signed_in) { setNeedsLogin(true); return; }
       if (who.csrf_token) setCsrf(who.csrf_token);
       setMe(who);
       setNeedsLogin(false);

@@ -239,3 +239,12 @@ def test_a_token_cannot_outlive_the_token_that_made_it(world: AuthWorld, alice: 
     child = world.client(short["token"], "team").post(f"{API}/tokens", json={"name": "child", "expires_in": None})
     assert child.status_code == 201
     assert child.json()["expires_at"] == short["expires_at"]
+
+
+def test_session_state_is_public_and_never_an_error(world: AuthWorld, alice: str) -> None:
+    anonymous = world.client(None)
+    assert anonymous.get(f"{API}/auth/session").json() == {"auth": True, "signed_in": False}
+    assert world.client(alice).get(f"{API}/auth/session").json()["user"] == {"name": "alice", "admin": False}
+    browser = world.client(None)
+    csrf = login(browser).json()["csrf_token"]
+    assert browser.get(f"{API}/auth/session").json()["csrf_token"] == csrf

@@ -109,3 +109,13 @@ def test_quoted_and_slashed_keys(api: httpx.Client, run_id: str) -> None:
     assert len(names(api, filter="metrics.train/loss < 1")) == 1
     assert len(names(api, filter="metrics.`loss.min` = 7")) == 1
     assert len(names(api, filter="metrics.`loss.min`.max = 7")) == 1
+
+
+def test_check_a_filter_without_running_it(api: httpx.Client) -> None:
+    good = api.post("/api/v1/runs/search/check", json={"filter": "metrics.loss.min < 0.3", "order_by": ["params.lr"]})
+    assert good.json() == {"valid": True}
+    bad = api.post("/api/v1/runs/search/check", json={"filter": "metrics.loss <<< 1"})
+    assert bad.status_code == 200
+    assert bad.json()["valid"] is False and bad.json()["position"] == 14 and bad.json()["field"] == "filter"
+    order = api.post("/api/v1/runs/search/check", json={"order_by": ["metrics.loss SIDEWAYS"]}).json()
+    assert order["valid"] is False and order["field"] == "order_by"

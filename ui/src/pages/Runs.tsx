@@ -22,6 +22,15 @@ export function RunsPage() {
   const [chosen, setChosen] = useState<string[] | null>(null);
 
   const search = async (pageToken: string | null) => {
+    if (filter && !pageToken) {  // checked first: a bad filter is shown where it is, without a failed request
+      const check = await api<{ valid: boolean; message?: string; position?: number }>(
+        "POST", "/api/v1/runs/search/check", { filter });
+      if (!check.valid) {
+        setError(new ApiError(400, { message: check.message, position: check.position ?? undefined }));
+        setRuns([]);
+        return;
+      }
+    }
     try {
       const page = await api<Page>("POST", "/api/v1/runs/search", {
         experiment_ids: [Number(experimentId)], filter: filter || null, order_by: [orderBy(sort, how, descending)],

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from cairn.server.api.auth import SESSION_COOKIE, Access, requires
+from cairn.server.api.auth import LOCAL_ACTOR, SESSION_COOKIE, Access, authenticate, requires
 from cairn.server.api.common import JSON
 from cairn.server.schemas import collab as schemas
 from cairn.server.services import accounts, events
@@ -70,6 +70,24 @@ def logout(request: Request, access: Access = requires("account.self")) -> Any:
     response = JSON({})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@router.get("/auth/session")
+def session_state(request: Request, access: Access = requires("public")) -> Any:
+    """Who is signed in, if anyone: always 200, so a page can ask before showing a sign-in form."""
+    settings = request.app.state.settings
+    if not settings.auth:
+        return JSON({"auth": False, "signed_in": True, "user": {"name": access.actor or LOCAL_ACTOR, "admin": True}})
+    try:
+        with request.app.state.db.session(write=False) as session:
+            identity = authenticate(request, session)
+    except NotAuthenticatedError:
+        return JSON({"auth": True, "signed_in": False})
+    out: dict[str, Any] = {"auth": True, "signed_in": True, "user": {"name": identity.name, "admin": identity.is_admin},
+                           "scope": identity.scope}
+    if identity.session_id:
+        out["csrf_token"] = accounts.csrf_token(settings.secret_key, identity.session_id)
+    return JSON(out)
 
 
 @router.get("/auth/me")

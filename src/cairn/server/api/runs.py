@@ -12,6 +12,7 @@ from cairn.server.schemas import tracking as schemas
 from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
 from cairn.server.services import search
+from cairn.server.services.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -34,6 +35,17 @@ def search_runs(body: schemas.RunSearch, request: Request, access: Access = requ
                             tuple(body.order_by), body.max_results, body.page_token, body.run_view_type)
     page = call(request, access, False, search.search_runs, query)
     return JSON({"runs": [schemas.run_out(v) for v in page.runs], "next_page_token": page.next_page_token})
+
+
+@router.post("/search/check")
+def check_search(body: schemas.SearchCheck, request: Request, access: Access = requires("run.read")) -> Any:
+    """Is this filter (and ordering) valid? Always 200: ``{valid}`` or ``{valid: false, message, position}``, so
+    a search box can show the error where it is while the user types."""
+    try:
+        search.check_query(body.filter, tuple(body.order_by))
+    except ServiceError as exc:
+        return JSON({"valid": False, "message": exc.message, "position": exc.position, "field": exc.field})
+    return JSON({"valid": True})
 
 
 @router.get("/{run_id}")

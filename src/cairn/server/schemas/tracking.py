@@ -59,6 +59,11 @@ class RunSearch(Strict):
     run_view_type: str = "active_only"
 
 
+class SearchCheck(Strict):
+    filter: str | None = Field(None, max_length=10_000)
+    order_by: list[str] = Field(default_factory=list, max_length=20)
+
+
 class MetricDefinition(Strict):
     key: str
     goal: str | None = None

@@ -134,12 +134,7 @@ def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
     if q.view_type not in VIEW_TYPES:
         raise InvalidInputError(f"run_view_type must be one of {sorted(VIEW_TYPES)}", field="run_view_type")
     joins = _Joins()
-    try:
-        tree = parse_filter(q.filter)
-        order = parse_order_by(list(q.order_by))
-    except FilterError as exc:
-        field = "filter" if exc.clause is None else "order_by"
-        raise InvalidInputError(str(exc), field=field, position=exc.position) from exc
+    tree, order = check_query(q.filter, tuple(q.order_by))
     query = select(RunRow).where(RunRow.workspace_id == ctx.workspace_id,
                                  RunRow.lifecycle.in_(VIEW_TYPES[q.view_type]))
     experiment_ids = _experiment_ids(session, ctx, q)
@@ -201,3 +196,12 @@ def _decode_token(token: str | None, fingerprint: str) -> int:
         raise InvalidInputError("page_token belongs to a different search (filter, order or experiments changed)",
                                 field="page_token")
     return offset
+
+
+def check_query(filter_text: str | None, order_by: tuple[str, ...] = ()) -> tuple[Node | None, list[Any]]:
+    """The parsed filter and ordering; a malformed one raises InvalidInputError with its position."""
+    try:
+        return parse_filter(filter_text), parse_order_by(list(order_by))
+    except FilterError as exc:
+        raise InvalidInputError(str(exc), field="filter" if exc.clause is None else "order_by",
+                                position=exc.position) from exc

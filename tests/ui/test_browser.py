@@ -1,0 +1,150 @@
+"""The web UI in a real browser: Debian's headless Chromium driven by Playwright, against a real
+``cairn server --auth`` seeded through the SDK. Screenshots of the main pages go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+import cairn
+from cairn.server.app import STATIC
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "browser passphrase 1"
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+BIG = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: .ci/run installs Debian's chromium package")
+    if not (STATIC / "index.html").exists():
+        pytest.fail("the web UI is not built: pip install -e . builds it (needs npm)")
+    root = tmp_path_factory.mktemp("ui")
+    store = f"sqlite:///{root / 'cairn.db'}"
+    env = {**os.environ, "CAIRN_PASSWORD": PASSWORD}
+    admin = [sys.executable, "-m", "cairn", "admin", "--store-uri", store]
+    subprocess.run([*admin, "create-user", "alice", "--admin"], env=env, check=True, capture_output=True)
+    subprocess.run([*admin, "create-workspace", "vision", "--owner", "alice"], env=env, check=True, capture_output=True)
+    token = subprocess.run([*admin, "create-token", "alice", "--name", "seed"], env=env, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    server = LiveServer(root / "home", store, args=("--auth",)).start()
+    client = cairn.Client(server.url, token=token, workspace="vision")
+    experiment = client.create_experiment("mnist")
+    runs = {}
+    for name, losses in {"alpha": [0.9, 0.2, 0.6], "beta": [0.8, 0.4, 0.3], "gamma": [0.7, 0.5, 0.1]}.items():
+        run = client.create_run(experiment.id, name=name)
+        client.log_batch(run.id, metrics=[{"key": "loss", "steps": [0, 1, 2], "values": losses}],
+                         params={"lr": {"alpha": "0.1", "beta": "0.01", "gamma": "0.001"}[name]})
+        client.set_terminated(run.id)
+        runs[name] = run.id
+    big = client.create_run(experiment.id, name="long")
+    for start in range(0, BIG, 100_000):
+        steps = list(range(start, start + 100_000))
+        client.log_batch(big.id, metrics=[{"key": "signal", "steps": steps,
+                                           "values": [((s % 1000) / 1000.0) for s in steps]}])
+    client.set_terminated(big.id)
+    runs["long"] = big.id
+    yield {"server": server, "client": client, "experiment": experiment.id, "runs": runs}
+    server.stop()
+
+
+@pytest.fixture
+def page(seeded: dict[str, Any]) -> Iterator[Any]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        tab = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.errors = errors
+        yield tab
+        browser.close()
+
+
+def sign_in(page: Any, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("user name").fill("alice")
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("user").wait_for()
+    page.get_by_label("workspace").select_option("vision")
+
+
+def cells(page: Any, column: str) -> list[str]:
+    return [c.inner_text() for c in page.locator(f'[data-testid="run-row"] [data-column="{column}"]').all()]
+
+
+def test_find_compare_and_drill_into_runs(page: Any, seeded: dict[str, Any]) -> None:
+    url, client = seeded["server"].url, seeded["client"]
+    sign_in(page, url)
+    page.get_by_role("link", name="mnist").click()
+    page.get_by_test_id("run-row").first.wait_for()
+    page.screenshot(path=str(SHOTS / "runs.png"))
+    # the min aggregation, sorted by it, agrees with the API
+    page.get_by_label("aggregation").select_option("min")
+    page.locator('.head [data-column="metric:loss"]').click()
+    page.locator('.head [data-column="metric:loss"]').click()  # second click: ascending
+    page.wait_for_function("document.querySelector('[data-testid=run-row] [data-column=\"metric:loss\"]')"
+                           "?.innerText === '0.1'")
+    api_order = client.search_runs(seeded["experiment"], order_by=["metrics.loss.min ASC"])
+    expected = [f"{r.metrics['loss'].min:g}" for r in api_order if "loss" in r.metrics]
+    assert cells(page, "metric:loss")[:3] == expected
+    # a valid filter, then an invalid one with the error at its position
+    page.get_by_label("filter").fill("metrics.loss.min < 0.25")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=run-row]').length === 2")
+    page.get_by_label("filter").fill("metrics.loss <<< 1")
+    page.get_by_role("button", name="Filter").click()
+    error = page.get_by_test_id("filter-error")
+    error.wait_for()
+    assert "^" in error.inner_text()
+    page.screenshot(path=str(SHOTS / "filter-error.png"))
+    # a run page: its chart of a million points is drawn within seconds
+    started = time.monotonic()
+    page.goto(f"{url}/runs/{seeded['runs']['long']}")
+    drawn = page.get_by_test_id("chart-drawn")
+    drawn.wait_for(timeout=15_000)
+    elapsed = time.monotonic() - started
+    assert f"{BIG} points drawn" in drawn.inner_text()
+    print(f"million-point chart visible {elapsed:.2f} s after navigation")
+    assert elapsed < 10
+    page.screenshot(path=str(SHOTS / "run-chart.png"))
+    # deep links and the back button
+    page.goto(f"{url}/runs/{seeded['runs']['alpha']}")
+    page.get_by_role("heading", name="alpha").wait_for()
+    page.go_back()
+    page.get_by_test_id("chart-drawn").wait_for()
+    assert page.errors == []
+
+
+def test_sign_in_errors_and_sign_out(page: Any, seeded: dict[str, Any]) -> None:
+    url = seeded["server"].url
+    page.goto(url)
+    page.get_by_label("user name").fill("alice")
+    page.get_by_label("password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").wait_for()
+    assert "wrong user name or password" in page.get_by_role("alert").inner_text()
+    page.screenshot(path=str(SHOTS / "sign-in.png"))
+    sign_in(page, url)
+    page.get_by_role("heading", name="Experiments").wait_for()
+    page.screenshot(path=str(SHOTS / "experiments.png"))
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert [e for e in page.errors if "401" not in e] == []  # the signed-out probe of /auth/me is expected
