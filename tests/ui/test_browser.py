@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,7 +38,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     env = {**os.environ, "CAIRN_PASSWORD": PASSWORD}
     admin = [sys.executable, "-m", "cairn", "admin", "--store-uri", store]
     subprocess.run([*admin, "create-user", "alice", "--admin"], env=env, check=True, capture_output=True)
-    subprocess.run([*admin, "create-workspace", "vision", "--owner", "alice"], env=env, check=True, capture_output=True)
+    subprocess.run([*admin, "create-workspace", "vision", "--owner", "alice", "--require-approval"], env=env,
+                   check=True, capture_output=True)
+    subprocess.run([*admin, "create-user", "bob"], env=env, check=True, capture_output=True)
+    subprocess.run([*admin, "add-member", "vision", "bob", "maintainer"], env=env, check=True, capture_output=True)
     token = subprocess.run([*admin, "create-token", "alice", "--name", "seed"], env=env, check=True,
                            capture_output=True, text=True).stdout.strip()
     server = LiveServer(root / "home", store, args=("--auth",)).start()
@@ -50,6 +54,19 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                          params={"lr": {"alpha": "0.1", "beta": "0.01", "gamma": "0.001"}[name]})
         client.set_terminated(run.id)
         runs[name] = run.id
+    notes = root / "notes.txt"
+    for text in ("first draft", "second draft"):
+        notes.write_text(text)
+        client.upload_artifact(runs["alpha"], notes, "notes.txt")
+    client.update_run(runs["alpha"], status="RUNNING")
+    weights = root / "w.bin"
+    weights.write_bytes(b"weights")
+    client.upload_artifact(runs["alpha"], weights, "models/m/w.bin")
+    manifest = {"flavor": "pyfunc", "files": {"w.bin": {"sha256": hashlib.sha256(b"weights").hexdigest(), "size": 7}}}
+    logged = client._t.request("POST", f"/api/v1/runs/{runs['alpha']}/logged-models",
+                               json={"name": "m", "artifact_path": "models/m", "manifest": manifest})
+    client.register_model(logged["id"], "dev.churn")
+    client.set_terminated(runs["alpha"])
     big = client.create_run(experiment.id, name="long")
     for start in range(0, BIG, 100_000):
         steps = list(range(start, start + 100_000))
@@ -148,3 +165,56 @@ def test_sign_in_errors_and_sign_out(page: Any, seeded: dict[str, Any]) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="Sign in").wait_for()
     assert [e for e in page.errors if "401" not in e] == []  # the signed-out probe of /auth/me is expected
+
+
+def test_compare_artifacts_promotion_and_tokens(page: Any, seeded: dict[str, Any]) -> None:
+    url, client, runs = seeded["server"].url, seeded["client"], seeded["runs"]
+    sign_in(page, url)
+    # compare three runs
+    page.goto(f"{url}/experiments/{seeded['experiment']}")
+    for name in ("alpha", "beta", "gamma"):
+        page.get_by_label(f"select {name}").check()
+    page.get_by_role("button", name="Compare (3)").click()
+    page.get_by_test_id("overlay-loss").locator("canvas").wait_for()
+    assert "lr" in page.get_by_test_id("param-diff").inner_text()
+    page.get_by_test_id("parallel").wait_for()
+    page.screenshot(path=str(SHOTS / "compare.png"))
+    # version 1 of an artifact
+    page.goto(f"{url}/runs/{runs['alpha']}")
+    page.get_by_role("link", name="notes.txt").click()
+    page.get_by_role("button", name="preview v1").click()
+    assert "first draft" in page.get_by_test_id("artifact-preview").inner_text()
+    page.screenshot(path=str(SHOTS / "artifact-versions.png"))
+    # request a promotion into the protected registry; a second person approves it
+    page.goto(f"{url}/models")
+    page.get_by_role("link", name="dev.churn").click()
+    page.once("dialog", lambda dialog: dialog.accept("prod.churn"))
+    page.get_by_role("button", name="Request promotion").click()
+    page.get_by_test_id("requests").get_by_text("dev.churn v1").wait_for()
+    page.screenshot(path=str(SHOTS / "models.png"))
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_role("alert").wait_for()  # alice cannot approve her own request
+    assert "own promotion request" in page.get_by_role("alert").inner_text()
+    second = page.context.browser.new_context().new_page()
+    second.goto(url)
+    second.get_by_label("user name").fill("bob")
+    second.get_by_label("password").fill(PASSWORD)
+    second.get_by_role("button", name="Sign in").click()
+    second.get_by_label("workspace").select_option("vision")
+    second.get_by_role("link", name="Models").click()
+    second.get_by_role("button", name="Approve").click()
+    second.get_by_test_id("requests").get_by_text("dev.churn v1").wait_for(state="detached")
+    assert client.get_model_version("prod.churn", 1).version == 1
+    # a token made in the UI is shown once, and revoked from there
+    page.goto(f"{url}/admin")
+    page.get_by_label("token name").fill("ui-made")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.get_by_test_id("new-token").locator("code").inner_text()
+    assert cairn.Client(url, token=secret, workspace="vision").list_experiments()
+    page.get_by_role("button", name="Revoke ui-made").click()
+    page.get_by_test_id("tokens").get_by_text("revoked").wait_for()
+    with pytest.raises(cairn.AuthenticationError):
+        cairn.Client(url, token=secret, workspace="vision").list_experiments()
+    assert "promotion.approve" in page.get_by_test_id("audit").inner_text() or page.reload() is None
+    page.screenshot(path=str(SHOTS / "admin.png"))
+    assert [e for e in page.errors if "403" not in e] == []  # the refused self-approval is expected

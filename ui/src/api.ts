@@ -21,6 +21,12 @@ export function workspace(): string | null {
   return localStorage.getItem(WORKSPACE_KEY);
 }
 
+/** A URL for plain links (downloads, images) that cannot send headers: the workspace goes in the path. */
+export function linkTo(path: string): string {
+  const ws = workspace();
+  return ws ? `/w/${encodeURIComponent(ws)}${path}` : path;
+}
+
 export function setWorkspace(name: string): void {
   localStorage.setItem(WORKSPACE_KEY, name);
 }

@@ -2,6 +2,8 @@ import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter, Link, Navigate, Route, Routes, useNavigate } from "react-router-dom";
 import { api, ApiError, setCsrf, setWorkspace, workspace } from "./api";
+import { AdminPage } from "./pages/Admin";
+import { ComparePage } from "./pages/Compare";
 import { ExperimentsPage } from "./pages/Experiments";
 import { LoginPage } from "./pages/Login";
 import { ModelsPage } from "./pages/Models";
@@ -54,6 +56,7 @@ function Shell() {
         <nav>
           <Link to="/">Experiments</Link>
           <Link to="/models">Models</Link>
+          <Link to="/admin">Admin</Link>
         </nav>
         <span className="spacer" />
         <label>
@@ -71,6 +74,8 @@ function Shell() {
           <Route path="/experiments/:experimentId" element={<RunsPage />} />
           <Route path="/runs/:runId" element={<RunPage />} />
           <Route path="/models" element={<ModelsPage />} />
+          <Route path="/compare" element={<ComparePage />} />
+          <Route path="/admin" element={<AdminPage />} />
           <Route path="*" element={<Navigate to="/" />} />
         </Routes>
       </main>

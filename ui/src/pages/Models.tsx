@@ -6,7 +6,12 @@ import { formatTime } from "../format";
 interface Model { name: string; registry: string; description: string; aliases: Record<string, number>;
                   latest_version: number | null }
 interface Version { name: string; version: number; run_id: string | null; created_by: string; created_at: number;
-                    aliases: string[] }
+                    aliases: string[]; description: string; flavor: string; tags: Record<string, string>;
+                    lineage: { metrics?: Record<string, { last?: unknown; best?: unknown }>; datasets?: { name: string; digest: string }[];
+                               source?: Record<string, string>; promoted_from?: { model: string; version: number } };
+                    manifest: { signature?: unknown; requirements?: string[] } }
+interface Move { alias: string; from_version: number | null; to_version: number | null; actor: string; reason: string;
+                 time: number }
 interface Request { id: number; model: string; version: number; to: string; status: string; requested_by: string;
                     comment: string }
 
@@ -44,8 +49,17 @@ export function ModelsPage() {
       {open && (
         <div className="card" data-testid="versions">
           <h2>{open}</h2>
+          <AliasHistory model={open} aliases={models.find((m) => m.name === open)?.aliases ?? {}} act={act} />
           <table className="plain"><tbody>{versions.map((v) => (
             <tr key={v.version}><td>v{v.version}</td><td>{v.aliases.join(", ")}</td>
+              <td className="muted">{v.flavor} {Object.entries(v.lineage.metrics ?? {}).slice(0, 3)
+                .map(([k, m]) => `${k}=${String(m.best ?? m.last)}`).join(" ")}
+                {v.lineage.promoted_from ? ` from ${v.lineage.promoted_from.model} v${v.lineage.promoted_from.version}` : ""}
+                {Object.entries(v.lineage.source ?? {}).filter(([k]) => k.endsWith("commit")).map(([, c]) => ` @${c.slice(0, 8)}`)}</td>
+              <td><button onClick={() => {
+                const alias = prompt("Alias to point at this version", "champion");
+                if (alias) void act(() => api("PUT", `/api/v1/models/${encodeURIComponent(open)}/aliases/${alias}`, { version: v.version }));
+              }}>Set alias</button></td>
               <td>{v.run_id && <Link to={`/runs/${v.run_id}`}>run</Link>}</td>
               <td>{v.created_by} {formatTime(v.created_at)}</td>
               <td><button onClick={() => {
@@ -63,5 +77,24 @@ export function ModelsPage() {
               if (why) void act(() => api("POST", `/api/v1/promotion-requests/${r.id}/reject`, { comment: why }));
             }}>Reject</button></td></tr>))}</tbody></table>
     </div>
+  );
+}
+
+function AliasHistory({ model, aliases, act }: { model: string; aliases: Record<string, number>;
+                                                 act: (fn: () => Promise<unknown>) => Promise<void> }) {
+  const [moves, setMoves] = useState<Record<string, Move[]>>({});
+  useEffect(() => {
+    void Promise.all(Object.keys(aliases).map(async (alias) => {
+      const data = await api<{ moves: Move[] }>("GET", `/api/v1/models/${encodeURIComponent(model)}/aliases/${alias}/history`);
+      return [alias, data.moves] as const;
+    })).then((pairs) => setMoves(Object.fromEntries(pairs)));
+  }, [model, JSON.stringify(aliases)]);
+  return (
+    <div data-testid="alias-history">{Object.entries(moves).map(([alias, list]) => (
+      <div key={alias}><b>{alias}</b> → v{aliases[alias]}{" "}
+        <button onClick={() => void act(() => api("POST", `/api/v1/models/${encodeURIComponent(model)}/aliases/${alias}/rollback`))}>
+          Roll back</button>
+        <span className="muted"> {list.map((m) => `${m.from_version ?? "∅"}→${m.to_version ?? "∅"} by ${m.actor} ${formatTime(m.time)}`).join(" · ")}</span>
+      </div>))}</div>
   );
 }

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
-import { api, ApiError, type Run } from "../api";
+import { api, ApiError, linkTo, type Run } from "../api";
 import { MetricChart } from "../chart";
 import { formatDuration, formatNumber, formatTime, toNumber } from "../format";
 
@@ -108,6 +108,7 @@ function Artifacts({ runId }: { runId: string }) {
   const [path, setPath] = useState("");
   const [files, setFiles] = useState<Artifact[]>([]);
   const [versions, setVersions] = useState<{ path: string; list: Version[] } | null>(null);
+  const [preview, setPreview] = useState<{ version: number; kind: string; text?: string } | null>(null);
   useEffect(() => {
     void api<{ files: Artifact[] }>("GET", `/api/v1/runs/${runId}/artifacts`, undefined, { path })
       .then((d) => setFiles(d.files));
@@ -116,9 +117,18 @@ function Artifacts({ runId }: { runId: string }) {
     const data = await api<{ versions: Version[] }>("GET", `/api/v1/runs/${runId}/artifacts/versions`, undefined,
                                                     { path: file });
     setVersions({ path: file, list: data.versions });
+    setPreview(null);
+  };
+  const show = async (file: string, version: number) => {
+    const kind = previewKind(file);
+    if (kind === "image") { setPreview({ version, kind }); return; }
+    if (kind === "none") { setPreview({ version, kind, text: "no preview for this kind of file" }); return; }
+    const response = await fetch(link(file, version), { credentials: "same-origin" });
+    const text = (await response.text()).slice(0, 200_000);
+    setPreview({ version, kind, text });
   };
   const link = (file: string, version?: number) =>
-    `/api/v1/runs/${runId}/artifacts/content?path=${encodeURIComponent(file)}${version ? `&version=${version}` : ""}`;
+    linkTo(`/api/v1/runs/${runId}/artifacts/content?path=${encodeURIComponent(file)}${version ? `&version=${version}` : ""}`);
   return (
     <div className="card" data-testid="artifacts">
       <div>/{path} {path && <button onClick={() => setPath(path.split("/").slice(0, -1).join("/"))}>up</button>}</div>
@@ -134,7 +144,17 @@ function Artifacts({ runId }: { runId: string }) {
           <table className="plain"><tbody>{versions.list.map((v) => (
             <tr key={v.version}><td>v{v.version}</td><td>{v.size} bytes</td><td>{v.digest.slice(0, 19)}</td>
               <td>{formatTime(v.created_at)}</td><td>{v.created_by}</td>
-              <td><a href={link(versions.path, v.version)}>download</a></td></tr>))}</tbody></table>
+              <td><a href={link(versions.path, v.version)}>download</a></td>
+              <td><button onClick={() => void show(versions.path, v.version)}>preview v{v.version}</button></td></tr>))}</tbody></table>
+          {preview && (
+            <div data-testid="artifact-preview" className="card">
+              <div className="muted">version {preview.version}</div>
+              {preview.kind === "image" ? <img alt={versions.path} style={{ maxWidth: "100%" }} src={link(versions.path, preview.version)} />
+                : preview.kind === "csv" ? <CsvTable text={preview.text ?? ""} />
+                : <pre style={{ whiteSpace: "pre-wrap", maxHeight: 400, overflow: "auto" }}>{
+                    preview.kind === "json" ? prettyJson(preview.text ?? "") : preview.text}</pre>}
+            </div>
+          )}
         </div>
       )}
     </div>
@@ -156,4 +176,22 @@ function Comments({ runId }: { runId: string }) {
       </div>
     </div>
   );
+}
+
+export function previewKind(path: string): string {
+  const ext = path.split(".").pop()?.toLowerCase() ?? "";
+  if (["png", "jpg", "jpeg", "gif", "webp", "svg"].includes(ext)) return "image";
+  if (ext === "json") return "json";
+  if (["csv", "tsv"].includes(ext)) return "csv";
+  if (["txt", "md", "log", "yaml", "yml", "py", "toml", "cfg", "ini", "mlmodel"].includes(ext) || !path.includes(".")) return "text";
+  return "none";
+}
+
+function prettyJson(text: string): string {
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+}
+
+function CsvTable({ text }: { text: string }) {
+  const rows = text.split(/\r?\n/).filter(Boolean).slice(0, 21).map((line) => line.split(line.includes("\t") ? "\t" : ","));
+  return <table className="plain"><tbody>{rows.map((r, i) => <tr key={i}>{r.map((c, j) => i === 0 ? <th key={j}>{c}</th> : <td key={j}>{c}</td>)}</tr>)}</tbody></table>;
 }

@@ -1,6 +1,6 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useMemo, useRef, useState } from "react";
-import { Link, useParams, useSearchParams } from "react-router-dom";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, type Run } from "../api";
 import { aggregate, AGGREGATIONS, type Aggregation, formatDuration, formatNumber, hasChildren, nest, orderBy }
   from "../format";
@@ -20,6 +20,8 @@ export function RunsPage() {
   const descending = query.get("desc") !== "0";
   const filter = query.get("filter") ?? "";
   const [chosen, setChosen] = useState<string[] | null>(null);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const navigate = useNavigate();
 
   const search = async (pageToken: string | null) => {
     if (filter && !pageToken) {  // checked first: a bad filter is shown where it is, without a failed request
@@ -83,6 +85,8 @@ export function RunsPage() {
             {AGGREGATIONS.map((a) => <option key={a} value={a}>{a}</option>)}
           </select>
         </label>
+        <button disabled={selected.size < 2 || selected.size > 100}
+                onClick={() => navigate(`/compare?runs=${[...selected].join(",")}`)}>Compare ({selected.size})</button>
         <details>
           <summary>Columns</summary>
           {[...metricKeys.map((k) => `metric:${k}`), ...paramKeys.map((k) => `param:${k}`)].map((c) => (
@@ -117,6 +121,12 @@ export function RunsPage() {
               <div key={run.run_id} className="row" data-testid="run-row"
                    style={{ position: "absolute", top: item.start, minWidth: "fit-content" }}>
                 <div className="cell name" style={{ paddingLeft: 8 + depth * 16 }}>
+                  <input type="checkbox" aria-label={`select ${run.name}`} checked={selected.has(run.run_id)}
+                         onChange={() => {
+                           const next = new Set(selected);
+                           if (next.has(run.run_id)) next.delete(run.run_id); else next.add(run.run_id);
+                           setSelected(next);
+                         }} />
                   {parents.has(run.run_id) && (
                     <button style={{ padding: "0 4px", marginRight: 4 }} onClick={() => {
                       const next = new Set(collapsed);

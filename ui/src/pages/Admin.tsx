@@ -1,0 +1,110 @@
+import { useEffect, useState } from "react";
+import { api, ApiError, workspace } from "../api";
+import { formatTime } from "../format";
+
+interface Member { kind: string; user?: string; team?: string; role: string }
+interface Token { id: string; name: string; scope: string; created_at: number; expires_at: number | null;
+                  revoked_at: number | null; last_used_at: number | null; token?: string }
+interface Event { id: number; time: number; actor: string; action: string; object_type: string; object_id: string;
+                  after: unknown; client_addr: string }
+const ROLES = ["viewer", "editor", "maintainer", "owner"];
+
+export function AdminPage() {
+  const ws = workspace() ?? "default";
+  const [error, setError] = useState<string | null>(null);
+  const act = async (fn: () => Promise<unknown>, then: () => Promise<unknown>) => {
+    setError(null);
+    try { await fn(); await then(); } catch (e) { setError(e instanceof ApiError ? e.message : String(e)); }
+  };
+  return (
+    <div className="page">
+      <h1>Workspace {ws}</h1>
+      {error && <div className="error" role="alert">{error}</div>}
+      <Members ws={ws} act={act} />
+      <Tokens act={act} />
+      <Audit />
+    </div>
+  );
+}
+
+type Act = (fn: () => Promise<unknown>, then: () => Promise<unknown>) => Promise<void>;
+
+function Members({ ws, act }: { ws: string; act: Act }) {
+  const [members, setMembers] = useState<Member[]>([]);
+  const [user, setUser] = useState("");
+  const [role, setRole] = useState("viewer");
+  const load = () => api<{ members: Member[] }>("GET", `/api/v1/workspaces/${ws}/members`).then((d) => setMembers(d.members))
+    .catch(() => setMembers([]));
+  useEffect(() => { void load(); }, [ws]);
+  const path = (m: Member) => `/api/v1/workspaces/${ws}/members/${m.kind === "team" ? "teams" : "users"}/${m.user ?? m.team}`;
+  return (
+    <div className="card">
+      <h2>Members</h2>
+      <table className="plain"><tbody>{members.map((m) => (
+        <tr key={`${m.kind}:${m.user ?? m.team}`}><td>{m.kind}</td><td>{m.user ?? m.team}</td>
+          <td><select aria-label={`role of ${m.user ?? m.team}`} value={m.role}
+                      onChange={(e) => void act(() => api("PATCH", path(m), { role: e.target.value }), load)}>
+            {ROLES.map((r) => <option key={r}>{r}</option>)}</select></td>
+          <td><button onClick={() => void act(() => api("DELETE", path(m)), load)}>Remove</button></td></tr>))}</tbody></table>
+      <div className="toolbar" style={{ marginTop: 8 }}>
+        <input aria-label="member name" placeholder="user" value={user} onChange={(e) => setUser(e.target.value)} />
+        <select aria-label="new member role" value={role} onChange={(e) => setRole(e.target.value)}>
+          {ROLES.map((r) => <option key={r}>{r}</option>)}</select>
+        <button onClick={() => void act(() => api("POST", `/api/v1/workspaces/${ws}/members`, { user, role }), load)}>Add member</button>
+      </div>
+    </div>
+  );
+}
+
+function Tokens({ act }: { act: Act }) {
+  const [tokens, setTokens] = useState<Token[]>([]);
+  const [name, setName] = useState("");
+  const [scope, setScope] = useState("write");
+  const [fresh, setFresh] = useState<string | null>(null);
+  const load = () => api<{ tokens: Token[] }>("GET", "/api/v1/tokens").then((d) => setTokens(d.tokens)).catch(() => setTokens([]));
+  useEffect(() => { void load(); }, []);
+  return (
+    <div className="card">
+      <h2>Your API tokens</h2>
+      <table className="plain" data-testid="tokens"><tbody>{tokens.map((t) => (
+        <tr key={t.id}><td>{t.name}</td><td>{t.scope}</td><td>created {formatTime(t.created_at)}</td>
+          <td>{t.expires_at ? `expires ${formatTime(t.expires_at)}` : "never expires"}</td>
+          <td>{t.revoked_at ? "revoked" : <button onClick={() => void act(() => api("DELETE", `/api/v1/tokens/${t.id}`), load)}>
+            Revoke {t.name}</button>}</td></tr>))}</tbody></table>
+      <div className="toolbar" style={{ marginTop: 8 }}>
+        <input aria-label="token name" placeholder="what it is for" value={name} onChange={(e) => setName(e.target.value)} />
+        <select aria-label="token scope" value={scope} onChange={(e) => setScope(e.target.value)}>
+          {["read", "write"].map((s) => <option key={s}>{s}</option>)}</select>
+        <button onClick={() => void act(async () => {
+          const made = await api<Token>("POST", "/api/v1/tokens", { name, scope, expires_in: 90 * 86400 });
+          setFresh(made.token ?? null); setName("");
+        }, load)}>Create token</button>
+      </div>
+      {fresh && <div className="card" data-testid="new-token">Copy it now; it is not shown again: <code>{fresh}</code></div>}
+    </div>
+  );
+}
+
+function Audit() {
+  const [events, setEvents] = useState<Event[] | null>(null);
+  const [action, setAction] = useState("");
+  const [since, setSince] = useState("7d");
+  const load = () => api<{ events: Event[] }>("GET", "/api/v1/events", undefined,
+    { action: action || undefined, since, max_results: 500 }).then((d) => setEvents(d.events)).catch(() => setEvents(null));
+  useEffect(() => { void load(); }, []);
+  return (
+    <div className="card">
+      <h2>Audit log</h2>
+      <div className="toolbar">
+        <input aria-label="audit action" placeholder="action, e.g. promotion.*" value={action} onChange={(e) => setAction(e.target.value)} />
+        <input aria-label="audit since" value={since} onChange={(e) => setSince(e.target.value)} />
+        <button onClick={() => void load()}>Show</button>
+      </div>
+      {events === null ? <div className="muted">Only owners read the audit log.</div> : (
+        <table className="plain" data-testid="audit"><tbody>{events.map((e) => (
+          <tr key={e.id}><td>{formatTime(e.time)}</td><td>{e.actor}</td><td>{e.action}</td>
+            <td>{e.object_type}:{e.object_id}</td><td className="muted">{JSON.stringify(e.after)}</td><td>{e.client_addr}</td></tr>))}
+        </tbody></table>)}
+    </div>
+  );
+}
