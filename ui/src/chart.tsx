@@ -4,12 +4,15 @@ import "uplot/dist/uPlot.min.css";
 import { api } from "./api";
 import { toNumber } from "./format";
 
-interface Buckets { first_steps: number[]; last_steps: number[]; counts: number[]; min: (number | string | null)[];
+interface Buckets { first_steps: number[]; last_steps: number[]; first_timestamps: number[]; counts: number[];
+                    min: (number | string | null)[];
                     max: (number | string | null)[]; mean: (number | string | null)[] }
 
 /** A metric chart from server-side buckets (min, max and mean per bucket), refetched finer on zoom. */
-export function MetricChart({ runId, metric, bestStep, log }: { runId: string; metric: string; bestStep?: number | null;
-                                                                log?: boolean }) {
+export type XAxis = "step" | "time" | "relative";
+
+export function MetricChart({ runId, metric, bestStep, log, x = "step", smoothing = 0 }: {
+  runId: string; metric: string; bestStep?: number | null; log?: boolean; x?: XAxis; smoothing?: number }) {
   const box = useRef<HTMLDivElement>(null);
   const [range, setRange] = useState<[number, number] | null>(null);
   const [drawn, setDrawn] = useState<{ points: number; ms: number } | null>(null);
@@ -22,26 +25,29 @@ export function MetricChart({ runId, metric, bestStep, log }: { runId: string; m
     }).then((data) => {
       if (cancelled || !box.current) return;
       const num = (v: number | string | null) => { const n = toNumber(v); return n === null || Number.isNaN(n) ? null : n; };
-      const series: uPlot.AlignedData = [data.first_steps, data.mean.map(num), data.min.map(num), data.max.map(num)];
+      const start = data.first_timestamps[0] ?? 0;
+      const xs = x === "step" ? data.first_steps : x === "time" ? data.first_timestamps.map((t) => t / 1000)
+        : data.first_timestamps.map((t) => (t - start) / 1000);
+      const series: uPlot.AlignedData = [xs, smooth(data.mean.map(num), smoothing), data.min.map(num), data.max.map(num)];
       plot = new uPlot({
         width: Math.max(300, box.current.clientWidth), height: 240, title: metric,
-        scales: { x: { time: false }, y: { distr: log ? 3 : 1 } },
+        scales: { x: { time: x === "time" }, y: { distr: log ? 3 : 1 } },
         series: [{ label: "step" }, { label: "mean", stroke: "#1f5fbf", width: 1.5 },
                  { label: "min", stroke: "rgba(31,95,191,0.35)" }, { label: "max", stroke: "rgba(31,95,191,0.35)" }],
         bands: [{ series: [3, 2], fill: "rgba(31,95,191,0.12)" }],
         hooks: {
           setSelect: [(u) => {
-            if (u.select.width < 5) return;
+            if (u.select.width < 5 || x !== "step") return;
             const lo = Math.floor(u.posToVal(u.select.left, "x"));
             const hi = Math.ceil(u.posToVal(u.select.left + u.select.width, "x"));
             setRange([lo, hi]);
           }],
           draw: [(u) => {
-            if (bestStep === null || bestStep === undefined) return;
-            const x = u.valToPos(bestStep, "x", true);
+            if (bestStep === null || bestStep === undefined || x !== "step") return;
+            const at = u.valToPos(bestStep, "x", true);
             const ctx = u.ctx;
             ctx.save(); ctx.strokeStyle = "#2e7d32"; ctx.setLineDash([4, 4]);
-            ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+            ctx.beginPath(); ctx.moveTo(at, u.bbox.top); ctx.lineTo(at, u.bbox.top + u.bbox.height); ctx.stroke();
             ctx.restore();
           }],
         },
@@ -49,7 +55,7 @@ export function MetricChart({ runId, metric, bestStep, log }: { runId: string; m
       setDrawn({ points: data.counts.reduce((a, b) => a + b, 0), ms: Math.round(performance.now() - started) });
     });
     return () => { cancelled = true; plot?.destroy(); };
-  }, [runId, metric, range, bestStep, log]);
+  }, [runId, metric, range, bestStep, log, x, smoothing]);
   return (
     <div className="card" data-testid={`chart-${metric}`}>
       <div ref={box} />
@@ -59,4 +65,15 @@ export function MetricChart({ runId, metric, bestStep, log }: { runId: string; m
       </div>
     </div>
   );
+}
+
+/** Exponential moving average (0: none), skipping gaps. */
+export function smooth(values: (number | null)[], weight: number): (number | null)[] {
+  if (!weight) return values;
+  let last: number | null = null;
+  return values.map((v) => {
+    if (v === null) return null;
+    last = last === null ? v : last * weight + v * (1 - weight);
+    return last;
+  });
 }

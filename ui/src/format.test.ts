@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Run, Summary } from "./api";
-import { aggregate, formatDuration, formatNumber, nest, orderBy, toNumber } from "./format";
+import { aggregate, formatDuration, formatNumber, groupStats, nest, orderBy, toNumber } from "./format";
 
 const summary: Summary = {
   key: "loss", goal: "min", count: 4, last: 0.3, last_step: 3, min: 0.2, min_step: 2, max: 0.9, max_step: 0,
@@ -50,5 +50,17 @@ describe("nest", () => {
     expect(nest(runs, new Set()).map((r) => [r.run.run_id, r.depth])).toEqual([["p", 0], ["c1", 1], ["c2", 1], ["x", 0]]);
     expect(nest(runs, new Set(["p"])).map((r) => r.run.run_id)).toEqual(["p", "x"]);
     expect(nest([run("orphan", "gone")], new Set()).map((r) => r.depth)).toEqual([0]);
+  });
+});
+
+describe("groupStats", () => {
+  it("gives mean and spread of an aggregate per group", () => {
+    const run = (lr: string, min: number) => ({ params: { lr }, tags: {}, metrics: { loss: { ...summary, min } } } as unknown as Run);
+    const stats = groupStats([run("0.1", 0.2), run("0.1", 0.4), run("0.01", 0.1), { params: {}, tags: {}, metrics: {} } as unknown as Run],
+                             "param:lr", "loss", "min");
+    expect(stats.map((s) => [s.group, s.count])).toEqual([["(none)", 1], ["0.01", 1], ["0.1", 2]]);
+    expect(stats[2].mean).toBeCloseTo(0.3);
+    expect(stats[2].std).toBeCloseTo(0.1);
+    expect(stats[0].mean).toBeNull();
   });
 });

@@ -81,3 +81,26 @@ export function nest(runs: Run[], collapsed: Set<string>): { run: Run; depth: nu
 export function hasChildren(runs: Run[]): Set<string> {
   return new Set(runs.map((r) => r.parent_run_id).filter((p): p is string => !!p));
 }
+
+export interface GroupStat { group: string; count: number; mean: number | null; std: number | null }
+
+/** Runs grouped by a param or tag (``param:lr``, ``tag:team``): count, and mean ± std of a metric aggregate. */
+export function groupStats(runs: Run[], by: string, metric: string, how: Aggregation): GroupStat[] {
+  const [kind, ...rest] = by.split(":");
+  const key = rest.join(":");
+  const groups = new Map<string, number[]>();
+  const counts = new Map<string, number>();
+  for (const run of runs) {
+    const group = (kind === "tag" ? run.tags[key] : run.params[key]) ?? "(none)";
+    counts.set(group, (counts.get(group) ?? 0) + 1);
+    const { value } = aggregate(run.metrics[metric], how);
+    if (value !== null && Number.isFinite(value)) groups.set(group, [...(groups.get(group) ?? []), value]);
+  }
+  return [...counts.keys()].sort().map((group) => {
+    const values = groups.get(group) ?? [];
+    if (!values.length) return { group, count: counts.get(group)!, mean: null, std: null };
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const std = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length);
+    return { group, count: counts.get(group)!, mean, std };
+  });
+}

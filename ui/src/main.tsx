@@ -9,6 +9,7 @@ import { LoginPage } from "./pages/Login";
 import { ModelsPage } from "./pages/Models";
 import { RunPage } from "./pages/Run";
 import { RunsPage } from "./pages/Runs";
+import { StandingContext } from "./roles";
 import "./style.css";
 
 interface Me { user: { name: string; admin?: boolean }; auth: boolean; signed_in: boolean; csrf_token?: string }
@@ -49,6 +50,8 @@ function Shell() {
     setNeedsLogin(true);
   };
   const switchTo = (name: string) => { setWorkspace(name); setCurrent(name); navigate("/"); };
+  const standing = { role: spaces.find((w) => w.name === current)?.role ?? (me.auth ? null : "owner"),
+                     admin: !!me.user.admin };
   return (
     <div>
       <header className="top">
@@ -56,7 +59,7 @@ function Shell() {
         <nav>
           <Link to="/">Experiments</Link>
           <Link to="/models">Models</Link>
-          <Link to="/admin">Admin</Link>
+          <Link to="/admin">Workspace</Link>
         </nav>
         <span className="spacer" />
         <label>
@@ -68,6 +71,7 @@ function Shell() {
         <span className="user" data-testid="user">{me.user.name}</span>
         {me.auth && <button onClick={() => void signOut()}>Sign out</button>}
       </header>
+      <StandingContext.Provider value={standing}>
       <main key={current ?? ""}>
         <Routes>
           <Route path="/" element={<ExperimentsPage />} />
@@ -79,6 +83,7 @@ function Shell() {
           <Route path="*" element={<Navigate to="/" />} />
         </Routes>
       </main>
+      </StandingContext.Provider>
     </div>
   );
 }

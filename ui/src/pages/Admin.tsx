@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { api, ApiError, workspace } from "../api";
 import { formatTime } from "../format";
+import { useCan } from "../roles";
 
 interface Member { kind: string; user?: string; team?: string; role: string }
 interface Token { id: string; name: string; scope: string; created_at: number; expires_at: number | null;
@@ -20,7 +21,7 @@ export function AdminPage() {
     <div className="page">
       <h1>Workspace {ws}</h1>
       {error && <div className="error" role="alert">{error}</div>}
-      <Members ws={ws} act={act} />
+      {useCan("owner") ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
       <Tokens act={act} />
       <Audit />
     </div>

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { Link } from "react-router-dom";
 import { api, ApiError, type Experiment } from "../api";
 import { formatTime } from "../format";
+import { useCan } from "../roles";
 
 export function ExperimentsPage() {
   const [experiments, setExperiments] = useState<Experiment[]>([]);
@@ -9,6 +10,8 @@ export function ExperimentsPage() {
   const [showDeleted, setShowDeleted] = useState(false);
   const [name, setName] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const canEdit = useCan("editor");
+  const canDelete = useCan("maintainer");
   const load = async () => {
     const data = await api<{ experiments: Experiment[] }>("GET", "/api/v1/experiments",
       undefined, { name_contains: search, include_deleted: showDeleted ? "true" : undefined });
@@ -27,11 +30,12 @@ export function ExperimentsPage() {
                onChange={(e) => setSearch(e.target.value)} />
         <label><input type="checkbox" checked={showDeleted} onChange={(e) => setShowDeleted(e.target.checked)} /> deleted</label>
         <span className="spacer" />
-        <input aria-label="new experiment name" placeholder="new experiment" value={name}
-               onChange={(e) => setName(e.target.value)} />
-        <button onClick={() => void act(async () => { await api("POST", "/api/v1/experiments", { name }); setName(""); })}>
-          Create
-        </button>
+        {canEdit && <>
+          <input aria-label="new experiment name" placeholder="new experiment" value={name}
+                 onChange={(e) => setName(e.target.value)} />
+          <button onClick={() => void act(async () => { await api("POST", "/api/v1/experiments", { name }); setName(""); })}>
+            Create
+          </button></>}
       </div>
       {error && <div className="error" role="alert">{error}</div>}
       <table className="plain">
@@ -44,11 +48,11 @@ export function ExperimentsPage() {
               <td>{formatTime(e.last_activity)}</td>
               <td>{Object.entries(e.tags).map(([k, v]) => `${k}=${v}`).join(", ")}</td>
               <td>
-                <button onClick={() => {
+                {canEdit && <button onClick={() => {
                   const next = prompt("New name", e.name);
                   if (next) void act(() => api("PATCH", `/api/v1/experiments/${e.experiment_id}`, { name: next }));
-                }}>Rename</button>{" "}
-                {e.lifecycle === "active"
+                }}>Rename</button>}{" "}
+                {!canDelete ? null : e.lifecycle === "active"
                   ? <button onClick={() => void act(() => api("DELETE", `/api/v1/experiments/${e.experiment_id}`))}>Delete</button>
                   : <button onClick={() => void act(() => api("POST", `/api/v1/experiments/${e.experiment_id}/restore`))}>Restore</button>}
               </td>

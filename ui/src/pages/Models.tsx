@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { Link } from "react-router-dom";
 import { api, ApiError } from "../api";
 import { formatTime } from "../format";
+import { useCan } from "../roles";
 
 interface Model { name: string; registry: string; description: string; aliases: Record<string, number>;
                   latest_version: number | null }
@@ -21,6 +22,8 @@ export function ModelsPage() {
   const [versions, setVersions] = useState<Version[]>([]);
   const [requests, setRequests] = useState<Request[]>([]);
   const [error, setError] = useState<string | null>(null);
+  const canRequest = useCan("editor");
+  const canDecide = useCan("maintainer");
   const load = async () => {
     setModels((await api<{ models: Model[] }>("GET", "/api/v1/models")).models);
     setRequests((await api<{ requests: Request[] }>("GET", "/api/v1/promotion-requests", undefined,
@@ -56,26 +59,26 @@ export function ModelsPage() {
                 .map(([k, m]) => `${k}=${String(m.best ?? m.last)}`).join(" ")}
                 {v.lineage.promoted_from ? ` from ${v.lineage.promoted_from.model} v${v.lineage.promoted_from.version}` : ""}
                 {Object.entries(v.lineage.source ?? {}).filter(([k]) => k.endsWith("commit")).map(([, c]) => ` @${c.slice(0, 8)}`)}</td>
-              <td><button onClick={() => {
+              <td>{canDecide && <button onClick={() => {
                 const alias = prompt("Alias to point at this version", "champion");
                 if (alias) void act(() => api("PUT", `/api/v1/models/${encodeURIComponent(open)}/aliases/${alias}`, { version: v.version }));
-              }}>Set alias</button></td>
+              }}>Set alias</button>}</td>
               <td>{v.run_id && <Link to={`/runs/${v.run_id}`}>run</Link>}</td>
               <td>{v.created_by} {formatTime(v.created_at)}</td>
-              <td><button onClick={() => {
+              <td>{canRequest && <button onClick={() => {
                 const to = prompt("Promote to (e.g. prod.model)", `prod.${open.split(".").slice(1).join(".")}`);
                 if (to) void act(() => api("POST", "/api/v1/promotion-requests", { model: open, version: v.version, to }));
-              }}>Request promotion</button></td></tr>))}</tbody></table>
+              }}>Request promotion</button>}</td></tr>))}</tbody></table>
         </div>
       )}
       <h2>Pending promotion requests</h2>
       <table className="plain" data-testid="requests"><tbody>{requests.map((r) => (
         <tr key={r.id}><td>#{r.id}</td><td>{r.model} v{r.version} → {r.to}</td><td>by {r.requested_by}</td><td>{r.comment}</td>
-          <td><button onClick={() => void act(() => api("POST", `/api/v1/promotion-requests/${r.id}/approve`, { comment: "" }))}>Approve</button>{" "}
+          <td>{canDecide && <><button onClick={() => void act(() => api("POST", `/api/v1/promotion-requests/${r.id}/approve`, { comment: "" }))}>Approve</button>{" "}
             <button onClick={() => {
               const why = prompt("Why reject?");
               if (why) void act(() => api("POST", `/api/v1/promotion-requests/${r.id}/reject`, { comment: why }));
-            }}>Reject</button></td></tr>))}</tbody></table>
+            }}>Reject</button></>}</td></tr>))}</tbody></table>
     </div>
   );
 }
@@ -83,6 +86,7 @@ export function ModelsPage() {
 function AliasHistory({ model, aliases, act }: { model: string; aliases: Record<string, number>;
                                                  act: (fn: () => Promise<unknown>) => Promise<void> }) {
   const [moves, setMoves] = useState<Record<string, Move[]>>({});
+  const canMove = useCan("maintainer");
   useEffect(() => {
     void Promise.all(Object.keys(aliases).map(async (alias) => {
       const data = await api<{ moves: Move[] }>("GET", `/api/v1/models/${encodeURIComponent(model)}/aliases/${alias}/history`);
@@ -92,8 +96,8 @@ function AliasHistory({ model, aliases, act }: { model: string; aliases: Record<
   return (
     <div data-testid="alias-history">{Object.entries(moves).map(([alias, list]) => (
       <div key={alias}><b>{alias}</b> → v{aliases[alias]}{" "}
-        <button onClick={() => void act(() => api("POST", `/api/v1/models/${encodeURIComponent(model)}/aliases/${alias}/rollback`))}>
-          Roll back</button>
+        {canMove && <button onClick={() => void act(() => api("POST", `/api/v1/models/${encodeURIComponent(model)}/aliases/${alias}/rollback`))}>
+          Roll back</button>}
         <span className="muted"> {list.map((m) => `${m.from_version ?? "∅"}→${m.to_version ?? "∅"} by ${m.actor} ${formatTime(m.time)}`).join(" · ")}</span>
       </div>))}</div>
   );

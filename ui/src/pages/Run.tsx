@@ -1,8 +1,9 @@
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, ApiError, linkTo, type Run } from "../api";
-import { MetricChart } from "../chart";
+import { MetricChart, type XAxis } from "../chart";
 import { formatDuration, formatNumber, formatTime, toNumber } from "../format";
+import { useCan } from "../roles";
 
 interface Artifact { path: string; is_dir: boolean; size: number | null; version: number | null; digest: string | null }
 interface Version { version: number; size: number; digest: string; created_at: number; created_by: string }
@@ -13,6 +14,8 @@ export function RunPage() {
   const [run, setRun] = useState<Run | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [log, setLog] = useState(false);
+  const [x, setX] = useState<XAxis>("step");
+  const [smoothing, setSmoothing] = useState(0);
   const [children, setChildren] = useState<Run[]>([]);
   useEffect(() => {
     api<Run>("GET", `/api/v1/runs/${runId}`).then(async (loaded) => {
@@ -37,7 +40,15 @@ export function RunPage() {
         {source.map(([k, v]) => <div key={k} className="muted">{k.replace("cairn.source.", "")}: {v}</div>)}
         {run.datasets.map((d) => <div key={d.name + d.digest}>Dataset {d.role}: {d.name} {d.uri} {d.digest}</div>)}
       </div>
-      <h2>Metrics <label className="muted"><input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} /> log scale</label></h2>
+      <h2>Metrics</h2>
+      <div className="toolbar">
+        <label><input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} /> log scale</label>
+        <label>x axis <select aria-label="x axis" value={x} onChange={(e) => setX(e.target.value as XAxis)}>
+          <option value="step">step</option><option value="time">time</option><option value="relative">relative time</option>
+        </select></label>
+        <label>smoothing <input aria-label="smoothing" type="range" min={0} max={0.99} step={0.01} value={smoothing}
+                                onChange={(e) => setSmoothing(Number(e.target.value))} /></label>
+      </div>
       <table className="plain">
         <thead><tr><th>Metric</th><th>last</th><th>min</th><th>max</th><th>mean</th><th>best (step)</th><th>points</th></tr></thead>
         <tbody>{Object.values(run.metrics).map((m) => (
@@ -48,7 +59,8 @@ export function RunPage() {
       </table>
       <div className="charts">
         {Object.values(run.metrics).map((m) => (
-          <MetricChart key={m.key} runId={run.run_id} metric={m.key} bestStep={m.goal ? m.best_step : null} log={log} />
+          <MetricChart key={m.key} runId={run.run_id} metric={m.key} bestStep={m.goal ? m.best_step : null} log={log}
+                       x={x} smoothing={smoothing} />
         ))}
       </div>
       <h2>Params</h2>
@@ -57,6 +69,8 @@ export function RunPage() {
       <Tags run={run} onChange={(tags) => setRun({ ...run, tags })} />
       <h2>Artifacts</h2>
       <Artifacts runId={run.run_id} />
+      <h2>Logged models</h2>
+      <LoggedModels runId={run.run_id} />
       <h2>Comments</h2>
       <Comments runId={run.run_id} />
     </div>
@@ -83,6 +97,7 @@ function Tags({ run, onChange }: { run: Run; onChange: (tags: Record<string, str
   const [key, setKey] = useState("");
   const [value, setValue] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const canEdit = useCan("editor");
   const add = async () => {
     try {
       await api("POST", `/api/v1/runs/${run.run_id}/tags`, { [key]: value });
@@ -94,12 +109,12 @@ function Tags({ run, onChange }: { run: Run; onChange: (tags: Record<string, str
     <div>
       <table className="plain"><tbody>{Object.entries(run.tags).filter(([k]) => !k.startsWith("cairn.source."))
         .map(([k, v]) => <tr key={k}><td>{k}</td><td>{v}</td></tr>)}</tbody></table>
-      <div className="toolbar" style={{ marginTop: 8 }}>
+      {canEdit && <div className="toolbar" style={{ marginTop: 8 }}>
         <input aria-label="tag key" placeholder="key" value={key} onChange={(e) => setKey(e.target.value)} />
         <input aria-label="tag value" placeholder="value" value={value} onChange={(e) => setValue(e.target.value)} />
         <button onClick={() => void add()}>Set tag</button>
         {error && <span className="error">{error}</span>}
-      </div>
+      </div>}
     </div>
   );
 }
@@ -164,16 +179,17 @@ function Artifacts({ runId }: { runId: string }) {
 function Comments({ runId }: { runId: string }) {
   const [comments, setComments] = useState<Comment[]>([]);
   const [text, setText] = useState("");
+  const canComment = useCan("editor");
   const load = () => api<{ comments: Comment[] }>("GET", `/api/v1/runs/${runId}/comments`).then((d) => setComments(d.comments));
   useEffect(() => { void load(); }, [runId]);
   return (
     <div className="card">
       {comments.map((c) => <div key={c.id}><b>{c.author}</b> <span className="muted">{formatTime(c.created_at)}</span>: {c.text}</div>)}
-      <div className="toolbar" style={{ marginTop: 8 }}>
+      {canComment && <div className="toolbar" style={{ marginTop: 8 }}>
         <input aria-label="comment" placeholder="add a comment" value={text} onChange={(e) => setText(e.target.value)} />
         <button onClick={() => void api("POST", `/api/v1/runs/${runId}/comments`, { text }).then(() => { setText(""); return load(); })}>
           Comment</button>
-      </div>
+      </div>}
     </div>
   );
 }
@@ -194,4 +210,16 @@ function prettyJson(text: string): string {
 function CsvTable({ text }: { text: string }) {
   const rows = text.split(/\r?\n/).filter(Boolean).slice(0, 21).map((line) => line.split(line.includes("\t") ? "\t" : ","));
   return <table className="plain"><tbody>{rows.map((r, i) => <tr key={i}>{r.map((c, j) => i === 0 ? <th key={j}>{c}</th> : <td key={j}>{c}</td>)}</tr>)}</tbody></table>;
+}
+
+function LoggedModels({ runId }: { runId: string }) {
+  const [models, setModels] = useState<{ id: string; name: string; flavor: string; step: number | null;
+                                         artifact_path: string }[]>([]);
+  useEffect(() => {
+    void api<{ models: typeof models }>("GET", `/api/v1/runs/${runId}/logged-models`).then((d) => setModels(d.models));
+  }, [runId]);
+  if (!models.length) return <div className="muted">none</div>;
+  return <table className="plain"><tbody>{models.map((m) => (
+    <tr key={m.id}><td>{m.name}</td><td>{m.flavor}</td><td>{m.step === null ? "" : `step ${m.step}`}</td>
+      <td className="muted">{m.artifact_path}</td><td className="muted">runs:/{runId}/{m.name}</td></tr>))}</tbody></table>;
 }

@@ -2,8 +2,8 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, type Run } from "../api";
-import { aggregate, AGGREGATIONS, type Aggregation, formatDuration, formatNumber, hasChildren, nest, orderBy }
-  from "../format";
+import { aggregate, AGGREGATIONS, type Aggregation, formatDuration, formatNumber, groupStats, hasChildren, nest,
+  orderBy } from "../format";
 
 interface Page { runs: Run[]; next_page_token?: string | null }
 
@@ -49,6 +49,9 @@ export function RunsPage() {
 
   const metricKeys = useMemo(() => [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort(), [runs]);
   const paramKeys = useMemo(() => [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort(), [runs]);
+  const tagKeys = useMemo(() => [...new Set(runs.flatMap((r) => Object.keys(r.tags)))]
+    .filter((k) => !k.startsWith("cairn.source.")).sort(), [runs]);
+  const groupBy = query.get("group");
   const columns = chosen ?? [...metricKeys.slice(0, 6).map((k) => `metric:${k}`), ...paramKeys.slice(0, 4).map((k) => `param:${k}`)];
   const rows = useMemo(() => nest(runs, collapsed), [runs, collapsed]);
   const parents = useMemo(() => hasChildren(runs), [runs]);
@@ -89,13 +92,33 @@ export function RunsPage() {
                 onClick={() => navigate(`/compare?runs=${[...selected].join(",")}`)}>Compare ({selected.size})</button>
         <details>
           <summary>Columns</summary>
-          {[...metricKeys.map((k) => `metric:${k}`), ...paramKeys.map((k) => `param:${k}`)].map((c) => (
+          {[...metricKeys.map((k) => `metric:${k}`), ...paramKeys.map((k) => `param:${k}`),
+            ...tagKeys.map((k) => `tag:${k}`)].map((c) => (
             <label key={c} style={{ display: "block" }}>
               <input type="checkbox" checked={columns.includes(c)} onChange={() => toggle(c)} /> {c}
             </label>
           ))}
         </details>
       </div>
+      <div className="toolbar">
+        <label>Group by{" "}
+          <select aria-label="group by" value={groupBy ?? ""} onChange={(e) => setParam({ group: e.target.value || null })}>
+            <option value="">nothing</option>
+            {[...paramKeys.map((k) => `param:${k}`), ...tagKeys.map((k) => `tag:${k}`)].map((g) => <option key={g}>{g}</option>)}
+          </select>
+        </label>
+      </div>
+      {groupBy && (
+        <table className="plain" data-testid="groups" style={{ marginBottom: 8 }}>
+          <thead><tr><th>{groupBy}</th><th>runs</th>{metricKeys.slice(0, 6).map((m) => <th key={m}>{m} ({how}) mean ± std</th>)}</tr></thead>
+          <tbody>{groupStats(runs, groupBy, metricKeys[0] ?? "", how).map((g) => (
+            <tr key={g.group}><td>{g.group}</td><td>{g.count}</td>
+              {metricKeys.slice(0, 6).map((m) => {
+                const stat = groupStats(runs.filter((r) => ((groupBy.startsWith("tag:") ? r.tags : r.params)[groupBy.split(":").slice(1).join(":")] ?? "(none)") === g.group), groupBy, m, how)[0];
+                return <td key={m}>{stat?.mean === null || !stat ? "" : `${formatNumber(stat.mean)} ± ${formatNumber(stat.std)}`}</td>;
+              })}</tr>))}</tbody>
+        </table>
+      )}
       {error && (
         <div className="error" role="alert" data-testid="filter-error">
           {error.position !== undefined ? `${filter}\n${" ".repeat(error.position)}^\n` : ""}{error.message}
@@ -107,9 +130,10 @@ export function RunsPage() {
           <div className="cell" onClick={() => clickHeader("attr:status")}>Status</div>
           <div className="cell" onClick={() => clickHeader("attr:start_time")}>Duration</div>
           <div className="cell">User</div>
+          <div className="cell">Commit</div>
           {columns.map((c) => (
             <div key={c} className="cell num" onClick={() => clickHeader(c)} data-column={c}>
-              {c.replace(/^metric:/, "").replace(/^param:/, "param ")}
+              {c.replace(/^metric:/, "").replace(/^param:/, "param ").replace(/^tag:/, "tag ")}
               {c.startsWith("metric:") ? ` (${how})` : ""}{sort === c ? (descending ? " ▼" : " ▲") : ""}
             </div>
           ))}
@@ -139,13 +163,16 @@ export function RunsPage() {
                 <div className="cell">{run.status}</div>
                 <div className="cell">{formatDuration(run.start_time, run.end_time)}</div>
                 <div className="cell">{run.user}</div>
+                <div className="cell" title={run.tags["cairn.source.git.commit"] ?? ""}>
+                  {(run.tags["cairn.source.git.commit"] ?? "").slice(0, 8)}</div>
                 {columns.map((c) => {
                   if (c.startsWith("metric:")) {
                     const { value, step } = aggregate(run.metrics[c.slice(7)], how);
                     return <div key={c} className="cell num" data-column={c} title={step === null ? "" : `step ${step}`}>
                       {formatNumber(value)}</div>;
                   }
-                  return <div key={c} className="cell" data-column={c}>{run.params[c.slice(6)] ?? ""}</div>;
+                  const value = c.startsWith("tag:") ? run.tags[c.slice(4)] : run.params[c.slice(6)];
+                  return <div key={c} className="cell" data-column={c}>{value ?? ""}</div>;
                 })}
               </div>
             );

@@ -135,6 +135,7 @@ def get_metric_buckets(run_id: str, request: Request, key: str = Query(max_lengt
     rows = call(request, access, False, svc.metric_buckets, run_id, key, buckets, start_step=start_step,
                 end_step=end_step)
     return JSON({"key": key, "first_steps": [b.first_step for b in rows], "last_steps": [b.last_step for b in rows],
+                 "first_timestamps": [b.first_timestamp for b in rows],
                  "counts": [b.count for b in rows], "min": nums([b.min for b in rows]),
                  "max": nums([b.max for b in rows]), "mean": nums([b.mean for b in rows])})
 

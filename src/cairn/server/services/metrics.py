@@ -225,6 +225,7 @@ class Bucket:
     min: float | None  # None: the bucket holds only NaN
     max: float | None
     mean: float | None
+    first_timestamp: int
 
 
 def buckets(session: Session, series_id: int, n: int, start_step: int | None = None,
@@ -243,5 +244,6 @@ def buckets(session: Session, series_id: int, n: int, start_step: int | None = N
     width = max(1, -(-(high - low + 1) // n))  # ceil, in integers: no overflow, no float rounding
     bucket = ((p.step - low) // width).label("b")  # integer division on both stores
     query = select(bucket, func.min(p.step), func.max(p.step), func.count(), func.min(p.value), func.max(p.value),
-                   func.avg(p.value)).where(*where).group_by(bucket).order_by(bucket)
-    return [Bucket(first, last, count, lo, hi, mean) for _, first, last, count, lo, hi, mean in session.execute(query)]
+                   func.avg(p.value), func.min(p.timestamp)).where(*where).group_by(bucket).order_by(bucket)
+    return [Bucket(first, last, count, lo, hi, mean, stamp)
+            for _, first, last, count, lo, hi, mean, stamp in session.execute(query)]
