@@ -42,6 +42,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                    check=True, capture_output=True)
     subprocess.run([*admin, "create-user", "bob"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "add-member", "vision", "bob", "maintainer"], env=env, check=True, capture_output=True)
+    subprocess.run([*admin, "create-user", "vic"], env=env, check=True, capture_output=True)
+    subprocess.run([*admin, "add-member", "vision", "vic", "viewer"], env=env, check=True, capture_output=True)
     token = subprocess.run([*admin, "create-token", "alice", "--name", "seed"], env=env, check=True,
                            capture_output=True, text=True).stdout.strip()
     server = LiveServer(root / "home", store, args=("--auth",)).start()
@@ -94,9 +96,9 @@ def page(seeded: dict[str, Any]) -> Iterator[Any]:
         browser.close()
 
 
-def sign_in(page: Any, url: str) -> None:
+def sign_in(page: Any, url: str, user: str = "alice") -> None:
     page.goto(url)
-    page.get_by_label("user name").fill("alice")
+    page.get_by_label("user name").fill(user)
     page.get_by_label("password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_test_id("user").wait_for()
@@ -122,6 +124,10 @@ def test_find_compare_and_drill_into_runs(page: Any, seeded: dict[str, Any]) -> 
     api_order = client.search_runs(seeded["experiment"], order_by=["metrics.loss.min ASC"])
     expected = [f"{r.metrics['loss'].min:g}" for r in api_order if "loss" in r.metrics]
     assert cells(page, "metric:loss")[:3] == expected
+    # grouped by a param: one row per value, with mean ± std
+    page.get_by_label("group by").select_option("param:lr")
+    assert page.get_by_test_id("groups").locator("tbody tr").count() == 4  # three learning rates and "(none)"
+    page.get_by_label("group by").select_option("")
     # a valid filter, then an invalid one with the error at its position
     page.get_by_label("filter").fill("metrics.loss.min < 0.25")
     page.get_by_role("button", name="Filter").click()
@@ -218,3 +224,23 @@ def test_compare_artifacts_promotion_and_tokens(page: Any, seeded: dict[str, Any
     assert "promotion.approve" in page.get_by_test_id("audit").inner_text() or page.reload() is None
     page.screenshot(path=str(SHOTS / "admin.png"))
     assert [e for e in page.errors if "403" not in e] == []  # the refused self-approval is expected
+
+
+def test_a_viewer_sees_no_actions_it_may_not_take(page: Any, seeded: dict[str, Any]) -> None:
+    url = seeded["server"].url
+    sign_in(page, url, "vic")
+    page.get_by_role("heading", name="Experiments").wait_for()
+    page.get_by_role("link", name="mnist").wait_for()
+    assert page.get_by_role("button", name="Create").count() == 0
+    assert page.get_by_role("button", name="Delete").count() == 0
+    page.get_by_role("link", name="Models").click()
+    page.get_by_role("link", name="dev.churn").click()
+    page.get_by_role("link", name="v1").click()
+    page.get_by_test_id("version-details").wait_for()
+    assert page.get_by_role("button", name="Request promotion").count() == 0
+    assert page.get_by_role("button", name="Save description").count() == 0
+    page.get_by_role("link", name="Workspace").click()
+    page.get_by_text("Owners manage members.").wait_for()
+    assert page.get_by_test_id("server-admin").count() == 0
+    page.screenshot(path=str(SHOTS / "viewer.png"))
+    assert page.errors == []

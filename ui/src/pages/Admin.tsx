@@ -1,7 +1,7 @@
-import { useEffect, useState } from "react";
+import { useContext, useEffect, useState } from "react";
 import { api, ApiError, workspace } from "../api";
 import { formatTime } from "../format";
-import { useCan } from "../roles";
+import { StandingContext, useCan } from "../roles";
 
 interface Member { kind: string; user?: string; team?: string; role: string }
 interface Token { id: string; name: string; scope: string; created_at: number; expires_at: number | null;
@@ -12,6 +12,8 @@ const ROLES = ["viewer", "editor", "maintainer", "owner"];
 
 export function AdminPage() {
   const ws = workspace() ?? "default";
+  const owner = useCan("owner");
+  const admin = useContext(StandingContext).admin;
   const [error, setError] = useState<string | null>(null);
   const act = async (fn: () => Promise<unknown>, then: () => Promise<unknown>) => {
     setError(null);
@@ -21,9 +23,10 @@ export function AdminPage() {
     <div className="page">
       <h1>Workspace {ws}</h1>
       {error && <div className="error" role="alert">{error}</div>}
-      {useCan("owner") ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
+      {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
       <Tokens act={act} />
-      <Audit />
+      {admin && <ServerAdmin act={act} />}
+      {owner && <Audit />}
     </div>
   );
 }
@@ -106,6 +109,48 @@ function Audit() {
           <tr key={e.id}><td>{formatTime(e.time)}</td><td>{e.actor}</td><td>{e.action}</td>
             <td>{e.object_type}:{e.object_id}</td><td className="muted">{JSON.stringify(e.after)}</td><td>{e.client_addr}</td></tr>))}
         </tbody></table>)}
+    </div>
+  );
+}
+
+interface User { name: string; admin: boolean; service: boolean; disabled: boolean }
+interface Team { name: string; members: string[] }
+
+function ServerAdmin({ act }: { act: Act }) {
+  const [users, setUsers] = useState<User[]>([]);
+  const [teams, setTeams] = useState<Team[]>([]);
+  const [service, setService] = useState("");
+  const [team, setTeam] = useState("");
+  const [issued, setIssued] = useState<string | null>(null);
+  const load = async () => {
+    setUsers((await api<{ users: User[] }>("GET", "/api/v1/users")).users);
+    setTeams((await api<{ teams: Team[] }>("GET", "/api/v1/teams")).teams);
+  };
+  useEffect(() => { void load(); }, []);
+  return (
+    <div className="card" data-testid="server-admin">
+      <h2>Users and service accounts</h2>
+      <table className="plain"><tbody>{users.map((u) => (
+        <tr key={u.name}><td>{u.name}</td><td>{u.admin ? "admin" : ""}{u.service ? "service account" : ""}</td>
+          <td>{u.disabled ? "disabled" : ""}</td>
+          <td>{u.service && <button onClick={() => void act(async () => {
+            const made = await api<{ token: string }>("POST", "/api/v1/tokens", { name: "from-ui", scope: "write", user: u.name,
+                                                                                 expires_in: 90 * 86400 });
+            setIssued(made.token);
+          }, load)}>New token for {u.name}</button>}</td>
+          <td><button onClick={() => void act(() => api("PATCH", `/api/v1/users/${u.name}`, { disabled: !u.disabled }), load)}>
+            {u.disabled ? "Enable" : "Disable"}</button></td></tr>))}</tbody></table>
+      {issued && <div className="card">Copy it now; it is not shown again: <code>{issued}</code></div>}
+      <div className="toolbar" style={{ marginTop: 8 }}>
+        <input aria-label="service account name" placeholder="service account" value={service} onChange={(e) => setService(e.target.value)} />
+        <button onClick={() => void act(() => api("POST", "/api/v1/users", { name: service, service: true }), load)}>Create service account</button>
+      </div>
+      <h2>Teams</h2>
+      <table className="plain"><tbody>{teams.map((t) => <tr key={t.name}><td>{t.name}</td><td>{t.members.join(", ")}</td></tr>)}</tbody></table>
+      <div className="toolbar" style={{ marginTop: 8 }}>
+        <input aria-label="team name" placeholder="team" value={team} onChange={(e) => setTeam(e.target.value)} />
+        <button onClick={() => void act(() => api("POST", "/api/v1/teams", { name: team }), load)}>Create team</button>
+      </div>
     </div>
   );
 }

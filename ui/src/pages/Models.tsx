@@ -21,6 +21,7 @@ export function ModelsPage() {
   const [open, setOpen] = useState<string | null>(null);
   const [versions, setVersions] = useState<Version[]>([]);
   const [requests, setRequests] = useState<Request[]>([]);
+  const [detail, setDetail] = useState<Version | null>(null);
   const [error, setError] = useState<string | null>(null);
   const canRequest = useCan("editor");
   const canDecide = useCan("maintainer");
@@ -54,7 +55,8 @@ export function ModelsPage() {
           <h2>{open}</h2>
           <AliasHistory model={open} aliases={models.find((m) => m.name === open)?.aliases ?? {}} act={act} />
           <table className="plain"><tbody>{versions.map((v) => (
-            <tr key={v.version}><td>v{v.version}</td><td>{v.aliases.join(", ")}</td>
+            <tr key={v.version}><td><a href="#" onClick={(e) => { e.preventDefault(); setDetail(v); }}>v{v.version}</a></td>
+              <td>{v.aliases.join(", ")}</td>
               <td className="muted">{v.flavor} {Object.entries(v.lineage.metrics ?? {}).slice(0, 3)
                 .map(([k, m]) => `${k}=${String(m.best ?? m.last)}`).join(" ")}
                 {v.lineage.promoted_from ? ` from ${v.lineage.promoted_from.model} v${v.lineage.promoted_from.version}` : ""}
@@ -71,6 +73,7 @@ export function ModelsPage() {
               }}>Request promotion</button>}</td></tr>))}</tbody></table>
         </div>
       )}
+      {detail && open && <VersionDetails v={detail} model={open} act={act} />}
       <h2>Pending promotion requests</h2>
       <table className="plain" data-testid="requests"><tbody>{requests.map((r) => (
         <tr key={r.id}><td>#{r.id}</td><td>{r.model} v{r.version} → {r.to}</td><td>by {r.requested_by}</td><td>{r.comment}</td>
@@ -100,5 +103,35 @@ function AliasHistory({ model, aliases, act }: { model: string; aliases: Record<
           Roll back</button>}
         <span className="muted"> {list.map((m) => `${m.from_version ?? "∅"}→${m.to_version ?? "∅"} by ${m.actor} ${formatTime(m.time)}`).join(" · ")}</span>
       </div>))}</div>
+  );
+}
+
+function VersionDetails({ v, model, act }: { v: Version; model: string; act: (fn: () => Promise<unknown>) => Promise<void> }) {
+  const canEdit = useCan("editor");
+  const [description, setDescription] = useState(v.description);
+  const [tagKey, setTagKey] = useState("");
+  const [tagValue, setTagValue] = useState("");
+  const path = `/api/v1/models/${encodeURIComponent(model)}/versions/${v.version}`;
+  return (
+    <div className="card" data-testid="version-details">
+      <h2>{model} v{v.version}</h2>
+      <div>flavor {v.flavor}{v.run_id && <> · source run <Link to={`/runs/${v.run_id}`}>{v.run_id.slice(0, 8)}</Link></>}</div>
+      {(v.lineage.datasets ?? []).map((d) => <div key={d.name + d.digest} className="muted">dataset {d.name} {d.digest}</div>)}
+      {Object.entries(v.lineage.source ?? {}).map(([k, value]) => <div key={k} className="muted">{k.replace("cairn.source.", "")}: {value}</div>)}
+      <div className="muted">metrics at registration: {Object.entries(v.lineage.metrics ?? {})
+        .map(([k, m]) => `${k}=${String(m.best ?? m.last)}`).join(", ")}</div>
+      {v.manifest.signature ? <pre className="muted">signature {JSON.stringify(v.manifest.signature)}</pre> : null}
+      {v.manifest.requirements?.length ? <div className="muted">requirements: {v.manifest.requirements.join(", ")}</div> : null}
+      <div>tags: {Object.entries(v.tags).map(([k, value]) => `${k}=${value}`).join(", ")}</div>
+      {canEdit && (
+        <div className="toolbar" style={{ marginTop: 8 }}>
+          <input aria-label="version description" value={description} onChange={(e) => setDescription(e.target.value)} />
+          <button onClick={() => void act(() => api("PATCH", path, { description }))}>Save description</button>
+          <input aria-label="version tag key" placeholder="key" value={tagKey} onChange={(e) => setTagKey(e.target.value)} />
+          <input aria-label="version tag value" placeholder="value" value={tagValue} onChange={(e) => setTagValue(e.target.value)} />
+          <button onClick={() => void act(() => api("POST", `${path}/tags`, { [tagKey]: tagValue }))}>Set tag</button>
+        </div>
+      )}
+    </div>
   );
 }
