@@ -16,6 +16,9 @@ export function RunsPage() {
   const [error, setError] = useState<ApiError | null>(null);
   const [collapsed, setCollapsed] = useState<Set<string>>(new Set());
   const how = (query.get("agg") ?? "last") as Aggregation;
+  const columnAggs = useMemo(() => Object.fromEntries((query.get("aggs") ?? "").split(",").filter(Boolean)
+    .map((pair) => pair.split("=") as [string, Aggregation])), [query]);
+  const aggOf = (column: string): Aggregation => columnAggs[column] ?? how;
   const sort = query.get("sort") ?? "attr:start_time";
   const descending = query.get("desc") !== "0";
   const filter = query.get("filter") ?? "";
@@ -23,7 +26,12 @@ export function RunsPage() {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const navigate = useNavigate();
 
+  const loading = useRef<string | null>(null);  // the page token being fetched: each page is asked for once
   const search = async (pageToken: string | null) => {
+    if (pageToken) {
+      if (loading.current === pageToken) return;
+      loading.current = pageToken;
+    }
     if (filter && !pageToken) {  // checked first: a bad filter is shown where it is, without a failed request
       const check = await api<{ valid: boolean; message?: string; position?: number }>(
         "POST", "/api/v1/runs/search/check", { filter });
@@ -35,17 +43,18 @@ export function RunsPage() {
     }
     try {
       const page = await api<Page>("POST", "/api/v1/runs/search", {
-        experiment_ids: [Number(experimentId)], filter: filter || null, order_by: [orderBy(sort, how, descending)],
+        experiment_ids: [Number(experimentId)], filter: filter || null, order_by: [orderBy(sort, aggOf(sort), descending)],
         max_results: 500, page_token: pageToken,
       });
       setError(null);
       setRuns((old) => (pageToken ? [...old, ...page.runs] : page.runs));
+      loading.current = null;
       setToken(page.next_page_token ?? null);
     } catch (failure) {
       if (failure instanceof ApiError) setError(failure); else throw failure;
     }
   };
-  useEffect(() => { void search(null); }, [experimentId, filter, sort, how, descending]);
+  useEffect(() => { void search(null); }, [experimentId, filter, sort, how, descending, query.get("aggs")]);
 
   const metricKeys = useMemo(() => [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort(), [runs]);
   const paramKeys = useMemo(() => [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort(), [runs]);
@@ -84,7 +93,7 @@ export function RunsPage() {
                onKeyDown={(e) => { if (e.key === "Enter") setParam({ filter: filterText || null }); }} />
         <button onClick={() => setParam({ filter: filterText || null })}>Filter</button>
         <label>Aggregation{" "}
-          <select aria-label="aggregation" value={how} onChange={(e) => setParam({ agg: e.target.value })}>
+          <select aria-label="aggregation" value={how} onChange={(e) => setParam({ agg: e.target.value, aggs: null })}>
             {AGGREGATIONS.map((a) => <option key={a} value={a}>{a}</option>)}
           </select>
         </label>
@@ -132,9 +141,17 @@ export function RunsPage() {
           <div className="cell">User</div>
           <div className="cell">Commit</div>
           {columns.map((c) => (
-            <div key={c} className="cell num" onClick={() => clickHeader(c)} data-column={c}>
-              {c.replace(/^metric:/, "").replace(/^param:/, "param ").replace(/^tag:/, "tag ")}
-              {c.startsWith("metric:") ? ` (${how})` : ""}{sort === c ? (descending ? " ▼" : " ▲") : ""}
+            <div key={c} className="cell num" data-column={c}>
+              <span onClick={() => clickHeader(c)}>
+                {c.replace(/^metric:/, "").replace(/^param:/, "param ").replace(/^tag:/, "tag ")}
+                {sort === c ? (descending ? " ▼" : " ▲") : ""}</span>
+              {c.startsWith("metric:") && (
+                <select aria-label={`aggregation of ${c.slice(7)}`} value={aggOf(c)} style={{ padding: 0, marginLeft: 4 }}
+                        onClick={(e) => e.stopPropagation()}
+                        onChange={(e) => setParam({ aggs: Object.entries({ ...columnAggs, [c]: e.target.value })
+                          .map(([k, v]) => `${k}=${v}`).join(",") })}>
+                  {AGGREGATIONS.map((a) => <option key={a}>{a}</option>)}
+                </select>)}
             </div>
           ))}
         </div>
@@ -167,7 +184,7 @@ export function RunsPage() {
                   {(run.tags["cairn.source.git.commit"] ?? "").slice(0, 8)}</div>
                 {columns.map((c) => {
                   if (c.startsWith("metric:")) {
-                    const { value, step } = aggregate(run.metrics[c.slice(7)], how);
+                    const { value, step } = aggregate(run.metrics[c.slice(7)], aggOf(c));
                     return <div key={c} className="cell num" data-column={c} title={step === null ? "" : `step ${step}`}>
                       {formatNumber(value)}</div>;
                   }
