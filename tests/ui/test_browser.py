@@ -300,3 +300,47 @@ def test_ten_thousand_runs_stay_smooth(page: Any, seeded: dict[str, Any]) -> Non
     print(f"10,000 runs: first rows {first:.2f} s, scrolled through all in {time.monotonic() - scrolled:.2f} s")
     page.screenshot(path=str(SHOTS / "many-runs.png"))
     assert page.errors == []
+
+
+def test_a_new_user_finds_compares_and_promotes_the_best_run_locally(tmp_path: Path, page: Any) -> None:
+    """No --auth: the local single-user server, runs logged with the SDK, everything done in the browser."""
+    server = LiveServer(tmp_path / "local", f"sqlite:///{tmp_path / 'local.db'}").start()
+    try:
+        client = cairn.Client(server.url)
+        experiment = client.create_experiment("first")
+        best = None
+        for name, loss in (("a", 0.5), ("b", 0.2), ("c", 0.4)):
+            run = client.create_run(experiment.id, name=name)
+            client.log_batch(run.id, metrics=[{"key": "loss", "steps": [0, 1], "values": [1.0, loss]}])
+            (tmp_path / "w.bin").write_bytes(name.encode())
+            client.upload_artifact(run.id, tmp_path / "w.bin", "models/m/w.bin")
+            manifest = {"flavor": "pyfunc", "files": {"w.bin": {"sha256": hashlib.sha256(name.encode()).hexdigest(),
+                                                                "size": 1}}}
+            logged = client._t.request("POST", f"/api/v1/runs/{run.id}/logged-models",
+                                       json={"name": "m", "artifact_path": "models/m", "manifest": manifest})
+            client.register_model(logged["id"], "dev.first")
+            client.set_terminated(run.id)
+            best = run.id if name == "b" else best
+        page.goto(server.url)
+        page.get_by_role("link", name="first").click()
+        page.get_by_label("aggregation", exact=True).select_option("min")
+        page.locator('.head [data-column="metric:loss"] span').click()
+        page.locator('.head [data-column="metric:loss"] span').click()
+        page.wait_for_function("document.querySelector('[data-testid=run-row] [data-column=\"metric:loss\"]')"
+                               "?.innerText === '0.2'")
+        for name in ("a", "b", "c"):
+            page.get_by_label(f"select {name}").check()
+        page.get_by_role("button", name="Compare (3)").click()
+        page.get_by_test_id("overlay-loss").locator("canvas").wait_for()
+        page.get_by_role("link", name="b", exact=True).click()
+        page.get_by_role("heading", name="b").wait_for()
+        page.get_by_role("link", name="Models").click()
+        page.get_by_role("link", name="dev.first").click()
+        version = next(v.version for v in client.list_model_versions("dev.first") if v.run_id == best)
+        page.once("dialog", lambda dialog: dialog.accept("prod.first"))
+        page.get_by_test_id("versions").locator("tr").nth(version - 1).get_by_role("button", name="Promote").click()
+        page.get_by_role("link", name="prod.first").wait_for()
+        assert client.get_model_version("prod.first", 1).run_id == best
+        assert page.errors == []
+    finally:
+        server.stop()

@@ -70,7 +70,11 @@ export function ModelsPage() {
               <td>{canRequest && <button onClick={() => {
                 const to = prompt("Promote to (e.g. prod.model)", `prod.${open.split(".").slice(1).join(".")}`);
                 if (to) void act(() => api("POST", "/api/v1/promotion-requests", { model: open, version: v.version, to }));
-              }}>Request promotion</button>}</td></tr>))}</tbody></table>
+              }}>Request promotion</button>}{" "}
+              {canDecide && <button onClick={() => {
+                const to = prompt("Promote to (e.g. prod.model)", `prod.${open.split(".").slice(1).join(".")}`);
+                if (to) void act(() => api("POST", `/api/v1/models/${encodeURIComponent(open)}/versions/${v.version}/promote`, { to }));
+              }}>Promote</button>}</td></tr>))}</tbody></table>
         </div>
       )}
       {detail && open && <VersionDetails v={detail} model={open} act={act} />}
