@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import insert, select
 
 import cairn
@@ -157,7 +157,7 @@ def test_find_compare_and_drill_into_runs(page: Any, seeded: dict[str, Any]) -> 
     assert cells(page, "metric:loss")[:3] == expected
     # grouped by a param: one row per value, with mean ± std
     page.get_by_label("group by").select_option("param:lr")
-    assert page.get_by_test_id("groups").locator("tbody tr").count() == 4  # three learning rates and "(none)"
+    expect(page.get_by_test_id("groups").locator("tbody tr")).to_have_count(4)  # three learning rates, "(none)"
     page.get_by_label("group by").select_option("")
     # a valid filter, then an invalid one with the error at its position
     page.get_by_label("filter").fill("metrics.loss.min < 0.25")
@@ -213,7 +213,7 @@ def test_compare_artifacts_promotion_and_tokens(page: Any, seeded: dict[str, Any
         page.get_by_label(f"select {name}").check()
     page.get_by_role("button", name="Compare (3)").click()
     page.get_by_test_id("overlay-loss").locator("canvas").wait_for()
-    assert "lr" in page.get_by_test_id("param-diff").inner_text()
+    expect(page.get_by_test_id("param-diff")).to_contain_text("lr")
     page.get_by_test_id("parallel").wait_for()
     page.screenshot(path=str(SHOTS / "compare.png"))
     # version 1 of an artifact
@@ -252,7 +252,7 @@ def test_compare_artifacts_promotion_and_tokens(page: Any, seeded: dict[str, Any
     page.get_by_test_id("tokens").get_by_text("revoked").wait_for()
     with pytest.raises(cairn.AuthenticationError):
         cairn.Client(url, token=secret, workspace="vision").list_experiments()
-    assert "promotion.approve" in page.get_by_test_id("audit").inner_text() or page.reload() is None
+    expect(page.get_by_test_id("audit")).to_contain_text("promotion.approve")
     page.screenshot(path=str(SHOTS / "admin.png"))
     assert [e for e in page.errors if "403" not in e] == []  # the refused self-approval is expected
 
