@@ -141,7 +141,7 @@ export function RunsPage() {
           <div className="cell">User</div>
           <div className="cell">Commit</div>
           {columns.map((c) => (
-            <div key={c} className="cell num" data-column={c}>
+            <div key={c} className={c.startsWith("metric:") ? "cell num" : "cell"} data-column={c}>
               <span onClick={() => clickHeader(c)}>
                 {c.replace(/^metric:/, "").replace(/^param:/, "param ").replace(/^tag:/, "tag ")}
                 {sort === c ? (descending ? " ▼" : " ▲") : ""}</span>
