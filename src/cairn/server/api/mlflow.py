@@ -215,13 +215,9 @@ async def get_experiment_by_name(request: Request, access: Access, body: dict[st
     return JSON({"experiment": await run_call(request, access, False, get)})
 
 
-_NAME_FILTER = re.compile(r"^\s*(?:attribute\.|attributes\.)?name\s*(=|!=|LIKE|ILIKE)\s*'((?:[^'\\]|\\.)*)'\s*$",
-                          re.IGNORECASE)
-
-
 @mlflow_routes("POST", "/experiments/search", "experiment.read")
 async def search_experiments(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    """Filters on the name (``name = 'x'``, ``name LIKE '%x%'``); view_type; pages."""
+    """Filters on the name (``name = 'x'``, ``name LIKE '%x%'``) and tags, joined by AND; view_type; pages."""
     limit = integer(body, "max_results", 1000) or 1000
     offset = integer(body, "page_token", 0) or 0
     if not 1 <= limit <= 50_000 or offset < 0:
@@ -229,11 +225,12 @@ async def search_experiments(request: Request, access: Access, body: dict[str, A
     view = VIEW.get(body.get("view_type"))
     if view is None:
         raise InvalidInputError("view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL", field="view_type")
-    matcher = _experiment_filter(body.get("filter"))
+    clauses = svc.parse_filter(body.get("filter"), ("name",))
 
     def found(session: Any, ctx: Any) -> list[Any]:
         views = experiments.list_experiments(session, ctx, include_deleted=view != "active_only", limit=50_000)
-        wanted = [v for v in views if (view != "deleted_only" or v.row.lifecycle == "deleted") and matcher(v.row.name)]
+        wanted = [v for v in views if (view != "deleted_only" or v.row.lifecycle == "deleted")
+                  and svc.filter_matches(clauses, {"name": v.row.name}, v.tags)]
         return [experiment_out(v) for v in wanted]
     rows = await run_call(request, access, False, found)
     page = rows[offset:offset + limit]
@@ -241,20 +238,6 @@ async def search_experiments(request: Request, access: Access, body: dict[str, A
     if offset + limit < len(rows):
         out["next_page_token"] = str(offset + limit)
     return JSON(out)
-
-
-def _experiment_filter(raw: Any) -> Callable[[str], bool]:
-    if not raw:
-        return lambda _name: True
-    match = _NAME_FILTER.match(raw) if isinstance(raw, str) else None
-    if match is None:
-        raise InvalidInputError("experiment filters support name = / != / LIKE / ILIKE '<value>'", field="filter")
-    op, value = match.group(1).upper(), match.group(2).replace("\\'", "'")
-    if op in ("=", "!="):
-        return lambda name: (name == value) == (op == "=")
-    pattern = "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in value) + "$"
-    compiled = re.compile(pattern, re.IGNORECASE if op == "ILIKE" else 0)
-    return lambda name: compiled.match(name) is not None
 
 
 @mlflow_routes("POST", "/experiments/update", "experiment.write")
