@@ -8,6 +8,7 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cairn.server.db.engine import sqlite_url
 from cairn.server.services.accounts import LoginPolicy
@@ -55,6 +56,7 @@ class Settings:
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     secure_cookies: bool = False  # mark session cookies Secure even when TLS ends at a proxy in front
     embedded: bool = False  # the in-process app of the SDK: no network, no Host check
+    _hosts: tuple[Any, frozenset[str] | set[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,7 +90,10 @@ class Settings:
             return True
         name = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
         name = name.strip("[]").lower()
-        return name in self.default_hosts() or name in {h.lower() for h in self.allowed_hosts}
+        key = (self.host, tuple(self.allowed_hosts))
+        if self._hosts is None or self._hosts[0] != key:  # computed once: getfqdn() may ask DNS
+            self._hosts = (key, self.default_hosts() | {h.lower() for h in self.allowed_hosts})
+        return name in self._hosts[1]
 
     def default_hosts(self) -> set[str]:
         hosts = set(LOOPBACK_NAMES)

@@ -96,6 +96,11 @@ def error_body(code: str, message: str, field: str | None = None, position: int 
     return body
 
 
+def _status(request: Request, status: int) -> int:
+    """MLflow answers conflicts (RESOURCE_ALREADY_EXISTS, INVALID_STATE) with 400; its clients expect that."""
+    return 400 if status == 409 and request.url.path.startswith(MLFLOW_PATHS) else status
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
@@ -104,11 +109,8 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = 'Bearer realm="cairn"'  # not Basic: browsers would prompt and cache it
         if isinstance(exc, TooManyAttemptsError):
             headers["Retry-After"] = str(exc.retry_after)
-        status = exc.status
-        if status == 409 and request.url.path.startswith(MLFLOW_PATHS):
-            status = 400  # MLflow answers RESOURCE_ALREADY_EXISTS and INVALID_STATE with 400
-        return JSON(error_body(exc.code, exc.message, exc.field, exc.position), status_code=status,
-                    headers=headers)
+        return JSON(error_body(exc.code, exc.message, exc.field, exc.position),
+                    status_code=_status(request, exc.status), headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
@@ -128,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def integrity_error(request: Request, exc: IntegrityError) -> Response:
         log.info("integrity error answered 409: %s", exc.orig)
         return JSON(error_body("RESOURCE_ALREADY_EXISTS", "a concurrent request wrote the same object; retry"),
-                    status_code=400 if request.url.path.startswith(MLFLOW_PATHS) else 409)
+                    status_code=_status(request, 409))
 
     @app.exception_handler(DataError)
     async def data_error(_request: Request, exc: DataError) -> Response:

@@ -110,10 +110,6 @@ def mlflow_routes(method: str, path: str, action: str) -> Callable[[Any], Any]:
     return register
 
 
-async def run_call(request: Request, access: Access, write: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return await call_async(request, access, write, fn, *args, **kwargs)
-
-
 # shapes ------------------------------------------------------------------------------------------------
 
 def experiment_out(view: experiments.ExperimentView) -> dict[str, Any]:
@@ -190,7 +186,7 @@ def logged_model_out(model: svc.MlflowModel) -> dict[str, Any]:
 @mlflow_routes("POST", "/experiments/create", "experiment.write")
 async def create_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, tags = text(body, "name"), pairs(body, "tags")
-    row = await run_call(request, access, True, experiments.create_experiment, name, "", tags)
+    row = await call_async(request, access, True, experiments.create_experiment, name, "", tags)
     return JSON({"experiment_id": str(row.id)})
 
 
@@ -201,7 +197,7 @@ def _experiment(session: Any, ctx: Any, experiment_id: Any) -> dict[str, Any]:
 
 @mlflow_routes("GET", "/experiments/get", "experiment.read")
 async def get_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    out = await run_call(request, access, False, _experiment, text(body, "experiment_id"))
+    out = await call_async(request, access, False, _experiment, text(body, "experiment_id"))
     return JSON({"experiment": out})
 
 
@@ -212,7 +208,7 @@ async def get_experiment_by_name(request: Request, access: Access, body: dict[st
     def get(session: Any, ctx: Any) -> Any:
         row = experiments.get_experiment_by_name(session, ctx, name)
         return experiment_out(experiments.read_experiment(session, ctx, row))
-    return JSON({"experiment": await run_call(request, access, False, get)})
+    return JSON({"experiment": await call_async(request, access, False, get)})
 
 
 @mlflow_routes("POST", "/experiments/search", "experiment.read")
@@ -232,7 +228,7 @@ async def search_experiments(request: Request, access: Access, body: dict[str, A
         wanted = [v for v in views if (view != "deleted_only" or v.row.lifecycle == "deleted")
                   and svc.filter_matches(clauses, {"name": v.row.name}, v.tags)]
         return [experiment_out(v) for v in wanted]
-    rows = await run_call(request, access, False, found)
+    rows = await call_async(request, access, False, found)
     page = rows[offset:offset + limit]
     out: dict[str, Any] = {"experiments": page}
     if offset + limit < len(rows):
@@ -246,7 +242,7 @@ async def update_experiment(request: Request, access: Access, body: dict[str, An
 
     def update(session: Any, ctx: Any) -> None:
         experiments.update_experiment(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, name=new_name)
-    await run_call(request, access, True, update)
+    await call_async(request, access, True, update)
     return JSON({})
 
 
@@ -255,7 +251,7 @@ async def _experiment_lifecycle(request: Request, access: Access, body: dict[str
 
     def change(session: Any, ctx: Any) -> None:
         experiments.set_lifecycle(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, lifecycle)
-    await run_call(request, access, True, change)
+    await call_async(request, access, True, change)
     return JSON({})
 
 
@@ -276,7 +272,7 @@ async def set_experiment_tag(request: Request, access: Access, body: dict[str, A
     def set_tag(session: Any, ctx: Any) -> None:
         row = svc.experiment_for(session, ctx, experiment_id)
         experiments.set_experiment_tags(session, ctx, row.id, {key: value or ""})
-    await run_call(request, access, True, set_tag)
+    await call_async(request, access, True, set_tag)
     return JSON({})
 
 
@@ -295,12 +291,12 @@ async def create_run(request: Request, access: Access, body: dict[str, Any]) -> 
                               start_time=integer(body, "start_time"), user=text(body, "user_id", required=False))
         row = runs.create_run(session, ctx, spec)
         return run_out(runs.read_run(session, ctx, row.id))
-    return JSON({"run": await run_call(request, access, True, create)})
+    return JSON({"run": await call_async(request, access, True, create)})
 
 
 @mlflow_routes("GET", "/runs/get", "run.read")
 async def get_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    view = await run_call(request, access, False, runs.read_run, run_id_of(body))
+    view = await call_async(request, access, False, runs.read_run, run_id_of(body))
     return JSON({"run": run_out(view)})
 
 
@@ -312,18 +308,18 @@ async def update_run(request: Request, access: Access, body: dict[str, Any]) -> 
 
     def update(session: Any, ctx: Any) -> Any:
         return run_info(runs.update_run(session, ctx, run_id, status=status, end_time=end_time, name=name))
-    return JSON({"run_info": await run_call(request, access, True, update)})
+    return JSON({"run_info": await call_async(request, access, True, update)})
 
 
 @mlflow_routes("POST", "/runs/delete", "run.delete")
 async def delete_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, runs.set_run_lifecycle, run_id_of(body), "deleted")
+    await call_async(request, access, True, runs.set_run_lifecycle, run_id_of(body), "deleted")
     return JSON({})
 
 
 @mlflow_routes("POST", "/runs/restore", "run.delete")
 async def restore_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, runs.set_run_lifecycle, run_id_of(body), "active")
+    await call_async(request, access, True, runs.set_run_lifecycle, run_id_of(body), "active")
     return JSON({})
 
 
@@ -351,7 +347,7 @@ def metric_batches(raw: Any) -> list[dict[str, Any]]:
 
 
 async def _log(request: Request, access: Access, run_id: str, batch: dict[str, Any]) -> Any:
-    await run_call(request, access, True, runs.log_batch, run_id, batch)
+    await call_async(request, access, True, runs.log_batch, run_id, batch)
     return JSON({})
 
 
@@ -393,13 +389,13 @@ async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any
         if key == "mlflow.runName":
             runs.update_run(session, ctx, run_id, name=value)
         runs.set_tags(session, ctx, run_id, {key: value})
-    await run_call(request, access, True, set_one)
+    await call_async(request, access, True, set_one)
     return JSON({})
 
 
 @mlflow_routes("POST", "/runs/delete-tag", "run.write")
 async def delete_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, runs.delete_tag, run_id_of(body), text(body, "key"))
+    await call_async(request, access, True, runs.delete_tag, run_id_of(body), text(body, "key"))
     return JSON({})
 
 
@@ -417,7 +413,7 @@ async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> 
             context = pairs(item, "tags").get("mlflow.data.context", "")
             runs.log_dataset(session, ctx, run_id, name=text(dataset, "name"), uri=str(dataset.get("source") or ""),
                              digest=str(dataset.get("digest") or ""), role=context)
-    await run_call(request, access, True, log)
+    await call_async(request, access, True, log)
     return JSON({})
 
 
@@ -425,7 +421,7 @@ async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> 
 async def log_outputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow 3 links logged models to their run; in Cairn a logged model always belongs to its run."""
     run_id = run_id_of(body)
-    await run_call(request, access, False, runs.get_run_row, run_id)
+    await call_async(request, access, False, runs.get_run_row, run_id)
     return JSON({})
 
 
@@ -433,7 +429,7 @@ async def log_outputs(request: Request, access: Access, body: dict[str, Any]) ->
 async def log_model_json(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow 2 clients report a logged model's MLmodel here; the files are already among the run's artifacts
     and are registered from there."""
-    await run_call(request, access, False, runs.get_run_row, run_id_of(body))
+    await call_async(request, access, False, runs.get_run_row, run_id_of(body))
     return JSON({})
 
 
@@ -456,7 +452,7 @@ async def search_runs(request: Request, access: Access, body: dict[str, Any]) ->
                                 integer(body, "max_results", 1000) or 1000, body.get("page_token") or None, view)
         page = search.search_runs(session, ctx, query)
         return {"runs": [run_out(v) for v in page.runs], "next_page_token": page.next_page_token}
-    out = await run_call(request, access, False, found)
+    out = await call_async(request, access, False, found)
     if not out["next_page_token"]:
         del out["next_page_token"]
     return JSON(out)
@@ -475,7 +471,7 @@ def _points_out(key: str, points: list[tuple[int, int, float | None]], run_id: s
 @mlflow_routes("GET", "/metrics/get-history", "run.read")
 async def get_metric_history(request: Request, access: Access, body: dict[str, Any]) -> Any:
     key, run_id = text(body, "metric_key"), run_id_of(body)
-    points = await run_call(request, access, False, runs.metric_history, run_id, key)
+    points = await call_async(request, access, False, runs.metric_history, run_id, key)
     return JSON({"metrics": _points_out(key, points)})
 
 
@@ -504,7 +500,7 @@ async def get_history_bulk_interval(request: Request, access: Access, body: dict
                 continue  # the run has no such metric
             out.extend(_points_out(key, points, str(run_id)))
         return out
-    return JSON({"metrics": await run_call(request, access, False, read)})
+    return JSON({"metrics": await call_async(request, access, False, read)})
 
 
 @mlflow_routes("GET", "/artifacts/list", "artifact.read")
@@ -515,7 +511,7 @@ async def list_artifacts(request: Request, access: Access, body: dict[str, Any])
         entries = artifact_svc.list_artifacts(session, ctx, run_id, path)
         run = runs.get_run_row(session, ctx, run_id)
         return svc.artifact_uri(run), entries
-    root, entries = await run_call(request, access, False, listing)
+    root, entries = await call_async(request, access, False, listing)
     return JSON({"root_uri": root, "files": [_file_out(e) for e in entries]})
 
 
@@ -535,7 +531,7 @@ async def create_logged_model(request: Request, access: Access, body: dict[str, 
             source_run_id=text(body, "source_run_id", required=False),
             model_type=text(body, "model_type", required=False, default=""), tags=pairs(body, "tags"),
             params=pairs(body, "params")))
-    return JSON({"model": await run_call(request, access, True, create)})
+    return JSON({"model": await call_async(request, access, True, create)})
 
 
 def _model_id(request: Request) -> str:
@@ -544,14 +540,14 @@ def _model_id(request: Request) -> str:
 
 @mlflow_routes("GET", "/logged-models/{model_id}", "run.read")
 async def get_logged_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    model = await run_call(request, access, False, svc.get_logged_model, _model_id(request))
+    model = await call_async(request, access, False, svc.get_logged_model, _model_id(request))
     return JSON({"model": logged_model_out(model)})
 
 
 @mlflow_routes("PATCH", "/logged-models/{model_id}", "run.write")
 async def finalize_logged_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
     status = text(body, "status")
-    model = await run_call(request, access, True, svc.finalize_logged_model, _model_id(request), status)
+    model = await call_async(request, access, True, svc.finalize_logged_model, _model_id(request), status)
     return JSON({"model": logged_model_out(model)})
 
 
@@ -568,7 +564,7 @@ async def search_logged_models(request: Request, access: Access, body: dict[str,
     limit, offset = integer(body, "max_results", 100) or 100, integer(body, "page_token", 0) or 0
     if not 1 <= limit <= 1000 or offset < 0:
         raise InvalidInputError("max_results must be between 1 and 1000", field="max_results")
-    models = await run_call(request, access, False, svc.search_logged_models, ids, limit + 1, offset)
+    models = await call_async(request, access, False, svc.search_logged_models, ids, limit + 1, offset)
     out: dict[str, Any] = {"models": [logged_model_out(m) for m in models[:limit]]}
     if len(models) > limit:
         out["next_page_token"] = str(offset + limit)
@@ -577,20 +573,20 @@ async def search_logged_models(request: Request, access: Access, body: dict[str,
 
 @mlflow_routes("PATCH", "/logged-models/{model_id}/tags", "run.write")
 async def set_logged_model_tags(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, svc.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
+    await call_async(request, access, True, svc.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
     return JSON({})
 
 
 @mlflow_routes("DELETE", "/logged-models/{model_id}/tags/{tag_key}", "run.write")
 async def delete_logged_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     key = str(request.path_params.get("tag_key", ""))
-    await run_call(request, access, True, svc.delete_logged_model_tag, _model_id(request), key)
+    await call_async(request, access, True, svc.delete_logged_model_tag, _model_id(request), key)
     return JSON({})
 
 
 @mlflow_routes("POST", "/logged-models/{model_id}/params", "run.write")
 async def log_logged_model_params(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, svc.log_logged_model_params, _model_id(request), pairs(body, "params"))
+    await call_async(request, access, True, svc.log_logged_model_params, _model_id(request), pairs(body, "params"))
     return JSON({})
 
 
@@ -603,7 +599,7 @@ async def list_logged_model_artifacts(request: Request, access: Access, body: di
         base = model.row.artifact_path
         entries = artifact_svc.list_artifacts(session, ctx, model.run.id, f"{base}/{sub}".rstrip("/"))
         return [_file_out(e, base) for e in entries]
-    return JSON({"root_uri": "", "files": await run_call(request, access, False, listing)})
+    return JSON({"root_uri": "", "files": await call_async(request, access, False, listing)})
 
 
 # model registry ----------------------------------------------------------------------------------------
@@ -633,12 +629,12 @@ async def create_registered_model(request: Request, access: Access, body: dict[s
     def create(session: Any, ctx: Any) -> Any:
         registry_svc.create_model(session, ctx, name, description, tags)
         return _model_view(session, ctx, name)
-    return JSON({"registered_model": await run_call(request, access, True, create)})
+    return JSON({"registered_model": await call_async(request, access, True, create)})
 
 
 @mlflow_routes("GET", "/registered-models/get", "model.read")
 async def get_registered_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    return JSON({"registered_model": await run_call(request, access, False, _model_view, _full(body.get("name")))})
+    return JSON({"registered_model": await call_async(request, access, False, _model_view, _full(body.get("name")))})
 
 
 @mlflow_routes("POST", "/registered-models/rename", "model.write")
@@ -648,7 +644,7 @@ async def rename_registered_model(request: Request, access: Access, body: dict[s
     def rename(session: Any, ctx: Any) -> Any:
         row = registry_svc.update_model(session, ctx, name, new_name=new_name)
         return _model_view(session, ctx, f"{registry_svc.split_name(name)[0]}.{row.name}")
-    return JSON({"registered_model": await run_call(request, access, True, rename)})
+    return JSON({"registered_model": await call_async(request, access, True, rename)})
 
 
 @mlflow_routes("PATCH", "/registered-models/update", "model.write")
@@ -658,12 +654,12 @@ async def update_registered_model(request: Request, access: Access, body: dict[s
     def update(session: Any, ctx: Any) -> Any:
         registry_svc.update_model(session, ctx, name, description=description)
         return _model_view(session, ctx, name)
-    return JSON({"registered_model": await run_call(request, access, True, update)})
+    return JSON({"registered_model": await call_async(request, access, True, update)})
 
 
 @mlflow_routes("DELETE", "/registered-models/delete", "model.manage")
 async def delete_registered_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, registry_svc.set_model_lifecycle, _full(body.get("name")), "deleted")
+    await call_async(request, access, True, registry_svc.set_model_lifecycle, _full(body.get("name")), "deleted")
     return JSON({})
 
 
@@ -679,7 +675,7 @@ async def search_registered_models(request: Request, access: Access, body: dict[
         views = registry_svc.search_models(session, ctx, limit=100_000)
         return [model_out(v) for v in views
                 if svc.filter_matches(clauses, {"name": model_name(v.registry, v.row.name)}, v.tags)]
-    rows = await run_call(request, access, False, found)
+    rows = await call_async(request, access, False, found)
     out: dict[str, Any] = {"registered_models": rows[offset:offset + limit]}
     if offset + limit < len(rows):
         out["next_page_token"] = str(offset + limit)
@@ -689,33 +685,33 @@ async def search_registered_models(request: Request, access: Access, body: dict[
 @mlflow_routes("POST", "/registered-models/set-tag", "model.write")
 async def set_registered_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     tags = {text(body, "key"): text(body, "value", required=False, default="")}
-    await run_call(request, access, True, registry_svc.set_model_tags, _full(body.get("name")), tags)
+    await call_async(request, access, True, registry_svc.set_model_tags, _full(body.get("name")), tags)
     return JSON({})
 
 
 @mlflow_routes("DELETE", "/registered-models/delete-tag", "model.write")
 async def delete_registered_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, registry_svc.delete_model_tag, _full(body.get("name")), text(body, "key"))
+    await call_async(request, access, True, registry_svc.delete_model_tag, _full(body.get("name")), text(body, "key"))
     return JSON({})
 
 
 @mlflow_routes("POST", "/registered-models/alias", "model.manage")
 async def set_alias(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, alias, version = _full(body.get("name")), text(body, "alias"), text(body, "version")
-    await run_call(request, access, True, versions.set_alias, name, alias, version)
+    await call_async(request, access, True, versions.set_alias, name, alias, version)
     return JSON({})
 
 
 @mlflow_routes("DELETE", "/registered-models/alias", "model.manage")
 async def delete_alias(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await run_call(request, access, True, versions.delete_alias, _full(body.get("name")), text(body, "alias"))
+    await call_async(request, access, True, versions.delete_alias, _full(body.get("name")), text(body, "alias"))
     return JSON({})
 
 
 @mlflow_routes("GET", "/registered-models/alias", "model.read")
 async def get_alias(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, alias = _full(body.get("name")), text(body, "alias")
-    view = await run_call(request, access, False, versions.get_version_by_alias, name, alias)
+    view = await call_async(request, access, False, versions.get_version_by_alias, name, alias)
     return JSON({"model_version": version_out(view)})
 
 
@@ -730,7 +726,7 @@ async def _latest(request: Request, access: Access, body: dict[str, Any]) -> Any
         if stages and STAGE_NONE.lower() not in [str(s).lower() for s in stages]:
             return []
         return [version_out(v) for v in found[-1:]]
-    return JSON({"model_versions": await run_call(request, access, False, latest)})
+    return JSON({"model_versions": await call_async(request, access, False, latest)})
 
 
 @mlflow_routes("POST", "/registered-models/get-latest-versions", "model.read")
@@ -753,12 +749,12 @@ async def create_model_version(request: Request, access: Access, body: dict[str,
                                   model_id=text(body, "model_id", required=False), tags=pairs(body, "tags"),
                                   description=text(body, "description", required=False, default=""))
         return version_out(view)
-    return JSON({"model_version": await run_call(request, access, True, create)})
+    return JSON({"model_version": await call_async(request, access, True, create)})
 
 
 @mlflow_routes("GET", "/model-versions/get", "model.read")
 async def get_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    out = await run_call(request, access, False, _version_view, _full(body.get("name")), text(body, "version"))
+    out = await call_async(request, access, False, _version_view, _full(body.get("name")), text(body, "version"))
     return JSON({"model_version": out})
 
 
@@ -766,14 +762,14 @@ async def get_model_version(request: Request, access: Access, body: dict[str, An
 async def update_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, version = _full(body.get("name")), text(body, "version")
     description = text(body, "description", required=False, default="")
-    view = await run_call(request, access, True, versions.update_version, name, version, description)
+    view = await call_async(request, access, True, versions.update_version, name, version, description)
     return JSON({"model_version": version_out(view)})
 
 
 @mlflow_routes("DELETE", "/model-versions/delete", "model.manage")
 async def delete_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, version = _full(body.get("name")), text(body, "version")
-    await run_call(request, access, True, versions.set_version_lifecycle, name, version, "deleted")
+    await call_async(request, access, True, versions.set_version_lifecycle, name, version, "deleted")
     return JSON({})
 
 
@@ -794,21 +790,21 @@ async def search_model_versions(request: Request, access: Access, body: dict[str
                 if svc.filter_matches(clauses, fields, view.tags):
                     out.append(version_out(view))
         return out[:limit]
-    return JSON({"model_versions": await run_call(request, access, False, found)})
+    return JSON({"model_versions": await call_async(request, access, False, found)})
 
 
 @mlflow_routes("POST", "/model-versions/set-tag", "model.write")
 async def set_model_version_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, version = _full(body.get("name")), text(body, "version")
     tags = {text(body, "key"): text(body, "value", required=False, default="")}
-    await run_call(request, access, True, versions.set_version_tags, name, version, tags)
+    await call_async(request, access, True, versions.set_version_tags, name, version, tags)
     return JSON({})
 
 
 @mlflow_routes("DELETE", "/model-versions/delete-tag", "model.write")
 async def delete_model_version_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, version = _full(body.get("name")), text(body, "version")
-    await run_call(request, access, True, versions.delete_version_tag, name, version, text(body, "key"))
+    await call_async(request, access, True, versions.delete_version_tag, name, version, text(body, "key"))
     return JSON({})
 
 
@@ -818,7 +814,7 @@ async def get_download_uri(request: Request, access: Access, body: dict[str, Any
 
     def uri(session: Any, ctx: Any) -> str:
         return svc.download_uri(session, ctx, versions.get_version(session, ctx, name, version))
-    return JSON({"artifact_uri": await run_call(request, access, False, uri)})
+    return JSON({"artifact_uri": await call_async(request, access, False, uri)})
 
 
 @mlflow_routes("POST", "/model-versions/transition-stage", "model.manage")

@@ -224,9 +224,9 @@ def verify_login(session: Session, name: str, password: str, policy: LoginPolicy
     same to the caller; failures are counted per account and per address (the caller commits them)."""
     check_throttle(session, name, client_addr)
     row = session.scalar(select(UserRow).where(UserRow.name == name)) if isinstance(name, str) else None
-    usable = row is not None and row.password_hash is not None and not row.disabled
-    ok = _verify(row.password_hash if usable and row and row.password_hash else _dummy(), password or "")
-    if ok and usable:
+    stored = row.password_hash if row is not None and not row.disabled else None
+    ok = _verify(stored or _dummy(), password or "")  # the same argon2 work whether or not the user exists
+    if ok and stored and row is not None:
         session.execute(delete(LoginThrottleRow).where(LoginThrottleRow.key == _throttle_keys(name, client_addr)[0]))
         events.record_global(session, name, client_addr, "login.success", "user", name)
         return LoginOutcome(row)

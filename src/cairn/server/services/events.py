@@ -30,26 +30,19 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        EventRow(
-            workspace_id=ctx.workspace_id,
-            actor=ctx.actor,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            before=before,
-            after=after,
-            created_at=now_ms(),
-            client_addr=ctx.client_addr,
-        )
-    )
+    _add(session, ctx.workspace_id, ctx.actor, ctx.client_addr, action, object_type, object_id, before, after)
 
 
 def record_global(session: Session, actor: str, client_addr: str, action: str, object_type: str,
                   object_id: str | int, *, before: dict[str, Any] | None = None,
                   after: dict[str, Any] | None = None) -> None:
     """A server-wide change (accounts, tokens, sign-ins): kept with no workspace, read by admins."""
-    session.add(EventRow(workspace_id=None, actor=actor, action=action, object_type=object_type,
+    _add(session, None, actor, client_addr, action, object_type, object_id, before, after)
+
+
+def _add(session: Session, workspace_id: int | None, actor: str, client_addr: str, action: str, object_type: str,
+         object_id: str | int, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    session.add(EventRow(workspace_id=workspace_id, actor=actor, action=action, object_type=object_type,
                          object_id=str(object_id), before=before, after=after, created_at=now_ms(),
                          client_addr=client_addr[:64]))
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from cairn.server.authz import RESOURCE_TYPES, ROLES, Guard, higher
@@ -89,13 +89,15 @@ def update_workspace(session: Session, ctx: Context, *, description: str | None 
     return row
 
 
-def _team_ids(session: Session, user_id: int) -> list[int]:
-    return list(session.scalars(select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == user_id)))
+def _teams_of(user: Any) -> Any:
+    """The ids of the user's teams, as a subquery."""
+    return select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == user).scalar_subquery()
 
 
-def _principal_filter(model: Any, user_id: int, team_ids: Any) -> Any:
-    return or_((model.principal_kind == "user") & (model.principal_id == user_id),
-               (model.principal_kind == "team") & model.principal_id.in_(team_ids))
+def _principal_clause(model: Any, user: Any) -> Any:
+    """Rows (memberships, grants) held by the user directly or through one of their teams."""
+    return or_((model.principal_kind == "user") & (model.principal_id == user),
+               (model.principal_kind == "team") & model.principal_id.in_(_teams_of(user)))
 
 
 def list_workspaces(session: Session, identity: Identity | None) -> list[tuple[WorkspaceRow, str | None]]:
@@ -104,35 +106,27 @@ def list_workspaces(session: Session, identity: Identity | None) -> list[tuple[W
     if identity is None:
         return [(row, "owner") for row in rows]
     roles: dict[int, str | None] = {}
-    teams = _team_ids(session, identity.user_id)
     for workspace_id, role in session.execute(select(MemberRow.workspace_id, MemberRow.role).where(
-            _principal_filter(MemberRow, identity.user_id, teams))):
+            _principal_clause(MemberRow, identity.user_id))):
         roles[workspace_id] = higher(roles.get(workspace_id), role)
     return [(row, roles.get(row.id)) for row in rows if identity.is_admin or row.id in roles]
 
 
-def _principal_clause(model: Any, user: Any, teams: Any) -> Any:
-    return or_((model.principal_kind == "user") & (model.principal_id == user),
-               (model.principal_kind == "team") & model.principal_id.in_(teams))
-
-
 # Built once: this runs on every authenticated request, and building SQLAlchemy expressions costs more
 # than running them. The workspace with each role the user holds there (own or a team's), then grants.
-_TEAMS_OF = select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == bindparam("user_id")).scalar_subquery()
 _ROLES_IN = select(WorkspaceRow.id, MemberRow.role).outerjoin(
     MemberRow, (MemberRow.workspace_id == WorkspaceRow.id)
-    & _principal_clause(MemberRow, bindparam("user_id"), _TEAMS_OF)).where(WorkspaceRow.name == bindparam("name"))
+    & _principal_clause(MemberRow, bindparam("user_id"))).where(WorkspaceRow.name == bindparam("name"))
 _GRANTS_IN = select(GrantRow.resource_type, GrantRow.resource_id, GrantRow.role).where(
-    GrantRow.workspace_id == bindparam("workspace_id"), _principal_clause(GrantRow, bindparam("user_id"), _TEAMS_OF))
+    GrantRow.workspace_id == bindparam("workspace_id"), _principal_clause(GrantRow, bindparam("user_id")))
 
 
 def default_workspace_of(session: Session, identity: Identity, fallback: str) -> str:
     """Where a caller who names no workspace works: ``fallback`` (``default``) if they belong to it, else the
     first of their workspaces by name."""
-    teams = select(TeamMemberRow.team_id).where(TeamMemberRow.user_id == identity.user_id).scalar_subquery()
     names = list(session.scalars(select(WorkspaceRow.name).join(
         MemberRow, MemberRow.workspace_id == WorkspaceRow.id).where(
-        _principal_clause(MemberRow, identity.user_id, teams)).order_by(WorkspaceRow.name)))
+        _principal_clause(MemberRow, identity.user_id)).order_by(WorkspaceRow.name)))
     return fallback if fallback in names or not names or identity.is_admin else names[0]
 
 
@@ -252,10 +246,9 @@ def grant(session: Session, ctx: Context, resource_type: str, resource: str, rol
         raise InvalidInputError("owner is a workspace role; grant at most maintainer on one resource", field="role")
     resource_id, resource_name = _resource(session, ctx, resource_type, resource)
     kind, principal_id, name = _principal(session, user, team)
-    teams = _team_ids(session, principal_id) if kind == "user" else []
     is_member = session.scalar(select(MemberRow.id).where(
         MemberRow.workspace_id == ctx.workspace_id,
-        _principal_filter(MemberRow, principal_id, teams) if kind == "user"
+        _principal_clause(MemberRow, principal_id) if kind == "user"
         else (MemberRow.principal_kind == "team") & (MemberRow.principal_id == principal_id)).limit(1))
     if is_member is None:
         raise InvalidInputError(
@@ -295,9 +288,3 @@ def revoke_grant(session: Session, ctx: Context, grant_id: int) -> None:
     session.delete(row)
     events.record(session, ctx, "grant.remove", row.resource_type, row.resource_id,
                   before={"principal": f"{row.principal_kind}:{row.principal_id}", "role": row.role})
-
-
-def count_members(session: Session, workspace_id: int) -> int:
-    return int(session.scalar(select(func.count()).select_from(MemberRow).where(
-        MemberRow.workspace_id == workspace_id)) or 0)
-
