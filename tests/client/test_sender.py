@@ -24,8 +24,8 @@ class FakeServer:
 
     ``up=False`` makes every send raise RetryableError; ``fail_next`` fails that many sends;
     ``budget`` lets that many sends succeed and then goes down; ``reject`` paths fail for good;
-    ``gate`` (an Event) makes sends block until it is set.  Applied ops are deduplicated by
-    idempotency key, like the real server.
+    ``gate`` (an Event) makes sends block until it is set; ``refuse`` (a predicate on the decoded
+    body) refuses a batch for good.  Applied ops are deduplicated by idempotency key, like the real server.
     """
 
     def __init__(self) -> None:
@@ -40,6 +40,7 @@ class FakeServer:
         self.gate: threading.Event | None = None
         self.delay = 0.0
         self.probes = 0
+        self.refuse: Callable[[dict[str, Any]], bool] | None = None
 
     def send(self, op: Op) -> None:
         with self.lock:
@@ -59,6 +60,8 @@ class FakeServer:
                 raise RetryableError("connection refused")
             if op.path in self.reject:
                 raise ValueError("422 Unprocessable Entity")
+            if self.refuse is not None and op.body and self.refuse(orjson.loads(op.body)):
+                raise ValueError("400 a param value is too long")
             if op.idempotency_key not in self.keys:
                 self.keys.add(op.idempotency_key)
                 self.applied.append(op)
@@ -74,7 +77,7 @@ class FakeServer:
             applied = list(self.applied)
         for op in applied:
             if op.path.endswith("/batch"):
-                for m in orjson.loads(op.body or b"")["metrics"]:
+                for m in orjson.loads(op.body or b"").get("metrics", []):
                     for step, value in zip(m["steps"], m["values"], strict=True):
                         out.append(("m", (op.run_id, m["key"], step, value)))
             else:
@@ -225,6 +228,57 @@ def test_non_numeric_metric_is_dropped_and_reported(server: FakeServer, make_sen
     assert server.points() == [("r1", "ok", 0, 1.0)]
     assert len(s.errors) == 1
     assert "'bad'" in s.errors[0]
+
+
+def test_a_runs_params_tags_metrics_and_end_go_in_one_request(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender(flush_interval=30)
+    s.log_params("r1", {"lr": 0.1, "depth": 3})
+    s.log_metrics("r1", {"loss": 0.5}, 0, 7)
+    s.set_tags("r1", {"kind": "trial"})
+    s.log_params("r1", {"lr": 0.1})  # the same value again: nothing new
+    s.end_run("r1", "FINISHED", 99)
+    assert s.flush(timeout=5)
+    assert server.batches() == [{
+        "metrics": [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}],
+        "params": {"lr": 0.1, "depth": 3}, "tags": {"kind": "trial"}, "status": "FINISHED", "end_time": 99}]
+
+
+def test_a_key_buffered_again_with_another_value_goes_in_the_next_request(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    s = make_sender(flush_interval=30)
+    s.log_params("r1", {"lr": 0.1})
+    s.log_params("r1", {"lr": 0.2, "depth": 3})  # lr's history must keep 0.1, then 0.2
+    s.set_tags("r1", {"k": "a"})
+    s.enqueue(op("/api/v1/runs/r1/tags"))  # e.g. a deleted tag: order is kept around it
+    s.set_tags("r1", {"k": "b"})
+    assert s.flush(timeout=5)
+    assert [b.get("params") for b in server.batches()] == [{"lr": 0.1}, {"lr": 0.2, "depth": 3}, None]
+    assert [(o.path, orjson.loads(o.body or b"").get("tags")) for o in server.applied] == [
+        ("/api/v1/runs/r1/batch", None), ("/api/v1/runs/r1/batch", {"k": "a"}), ("/api/v1/runs/r1/tags", None),
+        ("/api/v1/runs/r1/batch", {"k": "b"})]
+
+
+def test_buffer_is_sealed_at_the_items_limit(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    s = make_sender(flush_interval=30, max_batch_items=3)
+    s.log_params("r1", {"a": 1, "b": 2})
+    s.log_params("r1", {"c": 3, "d": 4})
+    assert s.flush(timeout=5)
+    assert [b["params"] for b in server.batches()] == [{"a": 1, "b": 2}, {"c": 3, "d": 4}]
+
+
+def test_a_refused_request_is_sent_again_part_by_part(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    server.refuse = lambda body: "params" in body  # one bad param must not cost the metrics or the run's end
+    s = make_sender(flush_interval=30)
+    s.log_metrics("r1", {"loss": 0.5}, 0, 7)
+    s.log_params("r1", {"lr": "x" * 10})
+    s.end_run("r1", "FAILED", 99)
+    assert s.flush(timeout=5)
+    assert server.batches() == [{"metrics": [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}]},
+                                {"status": "FAILED", "end_time": 99}]
+    assert len(s.errors) == 1 and "a param value is too long" in s.errors[0]
 
 
 # ----------------------------------------------------------------------------- retries, spooling, replay

@@ -1,10 +1,11 @@
 """Active runs: ``cairn.start_run`` and the logging calls that never block training.
 
-Every write of a run goes through the process's Sender (``_sender``): metrics are buffered and sent
-as columnar batches by a background thread; params, tags and status changes are queued in order
-behind them. Only ``log_artifact`` and the first creation of a run try the server synchronously,
-so that mistakes there (a bad path, an unknown experiment) are raised at once; if the server cannot
-be reached they too are queued, and spooled to disk if it stays away.
+Every write of a run goes through the process's Sender (``_sender``): metrics, params and tags are
+buffered per run and sent as batches by a background thread, and ``finish`` sends the run's end with
+its last batch, in one request; other writes are queued in order behind them. Only ``log_artifact``
+and the first creation of a run try the server synchronously, so that mistakes there (a bad path, an
+unknown experiment) are raised at once; if the server cannot be reached they too are queued, and
+spooled to disk if it stays away.
 """
 
 from __future__ import annotations
@@ -166,13 +167,13 @@ class ActiveRun:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Logging a key again with another value records it in the param's history."""
         body = {k: (v if isinstance(v, str | int | float | bool) else str(v)) for k, v in params.items()}
-        self._enqueue("POST", f"/api/v1/runs/{self.id}/batch", {"params": body})
+        self._sender.log_params(self.id, body)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self._enqueue("POST", f"/api/v1/runs/{self.id}/batch", {"tags": {k: str(v) for k, v in tags.items()}})
+        self._sender.set_tags(self.id, {k: str(v) for k, v in tags.items()})
 
     def delete_tag(self, key: str) -> None:
         self._enqueue("DELETE", f"/api/v1/runs/{self.id}/tags", None, params=(("key", key),))
@@ -255,8 +256,7 @@ class ActiveRun:
         if self.status != "RUNNING":
             return
         self.status = status.upper()
-        self._enqueue("PATCH", f"/api/v1/runs/{self.id}", {"status": self.status,
-                                                          "end_time": int(time.time() * 1000)})
+        self._sender.end_run(self.id, self.status, int(time.time() * 1000))
         self._sender.flush(timeout=self.config.retry_timeout + 5)
         if self in _active:
             _active.remove(self)

@@ -2,12 +2,16 @@
 
 Producers (the training loop, any thread)
 -----------------------------------------
-``log_metrics`` appends to the run's open *columnar buffer* (per key: steps, values,
-timestamps) under one lock and returns; no I/O, no encoding.  ``enqueue`` is for every other
-write (create run, params, tags, finish, uploads); it first *seals* all open buffers into the
-FIFO queue, so the server sees writes in the order they were made.  A buffer is also sealed
-when it reaches ``max_batch_points``, when the sender thread wakes every ``flush_interval``
-seconds and finds it non-empty, and on ``flush()``.
+``log_metrics`` appends to the run's open *buffer* (per metric key: steps, values,
+timestamps, columnar) under one lock and returns; no I/O, no encoding.  ``log_params`` and
+``set_tags`` put params and tags in the same buffer, and ``end_run`` puts the run's final status
+there and seals it: so a run's params, tags, metrics and end usually reach the server in one
+all-or-nothing request.  A key buffered again with another value seals the buffer first, so every
+value still reaches the server (and a param's history) in the order it was logged.  ``enqueue`` is
+for every other write (create run, datasets, deleted tags, uploads); it first *seals* all open
+buffers into the FIFO queue, so the server sees writes in the order they were made.  A buffer is
+also sealed when it reaches ``max_batch_points`` (or ``max_batch_items`` params or tags), when the
+sender thread wakes every ``flush_interval`` seconds and finds it non-empty, and on ``flush()``.
 
 The sender thread
 -----------------
@@ -33,7 +37,9 @@ and moves through this state machine::
   newer than everything in the spool, so order holds.
 
 Any other exception from ``send`` is a permanent failure: logged at WARNING on the "cairn"
-logger, recorded in ``errors``, the op is dropped and delivery goes on.
+logger, recorded in ``errors``, the op is dropped and delivery goes on.  A refused buffer that
+carried several parts (metrics, params, tags, the end) is sent again one part per request, so a
+bad param does not cost the metrics logged beside it, nor the run its end.
 
 Memory bound
 ------------
@@ -61,6 +67,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -89,14 +96,21 @@ class _State(enum.Enum):
 
 
 class _Batch:
-    """A run's columnar metric buffer: open while it fills, then sealed into the queue."""
+    """A run's buffer (columnar metrics, params, tags, its end): open while it fills, then sealed
+    into the queue."""
 
-    __slots__ = ("columns", "points", "run_id")
+    __slots__ = ("columns", "end", "params", "points", "run_id", "tags")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.columns: dict[str, _Column] = {}
+        self.params: dict[str, Any] = {}
+        self.tags: dict[str, str] = {}
+        self.end: dict[str, Any] | None = None
         self.points = 0
+
+    def parts(self) -> int:
+        return sum(1 for part in (self.columns, self.params, self.tags, self.end) if part)
 
 
 _Item = Op | _Batch
@@ -133,6 +147,7 @@ class Sender:
         probe_interval: float = 5.0,
         flush_interval: float = 0.2,
         max_batch_points: int = 20_000,
+        max_batch_items: int = 1000,
         max_queued_points: int = 1_000_000,
     ) -> None:
         self._send = send
@@ -142,6 +157,7 @@ class Sender:
         self._probe_interval = probe_interval
         self._flush_interval = flush_interval
         self._max_batch_points = max(1, max_batch_points)
+        self._max_batch_items = max(1, max_batch_items)
         self._max_queued_points = max(1, max_queued_points)
         self._spool = SpoolWriter(Path(spool_dir), target, workspace)
 
@@ -179,9 +195,7 @@ class Sender:
             self._record("log_metrics() after close() was ignored")
             return
         with self._lock:
-            batch = self._open.get(run_id)
-            if batch is None:
-                batch = self._open[run_id] = _Batch(run_id)
+            batch = self._open_batch_locked(run_id)
             columns = batch.columns
             for key, value in values.items():
                 column = columns.get(key)
@@ -199,6 +213,31 @@ class Sender:
                 del self._open[run_id]
                 self._push_locked(batch)
                 self._wake.set()
+        if mem > self._max_queued_points:
+            self._relieve(mem)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Buffer params for ``run_id``; they go out with its metrics.  No I/O."""
+        self._buffer_items(run_id, "params", params)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Buffer tags for ``run_id``; they go out with its metrics.  No I/O."""
+        self._buffer_items(run_id, "tags", tags)
+
+    def end_run(self, run_id: str, status: str, end_time: int) -> None:
+        """Buffer the run's end and seal: it travels with whatever the run still has buffered, in one
+        request, and the server applies both or neither (see the module docstring for a refusal)."""
+        if self._closed:
+            self._record(f"the end of run {run_id} after close() was ignored")
+            return
+        with self._lock:
+            batch = self._open_batch_locked(run_id)
+            batch.end = {"status": status, "end_time": end_time}
+            batch.points += 1
+            self._mem_points += 1
+            self._seal_all_locked()
+            mem = self._mem_points
+        self._wake.set()
         if mem > self._max_queued_points:
             self._relieve(mem)
 
@@ -277,6 +316,35 @@ class Sender:
         return self._state.value
 
     # ------------------------------------------------------------------ producer helpers
+
+    def _buffer_items(self, run_id: str, part: str, items: Mapping[str, Any]) -> None:
+        if self._closed:
+            self._record(f"{part} of run {run_id} after close() were ignored")
+            return
+        if not items:
+            return
+        with self._lock:
+            batch = self._open_batch_locked(run_id)
+            held: dict[str, Any] = getattr(batch, part)
+            if len(held) + len(items) > self._max_batch_items or any(
+                    k in held and held[k] != v for k, v in items.items()):
+                del self._open[run_id]  # keep each value, in order: what is held goes first
+                self._push_locked(batch)
+                batch = self._open_batch_locked(run_id)
+                held = getattr(batch, part)
+            added = len(items.keys() - held.keys())
+            held.update(items)
+            batch.points += added
+            self._mem_points += added
+            mem = self._mem_points
+        if mem > self._max_queued_points:
+            self._relieve(mem)
+
+    def _open_batch_locked(self, run_id: str) -> _Batch:
+        batch = self._open.get(run_id)
+        if batch is None:
+            batch = self._open[run_id] = _Batch(run_id)
+        return batch
 
     def _push_locked(self, item: _Item) -> None:
         self._queue.append(item)
@@ -395,6 +463,19 @@ class Sender:
     def _materialize(self, item: _Item) -> Op | None:
         if isinstance(item, Op):
             return item
+        body: dict[str, Any] = {}
+        metrics = self._encode_metrics(item)
+        if metrics:
+            body["metrics"] = metrics
+        if item.params:
+            body["params"] = item.params
+        if item.tags:
+            body["tags"] = item.tags
+        if item.end:
+            body.update(item.end)
+        return self._batch_op(item, body) if body else None
+
+    def _encode_metrics(self, item: _Batch) -> list[dict[str, Any]]:
         metrics = []
         for key, (steps, values, stamps) in item.columns.items():
             try:
@@ -403,24 +484,45 @@ class Sender:
                 self._record(f"metric {key!r} of run {item.run_id}: {len(values)} points dropped: {exc}")
                 continue
             metrics.append({"key": key, "steps": steps, "values": encoded, "timestamps": stamps})
-        if not metrics:
-            return None
+        return metrics
+
+    def _batch_op(self, item: _Batch, body: dict[str, Any]) -> Op | None:
         try:
-            body = orjson.dumps({"metrics": metrics})
+            data = orjson.dumps(body)
         except TypeError as exc:
-            self._record(f"metrics of run {item.run_id}: batch of {item.points} points dropped: {exc}")
+            self._record(f"batch of run {item.run_id} ({item.points} points and items) dropped: {exc}")
             return None
-        return Op(method="POST", path=f"/api/v1/runs/{item.run_id}/batch", body=body, run_id=item.run_id)
+        return Op(method="POST", path=f"/api/v1/runs/{item.run_id}/batch", body=data, run_id=item.run_id)
+
+    def _split(self, item: _Batch) -> list[Op]:
+        """A refused buffer's parts as separate requests: metrics, params, tags, then the end."""
+        metrics = self._encode_metrics(item) if item.columns else []
+        bodies: list[dict[str, Any]] = [{"metrics": metrics} if metrics else {},
+                                        {"params": item.params} if item.params else {},
+                                        {"tags": item.tags} if item.tags else {}, dict(item.end or {})]
+        return [op for body in bodies if body and (op := self._batch_op(item, body)) is not None]
 
     # ------------------------------------------------------------------ thread: ONLINE / RETRYING
 
     def _deliver(self, item: _Item) -> None:
         op = self._materialize(item)
-        if op is not None and not self._send_with_retry(op):
+        if op is None:
+            return
+        split = isinstance(item, _Batch) and item.parts() > 1
+        delivered = self._send_with_retry(op, record_refusal=not split)
+        if delivered is None:  # refused as a whole: nothing of it was stored; try its parts one by one
+            assert isinstance(item, _Batch)
+            parts = self._split(item)
+            while parts and self._send_with_retry(parts[0]) is not False:
+                parts.pop(0)
+            if parts:
+                self._spool_ops(parts)
+        elif delivered is False:
             self._spool_ops([op])
 
-    def _send_with_retry(self, op: Op) -> bool:
-        """Send ``op``; False if we gave up retrying (the state is SPOOLING then)."""
+    def _send_with_retry(self, op: Op, *, record_refusal: bool = True) -> bool | None:
+        """Send ``op``; False if we gave up retrying (the state is SPOOLING then).  A refusal is recorded
+        (True), or without ``record_refusal`` answered None."""
         delay = _BACKOFF_START
         give_up: float | None = None
         while True:
@@ -438,7 +540,11 @@ class Sender:
                 delay = min(delay * 2, _BACKOFF_CAP)
                 continue
             except Exception as exc:
+                self._state = _State.ONLINE
+                if not record_refusal:
+                    return None
                 self._record_failure(op, exc)
+                return True
             self._state = _State.ONLINE
             return True
 

@@ -116,6 +116,32 @@ def test_finish_then_logging_is_refused(api: httpx.Client, run_id: str) -> None:
     assert "FINISHED" in refused.json()["message"]
 
 
+def test_last_batch_and_status_in_one_request(api: httpx.Client, run_id: str) -> None:
+    body = {"metrics": [series("loss", [0], [0.5])], "params": {"lr": 0.1}, "tags": {"k": "v"},
+            "status": "FINISHED", "end_time": 1234}
+    assert batch(api, run_id, body).json() == {"metrics": 1, "params": 1, "tags": 1, "replayed": 0}
+    run = api.get(f"/api/v1/runs/{run_id}").json()
+    assert (run["status"], run["end_time"], run["params"], run["tags"]) == ("FINISHED", 1234, {"lr": "0.1"}, {"k": "v"})
+    assert run["metrics"]["loss"]["count"] == 1
+
+
+def test_bad_last_batch_changes_neither_data_nor_status(api: httpx.Client, run_id: str) -> None:
+    refused = batch(api, run_id, {"params": {"lr": "x" * 9000, "ok": 1}, "status": "FINISHED"})
+    assert refused.status_code == 400 and "params['lr']" in refused.json()["message"]
+    for body, where in (({"status": "DONE"}, "status"), ({"end_time": 5}, "end_time"),
+                        ({"status": "FINISHED", "end_time": "soon"}, "end_time"), ({"state": "x"}, "state")):
+        answer = batch(api, run_id, body)
+        assert answer.status_code == 400 and answer.json()["field"] == where, answer.text
+    run = api.get(f"/api/v1/runs/{run_id}").json()
+    assert (run["status"], run["end_time"], run["params"]) == ("RUNNING", None, {})
+
+
+def test_created_run_answers_like_a_read(api: httpx.Client) -> None:
+    created = api.post("/api/v1/runs", json={"experiment_name": "e", "name": "n", "tags": {"b": "2", "a": "1"},
+                                             "start_time": 5, "run_id": uuid.uuid4().hex}).json()
+    assert created == api.get(f"/api/v1/runs/{created['run_id']}").json()
+
+
 def test_deleted_run_refuses_logging_and_restores(api: httpx.Client, run_id: str) -> None:
     assert api.delete(f"/api/v1/runs/{run_id}").status_code == 200
     assert batch(api, run_id, {"params": {"a": "1"}}).status_code == 409

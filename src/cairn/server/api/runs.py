@@ -24,8 +24,7 @@ def _read(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
 @router.post("", status_code=201)
 def create_run(body: schemas.RunCreateBody, request: Request, access: Access = requires("run.write")) -> Any:
     def create(session: Any, ctx: Any) -> dict[str, Any]:
-        row = svc.create_run(session, ctx, svc.RunCreate(**body.model_dump()))
-        return _read(session, ctx, row.id)
+        return schemas.run_out(svc.create_run_view(session, ctx, svc.RunCreate(**body.model_dump())))
     return JSON(call(request, access, True, create), status_code=201)
 
 
@@ -78,9 +77,11 @@ def restore_run(run_id: str, request: Request, access: Access = requires("run.de
         "metrics": {"type": "array", "items": {"type": "object", "properties": {
             "key": {"type": "string"}, "steps": {"type": "array", "items": {"type": "integer"}},
             "values": {"type": "array", "items": {}}, "timestamps": {"type": "array", "items": {"type": "integer"}}}}},
-        "params": {"type": "object"}, "tags": {"type": "object"}}}}}}})
+        "params": {"type": "object"}, "tags": {"type": "object"},
+        "status": {"type": "string"}, "end_time": {"type": "integer"}}}}}}})
 async def log_batch(run_id: str, request: Request, access: Access = requires("run.write")) -> Any:
-    """Metrics (columnar), params and tags, all or nothing. Honors the Idempotency-Key header."""
+    """Metrics (columnar), params and tags, and optionally the run's new status, all or nothing. Honors the
+    Idempotency-Key header."""
     body = await read_json(request)
     key = request.headers.get("idempotency-key")
     return JSON(await call_async(request, access, True, svc.log_batch, run_id, body, key))

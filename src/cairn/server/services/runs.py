@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from cairn.server.db import points
@@ -77,28 +77,41 @@ def _generated_name() -> str:
 def create_run(session: Session, ctx: Context, spec: RunCreate) -> RunRow:
     """Create a run. A client may choose the id (so offline runs can be replayed); creating the same
     id again in the same experiment returns the existing run, which makes retries safe."""
+    return _create_run(session, ctx, spec)[0]
+
+
+def create_run_view(session: Session, ctx: Context, spec: RunCreate) -> RunView:
+    """Create a run (as ``create_run``) and return its view. A new run's view is made from what was just
+    written, with no read back; a retried creation reads the stored run."""
+    row, experiment, created = _create_run(session, ctx, spec)
+    if not created:
+        return read_run(session, ctx, row.id)
+    return RunView(row, experiment_name=experiment.name, tags=dict(spec.tags))
+
+
+def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow, Any, bool]:
     experiment = _experiment_for(session, ctx, spec)
     ctx.authorize("experiment", experiment.id)
     run_id = check_run_id("run_id", spec.run_id) if spec.run_id is not None else uuid.uuid4().hex
     existing = session.get(RunRow, run_id)
     if existing is not None:
         if existing.workspace_id == ctx.workspace_id and existing.experiment_id == experiment.id:
-            return existing
+            return existing, experiment, False
         raise ConflictError(f"run id {run_id} is already taken", field="run_id")
     if spec.parent_run_id is not None:
         get_run_row(session, ctx, spec.parent_run_id, field_name="parent_run_id")
     start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
     name = check_key("name", spec.name) if spec.name else _generated_name()
     user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
+    tags = _string_map("tags", spec.tags, _tag_value) if spec.tags else {}
     row = RunRow(id=run_id, workspace_id=ctx.workspace_id, experiment_id=experiment.id, name=name,
                  status="RUNNING", start_time=start, user=user, parent_run_id=spec.parent_run_id,
                  lifecycle="active", updated_at=start)
     session.add(row)
-    session.flush()
-    _set_tags(session, run_id, spec.tags)
+    session.add_all([RunTagRow(run_id=run_id, key=k, value=v) for k, v in tags.items()])  # a new run has none
     events.record(session, ctx, "run.create", "run", run_id,
-                  after={"experiment_id": experiment.id, "name": name, "tags": spec.tags or {}})
-    return row
+                  after={"experiment_id": experiment.id, "name": name, "tags": tags})
+    return row, experiment, True
 
 
 def _experiment_for(session: Session, ctx: Context, spec: RunCreate) -> Any:
@@ -172,7 +185,12 @@ def update_run(
     session: Session, ctx: Context, run_id: str, *, status: str | None = None,
     end_time: int | None = None, name: str | None = None,
 ) -> RunRow:
-    row = get_run_row(session, ctx, run_id, write=True)
+    return _update_row(session, ctx, get_run_row(session, ctx, run_id, write=True), status=status,
+                       end_time=end_time, name=name)
+
+
+def _update_row(session: Session, ctx: Context, row: RunRow, *, status: str | None = None,
+                end_time: int | None = None, name: str | None = None) -> RunRow:
     before = {"status": row.status, "name": row.name, "end_time": row.end_time}
     if name is not None:
         row.name = check_key("name", name)
@@ -185,7 +203,7 @@ def update_run(
     elif end_time is not None:
         row.end_time = check_int("end_time", end_time)
     row.updated_at = events.now_ms()
-    events.record(session, ctx, "run.update", "run", run_id, before=before,
+    events.record(session, ctx, "run.update", "run", row.id, before=before,
                   after={"status": row.status, "name": row.name, "end_time": row.end_time})
     return row
 
@@ -206,37 +224,48 @@ def claim_idempotency_key(session: Session, ctx: Context, key: str | None) -> bo
     if not _IDEMPOTENCY_KEY.match(key):
         raise InvalidInputError("Idempotency-Key must be 8-100 characters of letters, digits, '_.:-'",
                                 field="Idempotency-Key")
-    scoped = f"{ctx.workspace_id}:{key}"
-    if session.get(IdempotencyKeyRow, scoped) is not None:
-        return False
-    session.add(IdempotencyKeyRow(key=scoped, workspace_id=ctx.workspace_id, created_at=events.now_ms()))
-    return True
+    row = {"key": f"{ctx.workspace_id}:{key}", "workspace_id": ctx.workspace_id, "created_at": events.now_ms()}
+    return insert_ignore(session, IdempotencyKeyRow, [row], ["key"]) == 1
 
 
 def log_batch(
     session: Session, ctx: Context, run_id: str, body: Any, idempotency_key: str | None = None
 ) -> dict[str, int]:
-    """Metrics (columnar), params and tags in one all-or-nothing write."""
+    """Metrics (columnar), params and tags in one all-or-nothing write. With ``status`` (and optionally
+    ``end_time``) the run then takes that status in the same transaction: a run's last batch and its end
+    arrive together, and neither is stored without the other."""
     if not isinstance(body, dict):
         raise InvalidInputError("the body must be an object with metrics, params and/or tags", field="body")
-    unknown = set(body) - {"metrics", "params", "tags"}
+    unknown = set(body) - _BATCH_FIELDS
     if unknown:
-        raise InvalidInputError(f"unknown field(s) {sorted(unknown)}: expected metrics, params, tags",
-                                field=sorted(unknown)[0])
+        raise InvalidInputError(f"unknown field(s) {sorted(unknown)}: expected metrics, params, tags, status, "
+                                "end_time", field=sorted(unknown)[0])
     batches = _parse_metric_batches(body.get("metrics") or [])
     params = _string_map("params", body.get("params") or {}, param_value)
     tags = _string_map("tags", body.get("tags") or {}, _tag_value)
+    status, end_time = body.get("status"), body.get("end_time")
+    if status is not None:
+        check_status("status", status)
+    if end_time is not None:
+        if status is None:
+            raise InvalidInputError("end_time needs a status", field="end_time")
+        check_int("end_time", end_time)
     if not claim_idempotency_key(session, ctx, idempotency_key):
         return {"metrics": 0, "params": 0, "tags": 0, "replayed": 1}
-    writable_run(session, ctx, run_id)
+    run = writable_run(session, ctx, run_id)  # held: the session keeps rows only while they are referenced
     stored = metrics.ingest(session, run_id, batches) if batches else 0
     _log_params(session, ctx, run_id, params)
     _set_tags(session, run_id, tags)
     if tags:
         events.record(session, ctx, "run.set_tags", "run", run_id, after=tags)
-    if params or tags:
-        _touch(session, run_id)
+    if status is not None:
+        _update_row(session, ctx, run, status=status, end_time=end_time)
+    elif params or tags:
+        run.updated_at = events.now_ms()
     return {"metrics": stored, "params": len(params), "tags": len(tags), "replayed": 0}
+
+
+_BATCH_FIELDS = frozenset({"metrics", "params", "tags", "status", "end_time"})
 
 
 def _parse_metric_batches(raw: Any) -> list[metrics.SeriesBatch]:
@@ -263,25 +292,31 @@ def _string_map(name: str, raw: Any, check: Any) -> dict[str, str]:
     return {check_key(f"{name} key", k): check(f"{name}[{k!r}]", v) for k, v in raw.items()}
 
 
+_PARAMS: Table = ParamRow.__table__  # type: ignore[assignment]
+_PARAM_HISTORY: Table = ParamHistoryRow.__table__  # type: ignore[assignment]
+_TAGS: Table = RunTagRow.__table__  # type: ignore[assignment]
+
+
 def _log_params(session: Session, ctx: Context, run_id: str, params: dict[str, str]) -> None:
+    """Current values and history, written with plain cached statements (a run's params are many rows)."""
     if not params:
         return
     now = events.now_ms()
-    current = {p.key: p for p in session.scalars(
-        select(ParamRow).where(ParamRow.run_id == run_id, ParamRow.key.in_(list(params))))}
-    changed: dict[str, Any] = {}
-    added: dict[str, str] = {}
-    for key, value in params.items():
-        row = current.get(key)
-        if row is not None and row.value == value:
-            continue
-        if row is None:
-            session.add(ParamRow(run_id=run_id, key=key, value=value, updated_at=now))
-            added[key] = value
-        else:
-            changed[key] = row.value
-            row.value, row.updated_at = value, now
-        session.add(ParamHistoryRow(run_id=run_id, key=key, value=value, timestamp=now))
+    t = _PARAMS
+    current = dict(session.execute(select(t.c.key, t.c.value).where(t.c.run_id == run_id,
+                                                                     t.c.key.in_(list(params)))).all())
+    added = {k: v for k, v in params.items() if k not in current}
+    changed = {k: current[k] for k, v in params.items() if k in current and current[k] != v}
+    if added:
+        session.execute(insert(t), [{"run_id": run_id, "key": k, "value": v, "updated_at": now}
+                                    for k, v in added.items()])
+    if changed:
+        session.execute(update(t).where(t.c.run_id == run_id, t.c.key == bindparam("k"))
+                        .values(value=bindparam("v"), updated_at=now),
+                        [{"k": k, "v": params[k]} for k in changed])
+    if added or changed:
+        session.execute(insert(_PARAM_HISTORY), [{"run_id": run_id, "key": k, "value": params[k], "timestamp": now}
+                                                 for k in params if k in added or k in changed])
     if added:
         events.record(session, ctx, "run.log_params", "run", run_id, after=added)
     if changed:
@@ -293,13 +328,16 @@ def _set_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
     if not tags:
         return
     tags = _string_map("tags", tags, _tag_value)
-    current = {t.key: t for t in session.scalars(
-        select(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key.in_(list(tags))))}
-    for key, value in tags.items():
-        if key in current:
-            current[key].value = value
-        else:
-            session.add(RunTagRow(run_id=run_id, key=key, value=value))
+    t = _TAGS
+    current = dict(session.execute(select(t.c.key, t.c.value).where(t.c.run_id == run_id,
+                                                                     t.c.key.in_(list(tags)))).all())
+    added = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items() if k not in current]
+    changed = [{"k": k, "v": v} for k, v in tags.items() if k in current and current[k] != v]
+    if added:
+        session.execute(insert(t), added)
+    if changed:
+        session.execute(update(t).where(t.c.run_id == run_id, t.c.key == bindparam("k")).values(value=bindparam("v")),
+                        changed)
 
 
 def _touch(session: Session, run_id: str) -> None:
