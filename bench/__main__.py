@@ -105,42 +105,6 @@ class Runner:
         answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return answer
 
-    def concurrent(self, system: System, server: Server, params: dict[str, Any]) -> dict[str, Any]:
-        """Start the clients, wait until each has made its run, let them go at once, add up what they did."""
-        barrier = Path(tempfile.mkdtemp(dir=self.root, prefix="barrier-"))
-        params = {**params, "barrier": str(barrier)}
-        with tempfile.TemporaryDirectory() as tmp:
-            futures = []
-            for i in range(params["clients"]):
-                out = Path(tmp) / f"{i}.json"
-                futures.append((self._spawn(system, server, params, out), out))
-            deadline = time.monotonic() + 300
-            while len(list(barrier.glob("ready-*"))) < params["clients"] and time.monotonic() < deadline:
-                if any(proc.poll() not in (None, 0) for proc, _ in futures):
-                    break
-                time.sleep(0.05)
-            (barrier / "go").touch()
-            answers = []
-            for proc, out in futures:
-                if proc.wait(3600) != 0:
-                    raise RuntimeError(f"{system.name} concurrent client failed: {out.with_suffix('.err').read_text()[-500:]}")
-                answers.append(json.loads(out.read_text().strip().splitlines()[-1])["figures"])
-        points = sum(a["points"] for a in answers)
-        span = max(a["ended"] for a in answers) - min(a["began"] for a in answers)
-        latencies = sorted(x for a in answers for x in a["latencies"])
-        figures: dict[str, Any] = {"concurrent_pps": points / span}
-        if latencies:
-            figures["concurrent_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
-        return {"figures": figures, "notes": []}
-
-    def _spawn(self, system: System, server: Server, params: dict[str, Any], out: Path) -> subprocess.Popen[bytes]:
-        python = sys.executable if system.client_env is None else str(systems.peer_bin(system.client_env, "python"))
-        script = Path(__file__).parent / "drivers" / f"{system.driver}.py"
-        env = {**os.environ, "PYTHONWARNINGS": "ignore", "CAIRN_HOME": str(self.root / f"client-{out.stem}"),
-               "PYTHONPATH": ""}
-        command = [python, str(script), "concurrent_worker", "--url", server.url, "--params", json.dumps(params)]
-        return subprocess.Popen(command, stdout=out.open("wb"), stderr=out.with_suffix(".err").open("wb"), env=env)
-
     def system(self, system: System, workloads: list[str], admin_url: str | None) -> tuple[dict[str, Any], list[str]]:
         figures: dict[str, Any] = {}
         notes: list[str] = []
@@ -171,8 +135,6 @@ class Runner:
         return figures, notes
 
     def run_one(self, system: System, server: Server, workload: str, params: dict[str, Any]) -> dict[str, Any]:
-        if workload == "concurrent":
-            return self.concurrent(system, server, params)
         before = server.store_bytes() if workload == "ingest" else 0
         got = self.driver(system, server, workload, params)
         found = got["figures"]
@@ -254,8 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                 results[system.name], notes[system.name] = runner.system(system, server_workloads, args.postgres)
     if "ceiling" in args.workloads:
         print("\nthe database alone", flush=True)
-        raw = (ceiling.postgres_points_per_s(args.postgres.rsplit("/", 1)[0] + "/postgres", sizes.ingest_points, sizes.reps)
-               if args.postgres else ceiling.sqlite_points_per_s(sizes.ingest_points, sizes.reps))
+        if args.postgres:
+            raw = ceiling.postgres_points_per_s(systems.plain(args.postgres), sizes.ingest_points, sizes.reps)
+        else:
+            raw = ceiling.sqlite_points_per_s(sizes.ingest_points, sizes.reps)
         results["database"] = {"raw_pps": raw}
         print(f"    raw inserts: {report.fmt(raw)} points/s", flush=True)
         if results.get("cairn", {}).get("ingest_pps"):

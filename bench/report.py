@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +61,7 @@ def figures(run_counts: list[int]) -> list[Figure]:
 
 def fmt(value: float | None) -> str:
     if value is None:
-        return "–"
+        return "-"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
@@ -77,7 +76,7 @@ def ratio(figure: Figure, ours: float | None, theirs: float | None) -> str:
     if not ours or not theirs:
         return ""
     factor = ours / theirs if figure.higher_is_better else theirs / ours
-    return f"×{factor:,.0f}" if factor >= 10 else f"×{factor:.1f}" if factor >= 0.95 else f"×{factor:.2f}"
+    return f"{factor:,.0f}x" if factor >= 10 else f"{factor:.1f}x" if factor >= 0.95 else f"{factor:.2f}x"
 
 
 def rows(results: dict[str, dict[str, Any]], labels: dict[str, str], figs: list[Figure],
@@ -100,7 +99,10 @@ def rows(results: dict[str, dict[str, Any]], labels: dict[str, str], figs: list[
 
 def text_table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    align: Callable[[int, str], str] = lambda i, cell: cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i])
+
+    def align(i: int, cell: str) -> str:
+        return cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i])
+
     lines = ["  ".join(align(i, c) for i, c in enumerate(header)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(align(i, c) for i, c in enumerate(r)) for r in body]
     return "\n".join(lines)

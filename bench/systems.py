@@ -114,7 +114,7 @@ class Server:
         if self.postgres:
             import psycopg
 
-            with psycopg.connect(_plain(self.postgres)) as conn:
+            with psycopg.connect(plain(self.postgres)) as conn:
                 row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
                 return int(row[0]) if row else 0
         if self.repo is not None:
@@ -142,7 +142,7 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _plain(url: str) -> str:
+def plain(url: str) -> str:
     """A libpq URL from a SQLAlchemy one."""
     return url.replace("postgresql+psycopg://", "postgresql://")
 
@@ -151,17 +151,17 @@ def fresh_database(admin_url: str, name: str) -> str:
     """Create an empty database next to ``admin_url``'s and return its libpq URL."""
     import psycopg
 
-    with psycopg.connect(_plain(admin_url), autocommit=True) as conn:
+    with psycopg.connect(plain(admin_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = _plain(admin_url).rsplit("/", 1)[0]
+    base = plain(admin_url).rsplit("/", 1)[0]
     return f"{base}/{name}"
 
 
 def drop_database(admin_url: str, url: str) -> None:
     import psycopg
 
-    with psycopg.connect(_plain(admin_url), autocommit=True) as conn:
+    with psycopg.connect(plain(admin_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 

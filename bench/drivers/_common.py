@@ -15,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,12 +77,55 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(dir=_SCRATCH[0]))
 
 
-def wait_for_go(p: dict[str, Any]) -> None:
-    """The concurrent workload's barrier: say ready, then wait until every client is ready."""
-    folder = Path(p["barrier"])
-    (folder / f"ready-{os.getpid()}").touch()
-    while not (folder / "go").exists():
-        time.sleep(0.002)
+def fork_clients(n: int, setup: Callable[[], Any], work: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """``n`` client processes forked from this one (the client library is imported once, so all start at
+    once): each runs ``setup`` (its own connection and run), waits until all are ready, then ``work``,
+    which returns ``{"points", "latencies"}``. Returns the aggregate points/s and p99 batch latency."""
+    children = []
+    for _ in range(n):
+        ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
+        out_r, out_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the client
+            code = 1
+            try:
+                state = setup()
+                os.write(ready_w, b"r")
+                os.read(go_r, 1)
+                began = time.time()
+                answer = work(state)
+                answer.update(began=began, ended=time.time())
+                with os.fdopen(out_w, "w") as out:
+                    out.write(json.dumps(answer))
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        for fd in (ready_w, go_r, out_w):
+            os.close(fd)
+        children.append((pid, ready_r, go_w, out_r))
+    for _pid, ready_r, _go_w, _out_r in children:
+        if os.read(ready_r, 1) != b"r":
+            raise RuntimeError("a client failed before it was ready (see above)")
+    for _pid, _ready_r, go_w, _out_r in children:
+        os.write(go_w, b"g")
+    answers = []
+    for pid, _ready_r, _go_w, out_r in children:
+        with os.fdopen(out_r) as got:
+            text = got.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not text:
+            raise RuntimeError("a client failed (see above)")
+        answers.append(json.loads(text))
+    points = sum(a["points"] for a in answers)
+    span = max(a["ended"] for a in answers) - min(a["began"] for a in answers)
+    latencies = [x for a in answers for x in a["latencies"]]
+    figures = {"concurrent_pps": points / span}
+    if latencies:
+        figures["concurrent_p99_ms"] = percentile(latencies, 0.99) * 1e3
+    return figures
 
 
 def main(workloads: dict[str, Workload]) -> None:

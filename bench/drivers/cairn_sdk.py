@@ -9,7 +9,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import main, wait_for_go, make_big_file, make_files, over_budget, percentile, progress, repeat, scratch, timed
+from _common import (
+    fork_clients,
+    main,
+    make_big_file,
+    make_files,
+    over_budget,
+    percentile,
+    progress,
+    repeat,
+    scratch,
+    timed,
+)
 
 KEYS = [f"m{i}" for i in range(10)]
 
@@ -76,24 +87,28 @@ def latency(url: str, p: dict[str, Any]) -> dict[str, Any]:
     return {"latency_p50_ms": percentile(samples, 0.5) * 1e3, "latency_p99_ms": percentile(samples, 0.99) * 1e3}
 
 
-def concurrent_worker(url: str, p: dict[str, Any]) -> dict[str, Any]:
+def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
     cairn = _connect(url)
-    client = cairn.Client()
-    run = client.create_run("bench-concurrent")
     per_key = p["batch_points"] // len(KEYS)
-    wait_for_go(p)
-    latencies, start = [], time.perf_counter()
-    began = time.time()
-    for b in range(p["batches"]):
-        steps = list(range(b * per_key, (b + 1) * per_key))
-        body = [{"key": k, "steps": steps, "values": [s * 0.5 + i for s in steps]} for i, k in enumerate(KEYS)]
-        t0 = time.perf_counter()
-        client.log_batch(run.id, metrics=body)
-        latencies.append(time.perf_counter() - t0)
-        if over_budget(start, p["budget_s"]):
-            break
-    return {"points": len(latencies) * per_key * len(KEYS), "began": began, "ended": time.time(),
-            "latencies": latencies}
+
+    def setup() -> tuple[Any, str]:
+        client = cairn.Client()
+        return client, client.create_run("bench-concurrent").id
+
+    def work(state: tuple[Any, str]) -> dict[str, Any]:
+        client, run_id = state
+        latencies, start = [], time.perf_counter()
+        for b in range(p["batches"]):
+            steps = list(range(b * per_key, (b + 1) * per_key))
+            body = [{"key": k, "steps": steps, "values": [s * 0.5 + i for s in steps]} for i, k in enumerate(KEYS)]
+            t0 = time.perf_counter()
+            client.log_batch(run_id, metrics=body)
+            latencies.append(time.perf_counter() - t0)
+            if over_budget(start, p["budget_s"]):
+                break
+        return {"points": len(latencies) * per_key * len(KEYS), "latencies": latencies}
+
+    return fork_clients(p["clients"], setup, work)
 
 
 def _seed(client: Any, points: int) -> str:
@@ -191,5 +206,5 @@ def artifacts(url: str, p: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main({f.__name__: f for f in (ingest, overhead, latency, concurrent_worker, history, buckets, runs, registry,
+    main({f.__name__: f for f in (ingest, overhead, latency, concurrent, history, buckets, runs, registry,
                                   artifacts)})

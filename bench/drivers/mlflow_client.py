@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import main, wait_for_go, make_big_file, make_files, over_budget, percentile, progress, repeat, scratch, timed
+from _common import (
+    fork_clients,
+    main,
+    make_big_file,
+    make_files,
+    over_budget,
+    percentile,
+    progress,
+    repeat,
+    scratch,
+    timed,
+)
 
 KEYS = [f"m{i}" for i in range(10)]
 BATCH = 1000  # MLflow's limit of metrics per log_batch
@@ -96,20 +107,30 @@ def latency(url: str, p: dict[str, Any]) -> dict[str, Any]:
     return {"latency_p50_ms": percentile(samples, 0.5) * 1e3, "latency_p99_ms": percentile(samples, 0.99) * 1e3}
 
 
-def concurrent_worker(url: str, p: dict[str, Any]) -> dict[str, Any]:
-    client = _client(url)
-    run_id = client.create_run(_experiment(client, "bench-concurrent")).info.run_id
+def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
+    _client(url)
     per_key = p["batch_points"] // len(KEYS)
-    wait_for_go(p)
-    latencies, start, began = [], time.perf_counter(), time.time()
-    for b in range(p["batches"]):
-        t0 = time.perf_counter()
-        _log_steps(client, run_id, b * per_key, per_key, KEYS)
-        latencies.append(time.perf_counter() - t0)
-        if over_budget(start, p["budget_s"]):
-            break
-    return {"points": len(latencies) * per_key * len(KEYS), "began": began, "ended": time.time(),
-            "latencies": latencies}
+
+    def setup() -> tuple[Any, str]:
+        client = _client(url)
+        try:
+            experiment = _experiment(client, "bench-concurrent")
+        except Exception:
+            experiment = _experiment(client, "bench-concurrent")
+        return client, client.create_run(experiment).info.run_id
+
+    def work(state: tuple[Any, str]) -> dict[str, Any]:
+        client, run_id = state
+        latencies, start = [], time.perf_counter()
+        for b in range(p["batches"]):
+            t0 = time.perf_counter()
+            _log_steps(client, run_id, b * per_key, per_key, KEYS)
+            latencies.append(time.perf_counter() - t0)
+            if over_budget(start, p["budget_s"]):
+                break
+        return {"points": len(latencies) * per_key * len(KEYS), "latencies": latencies}
+
+    return fork_clients(p["clients"], setup, work)
 
 
 def _seed(client: Any, points: int) -> str:
@@ -176,7 +197,7 @@ def runs(url: str, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _log_tiny_model() -> tuple[str, str]:
+def _log_tiny_model() -> tuple[str, str, str | None]:
     import mlflow
 
     class Constant(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
@@ -189,21 +210,22 @@ def _log_tiny_model() -> tuple[str, str]:
             info = mlflow.pyfunc.log_model(name="model", python_model=Constant())
         except TypeError:  # MLflow 2 names it artifact_path
             info = mlflow.pyfunc.log_model(artifact_path="model", python_model=Constant())
-    return info.model_uri, run.info.run_id
+    return info.model_uri, run.info.run_id, getattr(info, "model_id", None)
 
 
 def registry(url: str, p: dict[str, Any]) -> dict[str, Any]:
     client = _client(url)
     try:
         client.create_registered_model("bench")
-    except Exception as exc:  # noqa: BLE001 - a server without a registry answers in its own way
+    except Exception as exc:
         p["_notes"].append(f"no model registry: {str(exc).splitlines()[0][:120]}")
         return {}
-    source, run_id = _log_tiny_model()
-    client.create_model_version("bench", source, run_id)  # warm-up
+    source, run_id, model_id = _log_tiny_model()
+    extra = {"model_id": model_id} if model_id else {}  # MLflow 3 registers logged models by id
+    client.create_model_version("bench", source, run_id, **extra)  # warm-up
     start = time.perf_counter()
     for _ in range(p["versions"]):
-        client.create_model_version("bench", source, run_id)
+        client.create_model_version("bench", source, run_id, **extra)
     register = (time.perf_counter() - start) / p["versions"]
     client.set_registered_model_alias("bench", "champion", str(p["versions"] // 2))
     alias = repeat(lambda _: timed(lambda: client.get_model_version_by_alias("bench", "champion")), 50)
@@ -229,5 +251,5 @@ def artifacts(url: str, p: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main({f.__name__: f for f in (ingest, overhead, latency, concurrent_worker, history, buckets, runs, registry,
+    main({f.__name__: f for f in (ingest, overhead, latency, concurrent, history, buckets, runs, registry,
                                   artifacts)})
