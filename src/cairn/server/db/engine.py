@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +91,23 @@ class Database:
         writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in growing steps
+        # (up to 100 ms) before it looks again: with 16 clients writing at once, p99 batch latency was
+        # 1.8 s. Writers of this process queue on a lock instead and start the moment the last one
+        # commits. Other processes still meet SQLite's busy timeout.
+        self._writer: AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
         self.cache = TTLCache()
 
     @contextmanager
     def session(self, *, write: bool) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error."""
-        factory = self._write if write else self._read
-        with factory() as session, session.begin():
+        if not write:
+            with self._read() as session, session.begin():
+                yield session
+            return
+        with self._writer, self._write() as session, session.begin():
             yield session
 
     def upgrade(self) -> None:
