@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -155,6 +156,32 @@ class MetricPointRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class MetricRollupRow(Base):
+    """A series' points summarised per bucket of ``2**level`` steps (bucket = step >> level), kept up to
+    date at ingest so a chart of a long series reads a few thousand rows instead of every point.
+
+    ``count`` counts every point, ``numeric_count`` the points that are not NaN; ``sum`` is 0.0 when
+    there are none and NULL when the sum is NaN (+inf and -inf both logged); ``min_value`` and
+    ``max_value`` skip NaN (NULL: the bucket holds only NaN); ``first_timestamp`` is the earliest.
+    """
+
+    __tablename__ = "metric_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    numeric_count: Mapped[int] = mapped_column(BigInteger)
+    sum: Mapped[float | None] = mapped_column(Float, nullable=True)
+    min_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    first_timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
 class DatasetInputRow(Base):

@@ -1,4 +1,5 @@
-"""Fast paths for metric points: bulk insert (executemany on SQLite, COPY on PostgreSQL) and reads.
+"""Fast paths for metric points and their rollups: bulk insert (executemany on SQLite, COPY on
+PostgreSQL), rollup upserts that merge into existing buckets, and range reads through the driver.
 
 These are the only statements written as SQL text; they are constants with bound parameters.
 """
@@ -6,6 +7,7 @@ These are the only statements written as SQL text; they are constants with bound
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import select
@@ -14,8 +16,72 @@ from sqlalchemy.orm import Session
 from cairn.server.db.models import MetricPointRow
 
 PointTuple = tuple[int, int, int, int, float | None]
-_SQLITE_INSERT = "INSERT INTO metric_points (series_id, step, seq, timestamp, value) VALUES (?, ?, ?, ?, ?)"
+_POINT_INTO = "INSERT INTO metric_points (series_id, step, seq, timestamp, value) VALUES "
 _PG_COPY = "COPY metric_points (series_id, step, seq, timestamp, value) FROM STDIN"
+
+# (series_id, level, bucket, count, numeric_count, sum, min, max, first_step, last_step, first_timestamp)
+RollupTuple = tuple[int, int, int, int, int, float | None, float | None, float | None, int, int, int]
+_ROLLUP_INTO = ("INSERT INTO metric_rollups (series_id, level, bucket, count, numeric_count, sum, min_value, "
+                "max_value, first_step, last_step, first_timestamp) VALUES ")
+# Merging a part into a stored bucket: a NULL sum means NaN and stays NULL (NULL + x); a NULL min/max
+# means "no number yet". SQLite's two-argument min() is NULL if either side is, hence the coalesce;
+# PostgreSQL's LEAST/GREATEST skip NULLs.
+_SQLITE_MERGE = """ ON CONFLICT (series_id, level, bucket) DO UPDATE SET
+ count = count + excluded.count, numeric_count = numeric_count + excluded.numeric_count,
+ sum = sum + excluded.sum,
+ min_value = coalesce(min(min_value, excluded.min_value), min_value, excluded.min_value),
+ max_value = coalesce(max(max_value, excluded.max_value), max_value, excluded.max_value),
+ first_step = min(first_step, excluded.first_step), last_step = max(last_step, excluded.last_step),
+ first_timestamp = min(first_timestamp, excluded.first_timestamp)"""
+_PG_ROLLUP = _ROLLUP_INTO + "(" + ", ".join(["%s"] * 11) + """)
+ON CONFLICT (series_id, level, bucket) DO UPDATE SET
+ count = metric_rollups.count + excluded.count,
+ numeric_count = metric_rollups.numeric_count + excluded.numeric_count,
+ sum = metric_rollups.sum + excluded.sum,
+ min_value = LEAST(metric_rollups.min_value, excluded.min_value),
+ max_value = GREATEST(metric_rollups.max_value, excluded.max_value),
+ first_step = LEAST(metric_rollups.first_step, excluded.first_step),
+ last_step = GREATEST(metric_rollups.last_step, excluded.last_step),
+ first_timestamp = LEAST(metric_rollups.first_timestamp, excluded.first_timestamp)"""
+# SQLite runs one statement of many rows about twice as fast as one statement per row. Statements stay
+# under 999 parameters, the limit of SQLite builds before 3.32.
+_SQLITE_ROWS = 160
+
+
+class _SqliteInsert:
+    """One INSERT as two prepared statements: ``_SQLITE_ROWS`` rows at a time, and one row at a time."""
+
+    def __init__(self, into: str, width: int, suffix: str = "") -> None:
+        row = "(" + ", ".join(["?"] * width) + ")"
+        per = min(_SQLITE_ROWS, 999 // width)
+        self.width, self.per = width, per
+        self.many = into + ", ".join([row] * per) + suffix
+        self.one = into + row + suffix
+
+    def run(self, raw: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        full = len(rows) - len(rows) % self.per
+        cursor = raw.cursor()
+        try:
+            if full:
+                flat = list(chain.from_iterable(rows[:full]))
+                size = self.width * self.per
+                cursor.executemany(self.many, [flat[i:i + size] for i in range(0, len(flat), size)])
+            if full < len(rows):
+                cursor.executemany(self.one, rows[full:])
+        finally:
+            cursor.close()
+
+
+_SQLITE_POINTS = _SqliteInsert(_POINT_INTO, 5)
+_SQLITE_ROLLUPS = _SqliteInsert(_ROLLUP_INTO, 11, _SQLITE_MERGE)
+_ROLLUP_RANGE = ("SELECT bucket, count, numeric_count, sum, min_value, max_value, first_step, last_step, "
+                 "first_timestamp FROM metric_rollups WHERE series_id = {p} AND level = {p} AND bucket >= {p} "
+                 "AND bucket <= {p} ORDER BY bucket")
+_POINT_RANGE = ("SELECT step, timestamp, value FROM metric_points WHERE series_id = {p} AND step >= {p} "
+                "AND step <= {p} ORDER BY step, seq")
+_LOWEST_STEP = ("SELECT step FROM metric_points WHERE series_id = {p} AND step >= {p} AND step <= {p} "
+                "ORDER BY step ASC LIMIT 1")
+_HIGHEST_STEP = _LOWEST_STEP.replace("ASC", "DESC")
 
 
 def insert_points(session: Session, rows: Sequence[PointTuple]) -> None:
@@ -24,15 +90,58 @@ def insert_points(session: Session, rows: Sequence[PointTuple]) -> None:
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
     if connection.dialect.name == "sqlite":
-        cursor = raw.cursor()
-        try:
-            cursor.executemany(_SQLITE_INSERT, rows)
-        finally:
-            cursor.close()
+        _SQLITE_POINTS.run(raw, rows)
         return
     with raw.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def upsert_rollups(session: Session, rows: Sequence[RollupTuple]) -> None:
+    """Add these parts into the stored rollup buckets (creating the buckets that are new). The caller
+    holds the series' locks, so parts of one series are never merged by two transactions at once."""
+    if not rows:
+        return
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    if connection.dialect.name == "sqlite":
+        _SQLITE_ROLLUPS.run(raw, rows)  # parts of one bucket in one statement merge in order
+        return
+    with raw.cursor() as cursor:
+        cursor.executemany(_PG_ROLLUP, rows)
+
+
+def _fetch(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql.format(p="?" if connection.dialect.name == "sqlite" else "%s"), params)
+        rows: list[Any] = cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows
+
+
+def step_bounds(session: Session, series_id: int, start_step: int, end_step: int) -> tuple[int, int] | None:
+    """The first and last step logged in [start_step, end_step]: two index seeks, not a scan."""
+    params = (series_id, start_step, end_step)
+    low = _fetch(session, _LOWEST_STEP, params)
+    if not low:
+        return None
+    high = _fetch(session, _HIGHEST_STEP, params)
+    return int(low[0][0]), int(high[0][0])
+
+
+def read_rollups(session: Session, series_id: int, level: int, first: int, last: int) -> list[tuple[Any, ...]]:
+    """(bucket, count, numeric_count, sum, min, max, first_step, last_step, first_timestamp) of the
+    buckets ``first`` to ``last`` of one level, in bucket order."""
+    return _fetch(session, _ROLLUP_RANGE, (series_id, level, first, last))
+
+
+def read_point_range(session: Session, series_id: int, first_step: int, last_step: int) -> list[tuple[Any, ...]]:
+    """(step, timestamp, value) of the points in [first_step, last_step], in step order."""
+    return _fetch(session, _POINT_RANGE, (series_id, first_step, last_step))
 
 
 def read_points(

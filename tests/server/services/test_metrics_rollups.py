@@ -1,0 +1,193 @@
+"""Metric rollups: kept exact at ingest, rebuilt by the migration, and downsampled reads that agree with a
+brute-force computation from the raw points, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from cairn.server.db.engine import Database
+from cairn.server.services import metrics
+from cairn.server.services.gc import collect
+from cairn.server.storage.blobs import LocalBlobStore
+
+Point = tuple[int, int, float | None]  # step, timestamp, value (None: NaN)
+
+
+def wire(value: float | None) -> float | str:
+    if value is None:
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def log(api: httpx.Client, run_id: str, *series: tuple[str, list[Point]]) -> None:
+    body = {"metrics": [{"key": key, "steps": [p[0] for p in pts], "timestamps": [p[1] for p in pts],
+                         "values": [wire(p[2]) for p in pts]} for key, pts in series]}
+    response = api.post(f"/api/v1/runs/{run_id}/batch", json=body)
+    assert response.status_code == 200, response.text
+
+
+def series_id(db: Database, run_id: str, key: str) -> int:
+    with db.session(write=False) as session:
+        return int(session.execute(text("SELECT id FROM metric_series WHERE run_id = :r AND key = :k"),
+                                   {"r": run_id, "k": key}).scalar_one())
+
+
+def raw_points(db: Database, sid: int) -> list[Point]:
+    with db.session(write=False) as session:
+        rows = session.execute(text("SELECT step, timestamp, value FROM metric_points WHERE series_id = :s"),
+                               {"s": sid})
+        return [(int(s), int(t), None if v is None or v != v else float(v)) for s, t, v in rows]
+
+
+def aggregate(pts: list[Point]) -> dict[str, Any]:
+    numbers = [v for _, _, v in pts if v is not None]
+    total = math.fsum(numbers) if not (math.inf in numbers and -math.inf in numbers) else math.nan
+    return {"count": len(pts), "numeric": len(numbers), "sum": total if numbers else 0.0,
+            "min": min(numbers) if numbers else None, "max": max(numbers) if numbers else None,
+            "first_step": min(p[0] for p in pts), "last_step": max(p[0] for p in pts),
+            "first_timestamp": min(p[1] for p in pts)}
+
+
+def same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b if math.isinf(a) or math.isinf(b) else math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def assert_rollups_exact(db: Database, sid: int) -> None:
+    """Every stored rollup row equals the aggregate of the raw points in its bucket, and no bucket is missing."""
+    pts = raw_points(db, sid)
+    with db.session(write=False) as session:
+        stored = {(int(r[0]), int(r[1])): r[2:] for r in session.execute(text(
+            "SELECT level, bucket, count, numeric_count, sum, min_value, max_value, first_step, last_step, "
+            "first_timestamp FROM metric_rollups WHERE series_id = :s"), {"s": sid})}
+    expected: dict[tuple[int, int], list[Point]] = defaultdict(list)
+    for p in pts:
+        for level in metrics.LEVELS:
+            expected[(level, p[0] >> level)].append(p)
+    assert set(stored) == set(expected)
+    for where, group in expected.items():
+        want = aggregate(group)
+        count, numeric, total, low, high, first, last, stamp = stored[where]
+        assert (count, numeric, first, last, stamp) == (
+            want["count"], want["numeric"], want["first_step"], want["last_step"], want["first_timestamp"]), where
+        stored_nan = total is None or math.isnan(total)  # NaN: NULL on SQLite, NaN or NULL on PostgreSQL
+        assert stored_nan == math.isnan(want["sum"]) and (stored_nan or same(float(total), want["sum"])), where
+        assert same(low, want["min"]) and same(high, want["max"]), where
+
+
+def assert_buckets_exact(db: Database, sid: int, n: int, start: int | None = None, end: int | None = None) -> None:
+    """The answer covers every point in range exactly once; each bucket's numbers are those of the points
+    between its first and last step; there are at most ``n``, in step order."""
+    with db.session(write=False) as session:
+        answer = metrics.buckets(session, sid, n, start, end)
+    lo = -(2**63) if start is None else start
+    hi = 2**63 - 1 if end is None else end
+    pts = sorted(p for p in raw_points(db, sid) if lo <= p[0] <= hi)
+    assert len(answer) <= n
+    assert sum(b.count for b in answer) == len(pts)
+    for before, after in itertools.pairwise(answer):
+        assert before.last_step < after.first_step
+    for bucket in answer:
+        inside = [p for p in pts if bucket.first_step <= p[0] <= bucket.last_step]
+        want = aggregate(inside)
+        assert (bucket.count, bucket.first_step, bucket.last_step, bucket.first_timestamp) == (
+            want["count"], want["first_step"], want["last_step"], want["first_timestamp"])
+        assert same(bucket.min, want["min"]) and same(bucket.max, want["max"])
+        assert same(bucket.mean, want["sum"] / want["numeric"] if want["numeric"] else None)
+
+
+def messy_points(rng: random.Random, count: int) -> list[Point]:
+    """A long series: a dense stretch, scattered steps over +-3 million (negative ones too), repeats of
+    steps, NaN, +inf and -inf, a stretch of only NaN and a bucket holding both infinities."""
+    pts: list[Point] = [(s, 1_000 + s, math.sin(s / 50)) for s in range(count // 2)]
+    pts += [(rng.randint(-3_000_000, 3_000_000), rng.randint(0, 10**6), rng.uniform(-5, 5)) for _ in range(count // 4)]
+    pts += [(rng.choice(pts)[0], rng.randint(0, 10**6), rng.uniform(-5, 5)) for _ in range(count // 8)]  # repeats
+    pts += [(s, 7, None) for s in range(-5_000, -4_000)]  # only NaN
+    pts += [(-100, 5, math.inf), (-99, 6, -math.inf), (2_000_000, 9, math.inf), (3_000_000, 8, -math.inf)]
+    pts += [(rng.randint(-3_000_000, 3_000_000), 3, rng.choice([None, math.inf, -math.inf])) for _ in range(50)]
+    rng.shuffle(pts)
+    return pts
+
+
+def test_rollups_and_buckets_match_brute_force(app: Any, api: httpx.Client, run_id: str) -> None:
+    rng = random.Random(7)
+    pts = messy_points(rng, 24_000)
+    # out of order, in several requests, the same key twice in one request
+    log(api, run_id, ("loss", pts[:9_000]), ("other", pts[:100]))
+    log(api, run_id, ("loss", pts[9_000:15_000]), ("loss", pts[15_000:20_000]))
+    log(api, run_id, ("loss", pts[20_000:]))
+    db = app.state.db
+    sid = series_id(db, run_id, "loss")
+    assert len(raw_points(db, sid)) == len(pts) >= metrics.SMALL_SERIES
+    assert_rollups_exact(db, sid)
+    for n in (1, 2, 7, 50, 1000, 10_000):
+        assert_buckets_exact(db, sid, n)
+    ranges = [(-4_500, -4_200), (-101, -98), (0, 11_999), (13, 11_987), (-2_999_999, 2_999_999), (5, 5),
+              (-17, 262_145), (100_000, 100_001), (3_100_000, 3_200_000)]
+    ranges += [tuple(sorted((rng.randint(-3_100_000, 3_100_000), rng.randint(-3_100_000, 3_100_000))))
+               for _ in range(6)]
+    for start, end in ranges:
+        for n in (3, 100, 1000):
+            assert_buckets_exact(db, sid, n, start, end)
+
+
+def test_long_series_buckets_are_aligned_to_the_rollups(app: Any, api: httpx.Client, run_id: str) -> None:
+    steps = list(range(100_000))
+    log(api, run_id, ("acc", [(s, 1_000 + s, (s % 977) / 977) for s in steps]))
+    db = app.state.db
+    sid = series_id(db, run_id, "acc")
+    with db.session(write=False) as session:
+        answer = metrics.buckets(session, sid, 1000)
+    # 100 steps per bucket asked; the coarsest rollup that fits is 64 wide, so buckets are 128 wide
+    assert [b.first_step for b in answer] == list(range(0, 100_000, 128))
+    assert answer[0] == metrics.Bucket(0, 127, 128, 0.0, 127 / 977, sum(range(128)) / 977 / 128, 1_000)
+    assert_buckets_exact(db, sid, 1000, 1_234, 98_765)
+    with db.session(write=False) as session:
+        assert metrics.buckets(session, sid, 10, 200_000, 300_000) == []
+
+
+def test_migration_backfills_rollups(app: Any, api: httpx.Client, run_id: str) -> None:
+    rng = random.Random(11)
+    log(api, run_id, ("loss", messy_points(rng, 4_000)), ("acc", [(s, s, float(s)) for s in range(-300, 5_000)]))
+    db = app.state.db
+    path = Path(metrics.__file__).parents[1] / "db" / "migrations" / "versions" / "0004_metric_rollups.py"
+    spec = importlib.util.spec_from_file_location("migration_0004", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with db.session(write=True) as session:
+        session.execute(text("DELETE FROM metric_rollups"))
+        session.execute(text(migration._INTO + migration._FROM_POINTS))
+        for below, level in itertools.pairwise(migration.LEVELS):
+            session.execute(text(migration._INTO + migration._FROM_LEVEL.format(
+                level=level, shift=level - below, below=below)))
+    assert migration.LEVELS == metrics.LEVELS
+    for key in ("loss", "acc"):
+        assert_rollups_exact(db, series_id(db, run_id, key))
+
+
+def test_deleting_a_run_deletes_its_rollups(app: Any, api: httpx.Client, run_id: str) -> None:
+    log(api, run_id, ("loss", [(s, s, 1.0) for s in range(3_000)]))
+    db = app.state.db
+    sid = series_id(db, run_id, "loss")
+    count = "SELECT count(*) FROM metric_rollups WHERE series_id = :s"
+    with db.session(write=False) as session:
+        assert session.execute(text(count), {"s": sid}).scalar_one() > 0
+    assert api.delete(f"/api/v1/runs/{run_id}").status_code == 200
+    collect(db, LocalBlobStore(app.state.settings.resolved_artifact_root))
+    with db.session(write=False) as session:
+        assert session.execute(text(count), {"s": sid}).scalar_one() == 0
