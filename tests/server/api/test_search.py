@@ -5,6 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cairn.server.services import search
+
+
+@pytest.fixture(autouse=True, params=["visited", "indexed"])
+def shape(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every search runs in both shapes (runs visited, or read from the indexes): the answers must match."""
+    monkeypatch.setattr(search, "INDEXED_SCOPE", 10**9 if request.param == "visited" else 1)
+    return str(request.param)
+
 
 @pytest.fixture
 def runs(api: httpx.Client) -> dict[str, str]:
@@ -101,6 +110,40 @@ def test_pagination_with_tokens(api: httpx.Client, runs: dict[str, str]) -> None
     reused = api.post("/api/v1/runs/search", json={"max_results": 2, "filter": "params.lr = '0.01'",
                                                     "page_token": first["next_page_token"]})
     assert reused.status_code == 400 and "different search" in reused.json()["message"]
+
+
+def test_pages_cross_from_runs_with_a_value_to_runs_without(api: httpx.Client) -> None:
+    """Eleven runs, seven with 'acc' (two tied) and four without; every page size, both directions."""
+    values = [0.5, None, 0.2, 0.9, None, 0.5, 0.7, None, 0.1, 0.3, None]
+    for i, value in enumerate(values):
+        run = api.post("/api/v1/runs", json={"experiment_name": "e", "name": f"r{i:02}", "start_time": 1000 + i,
+                                             "tags": {"t": "x"} if i % 3 else {}}).json()
+        if value is not None:
+            api.post(f"/api/v1/runs/{run['run_id']}/batch", json={
+                "metrics": [{"key": "acc", "steps": [0], "values": [value]}], "params": {"p": str(i % 4)}})
+    newest_first = sorted(range(len(values)), key=lambda i: -i)
+    without = [f"r{i:02}" for i in newest_first if values[i] is None]
+    for descending in (False, True):
+        having = sorted((i for i in newest_first if values[i] is not None),
+                        key=lambda i: -values[i] if descending else values[i])  # type: ignore[operator]
+        expected = [f"r{i:02}" for i in having] + without
+        order = ["metrics.acc DESC" if descending else "metrics.acc"]
+        for size in (1, 2, 3, 6, 7, 8, 20):
+            assert paged(api, size, order) == expected, (descending, size)
+    assert paged(api, 3, ["params.p", "metrics.acc DESC"])[:3] == ["r00", "r08", "r05"]
+    assert paged(api, 4, ["tags.t DESC"])[-4:] == ["r09", "r06", "r03", "r00"]
+    assert paged(api, 2, ["metrics.acc"], "metrics.acc < 0.6 and params.p != '1'") == ["r08", "r02", "r00"]
+
+
+def paged(api: httpx.Client, size: int, order: list[str], filter: str | None = None) -> list[str]:
+    seen, token = [], None
+    while True:
+        body = {"max_results": size, "order_by": order, "page_token": token, "filter": filter}
+        page = api.post("/api/v1/runs/search", json=body).json()
+        seen += [r["name"] for r in page["runs"]]
+        token = page["next_page_token"]
+        if token is None:
+            return seen
 
 
 def test_quoted_and_slashed_keys(api: httpx.Client, run_id: str) -> None:

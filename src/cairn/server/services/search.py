@@ -1,7 +1,19 @@
 """Run search: the filter tree (from ``filters``) compiled to SQLAlchemy expressions, ordering and pages.
 
-Every metric, param or tag that the filter or the ordering names is joined once, as an outer join on
-its (run, key) unique index; summaries are plain columns of ``metric_series``.
+Summaries are plain columns of ``metric_series``; sorting puts runs without a value last. A search
+takes one of two shapes, chosen by how many runs it covers (its workspace, experiments and view):
+
+* up to ``INDEXED_SCOPE`` runs, the runs are visited: every metric, param or tag that the filter or
+  the ordering names is outer-joined once on its (run, key) unique index, and the matches sorted.
+* from ``INDEXED_SCOPE`` runs on, the indexes do the work, so a search over 100,000 runs does not
+  visit each one. A comparison on a metric, param or tag is a semi-join, ``runs.id IN (SELECT run_id
+  ... WHERE key = ? AND <condition>)``, read from a (key, value, run_id) index. When the first sort key
+  is a plain column (a metric's last, min, max or count, a param, a tag) the page is read in two
+  parts: the runs that have a value, inner-joined and read in that index's order (the store stops
+  after a page instead of sorting every run), then, if the page is not full, the runs that have none.
+
+Both shapes give the same answer; only the work differs (a small experiment in a large workspace would
+otherwise walk the whole workspace's index).
 """
 
 from __future__ import annotations
@@ -12,16 +24,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, case, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from cairn.server.db.models import DatasetInputRow, ExperimentRow, MetricSeriesRow, ParamRow, RunRow, RunTagRow
 from cairn.server.services import runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, NotFoundError
-from cairn.server.services.filters import BoolOp, Comparison, Entity, FilterError, Node, parse_filter, parse_order_by
+from cairn.server.services.filters import (
+    BoolOp,
+    Comparison,
+    Entity,
+    FilterError,
+    Node,
+    OrderBy,
+    parse_filter,
+    parse_order_by,
+)
 
 MAX_RESULTS = 10_000
+INDEXED_SCOPE = 5000  # runs in a search's scope from which it reads from the indexes (see above)
 VIEW_TYPES = {"active_only": ("active",), "deleted_only": ("deleted",), "all": ("active", "deleted")}
 _ATTRIBUTES: dict[str, Any] = {
     "run_id": RunRow.id, "run_name": RunRow.name, "status": RunRow.status, "start_time": RunRow.start_time,
@@ -51,28 +73,38 @@ class RunPage:
     next_page_token: str | None
 
 
-class _Joins:
-    """One outer-joined alias per (kind, key) named by the filter or the ordering."""
+_MODELS: dict[str, Any] = {"metric": MetricSeriesRow, "param": ParamRow, "tag": RunTagRow}
+_PLAIN_AGGS = ("last", "min", "max", "count")  # summaries kept as one column each (indexed by key)
 
-    def __init__(self) -> None:
+
+class _Joins:
+    """One outer-joined alias per (kind, key) named by the filter or the ordering; ``inner`` is joined as an
+    inner join. With ``sets`` the filter's comparisons are semi-joins instead (see the module docstring)."""
+
+    def __init__(self, *, sets: bool = False) -> None:
         self.aliases: dict[tuple[str, str], Any] = {}
+        self.inner: tuple[str, str] | None = None
+        self.sets = sets
 
     def alias(self, kind: str, key: str) -> Any:
         if (kind, key) not in self.aliases:
-            model = {"metric": MetricSeriesRow, "param": ParamRow, "tag": RunTagRow}[kind]
-            self.aliases[(kind, key)] = aliased(model, name=f"{kind}_{len(self.aliases)}")
+            self.aliases[(kind, key)] = aliased(_MODELS[kind], name=f"{kind}_{len(self.aliases)}")
         return self.aliases[(kind, key)]
 
     def apply(self, query: Select[Any]) -> Select[Any]:
-        for (_kind, key), alias in self.aliases.items():
-            query = query.outerjoin(alias, and_(alias.run_id == RunRow.id, alias.key == key))
+        for (kind, key), alias in self.aliases.items():
+            on = and_(alias.run_id == RunRow.id, alias.key == key)
+            query = query.join(alias, on) if (kind, key) == self.inner else query.outerjoin(alias, on)
         return query
 
 
 def column_for(entity: Entity, joins: _Joins) -> Any:
     if entity.kind == "attribute":
         return _ATTRIBUTES[entity.key]
-    alias = joins.alias(entity.kind, entity.key)
+    return _value_column(entity, joins.alias(entity.kind, entity.key))
+
+
+def _value_column(entity: Entity, alias: Any) -> Any:
     if entity.kind != "metric":
         return alias.value
     agg = entity.agg or "last"
@@ -95,7 +127,9 @@ def _compile_comparison(node: Comparison, joins: _Joins) -> ColumnElement[bool]:
     if node.entity.kind == "dataset":
         condition = _operate(_DATASET_FIELDS[node.entity.key], node.op, node.value)
         return exists().where(DatasetInputRow.run_id == RunRow.id, condition)
-    if node.op in ("IS NULL", "IS NOT NULL") and node.entity.kind in ("metric", "param", "tag"):
+    if node.entity.kind in _MODELS and joins.sets:
+        return _semi_join(node)
+    if node.op in ("IS NULL", "IS NOT NULL") and node.entity.kind in _MODELS:
         alias = joins.alias(node.entity.kind, node.entity.key)
         key: ColumnElement[bool] = alias.key.is_(None) if node.op == "IS NULL" else alias.key.is_not(None)
         return key
@@ -103,6 +137,17 @@ def _compile_comparison(node: Comparison, joins: _Joins) -> ColumnElement[bool]:
     if node.entity.kind == "attribute" and node.entity.key == "experiment_id":
         value = tuple(int(v) for v in value) if isinstance(value, tuple) else int(value)  # type: ignore[arg-type]
     return _operate(column_for(node.entity, joins), node.op, value)
+
+
+def _semi_join(node: Comparison) -> ColumnElement[bool]:
+    """Runs whose metric/param/tag ``key`` exists and meets the comparison (IS NULL: runs without it)."""
+    alias = aliased(_MODELS[node.entity.kind])
+    having = select(alias.run_id).where(alias.key == node.entity.key)
+    if node.op == "IS NULL":
+        return RunRow.id.not_in(having)
+    if node.op != "IS NOT NULL":
+        having = having.where(_operate(_value_column(node.entity, alias), node.op, node.value))
+    return RunRow.id.in_(having)
 
 
 def _operate(column: Any, op: str, value: Any) -> ColumnElement[bool]:
@@ -133,25 +178,68 @@ def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
         raise InvalidInputError(f"max_results must be between 1 and {MAX_RESULTS}", field="max_results")
     if q.view_type not in VIEW_TYPES:
         raise InvalidInputError(f"run_view_type must be one of {sorted(VIEW_TYPES)}", field="run_view_type")
-    joins = _Joins()
     tree, order = check_query(q.filter, tuple(q.order_by))
     query = select(RunRow).where(RunRow.workspace_id == ctx.workspace_id,
                                  RunRow.lifecycle.in_(VIEW_TYPES[q.view_type]))
     experiment_ids = _experiment_ids(session, ctx, q)
     if experiment_ids is not None:
         query = query.where(RunRow.experiment_id.in_(experiment_ids))
+    joins = _Joins(sets=_large(session, query))
     if tree is not None:
         query = query.where(compile_node(tree, joins))
-    sort = [_sort_key(column_for(o.entity, joins), o.ascending) for o in order]
-    sort += [RunRow.start_time.desc(), RunRow.id]
-    query = joins.apply(query).order_by(*sort)
-    offset = _decode_token(q.page_token, _fingerprint(q, experiment_ids))
-    rows = list(session.scalars(query.limit(q.max_results + 1).offset(offset)))
+    fingerprint = _fingerprint(q, experiment_ids)
+    offset = _decode_token(q.page_token, fingerprint)
+    limit = q.max_results + 1
+    if joins.sets and order and _splits(order[0].entity):
+        rows = _read_split(session, query, order, offset, limit)
+    else:
+        rows = list(session.scalars(_ordered(query, order, joins).limit(limit).offset(offset)))
     token = None
     if len(rows) > q.max_results:
         rows = rows[: q.max_results]
-        token = _encode_token(offset + q.max_results, _fingerprint(q, experiment_ids))
+        token = _encode_token(offset + q.max_results, fingerprint)
     return RunPage(runs.load_views(session, rows), token)
+
+
+def _ordered(query: Select[Any], order: list[OrderBy], joins: _Joins, *, lead: Any = None) -> Select[Any]:
+    """``query`` sorted by ``order`` (runs without a value last), then newest first; ``lead`` is the first
+    key's column when it is known to have a value (no NULLS LAST, so an index can give the order)."""
+    sort = [] if lead is None else [lead.asc() if order[0].ascending else lead.desc()]
+    sort += [_sort_key(column_for(o.entity, joins), o.ascending) for o in order[len(sort):]]
+    sort += [RunRow.start_time.desc(), RunRow.id]
+    return joins.apply(query).order_by(*sort)
+
+
+def _large(session: Session, scope: Select[Any]) -> bool:
+    """Does the search cover at least INDEXED_SCOPE runs? (Counts no further than that.)"""
+    probe = scope.with_only_columns(RunRow.id).limit(INDEXED_SCOPE).subquery()
+    return (session.scalar(select(func.count()).select_from(probe)) or 0) >= INDEXED_SCOPE
+
+
+def _splits(entity: Entity) -> bool:
+    return entity.kind in ("param", "tag") or (entity.kind == "metric" and entity.agg in _PLAIN_AGGS)
+
+
+def _read_split(session: Session, query: Select[Any], order: list[OrderBy], offset: int, limit: int) -> list[RunRow]:
+    """Rows [offset, offset + limit) of the runs that have a value for the first sort key (read in its
+    index's order), followed by the runs that have none."""
+    lead = order[0].entity
+    joins = _Joins()
+    joins.inner = (lead.kind, lead.key)
+    column = column_for(lead, joins)
+    having = query.where(column.is_not(None))
+    rows = list(session.scalars(_ordered(having, order, joins, lead=column).limit(limit).offset(offset)))
+    if len(rows) == limit:
+        return rows
+    if rows:
+        with_value = offset + len(rows)
+    else:  # the page starts past them: how many are there?
+        with_value = session.scalar(select(func.count()).select_from(joins.apply(having).subquery())) or 0
+    others = _Joins()
+    alias = others.alias(lead.kind, lead.key)
+    lacking = query.where(or_(alias.run_id.is_(None), column_for(lead, others).is_(None)))
+    rest = _ordered(lacking, order[1:], others).limit(limit - len(rows)).offset(max(0, offset - with_value))
+    return rows + list(session.scalars(rest))
 
 
 def _sort_key(column: Any, ascending: bool) -> Any:
