@@ -109,7 +109,12 @@ class Runner:
         figures: dict[str, Any] = {}
         notes: list[str] = []
         print(f"\n{system.label}", flush=True)
-        server = systems.start(system.server, self.root, admin_url)
+        try:
+            server = systems.start(system.server, self.root, admin_url)
+        except RuntimeError as exc:
+            self.failed.append(f"{system.name}/server")
+            print(f"    FAILED {exc}", flush=True)
+            return figures, [f"FAILED: {str(exc).splitlines()[0]}"]
         try:
             time.sleep(1.0)
             figures["idle_mb"] = server.pss_mb()
@@ -234,7 +239,7 @@ def finish(args: argparse.Namespace, info: dict[str, Any], results: dict[str, di
         labels["database"] = f"{info['store']} alone"
     peers = [s.name for s in args.selected if s.server != "cairn"]
     figs = report.figures(list(QUICK.run_counts if args.quick else FULL.run_counts))
-    header, body = report.rows(results, labels, figs, peers)
+    header, body = report.rows(results, labels, figs, peers, with_targets=info["store"] == "SQLite")
     print("\n" + report.text_table(header, body))
     for name, items in notes.items():
         for note in items:

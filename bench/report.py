@@ -80,7 +80,8 @@ def ratio(figure: Figure, ours: float | None, theirs: float | None) -> str:
 
 
 def rows(results: dict[str, dict[str, Any]], labels: dict[str, str], figs: list[Figure],
-         peers: list[str]) -> tuple[list[str], list[list[str]]]:
+         peers: list[str], with_targets: bool) -> tuple[list[str], list[list[str]]]:
+    """The table. Targets apply to Cairn's SDK on SQLite (``with_targets``); elsewhere the column is empty."""
     header = ["workload", "unit", *labels.values(), *(f"Cairn vs {labels[p]}" for p in peers), "target", ""]
     body = []
     ours = results.get("cairn", {})
@@ -89,11 +90,11 @@ def rows(results: dict[str, dict[str, Any]], labels: dict[str, str], figs: list[
         if all(v is None for v in values):
             continue
         status = ""
-        if figure.target is not None and ours.get(figure.key) is not None:
+        if with_targets and figure.target is not None and ours.get(figure.key) is not None:
             status = "ok" if figure.meets(ours[figure.key]) else "MISSED"
         body.append([figure.label, figure.unit, *map(fmt, values),
                      *(ratio(figure, ours.get(figure.key), results.get(p, {}).get(figure.key)) for p in peers),
-                     figure.target_text, status])
+                     figure.target_text if with_targets else "", status])
     return header, body
 
 

@@ -23,7 +23,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 PEERS_DIR = HERE / ".peers"
 PEER_PACKAGES = {
-    "mlflow": ["mlflow==3.17.2", "psycopg2-binary==2.9.11"],
+    "mlflow": ["mlflow==3.17.2", "psycopg[binary]==3.3.9"],  # SQLAlchemy 2.1 speaks psycopg 3
     "fasttrackml": ["fasttrackml==0.6.0"],
     "aim": ["aim==3.29.1"],
 }
