@@ -39,21 +39,23 @@ class Sizes:
     bucket_points: int
     run_counts: tuple[int, ...]
     runs_budget_s: float
+    seed_budget_s: float  # how long a slow server may take to be given the long metric the reads read
     versions: int
     big_mb: int
     small_files: int
 
 
-QUICK = Sizes("quick", reps=3, ingest_points=200_000, overhead_points=100_000, budget_s=3, latency_calls=300,
-              clients=16, client_batches=10, history_points=20_000, bucket_points=100_000, run_counts=(300,),
-              runs_budget_s=10, versions=50, big_mb=64, small_files=300)
-FULL = Sizes("full", reps=3, ingest_points=1_000_000, overhead_points=1_000_000, budget_s=30, latency_calls=2000,
+QUICK = Sizes("quick", reps=3, ingest_points=200_000, overhead_points=100_000, budget_s=2, latency_calls=300,
+              clients=16, client_batches=5, history_points=20_000, bucket_points=100_000, run_counts=(300,),
+              runs_budget_s=6, seed_budget_s=8, versions=30, big_mb=32, small_files=200)
+FULL = Sizes("full", reps=3, ingest_points=1_000_000, overhead_points=1_000_000, budget_s=20, latency_calls=2000,
              clients=16, client_batches=50, history_points=100_000, bucket_points=1_000_000,
-             run_counts=(2_000, 100_000), runs_budget_s=600, versions=1_000, big_mb=1024, small_files=10_000)
+             run_counts=(2_000, 100_000), runs_budget_s=150, seed_budget_s=180, versions=1_000, big_mb=1024,
+             small_files=10_000)
 
 # Clients whose queues drain slowly get fewer points where the work is queued first and drained after
 # (a time budget cannot stop a drain that has already been queued).
-QUEUED_POINTS = {"mlflow_client": {"quick": 5_000, "full": 50_000}, "aim_sdk": {"quick": 2_000, "full": 20_000}}
+QUEUED_POINTS = {"mlflow_client": {"quick": 5_000, "full": 20_000}, "aim_sdk": {"quick": 1_000, "full": 10_000}}
 
 
 def params_for(workload: str, system: System, sizes: Sizes) -> list[dict[str, Any]]:
@@ -67,13 +69,14 @@ def params_for(workload: str, system: System, sizes: Sizes) -> list[dict[str, An
     if workload == "latency":
         return [{"calls": sizes.latency_calls}]
     if workload == "concurrent":
-        batch_points = 100 if system.driver == "aim_sdk" else 1000
+        batch_points = 100 if system.driver == "aim_sdk" else 1000  # Aim: 16 clients x 100 points a batch
         return [{"clients": sizes.clients, "batches": sizes.client_batches, "batch_points": batch_points,
                  "budget_s": sizes.budget_s * 2}]
     if workload == "history":
-        return [{"points": sizes.history_points, "reps": sizes.reps}]
+        return [{"points": sizes.history_points, "reps": sizes.reps, "seed_budget_s": sizes.seed_budget_s}]
     if workload == "buckets":
-        return [{"points": sizes.bucket_points, "buckets": 1000, "reps": max(5, sizes.reps)}]
+        return [{"points": sizes.bucket_points, "buckets": 1000, "reps": max(5, sizes.reps),
+                 "seed_budget_s": sizes.seed_budget_s}]
     if workload == "runs":
         return [{"count": n, "reps": max(5, sizes.reps), "budget_s": sizes.runs_budget_s} for n in sizes.run_counts]
     if workload == "registry":
