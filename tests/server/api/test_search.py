@@ -135,6 +135,15 @@ def test_pages_cross_from_runs_with_a_value_to_runs_without(api: httpx.Client) -
     assert paged(api, 2, ["metrics.acc"], "metrics.acc < 0.6 and params.p != '1'") == ["r08", "r02", "r00"]
 
 
+def test_long_param_and_tag_values_are_stored_and_found(api: httpx.Client, run_id: str) -> None:
+    long = "v" * 1500  # past what the (key, value) search index holds (the store keeps up to 8,000)
+    body = {"params": {"cfg": long, "lr": "0.1", "huge": "h" * 8000}, "tags": {"note": long, "huge": "h" * 8000}}
+    assert api.post(f"/api/v1/runs/{run_id}/batch", json=body).status_code == 200
+    assert len(names(api, filter=f"params.cfg = '{long}' and tags.note IN ('x', '{long}')")) == 1
+    assert len(names(api, filter="params.cfg = 'v' or tags.note LIKE 'vvv%'")) == 1
+    assert len(names(api, filter="params.lr = '0.1' and params.cfg != 'v'")) == 1
+
+
 def paged(api: httpx.Client, size: int, order: list[str], filter: str | None = None) -> list[str]:
     seen, token = [], None
     while True:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -92,8 +93,19 @@ class RunRow(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
+SEARCHABLE_VALUE = 200  # params and tags up to this long are in the (key, value) search indexes
+
+
+def _value_index(table: str) -> Index:
+    """(key, value, run_id) of values up to SEARCHABLE_VALUE characters: searches for ``key = value`` read a
+    range of it. Partial, because a value may be 8,000 characters and a PostgreSQL b-tree entry may not."""
+    where = text(f"length(value) <= {SEARCHABLE_VALUE}")
+    return Index(f"ix_{table}_key_value", "key", "value", "run_id", sqlite_where=where, postgresql_where=where)
+
+
 class RunTagRow(Base):
     __tablename__ = "run_tags"
+    __table_args__ = (_value_index("run_tags"),)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
@@ -103,6 +115,7 @@ class ParamRow(Base):
     """The current value of a param; its history is in ``param_history``."""
 
     __tablename__ = "params"
+    __table_args__ = (_value_index("params"),)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
@@ -127,7 +140,13 @@ class MetricSeriesRow(Base):
     """
 
     __tablename__ = "metric_series"
-    __table_args__ = (UniqueConstraint("run_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "key"),
+        # searches sorted or filtered by a summary read these in order (see services/search.py)
+        Index("ix_metric_series_key_last", "key", "last_value", "run_id"),
+        Index("ix_metric_series_key_min", "key", "min_value", "run_id"),
+        Index("ix_metric_series_key_max", "key", "max_value", "run_id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(KEY_LEN))

@@ -24,10 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal_column, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from cairn.server.db.models import DatasetInputRow, ExperimentRow, MetricSeriesRow, ParamRow, RunRow, RunTagRow
+from cairn.server.db.models import (
+    SEARCHABLE_VALUE,
+    DatasetInputRow,
+    ExperimentRow,
+    MetricSeriesRow,
+    ParamRow,
+    RunRow,
+    RunTagRow,
+)
 from cairn.server.services import runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, NotFoundError
@@ -147,7 +155,15 @@ def _semi_join(node: Comparison) -> ColumnElement[bool]:
         return RunRow.id.not_in(having)
     if node.op != "IS NOT NULL":
         having = having.where(_operate(_value_column(node.entity, alias), node.op, node.value))
+    if node.entity.kind != "metric" and _short_values(node):  # lets the store use its partial value index
+        having = having.where(func.length(alias.value) <= literal_column(str(SEARCHABLE_VALUE)))
     return RunRow.id.in_(having)
+
+
+def _short_values(node: Comparison) -> bool:
+    """An equality with values no longer than the (key, value) index holds: longer values cannot match."""
+    values = node.value if isinstance(node.value, tuple) else (node.value,)
+    return node.op in ("=", "IN") and all(isinstance(v, str) and len(v) <= SEARCHABLE_VALUE for v in values)
 
 
 def _operate(column: Any, op: str, value: Any) -> ColumnElement[bool]:
