@@ -146,6 +146,20 @@ def test_source_git_state(sdk_env: Path, tmp_path: Path) -> None:
     assert git_tags(repo)["cairn.source.git.dirty"] == "true"
 
 
+def test_source_capture_is_reused_for_a_few_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cairn.client import _source
+
+    calls: list[object] = []
+    monkeypatch.setattr(_source, "git_tags", lambda cwd: calls.append(cwd) or {"cairn.source.git.dirty": "false"})
+    monkeypatch.setattr(_source, "_captured", {})
+    first = _source.source_tags()
+    first["mutated"] = "by the caller"
+    assert _source.source_tags() == {k: v for k, v in first.items() if k != "mutated"} and len(calls) == 1
+    monkeypatch.setattr(_source, "SOURCE_TTL", 0.0)
+    _source.source_tags()
+    assert len(calls) == 2
+
+
 WRITER = textwrap.dedent("""
     import sys, cairn
     with cairn.start_run(experiment="shared", name=sys.argv[1]) as run:

@@ -9,9 +9,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 PREFIX = "cairn.source."
+SOURCE_TTL = 5.0  # seconds a capture is reused: a sweep's runs do not each start four git processes
+_captured: dict[Path, tuple[float, dict[str, str]]] = {}
+_captured_lock = threading.Lock()
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -65,8 +70,22 @@ def _strip_credentials(url: str) -> str:
 
 
 def source_tags() -> dict[str, str]:
+    """The source tags of a run starting now. Git is asked at most once per SOURCE_TTL seconds per folder
+    (about 10 ms a time); a run started later sees a commit or an edit made in between."""
     entry = entry_point()
     cwd = Path(entry).parent if entry.startswith("/") else Path.cwd()
+    now = time.monotonic()
+    with _captured_lock:
+        cached = _captured.get(cwd)
+    if cached is not None and now - cached[0] < SOURCE_TTL and cached[1].get(f"{PREFIX}entrypoint") == entry:
+        return dict(cached[1])
+    tags = _capture(entry, cwd)
+    with _captured_lock:
+        _captured[cwd] = (now, tags)
+    return dict(tags)
+
+
+def _capture(entry: str, cwd: Path) -> dict[str, str]:
     tags = {
         f"{PREFIX}entrypoint": entry,
         f"{PREFIX}user": user(),
