@@ -358,6 +358,17 @@ def test_register_with_bad_tags_writes_nothing(api: httpx.Client, two_versions: 
 
 # promotion ---------------------------------------------------------------------------------------------
 
+def test_a_registered_version_answers_like_a_read(api: httpx.Client, source: str) -> None:
+    register(api, "dev.mnist", source, aliases=["champion"])
+    created = register(api, "dev.mnist", source, tags={"b": "2", "a": "1"}, aliases=["champion", "canary", "champion"])
+    assert created.status_code == 201, created.text
+    v = created.json()
+    assert v["aliases"] == ["canary", "champion"] and v["tags"] == {"a": "1", "b": "2"}
+    assert v == api.get(f"{m('dev.mnist')}/versions/2").json()
+    assert api.get(f"{m('dev.mnist')}/aliases/champion").json() == v
+    assert moves(api, "dev.mnist", "champion") == [(None, 1), (1, 2)]
+
+
 def test_promote_creates_a_linked_version_in_another_registry(api: httpx.Client, two_versions: str,
                                                               run_id: str, settings: Any) -> None:
     blobs = Path(settings.resolved_artifact_root) / "sha256"

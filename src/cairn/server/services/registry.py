@@ -103,10 +103,15 @@ def list_registries(session: Session, ctx: Context) -> list[RegistryRow]:
 
 
 def get_registry(session: Session, ctx: Context, name: str, field_name: str = "registry") -> RegistryRow:
-    row = session.scalar(select(RegistryRow).where(
-        RegistryRow.workspace_id == ctx.workspace_id, RegistryRow.name == name)) if isinstance(name, str) else None
+    """The registry; found once per transaction (registering a version asks for it twice)."""
+    seen: dict[tuple[int, str], RegistryRow] = session.info.setdefault("registries", {})
+    row = seen.get((ctx.workspace_id, name)) if isinstance(name, str) else None
+    if row is None and isinstance(name, str):
+        row = session.scalar(select(RegistryRow).where(RegistryRow.workspace_id == ctx.workspace_id,
+                                                       RegistryRow.name == name))
     if row is None:
         raise NotFoundError(f"registry {name!r} does not exist", field=field_name)
+    seen[(ctx.workspace_id, name)] = row
     return row
 
 
@@ -143,12 +148,14 @@ def _model_row(session: Session, ctx: Context, full_name: str, *, lock: bool = F
                include_deleted: bool = False) -> tuple[RegisteredModelRow, RegistryRow]:
     """The model; with ``lock`` or ``write`` the caller is about to change it and must be allowed to."""
     registry_name, name = split_name(full_name)
-    registry = get_registry(session, ctx, registry_name)
+    query = select(RegisteredModelRow, RegistryRow).join(RegistryRow, RegistryRow.id == RegisteredModelRow.registry_id)
+    query = query.where(RegistryRow.workspace_id == ctx.workspace_id, RegistryRow.name == registry_name,
+                        RegisteredModelRow.name == name)  # one query; the errors below tell which part is missing
+    found = session.execute(query.with_for_update(of=RegisteredModelRow) if lock else query).first()
+    registry = found[1] if found is not None else get_registry(session, ctx, registry_name)
     if lock or write:
         authorize_registry(ctx, registry)
-    query = select(RegisteredModelRow).where(RegisteredModelRow.registry_id == registry.id,
-                                             RegisteredModelRow.name == name)
-    row = session.scalar(query.with_for_update() if lock else query)
+    row = found[0] if found is not None else None
     if row is None or (row.lifecycle == "deleted" and not include_deleted):
         raise NotFoundError(f"model {registry.name}.{name} does not exist", field="name")
     return row, registry
@@ -193,10 +200,11 @@ def ensure_model(session: Session, ctx: Context, full_name: str) -> tuple[Regist
     registry = get_registry(session, ctx, registry_name)
     authorize_registry(ctx, registry)
     query = select(RegisteredModelRow).where(RegisteredModelRow.registry_id == registry.id,
-                                             RegisteredModelRow.name == name)
-    if session.scalar(query) is None:
+                                             RegisteredModelRow.name == name).with_for_update()
+    row = session.scalar(query)
+    if row is None:
         _insert_model(session, ctx, registry, name, "", {})
-    row = session.scalar(query.with_for_update())
+        row = session.scalar(query)
     assert row is not None
     if row.lifecycle == "deleted":
         raise InvalidStateError(f"model {registry.name}.{name} is deleted; restore it first", field="name")

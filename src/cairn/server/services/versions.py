@@ -188,12 +188,21 @@ def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str |
 
 def finish_version(session: Session, ctx: Context, full_name: str, row: ModelVersionRow,
                     tags: dict[str, str], aliases: list[str]) -> VersionView:
+    """Tag the new version and point its aliases at it; its view is made from what was written (only its
+    files are read back, in the store's order)."""
     write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
+    model = session.get(RegisteredModelRow, row.model_id)
+    assert model is not None
     for alias in aliases:
-        set_alias(session, ctx, full_name, alias, row.version)
+        _point_alias(session, ctx, model, row, check_alias(alias), "")
     events.record(session, ctx, "model_version.create", "model_version", row.id,
                   after={"model": full_name, "version": row.version, "source_version_id": row.source_version_id})
-    return get_version(session, ctx, full_name, row.version)
+    view = VersionView(row, model, registry.split_name(full_name)[0], tags=dict(tags), aliases=sorted(set(aliases)))
+    view.files = list(session.scalars(select(ModelVersionFileRow).where(
+        ModelVersionFileRow.version_id == row.id).order_by(ModelVersionFileRow.path)))
+    if row.source_version_id is not None:
+        view.source = _source_of(session, row.source_version_id)
+    return view
 
 
 def _version_row(session: Session, ctx: Context, full_name: str, version: Any, *, include_deleted: bool = False,
@@ -224,11 +233,10 @@ def get_version(session: Session, ctx: Context, full_name: str, version: Any,
 def get_version_by_alias(session: Session, ctx: Context, full_name: str, alias: str) -> VersionView:
     model, reg = registry._model_row(session, ctx, full_name)
     check_alias(alias)
-    current = session.get(ModelAliasRow, (model.id, alias))
-    if current is None:
+    row = session.scalar(select(ModelVersionRow).join(ModelAliasRow, ModelAliasRow.version_id == ModelVersionRow.id)
+                         .where(ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias))
+    if row is None:
         raise NotFoundError(f"model {reg.name}.{model.name} has no alias {alias!r}", field="alias")
-    row = session.get(ModelVersionRow, current.version_id)
-    assert row is not None
     return _version_views(session, [row], model, reg.name)[0]
 
 
@@ -248,6 +256,8 @@ def _version_views(session: Session, rows: list[ModelVersionRow], model: Registe
         views[tag.version_id].tags[tag.key] = tag.value
     for alias in session.scalars(select(ModelAliasRow).where(ModelAliasRow.version_id.in_(ids))):
         views[alias.version_id].aliases.append(alias.alias)
+    for view in views.values():
+        view.aliases.sort()
     for file in session.scalars(select(ModelVersionFileRow).where(
             ModelVersionFileRow.version_id.in_(ids)).order_by(ModelVersionFileRow.path)):
         views[file.version_id].files.append(file)
@@ -321,18 +331,23 @@ def set_alias(session: Session, ctx: Context, full_name: str, alias: str, versio
     """Point ``alias`` at ``version``, taking it off the version it was on; the move is kept forever."""
     check_alias(alias)
     row, model, _ = _version_row(session, ctx, full_name, version, lock=True)
+    _point_alias(session, ctx, model, row, alias, reason)
+    return get_version(session, ctx, full_name, row.version)
+
+
+def _point_alias(session: Session, ctx: Context, model: RegisteredModelRow, row: ModelVersionRow, alias: str,
+                 reason: str) -> None:
     current = session.get(ModelAliasRow, (model.id, alias))
     previous = None
     if current is not None:
         old = session.get(ModelVersionRow, current.version_id)
         previous = old.version if old is not None else None
         if current.version_id == row.id:
-            return get_version(session, ctx, full_name, row.version)
+            return
         current.version_id, current.updated_at = row.id, events.now_ms()
     else:
         session.add(ModelAliasRow(model_id=model.id, alias=alias, version_id=row.id, updated_at=events.now_ms()))
     _move(session, ctx, model, alias, previous, row.version, reason)
-    return get_version(session, ctx, full_name, row.version)
 
 
 def _move(session: Session, ctx: Context, model: RegisteredModelRow, alias: str, from_version: int | None,
