@@ -121,6 +121,19 @@ def test_log_artifacts_folder_and_download_tree(sdk_env: Path, tmp_path: Path) -
     assert (local / "weights.bin").read_bytes() == b"w" and (local / "sub" / "cfg.json").read_text() == "{}"
 
 
+def test_client_writes_a_last_batch_and_the_end_in_one_call(sdk_env: Path) -> None:
+    client = cairn.Client()
+    run = client.create_run("direct", name="one", tags={"k": "v"})
+    assert (run.name, run.tags, run.status) == ("one", {"k": "v"}, "RUNNING")
+    client.log_batch(run.id, params={"lr": 0.1}, metrics=[{"key": "loss", "steps": [0], "values": [0.5]}],
+                     status="FINISHED", end_time=run.start_time + 5)
+    got = client.get_run(run.id)
+    assert (got.status, got.end_time, got.params, got.metrics["loss"].last) == (
+        "FINISHED", run.start_time + 5, {"lr": "0.1"}, 0.5)
+    with pytest.raises(cairn.InvalidRequestError, match="status"):
+        client.log_batch(client.create_run("direct").id, params={"a": 1}, status="DONE")
+
+
 def test_source_is_captured(sdk_env: Path) -> None:
     with cairn.start_run(experiment="e") as run:
         pass

@@ -132,9 +132,15 @@ class Client(RegistryMixin, CollabMixin):
         self._t.request("POST", f"/api/v1/runs/{run_id}/restore")
 
     def log_batch(self, run_id: str, *, metrics: list[dict[str, Any]] | None = None,
-                  params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> None:
-        """Synchronous, all-or-nothing write. ``metrics`` items: {key, steps, values[, timestamps]}."""
-        body = {"metrics": metrics or [], "params": params or {}, "tags": tags or {}}
+                  params: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+                  status: str | None = None, end_time: int | None = None) -> None:
+        """Synchronous, all-or-nothing write. ``metrics`` items: {key, steps, values[, timestamps]}. With
+        ``status`` (e.g. "FINISHED") the run also ends, in the same request: both or neither happen."""
+        body: dict[str, Any] = {"metrics": metrics or [], "params": params or {}, "tags": tags or {}}
+        if status is not None:
+            body["status"] = status
+        if end_time is not None:
+            body["end_time"] = end_time
         self._t.request("POST", f"/api/v1/runs/{run_id}/batch", json=body)
 
     def log_metric(self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
