@@ -251,13 +251,16 @@ def test_a_key_buffered_again_with_another_value_goes_in_the_next_request(
     s = make_sender(flush_interval=30)
     s.log_params("r1", {"lr": 0.1})
     s.log_params("r1", {"lr": 0.2, "depth": 3})  # lr's history must keep 0.1, then 0.2
+    s.log_params("r1", {"depth": 3.0})  # equal in Python, but stored as "3" and then "3.0"
     s.set_tags("r1", {"k": "a"})
     s.enqueue(op("/api/v1/runs/r1/tags"))  # e.g. a deleted tag: order is kept around it
     s.set_tags("r1", {"k": "b"})
     assert s.flush(timeout=5)
-    assert [b.get("params") for b in server.batches()] == [{"lr": 0.1}, {"lr": 0.2, "depth": 3}, None]
+    assert [b.get("params") for b in server.batches()] == [{"lr": 0.1}, {"lr": 0.2, "depth": 3}, {"depth": 3.0},
+                                                           None]
     assert [(o.path, orjson.loads(o.body or b"").get("tags")) for o in server.applied] == [
-        ("/api/v1/runs/r1/batch", None), ("/api/v1/runs/r1/batch", {"k": "a"}), ("/api/v1/runs/r1/tags", None),
+        ("/api/v1/runs/r1/batch", None), ("/api/v1/runs/r1/batch", None), ("/api/v1/runs/r1/batch", {"k": "a"}),
+        ("/api/v1/runs/r1/tags", None),
         ("/api/v1/runs/r1/batch", {"k": "b"})]
 
 

@@ -131,6 +131,11 @@ def _json_values(values: list[float]) -> list[float] | list[float | str]:
     return out
 
 
+def _differs(held: Any, value: Any) -> bool:
+    """Another value for a buffered key (1, 1.0 and True are three: the server stores them as text)."""
+    return type(held) is not type(value) or held != value
+
+
 class Sender:
     """Queues run writes and delivers them from a background thread (see the module docstring)."""
 
@@ -327,7 +332,7 @@ class Sender:
             batch = self._open_batch_locked(run_id)
             held: dict[str, Any] = getattr(batch, part)
             if len(held) + len(items) > self._max_batch_items or any(
-                    k in held and held[k] != v for k, v in items.items()):
+                    k in held and _differs(held[k], v) for k, v in items.items()):
                 del self._open[run_id]  # keep each value, in order: what is held goes first
                 self._push_locked(batch)
                 batch = self._open_batch_locked(run_id)
