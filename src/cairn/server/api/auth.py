@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cairn.server.authz import (
@@ -58,8 +59,10 @@ def requires(action: str) -> Any:
     if action not in PERMISSIONS:
         raise ValueError(f"unknown action {action!r}")
 
-    def access(request: Request) -> Access:
-        return authorize(request, action)
+    async def access(request: Request) -> Access:
+        if not request.app.state.settings.auth:
+            return authorize(request, action)  # the local mode's check reads nothing: no worker thread
+        return await run_in_threadpool(authorize, request, action)  # reads the store, may sleep
 
     access.cairn_action = action  # type: ignore[attr-defined]
     return Depends(access)

@@ -18,10 +18,11 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from cairn.server.db import points
+from cairn.server.db import series as db_series
 from cairn.server.db.models import MetricPointRow, MetricSeriesRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services.errors import InvalidInputError, NotFoundError
@@ -92,8 +93,7 @@ def _parse_ints(field: str, raw: Any, n: int, *, default: int | None) -> list[in
 
 
 _SERIES: Table = MetricSeriesRow.__table__  # type: ignore[assignment]
-_SUMMARY = ("count", "numeric_count", "sum", "last_value", "last_step", "last_timestamp",
-            "min_value", "min_step", "max_value", "max_step")
+_SUMMARY = db_series.SUMMARY_COLUMNS
 
 
 @dataclass(slots=True)
@@ -118,6 +118,7 @@ class SeriesState:
 
 
 _STATE_COLUMNS = [_SERIES.c[f] for f in SeriesState.__dataclass_fields__]
+assert tuple(SeriesState.__dataclass_fields__) == db_series.STATE_COLUMNS
 
 
 def _state(row: Any) -> SeriesState:
@@ -138,11 +139,7 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
         _update_summary(state, batch)
     points.insert_points(session, rows)
     points.upsert_rollups(session, rollups)
-    t = _SERIES
-    session.execute(
-        update(t).where(t.c.id == bindparam("sid")).values({c: bindparam(f"v_{c}") for c in _SUMMARY}),
-        [{"sid": st.id, **{f"v_{c}": getattr(st, c) for c in _SUMMARY}} for st in series.values()],
-    )
+    db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
     return len(rows)
 
 
@@ -157,14 +154,7 @@ def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, Ser
 
 
 def _select_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:
-    t = _SERIES
-    query = (
-        select(*_STATE_COLUMNS)
-        .where(t.c.run_id == run_id, t.c.key == keys[0] if len(keys) == 1 else t.c.key.in_(keys))
-        .order_by(t.c.key)
-        .with_for_update()
-    )
-    return {row.key: row for row in map(_state, session.execute(query))}
+    return {row.key: row for row in map(_state, db_series.select_series(session, run_id, keys))}
 
 
 def _update_summary(row: SeriesState, batch: SeriesBatch) -> None:
@@ -204,6 +194,10 @@ def _rollup_parts(series_id: int, batch: SeriesBatch) -> list[points.RollupTuple
     """The batch's contribution to each rollup level: the finest level from the points (in step
     order), each coarser one from the level below, a column at a time."""
     steps, values, stamps = batch.steps, batch.values, batch.timestamps
+    if len(steps) == 1:  # one point (log_metric): the same part at every level
+        step, value = steps[0], values[0]
+        return [(series_id, level, step >> level, 1, int(value is not None), 0.0 if value is None else value,
+                 value, value, step, step, stamps[0]) for level in LEVELS]
     ordered = sorted(steps)
     if ordered != steps:
         order = sorted(range(len(steps)), key=steps.__getitem__)

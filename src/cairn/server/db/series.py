@@ -1,0 +1,61 @@
+"""Fast paths for the metric series rows that every logging request reads and writes: the run's series
+of some keys (locked for update on PostgreSQL), and their summaries written back.
+
+A single-point log request spends most of its store time building statements; these are constants
+with bound parameters, run on the driver's cursor inside the session's transaction (as
+``cairn.server.db.points`` does for points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+# The columns a summary is made of, in the order the service's SeriesState lists them.
+STATE_COLUMNS = ("id", "run_id", "key", "goal", "count", "numeric_count", "sum", "last_value", "last_step",
+                 "last_timestamp", "min_value", "min_step", "max_value", "max_step")
+SUMMARY_COLUMNS = STATE_COLUMNS[4:]
+_KEYS_PER_SELECT = 500  # bound parameters per statement stay under 999 (SQLite before 3.32)
+_SELECT = ("SELECT id, run_id, key, goal, count, numeric_count, sum, last_value, last_step, last_timestamp, "
+           "min_value, min_step, max_value, max_step FROM metric_series WHERE run_id = {p} AND key IN ({keys}) "
+           "ORDER BY key")
+_UPDATE = ("UPDATE metric_series SET count = {p}, numeric_count = {p}, sum = {p}, last_value = {p}, last_step = {p}, "
+           "last_timestamp = {p}, min_value = {p}, min_step = {p}, max_value = {p}, max_step = {p} WHERE id = {p}")
+
+
+def _driver(session: Session) -> tuple[Any, str, bool]:
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    return connection.connection.driver_connection, "?" if sqlite else "%s", sqlite
+
+
+def select_series(session: Session, run_id: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows (``STATE_COLUMNS``) of the run's series with these keys, in key order; on PostgreSQL
+    each is locked for update, in key order, so two writers never wait on each other in a circle."""
+    raw, p, sqlite = _driver(session)
+    ordered = sorted(keys)
+    rows: list[tuple[Any, ...]] = []
+    cursor = raw.cursor()
+    try:
+        for i in range(0, len(ordered), _KEYS_PER_SELECT):
+            chunk = ordered[i:i + _KEYS_PER_SELECT]
+            sql = _SELECT.format(p=p, keys=", ".join([p] * len(chunk))) + ("" if sqlite else " FOR UPDATE")
+            cursor.execute(sql, (run_id, *chunk))
+            rows += cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows
+
+
+def update_summaries(session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Write summaries back: each row is the ``SUMMARY_COLUMNS`` values followed by the series id."""
+    if not rows:
+        return
+    raw, p, _ = _driver(session)
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(_UPDATE.format(p=p), rows)
+    finally:
+        cursor.close()
