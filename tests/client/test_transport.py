@@ -1,0 +1,163 @@
+"""The SDK transport's direct path: plain requests over kept-alive http.client connections, the rest
+through httpx; both answer the same and fail the same way."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cairn
+from cairn.client._errors import NotFoundError, ServerError, TransportError
+from cairn.client._transport import Transport
+from tests.conftest import LiveServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    seen: list[dict[str, Any]] = []
+    drop_after_answer = False
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Handler.seen.append({"method": self.command, "path": self.path, "peer": self.client_address[1],
+                             "body": body, "headers": dict(self.headers)})
+        status, payload = 200, json.dumps({"ok": True, "path": self.path}).encode()
+        if self.path.endswith("/missing"):
+            status, payload = 404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such run"}'
+        elif self.path.endswith("/broken"):
+            status, payload = 500, b"<html>oops</html>"
+        elif self.path.endswith("/empty"):
+            payload = b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        if Handler.drop_after_answer:  # close without saying so: the client's idle connection goes stale
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_DELETE(self) -> None:
+        self._answer()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    Handler.seen, Handler.drop_after_answer = [], False
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_plain_requests_share_one_kept_alive_connection(server: str) -> None:
+    transport = Transport(server + "/w/team", workspace="team", token="secret")
+    assert transport._direct is not None
+    assert transport.request("POST", "/api/v1/runs/r1/batch", json={"metrics": []}) == {
+        "ok": True, "path": "/w/team/api/v1/runs/r1/batch"}
+    assert transport.request("GET", "/api/v1/runs/r1") is not None
+    assert transport.request("DELETE", "/api/v1/runs/r1/empty") is None
+    first, second, third = Handler.seen
+    assert first["peer"] == second["peer"] == third["peer"]  # one connection for all three
+    assert json.loads(first["body"]) == {"metrics": []}
+    assert first["headers"]["Content-Type"] == "application/json"
+    assert first["headers"]["X-Cairn-Workspace"] == "team"
+    assert first["headers"]["Authorization"] == "Bearer secret"
+    assert first["headers"]["User-Agent"].startswith("cairn-python/")
+    transport.close()
+
+
+def test_a_connection_the_server_closed_is_replaced(server: str) -> None:
+    Handler.drop_after_answer = True
+    transport = Transport(server, workspace="default")
+    for i in range(3):  # an idle connection the server closed a while ago is seen closed, and not used
+        assert transport.request("POST", "/api/v1/runs/r1/batch", content=b"{}")["ok"] is True, i
+        time.sleep(0.05)
+    for i in range(3):  # closed just now: what is safe to send twice is sent again on a new connection
+        assert transport.request("POST", "/api/v1/runs/r1/batch", content=b"{}",
+                                 headers={"Idempotency-Key": f"key-{i:08d}"})["ok"] is True
+        assert transport.request("GET", "/api/v1/runs/r1")["ok"] is True
+    assert len({seen["peer"] for seen in Handler.seen}) == len(Handler.seen) == 9
+    transport.close()
+
+
+def test_errors_are_the_same_as_through_httpx(server: str) -> None:
+    direct = Transport(server, workspace="default")
+    through_httpx = Transport(server, workspace="default")
+    through_httpx._direct = None
+    for transport in (direct, through_httpx):
+        with pytest.raises(NotFoundError, match="no such run"):
+            transport.request("GET", "/api/v1/runs/missing")
+        with pytest.raises(ServerError):
+            transport.request("POST", "/api/v1/runs/broken", json={})
+        transport.close()
+    down = Transport(f"http://127.0.0.1:{_closed_port(int(server.rsplit(':', 1)[1]))}", workspace="default")
+    with pytest.raises(TransportError, match=r"GET http://127\.0\.0\.1:\d+/health"):
+        down.request("GET", "/health")
+    down.close()
+
+
+def _closed_port(avoid: int) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    assert port != avoid
+    return port
+
+
+def test_query_strings_odd_paths_and_proxies_go_through_httpx(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    transport = Transport(server, workspace="default")
+    transport.request("GET", "/api/v1/runs/r1/params/history", params={"key": "lr"})
+    transport.request("GET", "/api/v1/models/my model/versions")
+    assert [seen["path"] for seen in Handler.seen] == [
+        "/api/v1/runs/r1/params/history?key=lr", "/api/v1/models/my%20model/versions"]
+    transport.close()
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    assert Transport(server, workspace="default")._direct is None
+    assert Transport("http://embedded", workspace="default", transport=object())._direct is None  # type: ignore[arg-type]
+
+
+def test_log_metric_against_a_server(live_server: LiveServer, sdk_env: Path) -> None:
+    client = cairn.Client(live_server.url)
+    run = client.create_run("direct")
+    for step in range(5):
+        client.log_metric(run.id, "loss", 1.0 / (step + 1), step=step)
+    client.log_metric(run.id, "loss", float("nan"), step=5)
+    history = client.get_metric_history(run.id, "loss")
+    assert history.steps == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(NotFoundError):
+        client.log_metric("0" * 32, "loss", 1.0)
+
+
+def test_connections_are_kept_in_a_process_with_many_open_files(server: str) -> None:
+    import socket
+
+    held = [socket.socket() for _ in range(1100)]  # the next descriptors are past select()'s limit of 1023
+    try:
+        transport = Transport(server, workspace="default")
+        for _ in range(3):
+            transport.request("GET", "/api/v1/runs/r1")
+        assert len({seen["peer"] for seen in Handler.seen}) == 1
+        transport.close()
+    finally:
+        for sock in held:
+            sock.close()
