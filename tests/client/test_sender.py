@@ -275,13 +275,13 @@ def test_buffer_is_sealed_at_the_items_limit(server: FakeServer, make_sender: Ca
 def test_a_refused_request_is_sent_again_part_by_part(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
     server.refuse = lambda body: "params" in body  # one bad param must not cost the metrics or the run's end
     s = make_sender(flush_interval=30)
-    s.log_metrics("r1", {"loss": 0.5}, 0, 7)
+    s.log_metrics("r1", {"loss": 0.5, "bad": "high"}, 0, 7)  # type: ignore[dict-item]
     s.log_params("r1", {"lr": "x" * 10})
     s.end_run("r1", "FAILED", 99)
     assert s.flush(timeout=5)
     assert server.batches() == [{"metrics": [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}]},
                                 {"status": "FAILED", "end_time": 99}]
-    assert len(s.errors) == 1 and "a param value is too long" in s.errors[0]
+    assert len(s.errors) == 2 and "'bad'" in s.errors[0] and "a param value is too long" in s.errors[1]
 
 
 # ----------------------------------------------------------------------------- retries, spooling, replay

@@ -480,13 +480,14 @@ class Sender:
             body.update(item.end)
         return self._batch_op(item, body) if body else None
 
-    def _encode_metrics(self, item: _Batch) -> list[dict[str, Any]]:
+    def _encode_metrics(self, item: _Batch, *, record: bool = True) -> list[dict[str, Any]]:
         metrics = []
         for key, (steps, values, stamps) in item.columns.items():
             try:
                 encoded = _json_values(values)
             except (TypeError, ValueError) as exc:
-                self._record(f"metric {key!r} of run {item.run_id}: {len(values)} points dropped: {exc}")
+                if record:  # once: a refused buffer is encoded again for its parts
+                    self._record(f"metric {key!r} of run {item.run_id}: {len(values)} points dropped: {exc}")
                 continue
             metrics.append({"key": key, "steps": steps, "values": encoded, "timestamps": stamps})
         return metrics
@@ -501,7 +502,7 @@ class Sender:
 
     def _split(self, item: _Batch) -> list[Op]:
         """A refused buffer's parts as separate requests: metrics, params, tags, then the end."""
-        metrics = self._encode_metrics(item) if item.columns else []
+        metrics = self._encode_metrics(item, record=False) if item.columns else []
         bodies: list[dict[str, Any]] = [{"metrics": metrics} if metrics else {},
                                         {"params": item.params} if item.params else {},
                                         {"tags": item.tags} if item.tags else {}, dict(item.end or {})]
