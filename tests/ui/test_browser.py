@@ -334,7 +334,7 @@ def test_a_new_user_finds_compares_and_promotes_the_best_run_locally(tmp_path: P
         page.get_by_test_id("overlay-loss").locator("canvas").wait_for()
         page.get_by_role("link", name="b", exact=True).click()
         page.get_by_role("heading", name="b").wait_for()
-        page.get_by_role("link", name="Models").click()
+        page.get_by_role("link", name="Models", exact=True).click()  # not the "models/" artifact folder
         page.get_by_role("link", name="dev.first").click()
         version = next(v.version for v in client.list_model_versions("dev.first") if v.run_id == best)
         page.once("dialog", lambda dialog: dialog.accept("prod.first"))
