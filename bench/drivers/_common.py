@@ -77,12 +77,13 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(dir=_SCRATCH[0]))
 
 
-def fork_clients(n: int, setup: Callable[[], Any], work: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def fork_clients(n: int, setup: Callable[[int], Any], work: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """``n`` client processes forked from this one (the client library is imported once, so all start at
-    once): each runs ``setup`` (its own connection and run), waits until all are ready, then ``work``,
-    which returns ``{"points", "latencies"}``. Returns the aggregate points/s and p99 batch latency."""
+    once): client ``i`` runs ``setup(i)`` (its own connection and run), waits until all are ready, then
+    ``work``, which returns ``{"points", "latencies"}``. Returns the points done, the span from the first
+    start to the last end, and every latency."""
     children = []
-    for _ in range(n):
+    for i in range(n):
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -90,7 +91,7 @@ def fork_clients(n: int, setup: Callable[[], Any], work: Callable[[Any], dict[st
         if pid == 0:  # the client
             code = 1
             try:
-                state = setup()
+                state = setup(i)
                 os.write(ready_w, b"r")
                 os.read(go_r, 1)
                 began = time.time()
@@ -119,13 +120,36 @@ def fork_clients(n: int, setup: Callable[[], Any], work: Callable[[Any], dict[st
         if status != 0 or not text:
             raise RuntimeError("a client failed (see above)")
         answers.append(json.loads(text))
-    points = sum(a["points"] for a in answers)
     span = max(a["ended"] for a in answers) - min(a["began"] for a in answers)
-    latencies = [x for a in answers for x in a["latencies"]]
-    figures = {"concurrent_pps": points / span}
-    if latencies:
-        figures["concurrent_p99_ms"] = percentile(latencies, 0.99) * 1e3
+    return {"done": sum(a["points"] for a in answers), "span": span,
+            "latencies": [x for a in answers for x in a["latencies"]]}
+
+
+def concurrent_figures(got: dict[str, Any]) -> dict[str, Any]:
+    figures = {"concurrent_pps": got["done"] / got["span"]}
+    if got["latencies"]:
+        figures["concurrent_p99_ms"] = percentile(got["latencies"], 0.99) * 1e3
     return figures
+
+
+def create_runs(p: dict[str, Any], setup: Callable[[int], Any],
+                create: Callable[[Any, int], None]) -> tuple[int, float]:
+    """Workload 6's runs, made by ``p["clients"]`` forked clients side by side (run ``i`` by client
+    ``i % clients``), each stopping at the time budget. Returns the runs made and runs/s."""
+    clients = p["clients"]
+
+    def work(state: Any) -> dict[str, Any]:
+        first, made, start = state[0], 0, time.perf_counter()
+        for i in range(first, p["count"], clients):
+            create(state[1], i)
+            made += 1
+            if made % 25 == 0 and over_budget(start, p["budget_s"]):
+                break
+        return {"points": made, "latencies": []}
+
+    got = fork_clients(clients, lambda i: (i, setup(i)), work)
+    progress(f"{got['done']:,} runs in {got['span']:.0f} s")
+    return got["done"], got["done"] / got["span"]
 
 
 def main(workloads: dict[str, Workload]) -> None:

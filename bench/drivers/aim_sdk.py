@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import fork_clients, main, over_budget, progress, repeat, timed
+from _common import concurrent_figures, create_runs, fork_clients, main, over_budget, repeat, timed
 
 KEYS = [f"m{i}" for i in range(10)]
 
@@ -65,7 +65,7 @@ def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
 
     per_key = p["batch_points"] // len(KEYS)
 
-    def setup() -> Any:
+    def setup(_: int) -> Any:
         return Run(repo=url, experiment="bench-concurrent")
 
     def work(run: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
         run.close()
         return {"points": steps * len(KEYS), "latencies": []}
 
-    return fork_clients(p["clients"], setup, work)
+    return concurrent_figures(fork_clients(p["clients"], setup, work))
 
 
 def _seed(repo_path: str, points: int) -> str:
@@ -118,17 +118,14 @@ def runs(url: str, p: dict[str, Any]) -> dict[str, Any]:
     from aim import Repo, Run
 
     experiment = f"bench-runs-{p['count']}"
-    count, start = p["count"], time.perf_counter()
-    for i in range(p["count"]):
+
+    def create(_: None, i: int) -> None:
         run = Run(repo=url, experiment=experiment)
         run["hparams"] = {f"p{j}": (i + j) % 7 for j in range(10)}
         run.track({f"m{j}": ((i * 7 + j) % 100) / 100 for j in range(5)}, step=0)
         run.close()
-        if i % 20 == 19 and over_budget(start, p["budget_s"]):
-            count = i + 1
-            break
-    created = time.perf_counter() - start
-    progress(f"{count:,} runs")
+
+    count, rate = create_runs(p, lambda _: None, create)
     query = f"run.experiment == '{experiment}' and run.hparams.p1 == 3"
     p["_notes"].append("Aim's run query filters on params only and cannot order; both searches run the same query")
 
@@ -138,9 +135,9 @@ def runs(url: str, p: dict[str, Any]) -> dict[str, Any]:
     hits = search()
     if not hits:
         p["_notes"].append(f"query_runs found none of the {count} runs just written (Aim 3.29.1 here), so no search")
-        return {"runs_created": count, "create_rps": count / created}
+        return {"runs_created": count, "create_rps": rate}
     searched = repeat(lambda _: timed(search) * 1e3, p["reps"])
-    return {"runs_created": count, "create_rps": count / created, "search_hits": hits, "filtered_ms": searched}
+    return {"runs_created": count, "create_rps": rate, "search_hits": hits, "filtered_ms": searched}
 
 
 def registry(url: str, p: dict[str, Any]) -> dict[str, Any]:

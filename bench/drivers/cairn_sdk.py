@@ -10,13 +10,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
+    concurrent_figures,
+    create_runs,
     fork_clients,
     main,
     make_big_file,
     make_files,
     over_budget,
     percentile,
-    progress,
     repeat,
     scratch,
     timed,
@@ -91,7 +92,7 @@ def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
     cairn = _connect(url)
     per_key = p["batch_points"] // len(KEYS)
 
-    def setup() -> tuple[Any, str]:
+    def setup(_: int) -> tuple[Any, str]:
         client = cairn.Client()
         return client, client.create_run("bench-concurrent").id
 
@@ -108,7 +109,7 @@ def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
                 break
         return {"points": len(latencies) * per_key * len(KEYS), "latencies": latencies}
 
-    return fork_clients(p["clients"], setup, work)
+    return concurrent_figures(fork_clients(p["clients"], setup, work))
 
 
 def _seed(client: Any, points: int) -> str:
@@ -145,25 +146,21 @@ def buckets(url: str, p: dict[str, Any]) -> dict[str, Any]:
 
 def runs(url: str, p: dict[str, Any]) -> dict[str, Any]:
     cairn = _connect(url)
-    experiment, count = f"bench-runs-{p['count']}", p["count"]
-    start = time.perf_counter()
-    for i in range(count):
+    experiment = f"bench-runs-{p['count']}"
+
+    def create(_: None, i: int) -> None:
         with cairn.start_run(experiment=experiment, name=f"r{i}", capture_source=False) as run:
             run.log_params({f"p{j}": (i + j) % 7 for j in range(10)})
             run.log_metrics({f"m{j}": ((i * 7 + j) % 100) / 100 for j in range(5)}, step=0)
-        if i % 1000 == 999:
-            progress(f"{i + 1:,} runs")
-            if over_budget(start, p["budget_s"]):
-                count = i + 1
-                break
-    created = time.perf_counter() - start
+
+    count, rate = create_runs(p, lambda _: None, create)
     client = cairn.Client()
     filtered = {"experiment": experiment, "filter": "metrics.m0 < 0.5 and params.p1 = '3'",
                 "order_by": ["metrics.m2 DESC"], "max_results": 100}
     ordered = {"experiment": experiment, "order_by": ["metrics.m1 ASC"], "max_results": 100}
     hits = len(client.search_runs(**filtered))
     return {
-        "runs_created": count, "create_rps": count / created, "search_hits": hits,
+        "runs_created": count, "create_rps": rate, "search_hits": hits,
         "filtered_ms": repeat(lambda _: timed(lambda: client.search_runs(**filtered)) * 1e3, p["reps"]),
         "ordered_ms": repeat(lambda _: timed(lambda: client.search_runs(**ordered)) * 1e3, p["reps"]),
     }

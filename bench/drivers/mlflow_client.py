@@ -11,13 +11,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
+    concurrent_figures,
+    create_runs,
     fork_clients,
     main,
     make_big_file,
     make_files,
     over_budget,
     percentile,
-    progress,
     repeat,
     scratch,
     timed,
@@ -111,7 +112,7 @@ def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
     _client(url)
     per_key = p["batch_points"] // len(KEYS)
 
-    def setup() -> tuple[Any, str]:
+    def setup(_: int) -> tuple[Any, str]:
         client = _client(url)
         try:
             experiment = _experiment(client, "bench-concurrent")
@@ -130,7 +131,7 @@ def concurrent(url: str, p: dict[str, Any]) -> dict[str, Any]:
                 break
         return {"points": len(latencies) * per_key * len(KEYS), "latencies": latencies}
 
-    return fork_clients(p["clients"], setup, work)
+    return concurrent_figures(fork_clients(p["clients"], setup, work))
 
 
 def _seed(client: Any, p: dict[str, Any]) -> tuple[str, int]:
@@ -176,27 +177,31 @@ def buckets(url: str, p: dict[str, Any]) -> dict[str, Any]:
     return {"buckets_ms": repeat(lambda _: timed(read) * 1e3, p["reps"])}
 
 
+def _forget_connections() -> None:
+    """A forked client must not share its parent's kept-alive connections (MLflow caches its session)."""
+    from mlflow.utils import request_utils
+
+    request_utils._cached_get_request_session.cache_clear()
+
+
 def runs(url: str, p: dict[str, Any]) -> dict[str, Any]:
     import mlflow
 
     client = _client(url)
     experiment = _experiment(client, f"bench-runs-{p['count']}")
-    count, start = p["count"], time.perf_counter()
-    for i in range(p["count"]):
+
+    def create(_: None, i: int) -> None:
         with mlflow.start_run(experiment_id=experiment, run_name=f"r{i}"):
             mlflow.log_params({f"p{j}": (i + j) % 7 for j in range(10)})
             mlflow.log_metrics({f"m{j}": ((i * 7 + j) % 100) / 100 for j in range(5)}, step=0)
-        if i % 100 == 99 and over_budget(start, p["budget_s"]):
-            count = i + 1
-            break
-    created = time.perf_counter() - start
-    progress(f"{count:,} runs")
+
+    count, rate = create_runs(p, lambda _: _forget_connections(), create)
     filtered = {"experiment_ids": [experiment], "filter_string": "metrics.m0 < 0.5 and params.p1 = '3'",
                 "order_by": ["metrics.m2 DESC"], "max_results": 100}
     ordered = {"experiment_ids": [experiment], "order_by": ["metrics.m1 ASC"], "max_results": 100}
     hits = len(client.search_runs(**filtered))
     return {
-        "runs_created": count, "create_rps": count / created, "search_hits": hits,
+        "runs_created": count, "create_rps": rate, "search_hits": hits,
         "filtered_ms": repeat(lambda _: timed(lambda: client.search_runs(**filtered)) * 1e3, p["reps"]),
         "ordered_ms": repeat(lambda _: timed(lambda: client.search_runs(**ordered)) * 1e3, p["reps"]),
     }
