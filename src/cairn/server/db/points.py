@@ -33,7 +33,11 @@ _SQLITE_MERGE = """ ON CONFLICT (series_id, level, bucket) DO UPDATE SET
  max_value = coalesce(max(max_value, excluded.max_value), max_value, excluded.max_value),
  first_step = min(first_step, excluded.first_step), last_step = max(last_step, excluded.last_step),
  first_timestamp = min(first_timestamp, excluded.first_timestamp)"""
-_PG_ROLLUP = _ROLLUP_INTO + "(" + ", ".join(["%s"] * 11) + """)
+# PostgreSQL: one statement for all the parts, as arrays (a statement per row costs a round trip each).
+_PG_ROLLUP = """INSERT INTO metric_rollups (series_id, level, bucket, count, numeric_count, sum, min_value,
+ max_value, first_step, last_step, first_timestamp)
+SELECT * FROM unnest(%s::integer[], %s::smallint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[],
+ %s::float8[], %s::float8[], %s::bigint[], %s::bigint[], %s::bigint[])
 ON CONFLICT (series_id, level, bucket) DO UPDATE SET
  count = metric_rollups.count + excluded.count,
  numeric_count = metric_rollups.numeric_count + excluded.numeric_count,
@@ -107,8 +111,27 @@ def upsert_rollups(session: Session, rows: Sequence[RollupTuple]) -> None:
     if connection.dialect.name == "sqlite":
         _SQLITE_ROLLUPS.run(raw, rows)  # parts of one bucket in one statement merge in order
         return
+    if len({row[:3] for row in rows}) < len(rows):  # PostgreSQL updates a row at most once per statement
+        rows = _merge_parts(rows)
     with raw.cursor() as cursor:
-        cursor.executemany(_PG_ROLLUP, rows)
+        cursor.execute(_PG_ROLLUP, [list(column) for column in zip(*rows, strict=True)])
+
+
+def _merge_parts(rows: Sequence[RollupTuple]) -> list[RollupTuple]:
+    """One part per (series, level, bucket): parts of the same bucket added together, as the upsert would."""
+    merged: dict[tuple[int, int, int], RollupTuple] = {}
+    for row in rows:
+        key = (row[0], row[1], row[2])
+        old = merged.get(key)
+        if old is None:
+            merged[key] = row
+            continue
+        total = None if old[5] is None or row[5] is None else old[5] + row[5]
+        lows = [v for v in (old[6], row[6]) if v is not None]
+        highs = [v for v in (old[7], row[7]) if v is not None]
+        merged[key] = (*key, old[3] + row[3], old[4] + row[4], total, min(lows, default=None),
+                       max(highs, default=None), min(old[8], row[8]), max(old[9], row[9]), min(old[10], row[10]))
+    return list(merged.values())
 
 
 def _fetch(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]:

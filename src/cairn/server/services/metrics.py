@@ -250,7 +250,7 @@ class _Level:
             mins, maxs = list(map(min, chunks)), list(map(max, chunks))
         except TypeError:  # NaN (None) among the values
             chunks = [[v for v in chunk if v is not None] for chunk in chunks]
-            sums = list(map(sum, chunks))
+            sums = [sum(chunk, 0.0) for chunk in chunks]  # 0.0, not 0, for a chunk of NaN only
             mins = [min(c, default=math.inf) for c in chunks]
             maxs = [max(c, default=-math.inf) for c in chunks]
         starts = edges[:-1]
