@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         for system in args.selected:
             if server_workloads:
                 results[system.name], notes[system.name] = runner.system(system, server_workloads, args.postgres)
+                args.out.mkdir(parents=True, exist_ok=True)  # so far, in case a long run is cut short
+                (args.out / "partial.json").write_text(json.dumps({**info, "results": results, "notes": notes}))
     if "ceiling" in args.workloads:
         print("\nthe database alone", flush=True)
         if args.postgres:
