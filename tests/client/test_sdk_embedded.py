@@ -134,6 +134,29 @@ def test_client_writes_a_last_batch_and_the_end_in_one_call(sdk_env: Path) -> No
         client.log_batch(client.create_run("direct").id, params={"a": 1}, status="DONE")
 
 
+def test_an_offline_run_with_a_bad_param_keeps_its_metrics_and_end_through_cairn_sync(
+    sdk_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cairn.client._run import shutdown
+    from cairn.client._sync import sync_spool
+
+    monkeypatch.setenv("CAIRN_MODE", "offline")
+    with cairn.start_run(experiment="away", capture_source=False) as run:
+        run.log_params({"lr": 0.1, "notes": "x" * 9000})  # over the server's limit for a param value
+        run.set_tag("kind", "trial")
+        for step in range(5):
+            run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    shutdown()  # the process ends: its spool is left for `cairn sync`
+    monkeypatch.delenv("CAIRN_MODE")
+    out: list[str] = []
+    sync_spool(echo=out.append)
+    got = cairn.Client().get_run(run.id)
+    assert (got.status, got.metrics["loss"].count, got.tags["kind"]) == ("FINISHED", 5, "trial")
+    assert "notes" not in got.params
+    refused = [line for line in out if "refused" in line]
+    assert len(refused) == 2 and "notes" in refused[0] and "1 refused" in refused[1], out
+
+
 def test_source_is_captured(sdk_env: Path) -> None:
     with cairn.start_run(experiment="e") as run:
         pass

@@ -12,11 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from cairn.client._run import make_probe, make_send
 from cairn.client._sender import Op, RetryableError, Sender
 from cairn.client._spool import SpoolLockedError, list_spool, replay_spool_file
+from cairn.client._transport import Transport
 
 
 class FakeServer:
@@ -90,6 +93,11 @@ class FakeServer:
     def batches(self) -> list[dict[str, Any]]:
         with self.lock:
             return [orjson.loads(op.body or b"") for op in self.applied if op.path.endswith("/batch")]
+
+    def ends(self) -> list[dict[str, Any]]:
+        """Bodies of the run updates (``PATCH /api/v1/runs/<id>``) applied."""
+        with self.lock:
+            return [orjson.loads(op.body or b"") for op in self.applied if op.method == "PATCH"]
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -279,9 +287,102 @@ def test_a_refused_request_is_sent_again_part_by_part(server: FakeServer, make_s
     s.log_params("r1", {"lr": "x" * 10})
     s.end_run("r1", "FAILED", 99)
     assert s.flush(timeout=5)
-    assert server.batches() == [{"metrics": [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}]},
-                                {"status": "FAILED", "end_time": 99}]
+    assert server.batches() == [{"metrics": [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}]}]
+    assert server.ends() == [{"status": "FAILED", "end_time": 99}]  # as the run update, which any server knows
     assert len(s.errors) == 2 and "'bad'" in s.errors[0] and "a param value is too long" in s.errors[1]
+
+
+def _log_a_run_with_a_bad_param(s: Sender) -> None:
+    s.log_params("r1", {"lr": "x" * 10})
+    s.log_metrics("r1", {"loss": 0.5}, 0, 7)
+    s.set_tags("r1", {"kind": "trial"})
+    s.end_run("r1", "FINISHED", 99)
+
+
+def test_a_refused_request_from_an_offline_spool_is_replayed_part_by_part(
+    server: FakeServer, make_sender: Callable[..., Sender], tmp_path: Path
+) -> None:
+    server.refuse = lambda body: "params" in body
+    s = make_sender(offline=True, flush_interval=30)
+    _log_a_run_with_a_bad_param(s)
+    s.close(timeout=5)
+    [info] = list_spool(tmp_path / "spool")
+    refused: list[tuple[Op, Exception]] = []
+    assert replay_spool_file(info.path, server.send, on_error=lambda o, exc: refused.append((o, exc))) == 1
+    assert server.batches() == [{"metrics": [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}]},
+                                {"tags": {"kind": "trial"}}]
+    assert server.ends() == [{"status": "FINISHED", "end_time": 99}]
+    [(bad, exc)] = refused
+    assert orjson.loads(bad.body or b"") == {"params": {"lr": "x" * 10}} and "too long" in str(exc)
+
+
+def test_a_replay_interrupted_inside_a_split_stores_each_part_once(
+    server: FakeServer, make_sender: Callable[..., Sender], tmp_path: Path
+) -> None:
+    server.refuse = lambda body: "params" in body
+    s = make_sender(offline=True, flush_interval=30)
+    _log_a_run_with_a_bad_param(s)
+    s.close(timeout=5)
+    [info] = list_spool(tmp_path / "spool")
+    server.budget = 2  # the whole batch (refused), its metrics, then the server goes away
+    with pytest.raises(RetryableError):
+        replay_spool_file(info.path, server.send)
+    server.budget, server.up = None, True
+    replay_spool_file(info.path, server.send)
+    assert [b.get("metrics", b.get("tags")) for b in server.batches()] == [
+        [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}], {"kind": "trial"}]
+    assert server.ends() == [{"status": "FINISHED", "end_time": 99}]
+
+
+def test_a_refused_request_spooled_while_the_server_was_down_is_replayed_part_by_part(
+    server: FakeServer, make_sender: Callable[..., Sender]
+) -> None:
+    server.refuse = lambda body: "params" in body
+    s = make_sender(retry_timeout=0.1, probe_interval=0.05, flush_interval=30)
+    server.up = False
+    _log_a_run_with_a_bad_param(s)
+    assert s.flush(timeout=5)
+    assert s.spooled
+    server.up = True
+    wait_for(lambda: not s.spooled and s.state == "online")
+    assert [b.get("metrics", b.get("tags")) for b in server.batches()] == [
+        [{"key": "loss", "steps": [0], "values": [0.5], "timestamps": [7]}], {"kind": "trial"}]
+    assert server.ends() == [{"status": "FINISHED", "end_time": 99}]
+    assert len(s.errors) == 1 and "too long" in s.errors[0]
+
+
+def test_a_server_that_knows_no_end_in_a_batch_still_gets_the_runs_end(tmp_path: Path) -> None:
+    """An older server answers 400 to a batch with status/end_time: the run must not stay RUNNING."""
+    stored: dict[str, Any] = {"metrics": 0, "updates": []}
+
+    def older_server(request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content or b"{}")
+        if request.method == "POST" and request.url.path == "/api/v1/runs/r1/batch":
+            unknown = set(body) - {"metrics", "params", "tags"}
+            if unknown:
+                return httpx.Response(400, json={"error_code": "INVALID_PARAMETER_VALUE",
+                                                 "message": f"unknown field(s) {sorted(unknown)}"})
+            stored["metrics"] += sum(len(m["values"]) for m in body.get("metrics", []))
+            return httpx.Response(200, json={})
+        if request.method == "PATCH" and request.url.path == "/api/v1/runs/r1":
+            stored["updates"].append(body)
+            return httpx.Response(200, json={"id": "r1", **body})
+        return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"})
+
+    transport = Transport("http://old.test", workspace="ml", transport=httpx.MockTransport(older_server))
+    s = Sender(make_send(transport), make_probe(transport), spool_dir=tmp_path / "spool", target="http://old.test",
+               workspace="ml", flush_interval=30)
+    try:
+        s.log_metrics("r1", {"loss": 0.5}, 0, 7)
+        s.end_run("r1", "FINISHED", 99)  # with the last metrics
+        s.end_run("r1", "FAILED", 100)  # alone in its buffer
+        assert s.flush(timeout=5)
+        assert stored == {"metrics": 1, "updates": [{"status": "FINISHED", "end_time": 99},
+                                                    {"status": "FAILED", "end_time": 100}]}
+        assert s.errors == []
+    finally:
+        s.close(timeout=5)
+        transport.close()
 
 
 # ----------------------------------------------------------------------------- retries, spooling, replay

@@ -38,8 +38,11 @@ and moves through this state machine::
 
 Any other exception from ``send`` is a permanent failure: logged at WARNING on the "cairn"
 logger, recorded in ``errors``, the op is dropped and delivery goes on.  A refused buffer that
-carried several parts (metrics, params, tags, the end) is sent again one part per request, so a
-bad param does not cost the metrics logged beside it, nor the run its end.
+carried several parts (metrics, params, tags, the end) is sent again one part per request, the
+end as the run update ``PATCH /api/v1/runs/<id>`` (``_spool.split_batch``), so a bad param does
+not cost the metrics logged beside it, nor the run its end, and a server too old for an end in a
+batch still gets it.  A replayed spool (here and in ``cairn sync``) splits a refused buffer the
+same way.
 
 Memory bound
 ------------
@@ -71,7 +74,7 @@ from typing import Any
 
 import orjson
 
-from cairn.client._spool import Op, RetryableError, SendFn, SpoolWriter, replay_cursor
+from cairn.client._spool import Op, RetryableError, SendFn, SpoolWriter, replay_cursor, split_batch
 
 __all__ = ["Op", "ProbeFn", "RetryableError", "SendFn", "Sender"]
 
@@ -108,9 +111,6 @@ class _Batch:
         self.tags: dict[str, str] = {}
         self.end: dict[str, Any] | None = None
         self.points = 0
-
-    def parts(self) -> int:
-        return sum(1 for part in (self.columns, self.params, self.tags, self.end) if part)
 
 
 _Item = Op | _Batch
@@ -480,14 +480,13 @@ class Sender:
             body.update(item.end)
         return self._batch_op(item, body) if body else None
 
-    def _encode_metrics(self, item: _Batch, *, record: bool = True) -> list[dict[str, Any]]:
+    def _encode_metrics(self, item: _Batch) -> list[dict[str, Any]]:
         metrics = []
         for key, (steps, values, stamps) in item.columns.items():
             try:
                 encoded = _json_values(values)
             except (TypeError, ValueError) as exc:
-                if record:  # once: a refused buffer is encoded again for its parts
-                    self._record(f"metric {key!r} of run {item.run_id}: {len(values)} points dropped: {exc}")
+                self._record(f"metric {key!r} of run {item.run_id}: {len(values)} points dropped: {exc}")
                 continue
             metrics.append({"key": key, "steps": steps, "values": encoded, "timestamps": stamps})
         return metrics
@@ -500,35 +499,29 @@ class Sender:
             return None
         return Op(method="POST", path=f"/api/v1/runs/{item.run_id}/batch", body=data, run_id=item.run_id)
 
-    def _split(self, item: _Batch) -> list[Op]:
-        """A refused buffer's parts as separate requests: metrics, params, tags, then the end."""
-        metrics = self._encode_metrics(item, record=False) if item.columns else []
-        bodies: list[dict[str, Any]] = [{"metrics": metrics} if metrics else {},
-                                        {"params": item.params} if item.params else {},
-                                        {"tags": item.tags} if item.tags else {}, dict(item.end or {})]
-        return [op for body in bodies if body and (op := self._batch_op(item, body)) is not None]
-
     # ------------------------------------------------------------------ thread: ONLINE / RETRYING
 
     def _deliver(self, item: _Item) -> None:
         op = self._materialize(item)
         if op is None:
             return
-        split = isinstance(item, _Batch) and item.parts() > 1
-        delivered = self._send_with_retry(op, record_refusal=not split)
-        if delivered is None:  # refused as a whole: nothing of it was stored; try its parts one by one
-            assert isinstance(item, _Batch)
-            parts = self._split(item)
-            while parts and self._send_with_retry(parts[0]) is not False:
+        result = self._send_with_retry(op)
+        if result is False:
+            self._spool_ops([op])
+        elif isinstance(result, Exception):  # refused as a whole: nothing of it was stored
+            parts = split_batch(op) if isinstance(item, _Batch) else []
+            if not parts:
+                self._record_failure(op, result)
+            while parts and (sent := self._send_with_retry(parts[0])) is not False:  # one by one
+                if isinstance(sent, Exception):
+                    self._record_failure(parts[0], sent)
                 parts.pop(0)
             if parts:
                 self._spool_ops(parts)
-        elif delivered is False:
-            self._spool_ops([op])
 
-    def _send_with_retry(self, op: Op, *, record_refusal: bool = True) -> bool | None:
-        """Send ``op``; False if we gave up retrying (the state is SPOOLING then).  A refusal is recorded
-        (True), or without ``record_refusal`` answered None."""
+    def _send_with_retry(self, op: Op) -> bool | Exception:
+        """Send ``op``: True once sent, False if we gave up retrying (the state is SPOOLING then), or the
+        exception that refused it for good."""
         delay = _BACKOFF_START
         give_up: float | None = None
         while True:
@@ -547,10 +540,7 @@ class Sender:
                 continue
             except Exception as exc:
                 self._state = _State.ONLINE
-                if not record_refusal:
-                    return None
-                self._record_failure(op, exc)
-                return True
+                return exc
             self._state = _State.ONLINE
             return True
 

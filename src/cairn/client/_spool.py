@@ -24,6 +24,15 @@ sender counts it as done.  If a write fails half way, the file is truncated back
 the previous batch.  A torn last line (hard kill in the middle of a write) carries no newline
 and is ignored by readers; a complete line that does not parse is skipped with a warning.
 
+Refused batches
+---------------
+A run's buffer goes out as one all-or-nothing ``POST /api/v1/runs/<id>/batch`` (metrics, params,
+tags, and the run's end).  When the server refuses it for good, :func:`split_batch` makes its parts
+(the live sender and every replay use it), so one bad param does not cost the metrics beside it
+nor the run its end.  The end goes as ``PATCH /api/v1/runs/<id>``, which every server version knows.
+Each part's idempotency key is derived from the batch's, so parts re-sent after an interrupted
+replay are stored once.
+
 Locking
 -------
 The live session holds an exclusive ``flock`` on its file for as long as the file exists.
@@ -70,6 +79,7 @@ __all__ = [
     "remove_spool_file",
     "replay_cursor",
     "replay_spool_file",
+    "split_batch",
 ]
 
 logger = logging.getLogger("cairn")
@@ -183,6 +193,36 @@ def _read_header(fh: BinaryIO) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("version") != SPOOL_VERSION:
         raise SpoolFormatError(f"unsupported spool header: {line[:200]!r}")
     return header
+
+
+# --------------------------------------------------------------------------- refused batches
+
+_BATCH_PARTS = ("metrics", "params", "tags")
+_END_FIELDS = ("status", "end_time")
+_MAX_KEY = 100  # what the server accepts for an Idempotency-Key
+
+
+def split_batch(op: Op) -> list[Op]:
+    """A refused run batch as separate requests: metrics, params, tags, then the run's end (as the run
+    update, ``PATCH /api/v1/runs/<id>``).  Empty when there is nothing to gain: not a batch, or a batch
+    of one part that is not the end."""
+    if op.method != "POST" or not op.path.endswith("/batch") or not op.path.startswith("/api/v1/runs/"):
+        return []
+    try:
+        body = orjson.loads(op.body or b"")
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(body, dict):
+        return []
+    end = {k: body[k] for k in _END_FIELDS if body.get(k) is not None}
+    parts = [(n, "POST", op.path, {name: body[name]}) for n, name in enumerate(_BATCH_PARTS) if body.get(name)]
+    if end:
+        parts.append((len(_BATCH_PARTS), "PATCH", op.path.removesuffix("/batch"), end))
+    if not end and len(parts) < 2:
+        return []
+    key = op.idempotency_key[: _MAX_KEY - 2]
+    return [Op(method=method, path=path, body=orjson.dumps(part), idempotency_key=f"{key}.{n}", run_id=op.run_id)
+            for n, method, path, part in parts]
 
 
 # --------------------------------------------------------------------------- small file helpers
@@ -444,8 +484,9 @@ def replay_cursor(
 ) -> tuple[int, bool]:
     """Send the cursor's ops in order.  Returns (ops sent, reached the end).
 
-    RetryableError propagates with the failing op not committed.  Other exceptions are passed
-    to ``on_error`` and the op is skipped.  ``before_op`` returning False stops early.
+    RetryableError propagates with the failing op not committed.  A run batch refused for good is
+    sent again part by part (see :func:`split_batch`); any other refused op, or part, is passed to
+    ``on_error`` and skipped.  ``before_op`` returning False stops early.
     """
     sent = 0
     while True:
@@ -454,16 +495,36 @@ def replay_cursor(
         op = cursor.next()
         if op is None:
             return sent, True
-        try:
-            send(op)
+        if _send_or_split(op, send, on_error):
             sent += 1
-        except RetryableError:
-            raise
-        except Exception as exc:
-            on_error(op, exc)
         cursor.commit()
         if progress is not None:
             progress(cursor.done, total)
+
+
+def _send_or_split(op: Op, send: SendFn, on_error: ErrorFn) -> bool:
+    """Send ``op``, or its parts if it is a refused batch; True if anything of it was stored.
+    RetryableError propagates (parts already sent are stored once when the op is sent again)."""
+    try:
+        send(op)
+        return True
+    except RetryableError:
+        raise
+    except Exception as exc:
+        parts = split_batch(op)
+        if not parts:
+            on_error(op, exc)
+            return False
+    stored = False
+    for part in parts:
+        try:
+            send(part)
+            stored = True
+        except RetryableError:
+            raise
+        except Exception as exc:
+            on_error(part, exc)
+    return stored
 
 
 def _log_failure(op: Op, exc: Exception) -> None:
