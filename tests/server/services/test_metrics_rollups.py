@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from cairn.server.db.engine import Database
@@ -143,6 +145,69 @@ def test_rollups_and_buckets_match_brute_force(app: Any, api: httpx.Client, run_
     for start, end in ranges:
         for n in (3, 100, 1000):
             assert_buckets_exact(db, sid, n, start, end)
+
+
+def gappy_steps(rng: random.Random, start: int, n: int) -> list[int]:
+    """``n`` steps from ``start`` where some steps are missing and as many others are logged twice: sorted,
+    they still span exactly ``n - 1``, like consecutive steps do (and like [14, 15, 15, 17])."""
+    if n < 3:
+        return list(range(start, start + n))
+    missing = set(rng.sample(range(start + 1, start + n - 1), rng.randint(1, max(1, n // 4))))
+    kept = [s for s in range(start, start + n) if s not in missing]
+    return kept + rng.choices(kept, k=len(missing))
+
+
+def test_repeated_steps_with_gaps_keep_rollups_exact(app: Any, api: httpx.Client, run_id: str) -> None:
+    db = app.state.db
+    log(api, run_id, ("loss", [(14, 1, 1.0), (15, 2, 2.0), (15, 3, 3.0), (17, 4, 4.0)]))
+    sid = series_id(db, run_id, "loss")
+    with db.session(write=False) as session:
+        finest = session.execute(text("SELECT bucket, count, first_step, last_step, max_value FROM metric_rollups "
+                                      "WHERE series_id = :s AND level = 4 ORDER BY bucket"), {"s": sid}).all()
+    assert [tuple(r) for r in finest] == [(0, 3, 14, 15, 3.0), (1, 1, 17, 17, 4.0)]
+    assert_rollups_exact(db, sid)
+
+    # one batch long enough to be bucketed from the rollups, then many short ones across bucket edges
+    rng = random.Random(3)
+    batches = [gappy_steps(rng, -20, 17_000)]
+    while sum(map(len, batches)) < 30_000:
+        edge = rng.choice([16, 64, 256, 1024, 4096]) * rng.randint(-40, 40)
+        batches.append(gappy_steps(rng, edge - rng.randint(0, 20), rng.randint(2, 600)))
+    series = [[(s, rng.randint(0, 10**6), None if rng.random() < 0.02 else rng.uniform(-5, 5)) for s in steps]
+              for steps in batches]
+    for i in range(0, len(series), 10):  # the same key many times in one request: a rollup part each
+        log(api, run_id, *[("acc", pts) for pts in series[i:i + 10]])
+    sid = series_id(db, run_id, "acc")
+    assert len(raw_points(db, sid)) == sum(map(len, batches)) >= metrics.SMALL_SERIES
+    assert_rollups_exact(db, sid)
+    for n in (1, 7, 100, 500):
+        assert_buckets_exact(db, sid, n)
+    for start, end in [(-20, 16_979), (0, 15), (14, 17), (-1_000, 1_000), (5_000, 100_000)]:
+        assert_buckets_exact(db, sid, 50, start, end)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-70, 70), min_size=1, max_size=60), st.randoms(use_true_random=False))
+def test_rollup_parts_match_brute_force(steps: list[int], rng: random.Random) -> None:
+    if rng.random() < 0.5:  # often the shape that looks consecutive: as many repeats as gaps
+        steps = gappy_steps(rng, steps[0], len(steps))
+    rng.shuffle(steps)
+    values = [None, 1.0, -2.5, math.inf, -math.inf, rng.uniform(-5, 5)]
+    pts: list[Point] = [(s, rng.randint(0, 9), rng.choice(values)) for s in steps]
+    batch = metrics.SeriesBatch("k", [p[0] for p in pts], [p[2] for p in pts], [p[1] for p in pts])
+    parts = {(level, bucket): rest for _, level, bucket, *rest in metrics._rollup_parts(1, batch)}
+    expected: dict[tuple[int, int], list[Point]] = defaultdict(list)
+    for p in pts:
+        for level in metrics.LEVELS:
+            expected[(level, p[0] >> level)].append(p)
+    assert set(parts) == set(expected)
+    for where, group in expected.items():
+        want = aggregate(group)
+        count, numeric, total, low, high, first, last, stamp = parts[where]
+        assert (count, numeric, first, last, stamp) == (
+            want["count"], want["numeric"], want["first_step"], want["last_step"], want["first_timestamp"]), where
+        assert same(total, None if math.isnan(want["sum"]) else want["sum"]), where
+        assert same(low, want["min"]) and same(high, want["max"]), where
 
 
 def test_long_series_buckets_are_aligned_to_the_rollups(app: Any, api: httpx.Client, run_id: str) -> None:

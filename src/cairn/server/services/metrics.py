@@ -213,9 +213,15 @@ def _rollup_parts(series_id: int, batch: SeriesBatch) -> list[points.RollupTuple
 def _edges(keys: list[int], shift: int) -> list[int]:
     """Where ``key >> shift`` changes in the sorted ``keys``: [0, ..., len(keys)]."""
     n = len(keys)
-    if keys[-1] - keys[0] == n - 1:  # consecutive integers: the edges are evenly spaced
-        width = 1 << shift
-        return [0, *range(min(n, -keys[0] % width or width), n, width), n]
+    if keys[-1] - keys[0] == n - 1:  # consecutive integers, or as many repeated keys as missing ones
+        # For consecutive keys (keys[i] == keys[0] + i) the edges are evenly spaced. A span of n - 1 alone
+        # does not prove it ([14, 15, 15, 17]), so check the keys on both sides of every edge: then each
+        # part holds keys of one bucket only, and the next part starts the next bucket.
+        width, low = 1 << shift, keys[0]
+        first = min(n, -low % width or width)
+        if (keys[first::width] == list(range(low + first, low + n, width))
+                and keys[first - 1::width] == list(range(low + first - 1, low + n, width))):
+            return [0, *range(first, n, width), n]
     edges, i = [0], 0
     while i < n:
         i = bisect_left(keys, ((keys[i] >> shift) + 1) << shift, i)
