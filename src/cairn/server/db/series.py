@@ -20,7 +20,12 @@ SUMMARY_COLUMNS = STATE_COLUMNS[4:]
 _KEYS_PER_SELECT = 500  # bound parameters per statement stay under 999 (SQLite before 3.32)
 _SELECT = ("SELECT id, run_id, key, goal, count, numeric_count, sum, last_value, last_step, last_timestamp, "
            "min_value, min_step, max_value, max_step FROM metric_series WHERE run_id = {p} AND key IN ({keys}) "
-           "ORDER BY key")
+           "ORDER BY key{collate}")
+# Keys are split into chunks in Python's order (code points), and each chunk's rows are locked in the
+# database's order: the two must agree, or two requests with many keys could lock in different orders and
+# deadlock. PostgreSQL's "C" collation compares UTF-8 bytes, which is code point order (the column's default
+# collation may not be, e.g. en_US puts "a" before "B"); SQLite's default BINARY collation already is.
+_COLLATE = {True: "", False: ' COLLATE "C"'}
 _UPDATE = ("UPDATE metric_series SET count = {p}, numeric_count = {p}, sum = {p}, last_value = {p}, last_step = {p}, "
            "last_timestamp = {p}, min_value = {p}, min_step = {p}, max_value = {p}, max_step = {p} WHERE id = {p}")
 
@@ -41,7 +46,8 @@ def select_series(session: Session, run_id: str, keys: Sequence[str]) -> list[tu
     try:
         for i in range(0, len(ordered), _KEYS_PER_SELECT):
             chunk = ordered[i:i + _KEYS_PER_SELECT]
-            sql = _SELECT.format(p=p, keys=", ".join([p] * len(chunk))) + ("" if sqlite else " FOR UPDATE")
+            sql = (_SELECT.format(p=p, keys=", ".join([p] * len(chunk)), collate=_COLLATE[sqlite])
+                   + ("" if sqlite else " FOR UPDATE"))
             cursor.execute(sql, (run_id, *chunk))
             rows += cursor.fetchall()
     finally:
