@@ -3,9 +3,13 @@ through httpx; both answer the same and fail the same way."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +19,7 @@ import pytest
 
 import cairn
 from cairn.client._errors import NotFoundError, ServerError, TransportError
-from cairn.client._transport import Transport
+from cairn.client._transport import Transport, _Direct
 from tests.conftest import LiveServer
 
 
@@ -23,11 +27,21 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     seen: list[dict[str, Any]] = []
     drop_after_answer = False
+    vanish_next = False  # handle the next request, then close the connection without answering
+    gate: threading.Event | None = None  # answer only once it is set
+    arrived = threading.Event()
 
     def _answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         Handler.seen.append({"method": self.command, "path": self.path, "peer": self.client_address[1],
                              "body": body, "headers": dict(self.headers)})
+        Handler.arrived.set()
+        if Handler.vanish_next:
+            Handler.vanish_next = False
+            self.close_connection = True
+            return
+        if Handler.gate is not None:
+            Handler.gate.wait(10)
         status, payload = 200, json.dumps({"ok": True, "path": self.path}).encode()
         if self.path.endswith("/missing"):
             status, payload = 404, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such run"}'
@@ -52,13 +66,17 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._answer()
 
+    def do_PUT(self) -> None:
+        self._answer()
+
     def log_message(self, *args: Any) -> None:
         pass
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    Handler.seen, Handler.drop_after_answer = [], False
+    Handler.seen, Handler.drop_after_answer, Handler.vanish_next, Handler.gate = [], False, False, None
+    Handler.arrived = threading.Event()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -161,3 +179,113 @@ def test_connections_are_kept_in_a_process_with_many_open_files(server: str) -> 
     finally:
         for sock in held:
             sock.close()
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def test_an_ipv6_address_without_brackets_or_port_confusion(server: str) -> None:
+    for uri, port in (("http://[::1]", 80), ("https://[::1]/w/team", 443), ("http://example.test", 80),
+                      ("https://example.test", 443), ("http://[::1]:8080", 8080)):
+        direct = _Direct.open(uri, {}, 1.0)
+        assert direct is not None
+        conn = direct._connect()  # http.client read "::1" with no port as host "::" and port 1
+        assert (direct.port, conn.port, conn.host) == (port, port, "::1" if "::1" in uri else "example.test")
+    try:
+        httpd = _IPv6Server(("::1", 0), Handler)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        transport = Transport(f"http://[::1]:{port}", workspace="default")
+        assert transport._direct is not None
+        assert transport.request("POST", "/api/v1/runs/r1/batch", json={})["ok"] is True
+        assert Handler.seen[-1]["headers"]["Host"] == f"[::1]:{port}"
+        transport.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_forked_child_opens_its_own_connection(server: str) -> None:
+    transport = Transport(server, workspace="default")
+    transport.request("GET", "/api/v1/runs/parent")  # leaves an idle kept-alive connection
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() in a process with threads (Python 3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, never return into pytest
+        code = 1
+        try:
+            code = 0 if transport.request("GET", "/api/v1/runs/child")["ok"] is True else 1
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"\x00"
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    transport.request("GET", "/api/v1/runs/parent-again")
+    parent, child, again = Handler.seen
+    assert child["path"] == "/api/v1/runs/child" and child["peer"] != parent["peer"]
+    assert again["peer"] == parent["peer"]  # the parent's connection still works after the child closed its copy
+    transport.close()
+
+
+@pytest.mark.parametrize(("method", "headers", "sent_again"), [
+    ("GET", {}, True),
+    ("POST", {"Idempotency-Key": "key-00000001"}, True),
+    ("DELETE", {}, False),
+    ("PUT", {}, False),
+])
+def test_a_request_lost_with_its_connection_is_sent_again_only_when_that_is_harmless(
+    server: str, method: str, headers: dict[str, str], sent_again: bool
+) -> None:
+    transport = Transport(server, workspace="default")
+    transport.request("GET", "/api/v1/runs/r1")  # a kept-alive connection, reused next
+    Handler.vanish_next = True  # the server handles the next request, then drops the connection unanswered
+    if sent_again:
+        assert transport.request(method, "/api/v1/runs/r1/tags", content=b"{}", headers=headers)["ok"] is True
+    else:
+        with pytest.raises(TransportError, match=rf"{method} http://127\.0\.0\.1:"):
+            transport.request(method, "/api/v1/runs/r1/tags", content=b"{}", headers=headers)
+    assert [seen["method"] for seen in Handler.seen[1:]] == [method] * (2 if sent_again else 1)
+    transport.close()
+
+
+def test_a_header_with_a_line_break_is_a_transport_error_and_the_connection_is_closed(server: str) -> None:
+    transport = Transport(server, workspace="default")
+    assert transport._direct is not None
+    opened: list[http.client.HTTPConnection] = []
+    connect = transport._direct._connect
+
+    def connect_and_keep() -> http.client.HTTPConnection:
+        opened.append(connect())
+        return opened[-1]
+
+    transport._direct._connect = connect_and_keep
+    with pytest.raises(TransportError, match=r"POST http://127\.0\.0\.1:"):
+        transport.request("POST", "/api/v1/runs/r1/batch", json={}, headers={"X-Note": "a\r\nInjected: 1"})
+    assert [conn.sock for conn in opened] == [None]
+    assert transport.request("GET", "/api/v1/runs/r1")["ok"] is True
+    assert [seen["path"] for seen in Handler.seen] == ["/api/v1/runs/r1"]
+    transport.close()
+
+
+def test_a_connection_in_use_when_the_transport_closes_is_not_kept(server: str) -> None:
+    transport = Transport(server, workspace="default")
+    assert transport._direct is not None
+    Handler.gate = threading.Event()
+    answers: list[Any] = []
+    worker = threading.Thread(target=lambda: answers.append(transport.request("GET", "/api/v1/runs/slow")))
+    worker.start()
+    assert Handler.arrived.wait(5)
+    transport.close()  # while the request is in flight
+    Handler.gate.set()
+    worker.join(5)
+    assert answers and answers[0]["ok"] is True
+    assert transport._direct._idle == []  # closed: its connection was closed, not put back

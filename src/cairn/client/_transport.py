@@ -12,6 +12,7 @@ mock and embedded transports) goes through httpx.
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import select
 import threading
@@ -118,21 +119,26 @@ _PLAIN_PATH = re.compile(r"^/[A-Za-z0-9/_.~:@!$&'()*+,;=%-]*$")
 _KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept, as httpx does
 _MAX_IDLE = 8
 _CONNECT_TIMEOUT = 5.0
-_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_SAFE = frozenset({"GET", "HEAD"})  # sent twice, they change nothing
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class _Direct:
     """Kept-alive ``http.client`` connections to one server, for requests with a body in memory and no
-    query string. Thread-safe: a connection serves one request at a time and returns to the idle list."""
+    query string. Thread-safe: a connection serves one request at a time and returns to the idle list.
+    A process forked from this one starts with no idle connection: the parent's stay the parent's."""
 
-    def __init__(self, scheme: str, host: str, port: int | None, prefix: str, headers: dict[str, str],
+    def __init__(self, scheme: str, host: str, port: int, prefix: str, headers: dict[str, str],
                  timeout: float) -> None:
+        # host without brackets (an IPv6 address as "::1"), port always given: http.client would read the
+        # last ":1" of "::1" as a port otherwise
         self.scheme, self.host, self.port, self.prefix = scheme, host, port, prefix
         self.headers, self.timeout = headers, timeout
         self._ssl = httpx.create_ssl_context() if scheme == "https" else None
         self._idle: list[tuple[float, http.client.HTTPConnection]] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
 
     @classmethod
     def open(cls, base_url: str, headers: dict[str, str], timeout: float) -> _Direct | None:
@@ -142,7 +148,8 @@ class _Direct:
             return None
         if any(key in urllib.request.getproxies() for key in ("http", "https", "all")):
             return None
-        return cls(url.scheme, url.hostname, url.port, url.path.rstrip("/"), headers, timeout)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return cls(url.scheme, url.hostname, port, url.path.rstrip("/"), headers, timeout)
 
     def send(self, method: str, path: str, body: bytes | None,
              headers: dict[str, str] | None) -> tuple[int, bytes] | None:
@@ -156,17 +163,19 @@ class _Direct:
             try:
                 return self._exchange(conn, method, target, body, all_headers)
             except _STALE:
-                # The server closed the kept-alive connection as we sent: it never read the request. Send it
-                # again on a new connection when that is safe (an idempotent method, or an Idempotency-Key).
-                if not reused or not (method in _IDEMPOTENT or "Idempotency-Key" in all_headers):
+                # A kept-alive connection the server closed: most often as we sent, before it read the request,
+                # but it may also have handled it and then gone. Send it again on a new connection only when
+                # twice is harmless: a GET or HEAD, or a request with an Idempotency-Key (stored once).
+                if not reused or not (method in _SAFE or "Idempotency-Key" in all_headers):
                     raise
                 conn.close()
                 conn = self._connect()
                 return self._exchange(conn, method, target, body, all_headers)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: e.g. a header with CR/LF
             conn.close()
-            where = f"{self.scheme}://{self.host}{f':{self.port}' if self.port else ''}{target}"
-            raise TransportError(f"{method} {where}: {exc or type(exc).__name__}") from exc
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            raise TransportError(f"{method} {self.scheme}://{host}:{self.port}{target}: "
+                                 f"{exc or type(exc).__name__}") from exc
 
     def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str, body: bytes | None,
                   headers: dict[str, str]) -> tuple[int, bytes]:
@@ -185,6 +194,8 @@ class _Direct:
 
     def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection (and True), or a new one, not yet connected (and False)."""
+        if self._pid != os.getpid():
+            self._forget_parent()
         now = time.monotonic()
         with self._lock:
             while self._idle:
@@ -199,15 +210,27 @@ class _Direct:
             return http.client.HTTPSConnection(self.host, self.port, timeout=_CONNECT_TIMEOUT, context=self._ssl)
         return http.client.HTTPConnection(self.host, self.port, timeout=_CONNECT_TIMEOUT)
 
+    def _forget_parent(self) -> None:
+        """In a forked child: the idle connections are the parent's too (a request on one would mix both
+        processes' bytes). Drop them, and the lock, which another thread of the parent may have held at the
+        fork. Closing here only releases the child's copy of each descriptor: nothing is sent (no shutdown,
+        no TLS close_notify), so the parent's connections stay open for the parent."""
+        inherited, self._idle = self._idle, []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        for _, conn in inherited:
+            conn.close()
+
     def _checkin(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            if len(self._idle) < _MAX_IDLE:
+            if not self._closed and len(self._idle) < _MAX_IDLE:
                 self._idle.append((time.monotonic(), conn))
                 return
         conn.close()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for _, conn in idle:
             conn.close()
