@@ -45,9 +45,9 @@ class Sizes:
     small_files: int
 
 
-QUICK = Sizes("quick", reps=3, ingest_points=200_000, overhead_points=100_000, budget_s=2, latency_calls=300,
+QUICK = Sizes("quick", reps=3, ingest_points=200_000, overhead_points=100_000, budget_s=2, latency_calls=200,
               clients=16, client_batches=5, history_points=20_000, bucket_points=100_000, run_counts=(300,),
-              runs_budget_s=6, seed_budget_s=8, versions=30, big_mb=32, small_files=200)
+              runs_budget_s=4, seed_budget_s=8, versions=30, big_mb=32, small_files=200)
 FULL = Sizes("full", reps=3, ingest_points=1_000_000, overhead_points=1_000_000, budget_s=20, latency_calls=2000,
              clients=16, client_batches=50, history_points=100_000, bucket_points=1_000_000,
              run_counts=(2_000, 100_000), runs_budget_s=150, seed_budget_s=180, versions=1_000, big_mb=1024,
@@ -55,7 +55,7 @@ FULL = Sizes("full", reps=3, ingest_points=1_000_000, overhead_points=1_000_000,
 
 # Clients whose queues drain slowly get fewer points where the work is queued first and drained after
 # (a time budget cannot stop a drain that has already been queued).
-QUEUED_POINTS = {"mlflow_client": {"quick": 5_000, "full": 20_000}, "aim_sdk": {"quick": 1_000, "full": 10_000}}
+QUEUED_POINTS = {"mlflow_client": {"quick": 2_000, "full": 20_000}, "aim_sdk": {"quick": 1_000, "full": 10_000}}
 
 
 RUN_CLIENTS = 4  # runs are made by 4 clients side by side, as several training jobs would
