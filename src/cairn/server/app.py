@@ -30,9 +30,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     install_error_handlers(app)
     app.add_middleware(WorkspacePrefix)
     app.add_middleware(HostCheck, settings=settings)
-    # runs first: a request is matched against the routes in order, and logging is the busiest path
-    # (no other router's paths start with /api/v1/runs). Reviews before registry: the registry's
-    # catch-all for stray /models/... paths must come last.
+    # runs first: a request is matched against the routes in order, and logging is the busiest path.
+    # Safe because the runs router has no catch-all (artifacts, reviews and registry also serve paths
+    # under /api/v1/runs/...). Reviews before registry: the registry's catch-all for stray /models/...
+    # paths must come last.
     for module in (runs, accounts, workspaces, experiments, artifacts, reviews, registry, mlflow):
         app.include_router(module.router)
     app.include_router(mlflow.artifacts_router)
