@@ -13,6 +13,7 @@ import cairn
 from cairn.server.api import accounts, artifacts, experiments, mlflow, registry, reviews, runs, workspaces
 from cairn.server.api.auth import Access, HostCheck, WorkspacePrefix, requires
 from cairn.server.api.common import JSON, install_error_handlers
+from cairn.server.api.direct import DirectRoutes
 from cairn.server.db.engine import Database
 from cairn.server.settings import Settings
 from cairn.server.storage.blobs import LocalBlobStore
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.db = db
     app.state.blobs = LocalBlobStore(settings.resolved_artifact_root)
     install_error_handlers(app)
+    app.add_middleware(DirectRoutes, fastapi=app)  # innermost: after the Host check and the workspace prefix
     app.add_middleware(WorkspacePrefix)
     app.add_middleware(HostCheck, settings=settings)
     # runs first: a request is matched against the routes in order, and logging is the busiest path.

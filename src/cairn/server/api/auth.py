@@ -60,12 +60,17 @@ def requires(action: str) -> Any:
         raise ValueError(f"unknown action {action!r}")
 
     async def access(request: Request) -> Access:
-        if not request.app.state.settings.auth:
-            return authorize(request, action)  # the local mode's check reads nothing: no worker thread
-        return await run_in_threadpool(authorize, request, action)  # reads the store, may sleep
+        return await access_for(request, action)
 
     access.cairn_action = action  # type: ignore[attr-defined]
     return Depends(access)
+
+
+async def access_for(request: Request, action: str) -> Access:
+    """The caller's Access for ``action``, or a refusal (the check behind ``requires``)."""
+    if not request.app.state.settings.auth:
+        return authorize(request, action)  # the local mode's check reads nothing: no worker thread
+    return await run_in_threadpool(authorize, request, action)  # reads the store, may sleep
 
 
 def authorize(request: Request, action: str) -> Access:

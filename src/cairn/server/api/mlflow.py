@@ -18,8 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api import direct
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async, read_json
+from cairn.server.api.common import JSON, call, call_async, call_small_write, read_json
 from cairn.server.schemas.encoding import num
 from cairn.server.services import artifacts as artifact_svc
 from cairn.server.services import experiments, runs, search, versions
@@ -103,9 +104,12 @@ def mlflow_routes(method: str, path: str, action: str) -> Callable[[Any], Any]:
             return await fn(request, access, await body_of(request))
         endpoint.__name__ = fn.__name__
         endpoint.__doc__ = fn.__doc__
+        async def direct_endpoint(request: Request, access: Access, **_path: str) -> Any:  # read as request.path_params
+            return await fn(request, access, await body_of(request))
         for prefix in PREFIXES:
             router.add_api_route(prefix + path, endpoint, methods=[method], name=f"mlflow_{fn.__name__}",
                                  include_in_schema=prefix == PREFIXES[0])
+            direct.ROUTES.add(method, prefix + path, action, direct_endpoint)
         return fn
     return register
 
@@ -347,7 +351,7 @@ def metric_batches(raw: Any) -> list[dict[str, Any]]:
 
 
 async def _log(request: Request, access: Access, run_id: str, batch: dict[str, Any]) -> Any:
-    await call_async(request, access, True, runs.log_batch, run_id, batch)
+    await call_small_write(request, access, runs.log_batch, run_id, batch)
     return JSON({})
 
 

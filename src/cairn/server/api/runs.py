@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from cairn.server.api import direct
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async, read_json
+from cairn.server.api.common import JSON, call, call_small_write, read_json
 from cairn.server.schemas import tracking as schemas
 from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
@@ -82,9 +83,14 @@ def restore_run(run_id: str, request: Request, access: Access = requires("run.de
 async def log_batch(run_id: str, request: Request, access: Access = requires("run.write")) -> Any:
     """Metrics (columnar), params and tags, and optionally the run's new status, all or nothing. Honors the
     Idempotency-Key header."""
+    return await log_batch_direct(request, access, run_id)
+
+
+@direct.route("POST", router.prefix + "/{run_id}/batch", "run.write")
+async def log_batch_direct(request: Request, access: Access, run_id: str) -> Any:
     body = await read_json(request)
     key = request.headers.get("idempotency-key")
-    return JSON(await call_async(request, access, True, svc.log_batch, run_id, body, key))
+    return JSON(await call_small_write(request, access, svc.log_batch, run_id, body, key))
 
 
 @router.post("/{run_id}/tags")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -17,8 +18,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).with_name("migrations")
 PG_MIGRATION_LOCK = 0x6361_6972  # "cair": advisory lock id held while migrating
 
@@ -27,7 +30,7 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
@@ -35,7 +38,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.execute("PRAGMA cache_size=-65536")
         cur.execute("PRAGMA case_sensitive_like=ON")
         cur.close()
@@ -47,13 +50,14 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, busy_ms: int = 30_000) -> Engine:
+    """``busy_ms``: how long a SQLite statement waits for another connection's lock before it fails."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        _configure_sqlite(engine)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_ms / 1000})
+        _configure_sqlite(engine, busy_ms)
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
@@ -95,10 +99,32 @@ class Database:
         # (up to 100 ms) before it looks again: with 16 clients writing at once, p99 batch latency was
         # 1.8 s. Writers of this process queue on a lock instead and start the moment the last one
         # commits. Other processes still meet SQLite's busy timeout.
-        self._writer: AbstractContextManager[Any] = (
-            threading.Lock() if self.dialect == "sqlite" else nullcontext()
-        )
+        self._lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._writer: AbstractContextManager[Any] = self._lock or nullcontext()
+        # Writes that may run on the caller's thread only if they need not wait (see write_now): their
+        # connections give up at once when another process holds SQLite's write lock.
+        self._now_engine = make_engine(url, busy_ms=0) if self.dialect == "sqlite" else None
+        self._now = (None if self._now_engine is None else sessionmaker(
+            self._now_engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False))
         self.cache = TTLCache()
+
+    def write_now(self, fn: Callable[[Session], T]) -> T | NotNow:
+        """``fn(session)`` in a write transaction on this thread, if it can start without waiting: SQLite,
+        this process's writer lock free, and the database's write lock taken at once. Otherwise nothing is
+        done and ``NOT_NOW`` is returned. For callers on an event loop, which must not block."""
+        if self._now is None or self._lock is None or not self._lock.acquire(blocking=False):
+            return NOT_NOW
+        try:
+            with self._now() as session, session.begin():
+                try:
+                    session.connection()  # BEGIN IMMEDIATE: another process's write lock fails it at once
+                except OperationalError as exc:
+                    raise _StoreBusyError from exc
+                return fn(session)
+        except _StoreBusyError:
+            return NOT_NOW
+        finally:
+            self._lock.release()
 
     @contextmanager
     def session(self, *, write: bool) -> Iterator[Session]:
@@ -115,6 +141,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._now_engine is not None:
+            self._now_engine.dispose()
+
+
+class NotNow(enum.Enum):
+    NOT_NOW = "not now"
+
+
+NOT_NOW = NotNow.NOT_NOW
+
+
+class _StoreBusyError(Exception):
+    """The store's write lock is held by another process."""
 
 
 def _alembic_config(connection: Any) -> Config:

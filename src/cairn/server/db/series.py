@@ -1,4 +1,4 @@
-"""Fast paths for the metric series rows that every logging request reads and writes: the run's series
+"""Fast paths for what every logging request reads and writes: the run's state it checks, the run's series
 of some keys (locked for update on PostgreSQL), and their summaries written back.
 
 A single-point log request spends most of its store time building statements; these are constants
@@ -28,6 +28,22 @@ _SELECT = ("SELECT id, run_id, key, goal, count, numeric_count, sum, last_value,
 _COLLATE = {True: "", False: ' COLLATE "C"'}
 _UPDATE = ("UPDATE metric_series SET count = {p}, numeric_count = {p}, sum = {p}, last_value = {p}, last_step = {p}, "
            "last_timestamp = {p}, min_value = {p}, min_step = {p}, max_value = {p}, max_step = {p} WHERE id = {p}")
+
+
+_RUN_STATE = "SELECT workspace_id, experiment_id, lifecycle, status FROM runs WHERE id = {p}"
+
+
+def run_state(session: Session, run_id: str) -> tuple[int, int, str, str] | None:
+    """The run's (workspace_id, experiment_id, lifecycle, status): what a logging request checks before it
+    writes, read without building an ORM row (a primary-key seek)."""
+    raw, p, _ = _driver(session)
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_RUN_STATE.format(p=p), (run_id,))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else (row[0], row[1], row[2], row[3])
 
 
 def _driver(session: Session) -> tuple[Any, str, bool]:

@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from cairn.server.db import points
+from cairn.server.db import series as db_series
 from cairn.server.db.models import (
     DatasetInputRow,
     ExperimentRow,
@@ -128,22 +129,42 @@ def get_run_row(session: Session, ctx: Context, run_id: str, *, field_name: str 
                 write: bool = False) -> RunRow:
     """The run; with ``write`` the caller is about to change it and must be allowed to."""
     row = session.get(RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
-    if row is None or row.workspace_id != ctx.workspace_id:
-        raise NotFoundError(f"run {run_id!r} does not exist", field=field_name)
+    _check_found(ctx, run_id, None if row is None else row.workspace_id, field_name)
+    assert row is not None
     if write:
         ctx.authorize("experiment", row.experiment_id)
     return row
 
 
+def _check_found(ctx: Context, run_id: str, workspace_id: int | None, field_name: str) -> None:
+    """Another workspace's run answers as one that does not exist."""
+    if workspace_id is None or workspace_id != ctx.workspace_id:
+        raise NotFoundError(f"run {run_id!r} does not exist", field=field_name)
+
+
 def writable_run(session: Session, ctx: Context, run_id: str) -> RunRow:
     row = get_run_row(session, ctx, run_id, write=True)
-    if row.lifecycle != "active":
-        raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it", field="run_id")
-    if row.status != "RUNNING":
-        raise InvalidStateError(
-            f"run {run_id} is {row.status}; only a RUNNING run accepts new data (set its status to RUNNING "
-            "to resume it)", field="run_id")
+    _check_logging(run_id, row.lifecycle, row.status)
     return row
+
+
+def check_writable(session: Session, ctx: Context, run_id: str) -> None:
+    """What :func:`writable_run` checks, without loading the run: one primary-key read of four columns
+    (every logging request makes it)."""
+    state = db_series.run_state(session, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
+    _check_found(ctx, run_id, None if state is None else state[0], "run_id")
+    assert state is not None
+    ctx.authorize("experiment", state[1])
+    _check_logging(run_id, state[2], state[3])
+
+
+def _check_logging(run_id: str, lifecycle: str, status: str) -> None:
+    if lifecycle != "active":
+        raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it", field="run_id")
+    if status != "RUNNING":
+        raise InvalidStateError(
+            f"run {run_id} is {status}; only a RUNNING run accepts new data (set its status to RUNNING "
+            "to resume it)", field="run_id")
 
 
 def read_run(session: Session, ctx: Context, run_id: str) -> RunView:
@@ -252,6 +273,10 @@ def log_batch(
         check_int("end_time", end_time)
     if not claim_idempotency_key(session, ctx, idempotency_key):
         return {"metrics": 0, "params": 0, "tags": 0, "replayed": 1}
+    if status is None and not params and not tags:  # metrics only (the common case): the run row is not needed
+        check_writable(session, ctx, run_id)
+        return {"metrics": metrics.ingest(session, run_id, batches) if batches else 0, "params": 0, "tags": 0,
+                "replayed": 0}
     run = writable_run(session, ctx, run_id)  # held: the session keeps rows only while they are referenced
     stored = metrics.ingest(session, run_id, batches) if batches else 0
     _log_params(session, ctx, run_id, params)
@@ -260,7 +285,7 @@ def log_batch(
         events.record(session, ctx, "run.set_tags", "run", run_id, after=tags)
     if status is not None:
         _update_row(session, ctx, run, status=status, end_time=end_time)
-    elif params or tags:
+    else:
         run.updated_at = events.now_ms()
     return {"metrics": stored, "params": len(params), "tags": len(tags), "replayed": 0}
 
