@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from alembic import command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from cairn.server.db.engine import Database
+from cairn.server.db.engine import Database, _alembic_config
 from cairn.server.services import metrics
 from cairn.server.services.gc import collect
 from cairn.server.storage.blobs import LocalBlobStore
@@ -157,9 +158,12 @@ def gappy_steps(rng: random.Random, start: int, n: int) -> list[int]:
     return kept + rng.choices(kept, k=len(missing))
 
 
-def test_repeated_steps_with_gaps_keep_rollups_exact(app: Any, api: httpx.Client, run_id: str) -> None:
+def test_repeated_steps_with_gaps_keep_rollups_exact(app: Any, api: httpx.Client, run_id: str,
+                                                     monkeypatch: Any) -> None:
     db = app.state.db
-    log(api, run_id, ("loss", [(14, 1, 1.0), (15, 2, 2.0), (15, 3, 3.0), (17, 4, 4.0)]))
+    with monkeypatch.context() as patch:
+        patch.setattr(metrics, "SMALL_SERIES", 1)  # rollups from the first point
+        log(api, run_id, ("loss", [(14, 1, 1.0), (15, 2, 2.0), (15, 3, 3.0), (17, 4, 4.0)]))
     sid = series_id(db, run_id, "loss")
     with db.session(write=False) as session:
         finest = session.execute(text("SELECT bucket, count, first_step, last_step, max_value FROM metric_rollups "
@@ -245,8 +249,38 @@ def test_migration_backfills_rollups(app: Any, api: httpx.Client, run_id: str) -
         assert_rollups_exact(db, series_id(db, run_id, key))
 
 
+def test_short_series_have_no_rollups_until_they_grow_long(app: Any, api: httpx.Client, run_id: str) -> None:
+    """Rollups are only read for series of SMALL_SERIES points or more, so only those keep them. The
+    request that takes a series past the threshold builds them from every stored point, replacing any
+    left from before the threshold existed (the migration built them for every series)."""
+    db = app.state.db
+    rng = random.Random(5)
+    pts = messy_points(rng, 20_000)
+    log(api, run_id, ("loss", pts[:5_000]), ("short", [(s, s, 0.5) for s in range(300)]))
+    sid = series_id(db, run_id, "loss")
+    rollups = "SELECT count(*) FROM metric_rollups WHERE series_id = :s"
+    with db.session(write=True) as session:
+        assert session.execute(text(rollups), {"s": sid}).scalar_one() == 0
+        session.execute(text("INSERT INTO metric_rollups (series_id, level, bucket, count, numeric_count, sum, "
+                             "min_value, max_value, first_step, last_step, first_timestamp) "
+                             "VALUES (:s, 4, 0, 99, 99, 1.0, -7.0, 7.0, 0, 1, 0)"), {"s": sid})  # stale
+    for n in (1, 10, 1000):
+        assert_buckets_exact(db, sid, n)
+    for at in range(5_000, 16_000, 1_000):
+        log(api, run_id, ("loss", pts[at:at + 1_000]))
+    assert len(raw_points(db, sid)) == 16_000 < metrics.SMALL_SERIES
+    log(api, run_id, ("loss", pts[16_000:16_200]), ("loss", pts[16_200:17_000]), ("loss", pts[17_000:17_300]))
+    assert_rollups_exact(db, sid)
+    log(api, run_id, ("loss", pts[17_300:]))
+    assert_rollups_exact(db, sid)
+    for n in (1, 7, 1000):
+        assert_buckets_exact(db, sid, n)
+    with db.session(write=False) as session:
+        assert session.execute(text(rollups), {"s": series_id(db, run_id, "short")}).scalar_one() == 0
+
+
 def test_deleting_a_run_deletes_its_rollups(app: Any, api: httpx.Client, run_id: str) -> None:
-    log(api, run_id, ("loss", [(s, s, 1.0) for s in range(3_000)]))
+    log(api, run_id, ("loss", [(s, s, 1.0) for s in range(metrics.SMALL_SERIES + 10)]))
     db = app.state.db
     sid = series_id(db, run_id, "loss")
     count = "SELECT count(*) FROM metric_rollups WHERE series_id = :s"
@@ -256,3 +290,27 @@ def test_deleting_a_run_deletes_its_rollups(app: Any, api: httpx.Client, run_id:
     collect(db, LocalBlobStore(app.state.settings.resolved_artifact_root))
     with db.session(write=False) as session:
         assert session.execute(text(count), {"s": sid}).scalar_one() == 0
+
+
+def test_migration_0006_keeps_rollups_of_long_series_only(app: Any, api: httpx.Client, run_id: str) -> None:
+    """Its upgrade drops the rollups of short series; its downgrade builds them again, exact, since the
+    code before it kept rollups for every series."""
+    log(api, run_id, ("short", messy_points(random.Random(2), 3_000)),
+        ("long", [(s, s, float(s % 13)) for s in range(metrics.SMALL_SERIES + 100)]))
+    db = app.state.db
+    short, long = series_id(db, run_id, "short"), series_id(db, run_id, "long")
+    count = "SELECT count(*) FROM metric_rollups WHERE series_id = :s"
+
+    def migrate(step: Any, target: str) -> None:
+        with db.engine.begin() as conn:
+            step(_alembic_config(conn), target)
+
+    try:
+        migrate(command.downgrade, "0005")
+        assert_rollups_exact(db, short)
+        assert_rollups_exact(db, long)
+    finally:
+        migrate(command.upgrade, "head")
+    with db.session(write=False) as session:
+        assert session.execute(text(count), {"s": short}).scalar_one() == 0
+    assert_rollups_exact(db, long)

@@ -7,7 +7,7 @@ These are the only statements written as SQL text; they are constants with bound
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 from sqlalchemy import select
@@ -86,6 +86,19 @@ _POINT_RANGE = ("SELECT step, timestamp, value FROM metric_points WHERE series_i
 _LOWEST_STEP = ("SELECT step FROM metric_points WHERE series_id = {p} AND step >= {p} AND step <= {p} "
                 "ORDER BY step ASC LIMIT 1")
 _HIGHEST_STEP = _LOWEST_STEP.replace("ASC", "DESC")
+_DELETE_ROLLUPS = "DELETE FROM metric_rollups WHERE series_id = {p}"
+# count(value) counts the points that are not NaN (stored as NULL); the sum of no numbers is 0.0. A NULL sum
+# means NaN, so one NULL among the parts (count(sum) < count(*)) makes the whole NULL.
+_BUILD_FINEST = _ROLLUP_INTO.replace(" VALUES ", " ") + """
+SELECT series_id, {level}, step >> {level}, count(*), count(value),
+ CASE WHEN count(value) = 0 THEN 0.0 ELSE sum(value) END, min(value), max(value), min(step), max(step),
+ min(timestamp)
+FROM metric_points WHERE series_id = {p} GROUP BY series_id, step >> {level}"""
+_BUILD_LEVEL = _ROLLUP_INTO.replace(" VALUES ", " ") + """
+SELECT series_id, {level}, bucket >> {shift}, sum(count), sum(numeric_count),
+ CASE WHEN count(sum) < count(*) THEN NULL ELSE sum(sum) END, min(min_value), max(max_value), min(first_step),
+ max(last_step), min(first_timestamp)
+FROM metric_rollups WHERE series_id = {p} AND level = {below} GROUP BY series_id, bucket >> {shift}"""
 
 
 def insert_points(session: Session, rows: Sequence[PointTuple]) -> None:
@@ -115,6 +128,23 @@ def upsert_rollups(session: Session, rows: Sequence[RollupTuple]) -> None:
         rows = _merge_parts(rows)
     with raw.cursor() as cursor:
         cursor.execute(_PG_ROLLUP, [list(column) for column in zip(*rows, strict=True)])
+
+
+def build_rollups(session: Session, series_id: int, levels: Sequence[int]) -> None:
+    """The series' rollups, replacing any it has, built from its stored points by the database: the finest
+    level from the points, each coarser one from the level below."""
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    p = "?" if connection.dialect.name == "sqlite" else "%s"
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_DELETE_ROLLUPS.format(p=p), (series_id,))
+        cursor.execute(_BUILD_FINEST.format(p=p, level=int(levels[0])), (series_id,))
+        for below, level in pairwise(levels):
+            cursor.execute(_BUILD_LEVEL.format(p=p, level=int(level), below=int(below), shift=int(level - below)),
+                           (series_id,))
+    finally:
+        cursor.close()
 
 
 def _merge_parts(rows: Sequence[RollupTuple]) -> list[RollupTuple]:

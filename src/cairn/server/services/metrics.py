@@ -126,18 +126,28 @@ def _state(row: Any) -> SeriesState:
 
 
 def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
-    """Store the points and update the summaries; returns the number of points stored."""
+    """Store the points and update the summaries; returns the number of points stored.
+
+    Rollups are kept only for series of at least ``SMALL_SERIES`` points, the only ones read from them:
+    most series (a run's loss over a few hundred epochs, a metric logged once) never pay for them. The
+    batch that takes a series past the threshold builds its rollups from all its stored points."""
     series = lock_series(session, run_id, sorted({b.key for b in batches}))
     rows: list[points.PointTuple] = []
     rollups: list[points.RollupTuple] = []
+    crossed: set[int] = set()
     for batch in batches:
         state = series[batch.key]
-        n = len(batch.values)
-        rows.extend(zip([state.id] * n, batch.steps, range(state.count, state.count + n),
+        n, before = len(batch.values), state.count
+        rows.extend(zip([state.id] * n, batch.steps, range(before, before + n),
                         batch.timestamps, batch.values, strict=True))
-        rollups.extend(_rollup_parts(state.id, batch))
         _update_summary(state, batch)
+        if before < SMALL_SERIES <= state.count:
+            crossed.add(state.id)
+        elif state.count >= SMALL_SERIES and state.id not in crossed:
+            rollups.extend(_rollup_parts(state.id, batch))
     points.insert_points(session, rows)
+    for series_id in crossed:  # from all its points, this batch's too; replacing any left from before 0006
+        points.build_rollups(session, series_id, LEVELS)
     points.upsert_rollups(session, rollups)
     db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
     return len(rows)
