@@ -70,7 +70,7 @@ def same(a: float | None, b: float | None) -> bool:
     return a == b if math.isinf(a) or math.isinf(b) else math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def assert_rollups_exact(db: Database, sid: int) -> None:
+def assert_rollups_exact(db: Database, sid: int, levels: tuple[int, ...] = metrics.LEVELS) -> None:
     """Every stored rollup row equals the aggregate of the raw points in its bucket, and no bucket is missing."""
     pts = raw_points(db, sid)
     with db.session(write=False) as session:
@@ -79,7 +79,7 @@ def assert_rollups_exact(db: Database, sid: int) -> None:
             "first_timestamp FROM metric_rollups WHERE series_id = :s"), {"s": sid})}
     expected: dict[tuple[int, int], list[Point]] = defaultdict(list)
     for p in pts:
-        for level in metrics.LEVELS:
+        for level in levels:
             expected[(level, p[0] >> level)].append(p)
     assert set(stored) == set(expected)
     for where, group in expected.items():
@@ -161,14 +161,17 @@ def gappy_steps(rng: random.Random, start: int, n: int) -> list[int]:
 def test_repeated_steps_with_gaps_keep_rollups_exact(app: Any, api: httpx.Client, run_id: str,
                                                      monkeypatch: Any) -> None:
     db = app.state.db
+    w = 1 << metrics.LEVELS[0]
     with monkeypatch.context() as patch:
         patch.setattr(metrics, "SMALL_SERIES", 1)  # rollups from the first point
-        log(api, run_id, ("loss", [(14, 1, 1.0), (15, 2, 2.0), (15, 3, 3.0), (17, 4, 4.0)]))
+        log(api, run_id, ("loss", [(w, 9, 0.0)]))
+        log(api, run_id, ("loss", [(w - 2, 1, 1.0), (w - 1, 2, 2.0), (w - 1, 3, 3.0), (w + 1, 4, 4.0)]))
     sid = series_id(db, run_id, "loss")
     with db.session(write=False) as session:
         finest = session.execute(text("SELECT bucket, count, first_step, last_step, max_value FROM metric_rollups "
-                                      "WHERE series_id = :s AND level = 4 ORDER BY bucket"), {"s": sid}).all()
-    assert [tuple(r) for r in finest] == [(0, 3, 14, 15, 3.0), (1, 1, 17, 17, 4.0)]
+                                      "WHERE series_id = :s AND level = :l ORDER BY bucket"),
+                                 {"s": sid, "l": metrics.LEVELS[0]}).all()
+    assert [tuple(r) for r in finest] == [(0, 3, w - 2, w - 1, 3.0), (1, 2, w, w + 1, 4.0)]
     assert_rollups_exact(db, sid)
 
     # one batch long enough to be bucketed from the rollups, then many short ones across bucket edges
@@ -223,30 +226,45 @@ def test_long_series_buckets_are_aligned_to_the_rollups(app: Any, api: httpx.Cli
         answer = metrics.buckets(session, sid, 1000)
     # 100 steps per bucket asked; the coarsest rollup that fits is 64 wide, so buckets are 128 wide
     assert [b.first_step for b in answer] == list(range(0, 100_000, 128))
-    assert answer[0] == metrics.Bucket(0, 127, 128, 0.0, 127 / 977, sum(range(128)) / 977 / 128, 1_000)
+    first = answer[0]
+    assert (first.first_step, first.last_step, first.count, first.min, first.max, first.first_timestamp) == (
+        0, 127, 128, 0.0, 127 / 977, 1_000)
+    assert same(first.mean, sum(range(128)) / 977 / 128)
     assert_buckets_exact(db, sid, 1000, 1_234, 98_765)
     with db.session(write=False) as session:
         assert metrics.buckets(session, sid, 10, 200_000, 300_000) == []
 
 
-def test_migration_backfills_rollups(app: Any, api: httpx.Client, run_id: str) -> None:
-    rng = random.Random(11)
-    log(api, run_id, ("loss", messy_points(rng, 4_000)), ("acc", [(s, s, float(s)) for s in range(-300, 5_000)]))
-    db = app.state.db
-    path = Path(metrics.__file__).parents[1] / "db" / "migrations" / "versions" / "0004_metric_rollups.py"
-    spec = importlib.util.spec_from_file_location("migration_0004", path)
+def migration(name: str) -> Any:
+    path = Path(metrics.__file__).parents[1] / "db" / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_migrations_backfill_rollups(app: Any, api: httpx.Client, run_id: str) -> None:
+    """0004 builds rollups from the points for every series; 0006 keeps those of long series at today's levels."""
+    rng = random.Random(11)
+    log(api, run_id, ("loss", messy_points(rng, 4_000)),
+        ("acc", [(s, s, float(s)) for s in range(-300, metrics.SMALL_SERIES + 700)]))
+    db = app.state.db
+    first, second = migration("0004_metric_rollups"), migration("0006_rollups_for_long_series")
     with db.session(write=True) as session:
         session.execute(text("DELETE FROM metric_rollups"))
-        session.execute(text(migration._INTO + migration._FROM_POINTS))
-        for below, level in itertools.pairwise(migration.LEVELS):
-            session.execute(text(migration._INTO + migration._FROM_LEVEL.format(
+        session.execute(text(first._INTO + first._FROM_POINTS))
+        for below, level in itertools.pairwise(first.LEVELS):
+            session.execute(text(first._INTO + first._FROM_LEVEL.format(
                 level=level, shift=level - below, below=below)))
-    assert migration.LEVELS == metrics.LEVELS
     for key in ("loss", "acc"):
-        assert_rollups_exact(db, series_id(db, run_id, key))
+        assert_rollups_exact(db, series_id(db, run_id, key), first.LEVELS)
+    with db.session(write=True) as session:
+        session.execute(text(second.UPGRADE))
+    assert_rollups_exact(db, series_id(db, run_id, "acc"))
+    with db.session(write=False) as session:
+        assert session.execute(text("SELECT count(*) FROM metric_rollups WHERE series_id = :s"),
+                               {"s": series_id(db, run_id, "loss")}).scalar_one() == 0
 
 
 def test_short_series_have_no_rollups_until_they_grow_long(app: Any, api: httpx.Client, run_id: str) -> None:
@@ -305,10 +323,11 @@ def test_migration_0006_keeps_rollups_of_long_series_only(app: Any, api: httpx.C
         with db.engine.begin() as conn:
             step(_alembic_config(conn), target)
 
+    before = migration("0006_rollups_for_long_series").LEVELS_BEFORE
     try:
         migrate(command.downgrade, "0005")
-        assert_rollups_exact(db, short)
-        assert_rollups_exact(db, long)
+        assert_rollups_exact(db, short, before)
+        assert_rollups_exact(db, long, before)
     finally:
         migrate(command.upgrade, "head")
     with db.session(write=False) as session:

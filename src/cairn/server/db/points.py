@@ -6,6 +6,7 @@ These are the only statements written as SQL text; they are constants with bound
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from itertools import chain, pairwise
 from typing import Any
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from cairn.server.db.models import MetricPointRow
 
-PointTuple = tuple[int, int, int, int, float | None]
+# (series_id, steps, seq of the first point, timestamps, values)
+PointColumns = tuple[int, Sequence[int], int, Sequence[int], Sequence[float | None]]
 _POINT_INTO = "INSERT INTO metric_points (series_id, step, seq, timestamp, value) VALUES "
 _PG_COPY = "COPY metric_points (series_id, step, seq, timestamp, value) FROM STDIN"
 
@@ -47,31 +49,33 @@ ON CONFLICT (series_id, level, bucket) DO UPDATE SET
  first_step = LEAST(metric_rollups.first_step, excluded.first_step),
  last_step = GREATEST(metric_rollups.last_step, excluded.last_step),
  first_timestamp = LEAST(metric_rollups.first_timestamp, excluded.first_timestamp)"""
-# SQLite runs one statement of many rows about twice as fast as one statement per row. Statements stay
-# under 999 parameters, the limit of SQLite builds before 3.32.
-_SQLITE_ROWS = 160
+# SQLite runs one statement of many rows faster than one statement per row: 1,000 rows a statement inserted
+# points 1.6x as fast as one, and 1.35x as fast as 160 (WAL, 2 cores). SQLite before 3.32 takes at most 999
+# bound parameters a statement.
+_SQLITE_ROWS = 1000
+_SQLITE_PARAMS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 
 class _SqliteInsert:
-    """One INSERT as two prepared statements: ``_SQLITE_ROWS`` rows at a time, and one row at a time."""
+    """One INSERT as two prepared statements: ``per`` rows at a time, and one row at a time. Rows come
+    as one flat list of their values, row after row."""
 
     def __init__(self, into: str, width: int, suffix: str = "") -> None:
         row = "(" + ", ".join(["?"] * width) + ")"
-        per = min(_SQLITE_ROWS, 999 // width)
+        per = min(_SQLITE_ROWS, _SQLITE_PARAMS // width)
         self.width, self.per = width, per
         self.many = into + ", ".join([row] * per) + suffix
         self.one = into + row + suffix
 
-    def run(self, raw: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-        full = len(rows) - len(rows) % self.per
+    def run(self, raw: Any, flat: list[Any]) -> None:
+        width, size = self.width, self.width * self.per
+        full = len(flat) - len(flat) % size
         cursor = raw.cursor()
         try:
             if full:
-                flat = list(chain.from_iterable(rows[:full]))
-                size = self.width * self.per
-                cursor.executemany(self.many, [flat[i:i + size] for i in range(0, len(flat), size)])
-            if full < len(rows):
-                cursor.executemany(self.one, rows[full:])
+                cursor.executemany(self.many, [flat[i:i + size] for i in range(0, full, size)])
+            if full < len(flat):
+                cursor.executemany(self.one, [flat[i:i + width] for i in range(full, len(flat), width)])
         finally:
             cursor.close()
 
@@ -101,17 +105,40 @@ SELECT series_id, {level}, bucket >> {shift}, sum(count), sum(numeric_count),
 FROM metric_rollups WHERE series_id = {p} AND level = {below} GROUP BY series_id, bucket >> {shift}"""
 
 
-def insert_points(session: Session, rows: Sequence[PointTuple]) -> None:
-    if not rows:
+def insert_points(session: Session, parts: Sequence[PointColumns]) -> None:
+    """Store points given as columns, a part per series: (series_id, steps, seq of the first point,
+    timestamps, values)."""
+    if not parts:
         return
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
     if connection.dialect.name == "sqlite":
-        _SQLITE_POINTS.run(raw, rows)
+        _SQLITE_POINTS.run(raw, _interleave(parts))
         return
     with raw.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
-        for row in rows:
-            copy.write_row(row)
+        for series_id, steps, seq, stamps, values in parts:
+            n = len(steps)
+            for row in zip([series_id] * n, steps, range(seq, seq + n), stamps, values, strict=True):
+                copy.write_row(row)
+
+
+def _interleave(parts: Sequence[PointColumns]) -> list[Any]:
+    """The parts' points as one flat list, row after row: each column is put in place by one slice
+    assignment (in C), with no tuple per point."""
+    flat: list[Any] = [None] * (5 * sum(len(part[1]) for part in parts))
+    at = 0
+    for series_id, steps, seq, stamps, values in parts:
+        n = len(steps)
+        if len(stamps) != n or len(values) != n:
+            raise ValueError("a part's columns differ in length")
+        end = at + 5 * n
+        flat[at:end:5] = [series_id] * n
+        flat[at + 1:end:5] = steps
+        flat[at + 2:end:5] = range(seq, seq + n)
+        flat[at + 3:end:5] = stamps
+        flat[at + 4:end:5] = values
+        at = end
+    return flat
 
 
 def upsert_rollups(session: Session, rows: Sequence[RollupTuple]) -> None:
@@ -122,7 +149,7 @@ def upsert_rollups(session: Session, rows: Sequence[RollupTuple]) -> None:
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
     if connection.dialect.name == "sqlite":
-        _SQLITE_ROLLUPS.run(raw, rows)  # parts of one bucket in one statement merge in order
+        _SQLITE_ROLLUPS.run(raw, list(chain.from_iterable(rows)))  # parts of one bucket merge in order
         return
     if len({row[:3] for row in rows}) < len(rows):  # PostgreSQL updates a row at most once per statement
         rows = _merge_parts(rows)

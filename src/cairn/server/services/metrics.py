@@ -32,7 +32,7 @@ _SPECIAL_IN: dict[str, float | None] = {
     "NaN": None, "nan": None, "Infinity": math.inf, "inf": math.inf, "-Infinity": -math.inf, "-inf": -math.inf,
 }
 GOALS = ("min", "max")
-LEVELS = tuple(range(4, 23, 2))  # rollup bucket widths 2**level: 16, 64, 256, ... 4194304 steps
+LEVELS = tuple(range(6, 23, 2))  # rollup bucket widths 2**level: 64, 256, 1024, ... 4194304 steps
 SMALL_SERIES = 16_384  # a series with fewer points is bucketed from its raw points
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 
@@ -132,25 +132,24 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
     most series (a run's loss over a few hundred epochs, a metric logged once) never pay for them. The
     batch that takes a series past the threshold builds its rollups from all its stored points."""
     series = lock_series(session, run_id, sorted({b.key for b in batches}))
-    rows: list[points.PointTuple] = []
+    parts: list[points.PointColumns] = []
     rollups: list[points.RollupTuple] = []
     crossed: set[int] = set()
     for batch in batches:
         state = series[batch.key]
-        n, before = len(batch.values), state.count
-        rows.extend(zip([state.id] * n, batch.steps, range(before, before + n),
-                        batch.timestamps, batch.values, strict=True))
+        before = state.count
+        parts.append((state.id, batch.steps, before, batch.timestamps, batch.values))
         _update_summary(state, batch)
         if before < SMALL_SERIES <= state.count:
             crossed.add(state.id)
         elif state.count >= SMALL_SERIES and state.id not in crossed:
             rollups.extend(_rollup_parts(state.id, batch))
-    points.insert_points(session, rows)
+    points.insert_points(session, parts)
     for series_id in crossed:  # from all its points, this batch's too; replacing any left from before 0006
         points.build_rollups(session, series_id, LEVELS)
     points.upsert_rollups(session, rollups)
     db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
-    return len(rows)
+    return sum(len(batch.values) for batch in batches)
 
 
 def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:
