@@ -1,7 +1,7 @@
 """Workload 10, the ceiling: the same points written straight into the database with no server, no
 HTTP and no validation, the way Cairn's store lays them out, so the table shows how close Cairn gets
 to what the database itself can do. SQLite: executemany in WAL mode with Cairn's pragmas, one
-transaction per 10,000 points. PostgreSQL: COPY, one transaction per 100,000 points."""
+transaction per 100,000 points. PostgreSQL: COPY, one transaction per 100,000 points."""
 
 from __future__ import annotations
 

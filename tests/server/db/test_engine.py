@@ -1,0 +1,65 @@
+"""Database.write_now: a write on the caller's thread only when it needs no waiting."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from cairn.server.db.engine import NOT_NOW, Database
+
+
+def count_workspaces(session: object) -> int:
+    return int(session.execute(text("SELECT count(*) FROM workspaces")).scalar_one())  # type: ignore[attr-defined]
+
+
+def test_write_now_runs_at_once_or_not_at_all(store_uri: str) -> None:
+    db = Database(store_uri)
+    try:
+        if db.dialect != "sqlite":  # network round trips: never on an event loop
+            assert db.write_now(count_workspaces) is NOT_NOW
+            return
+        assert db.write_now(count_workspaces) == 1
+
+        # this process's writer is busy: not now
+        inside, leave = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with db.session(write=True) as session:
+                session.execute(text("SELECT 1"))
+                inside.set()
+                leave.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert inside.wait(10)
+        assert db.write_now(count_workspaces) is NOT_NOW
+        leave.set()
+        holder.join()
+
+        # another process (here: another connection) holds SQLite's write lock: not now, and without waiting
+        other = sqlite3.connect(make_url(store_uri).database or "", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.perf_counter()
+        assert db.write_now(count_workspaces) is NOT_NOW
+        assert time.perf_counter() - started < 1.0
+        other.execute("ROLLBACK")
+        other.close()
+        assert db.write_now(count_workspaces) == 1
+
+        # an error in the work rolls back and frees the writer
+        def fail(session: object) -> None:
+            session.execute(text("UPDATE workspaces SET name = 'changed'"))  # type: ignore[attr-defined]
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            db.write_now(fail)
+        with db.session(write=False) as session:
+            assert session.execute(text("SELECT name FROM workspaces")).scalar_one() == "default"
+        assert db.write_now(count_workspaces) == 1
+    finally:
+        db.dispose()
