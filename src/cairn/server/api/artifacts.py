@@ -6,7 +6,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import Access, requires
@@ -25,11 +25,31 @@ async def upload_artifact(run_id: str, request: Request, path: str = PathQuery,
                           access: Access = requires("artifact.write")) -> Any:
     """Store the request body as the next version of ``path``."""
     clean = clean_artifact_path(path)
+    if _declared_size(request) <= SMALL_BODY:
+        # a small file (most of a folder upload): read it, then check, store and record in one worker-thread
+        # hop; the run is checked before any byte is stored, as below
+        body = await request.body()
+        row = await run_in_threadpool(_store_small, request, access, run_id, clean, body)
+        return JSON(version_out(row), status_code=201)
     # refuse before reading the body; the run is named as the one being written (grants apply)
     await call_async(request, access, False, partial(runs.get_run_row, write=True), run_id)
     blob = await request.app.state.blobs.put_stream(request.stream())
     row = await call_async(request, access, True, svc.record_version, run_id, clean, blob)
     return JSON(version_out(row), status_code=201)
+
+
+SMALL_BODY = 1024 * 1024  # bytes: a body up to this, with its Content-Length declared, is read whole
+
+
+def _declared_size(request: Request) -> int:
+    declared = request.headers.get("content-length")
+    return int(declared) if declared is not None and declared.isdigit() and len(declared) < 19 else SMALL_BODY + 1
+
+
+def _store_small(request: Request, access: Access, run_id: str, path: str, body: bytes) -> Any:
+    call(request, access, False, partial(runs.get_run_row, write=True), run_id)
+    blob = request.app.state.blobs.put_bytes(body)  # outside any transaction: the fsyncs hold no lock
+    return call(request, access, True, svc.record_version, run_id, path, blob)
 
 
 @router.get("")
@@ -50,9 +70,17 @@ def list_artifact_versions(run_id: str, request: Request, path: str = PathQuery,
 async def download_artifact(run_id: str, request: Request, path: str = PathQuery,
                             version: int | None = Query(None, ge=1, le=2**31 - 1),
                             access: Access = requires("artifact.read")) -> Any:
-    row = await call_async(request, access, False, svc.get_version, run_id, path, version)
-    blobs = request.app.state.blobs
-    chunks = await run_in_threadpool(blobs.open, row.digest)
+    row, data = await run_in_threadpool(_find_content, request, access, run_id, path, version)
     headers = {"X-Cairn-Version": str(row.version), "X-Cairn-Digest": row.digest,
                "Content-Length": str(row.size)}
+    if data is not None:
+        return Response(data, media_type="application/octet-stream", headers=headers)
+    chunks = request.app.state.blobs.open(row.digest)  # a generator: the file opens in the first read's thread
     return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+
+
+def _find_content(request: Request, access: Access, run_id: str, path: str,
+                  version: int | None) -> tuple[Any, bytes | None]:
+    """The version, and its bytes if it is small (one answer, no streaming, in the same thread hop)."""
+    row = call(request, access, False, svc.get_version, run_id, path, version)
+    return row, request.app.state.blobs.read_bytes(row.digest) if row.size <= SMALL_BODY else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
@@ -9,6 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from starlette.concurrency import run_in_threadpool
 
 CHUNK = 1024 * 1024
 
@@ -23,6 +26,7 @@ class BlobStore(Protocol):
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob: ...
     def put_bytes(self, data: bytes) -> StoredBlob: ...
     def open(self, digest: str) -> Iterator[bytes]: ...
+    def read_bytes(self, digest: str) -> bytes: ...
     def exists(self, digest: str) -> bool: ...
     def delete(self, digest: str) -> None: ...
 
@@ -45,19 +49,35 @@ class LocalBlobStore:
         return path
 
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob:
-        hasher, size = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        """Store a request body as it arrives. Hashing, writing and the final fsync run in a worker thread,
+        a batch of about ``CHUNK`` bytes at a time, while the event loop receives the next batch (and serves
+        other requests): on the loop, a 1 GB upload's hashing alone held every other request for 0.7 s."""
+        writer = _BlobWriter(self._tmp)
+        pending: asyncio.Future[None] | None = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in chunks:
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            return self._commit(Path(tmp), f"sha256:{hasher.hexdigest()}", size)
+            batch: list[bytes] = []
+            size = 0
+            async for chunk in chunks:
+                batch.append(chunk)
+                size += len(chunk)
+                if size >= CHUNK:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(run_in_threadpool(writer.write, batch))
+                    batch, size = [], 0
+            if pending is not None:
+                await pending
+                pending = None
+            return await run_in_threadpool(self._finish, writer, batch)
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            if pending is not None:  # the body failed midway: let the thread stop writing before cleaning up
+                await asyncio.wait([pending])
+            writer.discard()
+
+    def _finish(self, writer: _BlobWriter, last: list[bytes]) -> StoredBlob:
+        writer.write(last)
+        writer.sync()
+        return self._commit(writer.path, writer.digest(), writer.size)
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
@@ -90,8 +110,42 @@ class LocalBlobStore:
             while chunk := handle.read(CHUNK):
                 yield chunk
 
+    def read_bytes(self, digest: str) -> bytes:
+        """A whole blob (for small ones)."""
+        return self.path_for(digest).read_bytes()
+
     def exists(self, digest: str) -> bool:
         return self.path_for(digest).exists()
 
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)
+
+
+class _BlobWriter:
+    """A temp file being written and hashed; used by one thread at a time."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=tmp_dir)
+        self.path = Path(name)
+        self.size = 0
+        self._out = os.fdopen(fd, "wb")
+        self._hasher = hashlib.sha256()
+
+    def write(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self._hasher.update(chunk)
+            self._out.write(chunk)
+            self.size += len(chunk)
+
+    def sync(self) -> None:
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+
+    def digest(self) -> str:
+        return f"sha256:{self._hasher.hexdigest()}"
+
+    def discard(self) -> None:
+        """Close, and remove the temp file unless it became the blob."""
+        self._out.close()
+        self.path.unlink(missing_ok=True)
