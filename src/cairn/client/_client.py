@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cairn.client._collab import CollabMixin
 from cairn.client._config import Config
-from cairn.client._errors import CairnError, NotFoundError
+from cairn.client._errors import APIError, CairnError, NotFoundError, TransportError
 from cairn.client._models import (
     ArtifactInfo,
     ArtifactVersion,
@@ -26,6 +27,8 @@ from cairn.client._registry import RegistryMixin
 from cairn.client._transport import Transport, open_transport
 
 _transports: dict[tuple[str, str, str | None], Transport] = {}
+T = TypeVar("T")
+FILE_THREADS = 4  # files sent or fetched at once by upload_artifacts and a folder's download_artifact
 
 
 def shared_transport(config: Config) -> Transport:
@@ -186,10 +189,22 @@ class Client(RegistryMixin, CollabMixin):
         """Store one file as the next version of ``path`` inside the run (synchronous)."""
         return upload_file(self._t, run_id, Path(local_path), path)
 
+    def upload_artifacts(self, run_id: str, local_dir: str | os.PathLike[str],
+                         artifact_path: str | None = None) -> list[ArtifactVersion]:
+        """Store every file under ``local_dir``, keeping its layout, inside the folder ``artifact_path`` of
+        the run (its root by default), each as the next version of its path; returns the versions in the
+        order of the files' paths. Several files go at once, each on its own connection.
+
+        Each file is stored on its own: if one fails, the files already sent stay stored, those not yet
+        started are not sent, and the error (of the first failed file, in path order) names the file."""
+        jobs = folder_uploads(Path(local_dir), artifact_path)
+        return upload_many(self._t, jobs, lambda local, path: upload_file(self._t, run_id, local, path))
+
     def download_artifact(self, run_id: str, path: str, dst: str | os.PathLike[str],
                           version: int | None = None) -> str:
         """Download a file (a given version, latest by default) or a whole folder into ``dst``;
-        returns the local path. Every file's sha256 is checked against the server's digest."""
+        returns the local path. Every file's sha256 is checked against the server's digest. A folder's
+        files are fetched several at once."""
         target_dir = Path(dst)
         entries = self.list_artifacts(run_id, _parent(path))
         match = next((e for e in entries if e.path == path.strip("/")), None)
@@ -203,6 +218,7 @@ class Client(RegistryMixin, CollabMixin):
 
     def _download_tree(self, run_id: str, folder: str, target_dir: Path) -> str:
         base = target_dir / Path(folder).name
+        files: list[tuple[str, Path]] = []
         stack = [folder]
         while stack:
             current = stack.pop()
@@ -210,7 +226,11 @@ class Client(RegistryMixin, CollabMixin):
                 if entry.is_dir:
                     stack.append(entry.path)
                 else:
-                    self._download_file(run_id, entry.path, base / entry.path[len(folder) + 1:], None)
+                    files.append((entry.path, base / entry.path[len(folder) + 1:]))
+        base.mkdir(parents=True, exist_ok=True)
+        for folder_path in sorted({local.parent for _, local in files}):
+            folder_path.mkdir(parents=True, exist_ok=True)
+        run_many(self._t, files, lambda path, local: self._download_file(run_id, path, local, None))
         return str(base)
 
     def _download_file(self, run_id: str, path: str, local: Path, version: int | None) -> None:
@@ -222,11 +242,12 @@ class Client(RegistryMixin, CollabMixin):
         try:
             hasher = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
-                for response, chunks in self._t.stream(f"/api/v1/runs/{run_id}/artifacts/content", params):
-                    expected = response.headers.get("x-cairn-digest", "")
-                    for chunk in chunks:
-                        hasher.update(chunk)
-                        out.write(chunk)
+                def write(piece: memoryview) -> None:
+                    hasher.update(piece)
+                    out.write(piece)
+
+                headers = self._t.download_to(f"/api/v1/runs/{run_id}/artifacts/content", params, write)
+            expected = headers.get("x-cairn-digest", "")
             if expected and expected != f"sha256:{hasher.hexdigest()}":
                 raise CairnError(f"downloaded {path!r} does not match its digest {expected}")
             os.replace(tmp, local)
@@ -235,19 +256,69 @@ class Client(RegistryMixin, CollabMixin):
 
 
 def upload_file(transport: Transport, run_id: str, local_path: Path, path: str) -> ArtifactVersion:
-    with local_path.open("rb") as handle:
-        data = transport.request("PUT", f"/api/v1/runs/{run_id}/artifacts", params={"path": path},
-                                 content=_chunks(handle))
+    data = transport.upload_file("PUT", f"/api/v1/runs/{run_id}/artifacts", {"path": path}, local_path)
     return ArtifactVersion.from_json(data)
+
+
+def folder_uploads(root: Path, artifact_path: str | None) -> list[tuple[Path, str]]:
+    """(file, artifact path) for every file under ``root``, in path order."""
+    if not root.is_dir():
+        raise NotADirectoryError(f"no such folder: {root}")
+    base = (artifact_path or "").strip("/")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return [(f, f"{base}/{f.relative_to(root).as_posix()}" if base else f.relative_to(root).as_posix())
+            for f in files]
+
+
+def upload_many(transport: Transport, jobs: list[tuple[Path, str]],
+                upload: Callable[[Path, str], T]) -> list[T]:
+    """``upload(file, path)`` for every job, several at once where the transport allows it."""
+    return run_many(transport, jobs, upload, verb="uploading")
+
+
+def run_many(transport: Transport, jobs: Sequence[tuple[Any, Any]], work: Callable[[Any, Any], T],
+             verb: str = "downloading") -> list[T]:
+    """``work(a, b)`` for every job (a, b), in threads when the transport gives each its own connection.
+    The first failure in job order is raised once the running jobs end (jobs not started are dropped),
+    as the same kind of error with a message that names the job."""
+    if not transport.concurrent or len(jobs) < 2:
+        results = []
+        for a, b in jobs:
+            try:
+                results.append(work(a, b))
+            except CairnError as exc:
+                raise _naming(exc, verb, a, b) from exc
+        return results
+    pool = ThreadPoolExecutor(min(FILE_THREADS, len(jobs)), thread_name_prefix="cairn-files")
+    try:
+        futures = [pool.submit(work, a, b) for a, b in jobs]
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a failure, or Ctrl-C: drop the rest, let the running end
+    for (a, b), future in zip(jobs, futures, strict=True):
+        error = _error_of(future)
+        if error is not None:
+            if isinstance(error, CairnError):
+                raise _naming(error, verb, a, b) from error
+            raise error
+    return [f.result() for f in futures]
+
+
+def _error_of(future: Future[Any]) -> BaseException | None:
+    return None if future.cancelled() else future.exception()
+
+
+def _naming(error: CairnError, verb: str, a: Any, b: Any) -> CairnError:
+    what = f"{verb} {a} as {b!r}" if verb == "uploading" else f"{verb} {a!r} to {b}"
+    if isinstance(error, APIError):
+        return type(error)(error.status, f"{what}: {error.message}", error.code, error.field, error.position)
+    if isinstance(error, TransportError):
+        return TransportError(f"{what}: {error}")
+    return CairnError(f"{what}: {error}")
 
 
 def _parent(path: str) -> str:
     return path.strip("/").rpartition("/")[0]
-
-
-def _chunks(handle: Any, size: int = 1024 * 1024) -> Any:
-    while chunk := handle.read(size):
-        yield chunk
 
 
 def _json_number(value: float) -> float | str:

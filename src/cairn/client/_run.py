@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from cairn.client._client import Client, close_transports, shared_transport, upload_file
+from cairn.client._client import Client, close_transports, folder_uploads, shared_transport, upload_file, upload_many
 from cairn.client._config import Config
 from cairn.client._errors import APIError, CairnError, ConflictError, RateLimitedError, ServerError, TransportError
 from cairn.client._registry import LoggedModel
@@ -196,15 +196,18 @@ class ActiveRun:
         self._upload(source, _join(artifact_path, source.name))
 
     def log_artifacts(self, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """Upload every file under ``local_dir``, keeping its layout, into ``artifact_path``."""
-        root = Path(local_dir)
-        if not root.is_dir():
-            raise NotADirectoryError(f"no such folder: {root}")
-        for file in sorted(p for p in root.rglob("*") if p.is_file()):
-            self._upload(file, _join(artifact_path, file.relative_to(root).as_posix()))
+        """Upload every file under ``local_dir``, keeping its layout, into ``artifact_path``; several files
+        go at once. A file the server refuses raises (naming it) once the files in flight are done; a file
+        that cannot reach the server is queued like ``log_artifact``'s."""
+        jobs = folder_uploads(Path(local_dir), artifact_path)
+        self._sender.flush(timeout=self.config.retry_timeout + 5)
+        upload_many(shared_transport(self.config), jobs, self._upload_now)
 
     def _upload(self, source: Path, path: str) -> None:
         self._sender.flush(timeout=self.config.retry_timeout + 5)
+        self._upload_now(source, path)
+
+    def _upload_now(self, source: Path, path: str) -> None:
         if not self._sender.spooled and not self.config.offline:
             try:
                 upload_file(shared_transport(self.config), self.id, source, path)

@@ -5,7 +5,10 @@ exceptions of ``_errors``. Any ``httpx.BaseTransport`` can stand behind it, so t
 
 Plain requests to a server (a body of bytes or JSON, no query string, no proxy) go over kept-alive
 ``http.client`` connections: a one-point ``log_metric`` costs the client about 0.1 ms that way and
-about 0.5 ms through httpx. Everything else (query strings, streamed bodies and downloads, proxies,
+about 0.5 ms through httpx. Artifact files take the same connections (``upload_file``,
+``download_to``): a file goes up with its length and ``socket.sendfile`` (no copy through Python), and
+comes down with ``readinto`` into one reused buffer; through httpx a 1 GB file cost a second of client
+CPU in chunked framing and re-chunking. Everything else (query strings, streamed bodies, proxies,
 mock and embedded transports) goes through httpx.
 """
 
@@ -19,8 +22,9 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import orjson
@@ -82,6 +86,45 @@ class Transport:
             raise error_for(response.status_code, _decode(response))
         return response
 
+    @property
+    def concurrent(self) -> bool:
+        """True when requests from several threads at once each get their own connection (a server over
+        http(s)); False for mock and embedded transports, which get one request at a time."""
+        return self._direct is not None
+
+    def upload_file(self, method: str, path: str, params: dict[str, str], local_path: Path) -> Any:
+        """Send the file at ``local_path`` as the body, with its length; return the decoded JSON answer."""
+        with local_path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            if self._direct is not None:
+                answer = self._direct.send(method, path, _FileBody(handle, size), headers, query=params)
+                if answer is not None:
+                    status, data = answer
+                    if status >= 400:
+                        raise error_for(status, _decode_bytes(data))
+                    return orjson.loads(data) if data else None
+                handle.seek(0)
+            response = self._send(method, path, content=_read_chunks(handle, size), params=params,
+                                  headers=headers)
+        return orjson.loads(response.content) if response.content else None
+
+    def download_to(self, path: str, params: dict[str, Any], write: Callable[[memoryview], object]) -> dict[str, str]:
+        """GET ``path`` and hand its body to ``write`` piece by piece (each piece is valid only during the
+        call); return the answer's headers, names in lower case."""
+        if self._direct is not None:
+            answer = self._direct.fetch(path, params, write)
+            if answer is not None:
+                status, headers, data = answer
+                if status >= 400:
+                    raise error_for(status, _decode_bytes(data))
+                return headers
+        for response, chunks in self.stream(path, params):
+            for chunk in chunks:
+                write(memoryview(chunk))
+            return {k.lower(): v for k, v in response.headers.items()}
+        return {}  # pragma: no cover - stream always yields once
+
     def stream(self, path: str, params: Any = None) -> Iterator[tuple[httpx.Response, Iterator[bytes]]]:
         """GET a body as chunks (downloads)."""
         try:
@@ -97,6 +140,23 @@ class Transport:
         if self._direct is not None:
             self._direct.close()
         self._http.close()
+
+
+_FILE_CHUNK = 4 * 1024 * 1024  # bytes per read where a file cannot go up by sendfile, and per download read
+
+
+class _FileBody:
+    """A request body read from an open file: ``size`` bytes from its current offset."""
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self.handle, self.size = handle, size
+
+
+def _read_chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    left = size
+    while left > 0 and (chunk := handle.read(min(_FILE_CHUNK, left))):
+        left -= len(chunk)
+        yield chunk
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -151,11 +211,11 @@ class _Direct:
         port = url.port or (443 if url.scheme == "https" else 80)
         return cls(url.scheme, url.hostname, port, url.path.rstrip("/"), headers, timeout)
 
-    def send(self, method: str, path: str, body: bytes | None,
-             headers: dict[str, str] | None) -> tuple[int, bytes] | None:
+    def send(self, method: str, path: str, body: bytes | _FileBody | None, headers: dict[str, str] | None,
+             query: dict[str, str] | None = None) -> tuple[int, bytes] | None:
         """(status, body), or None if this request is not one for a direct connection."""
-        target = self.prefix + path
-        if not _PLAIN_PATH.match(target):
+        target = self._target(path, query)
+        if target is None:
             return None
         all_headers = {**self.headers, **(headers or {})}
         conn, reused = self._checkout()
@@ -177,13 +237,28 @@ class _Direct:
             raise TransportError(f"{method} {self.scheme}://{host}:{self.port}{target}: "
                                  f"{exc or type(exc).__name__}") from exc
 
-    def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str, body: bytes | None,
+    def _target(self, path: str, query: dict[str, Any] | None) -> str | None:
+        """The request target, or None if the path needs encoding (httpx does it)."""
+        target = self.prefix + path
+        if not _PLAIN_PATH.match(target):
+            return None
+        if query:
+            target += "?" + urlencode(query, quote_via=quote, safe="")
+        return target
+
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str, body: bytes | _FileBody | None,
                   headers: dict[str, str]) -> tuple[int, bytes]:
-        if conn.sock is None:  # a new connection: 5 s to connect, as through httpx, then the full timeout
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(self.timeout)
-        conn.request(method, target, body=body, headers=headers)
+        self._ready(conn)
+        if isinstance(body, _FileBody):
+            if body.handle.tell() != 0:  # sent before on a connection that went stale: from the start again
+                body.handle.seek(0)
+            conn.putrequest(method, target, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            _send_file(conn, body)
+        else:
+            conn.request(method, target, body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
         if response.will_close:
@@ -191,6 +266,56 @@ class _Direct:
         else:
             self._checkin(conn)
         return response.status, data
+
+    def _ready(self, conn: http.client.HTTPConnection) -> None:
+        if conn.sock is None:  # a new connection: 5 s to connect, as through httpx, then the full timeout
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.settimeout(self.timeout)
+
+    def fetch(self, path: str, query: dict[str, Any], write: Callable[[memoryview], object],
+              ) -> tuple[int, dict[str, str], bytes] | None:
+        """GET into ``write``: (status, headers, error body), or None if not one for a direct connection.
+        A stale kept-alive connection is retried once on a new one, before anything was written."""
+        target = self._target(path, query)
+        if target is None:
+            return None
+        conn, reused = self._checkout()
+        try:
+            try:
+                self._ready(conn)
+                conn.request("GET", target, headers=self.headers)
+                response = conn.getresponse()
+            except _STALE:
+                if not reused:
+                    raise
+                conn.close()
+                conn = self._connect()
+                self._ready(conn)
+                conn.request("GET", target, headers=self.headers)
+                response = conn.getresponse()
+            headers = {k.lower(): v for k, v in response.getheaders()}
+            if response.status >= 400:
+                data = response.read()
+            else:
+                data = b""
+                _read_into(response, write)
+        except _LocalWriteError as failed:
+            conn.close()  # the rest of the body is still on the connection
+            raise failed.error from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            conn.close()
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            raise TransportError(f"GET {self.scheme}://{host}:{self.port}{target}: "
+                                 f"{exc or type(exc).__name__}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        if response.will_close:
+            conn.close()
+        else:
+            self._checkin(conn)
+        return response.status, headers, data
 
     def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection (and True), or a new one, not yet connected (and False)."""
@@ -234,6 +359,40 @@ class _Direct:
             idle, self._idle = self._idle, []
         for _, conn in idle:
             conn.close()
+
+
+def _send_file(conn: http.client.HTTPConnection, body: _FileBody) -> None:
+    """The body straight from the file to the socket: sendfile on a plain socket, reads on TLS."""
+    sock = conn.sock
+    assert sock is not None
+    if conn.__class__ is http.client.HTTPConnection:
+        sent = sock.sendfile(body.handle, 0, body.size) if body.size else 0
+    else:
+        sent = 0
+        for chunk in _read_chunks(body.handle, body.size):
+            sock.sendall(chunk)
+            sent += len(chunk)
+    if sent != body.size:
+        raise OSError(f"the file shrank while it was sent ({sent} of {body.size} bytes)")
+
+
+class _LocalWriteError(Exception):
+    """The caller's ``write`` raised (a full disk, say): its error, told apart from the network's."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _read_into(response: http.client.HTTPResponse, write: Callable[[memoryview], object]) -> None:
+    buffer = memoryview(bytearray(_FILE_CHUNK))
+    while n := response.readinto(buffer):
+        try:
+            write(buffer[:n])
+        except Exception as exc:
+            raise _LocalWriteError(exc) from exc
+    if response.length:  # http.client stops at a short body without saying so
+        raise http.client.IncompleteRead(b"", response.length)
 
 
 def _usable(conn: http.client.HTTPConnection) -> bool:

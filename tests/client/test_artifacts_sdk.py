@@ -1,0 +1,111 @@
+"""Artifact files through the SDK against a real server (SQLite and PostgreSQL): single files up and down
+on the direct connection, folders several files at a time, and failures that name the file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+import cairn
+from cairn.client._errors import CairnError, ConflictError, NotFoundError
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def client(sdk_env: Path, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> cairn.Client:
+    monkeypatch.setenv("CAIRN_TRACKING_URI", live_server.url)
+    return cairn.Client()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _make_folder(root: Path, count: int) -> dict[str, bytes]:
+    files = {f"part{i % 3}/f{i:03d}.bin": os.urandom(100 + i) for i in range(count)}
+    files["top.txt"] = b"top"
+    files["empty.bin"] = b""
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+def test_big_file_round_trip_keeps_every_byte(client: cairn.Client, tmp_path: Path) -> None:
+    run = client.create_run("art")
+    source = tmp_path / "big.bin"
+    data = os.urandom(3 * 1024 * 1024 + 17)  # past the server's small-body size and the SDK's read size
+    source.write_bytes(data)
+    version = client.upload_artifact(run.id, source, "models/big.bin")
+    assert (version.version, version.size) == (1, len(data))
+    assert version.digest == f"sha256:{hashlib.sha256(data).hexdigest()}"
+    local = Path(client.download_artifact(run.id, "models/big.bin", tmp_path / "down"))
+    assert local.read_bytes() == data
+    assert client.upload_artifact(run.id, source, "models/big.bin").version == 2
+
+
+def test_folder_upload_stores_every_file_with_its_layout(client: cairn.Client, tmp_path: Path) -> None:
+    run = client.create_run("art")
+    files = _make_folder(tmp_path / "src", 40)
+    versions = client.upload_artifacts(run.id, tmp_path / "src", "data")
+    assert [v.path for v in versions] == sorted(f"data/{name}" for name in files)
+    assert all(v.version == 1 for v in versions)
+    by_path = {a.path: a for a in client.list_artifacts(run.id, "data/part1")}
+    assert by_path["data/part1/f001.bin"].size == 101
+    local = Path(client.download_artifact(run.id, "data", tmp_path / "out"))
+    assert local == tmp_path / "out" / "data"
+    assert _tree(local) == files
+    again = client.upload_artifacts(run.id, tmp_path / "src", "data")
+    assert {v.version for v in again} == {2}
+
+
+def test_run_log_artifacts_uploads_a_folder(client: cairn.Client, tmp_path: Path) -> None:
+    files = _make_folder(tmp_path / "src", 12)
+    with cairn.start_run(experiment="art", capture_source=False) as run:
+        run.log_artifacts(tmp_path / "src")
+    local = Path(client.download_artifact(run.id, "part0", tmp_path / "out"))
+    assert _tree(local) == {k.partition("/")[2]: v for k, v in files.items() if k.startswith("part0/")}
+
+
+def test_a_refused_file_is_named_and_the_error_keeps_its_kind(client: cairn.Client, tmp_path: Path) -> None:
+    run = client.create_run("art")
+    _make_folder(tmp_path / "src", 8)
+    client.upload_artifact(run.id, tmp_path / "src" / "top.txt", "data/part2/f002.bin/inner")  # now a folder
+    with pytest.raises(ConflictError, match=r"part2/f002\.bin") as caught:
+        client.upload_artifacts(run.id, tmp_path / "src", "data")
+    assert caught.value.status == 409
+    assert "directory" in caught.value.message
+
+
+def test_folder_upload_to_a_missing_run_fails_naming_a_file(client: cairn.Client, tmp_path: Path) -> None:
+    _make_folder(tmp_path / "src", 6)
+    with pytest.raises(NotFoundError, match=r"empty\.bin"):
+        client.upload_artifacts("0" * 32, tmp_path / "src")
+
+
+def test_folder_upload_of_a_missing_folder_is_refused(client: cairn.Client, tmp_path: Path) -> None:
+    with pytest.raises(NotADirectoryError):
+        client.upload_artifacts(client.create_run("art").id, tmp_path / "nope")
+
+
+def test_download_of_a_missing_artifact_is_not_found(client: cairn.Client, tmp_path: Path) -> None:
+    run = client.create_run("art")
+    with pytest.raises(NotFoundError):
+        client.download_artifact(run.id, "nope.bin", tmp_path / "out")
+    assert not any((tmp_path / "out").glob("*"))  # no temp file left
+
+
+def test_a_corrupted_download_is_refused(client: cairn.Client, live_server: LiveServer, tmp_path: Path) -> None:
+    run = client.create_run("art")
+    (tmp_path / "a.bin").write_bytes(b"original bytes")
+    version = client.upload_artifact(run.id, tmp_path / "a.bin", "a.bin")
+    blob = next(p for p in (live_server.home / "artifacts").rglob(version.digest.partition(":")[2]))
+    blob.write_bytes(b"tampered bytes")
+    with pytest.raises(CairnError, match="does not match its digest"):
+        client.download_artifact(run.id, "a.bin", tmp_path / "out")
+    assert not (tmp_path / "out" / "a.bin").exists()
