@@ -180,12 +180,41 @@ def test_buffer_is_sealed_by_size(server: FakeServer, make_sender: Callable[...,
     s = make_sender(flush_interval=30, max_batch_points=10)
     for step in range(25):
         s.log_metrics("r1", {"x": float(step)}, step, step)
-    wait_for(lambda: len(server.batches()) == 2)
+    wait_for(lambda: len(server.points()) == 20)
     time.sleep(0.05)
-    assert len(server.batches()) == 2  # the last 5 points wait for more
+    assert len(server.points()) == 20  # the last 5 points wait for more
     assert s.flush(timeout=5)
-    assert [len(b["metrics"][0]["steps"]) for b in server.batches()] == [10, 10, 5]
+    sizes = [len(b["metrics"][0]["steps"]) for b in server.batches()]
+    assert sizes[-1] == 5 and sizes[:-1] in ([10, 10], [20])  # two sealed buffers may go out together
     assert [p[2] for p in server.points()] == list(range(25))
+
+
+def test_waiting_buffers_of_metrics_go_out_together(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
+    """When the loop logs faster than requests go out, a run's buffers of metrics that wait behind one another
+    are sent as one request (up to 50,000 points); params and a run's end are never merged into them."""
+    server.gate = threading.Event()
+    s = make_sender(flush_interval=30, max_batch_points=1_000)
+    s.log_metrics("r1", {"x": -1.0}, -1, 0)
+    s.flush(timeout=0.01)  # sealed, and the sender blocks on it at the gate
+    wait_for(lambda: len(server.attempts) == 1)
+    for step in range(120_000):
+        s.log_metrics("r1", {"x": float(step), "y": 0.5}, step, step)
+        if step == 59_999:
+            s.log_params("r1", {"lr": 0.1})
+            s.log_params("r1", {"lr": 0.2})  # another value seals the buffer: two requests
+    s.log_metrics("r2", {"z": 1.0}, 0, 0)
+    s.end_run("r1", "FINISHED", 5)
+    server.gate.set()
+    assert s.flush(timeout=10)
+    bodies = server.batches()
+    assert len(bodies) < 20  # 240 sealed buffers of metrics
+    assert all(sum(len(m["steps"]) for m in b.get("metrics", [])) <= 50_000 for b in bodies)
+    xs = [p for p in server.points() if p[0] == "r1" and p[1] == "x"]
+    assert [p[2] for p in xs] == list(range(-1, 120_000))
+    assert [b["params"] for b in bodies if "params" in b] == [{"lr": 0.1}, {"lr": 0.2}]
+    r1 = [orjson.loads(op.body or b"") for op in server.applied if op.path == "/api/v1/runs/r1/batch"]
+    assert [b.get("status") for b in r1].count("FINISHED") == 1 and r1[-1]["status"] == "FINISHED"
+    assert sum(op.path == "/api/v1/runs/r2/batch" for op in server.applied) == 1
 
 
 def test_buffer_is_sealed_by_time(server: FakeServer, make_sender: Callable[..., Sender]) -> None:
