@@ -28,3 +28,18 @@ def test_sqlite_stores_points_without_rowid(store_uri: str) -> None:
         sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'metric_points'")).scalar_one()
     assert "WITHOUT ROWID" in sql
     engine.dispose()
+
+
+def test_head_revision_agrees_with_alembic() -> None:
+    """The server reads the head from the migration file names (no alembic import when up to date)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from cairn.server.db.engine import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    assert script.get_current_head() == head_revision()
+    assert [rev.revision for rev in script.walk_revisions()] == sorted(
+        (p.name[:4] for p in (MIGRATIONS / "versions").glob("*.py")), reverse=True)
