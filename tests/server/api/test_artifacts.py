@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import httpx
@@ -73,3 +74,82 @@ def test_file_and_folder_cannot_share_a_path(api: httpx.Client, run_id: str) -> 
 def test_versions_of_unknown_path(api: httpx.Client, run_id: str) -> None:
     response = api.get(f"/api/v1/runs/{run_id}/artifacts/versions", params={"path": "nope.txt"})
     assert response.status_code == 404 and response.json()["field"] == "path"
+
+
+def batch(api: httpx.Client, run_id: str, files: list[tuple[str, bytes]], listing: object = None) -> httpx.Response:
+    head = json.dumps({"files": [{"path": p, "size": len(d)} for p, d in files]} if listing is None else listing)
+    body = head.encode() + b"\n" + b"".join(d for _, d in files)
+    return api.post(f"/api/v1/runs/{run_id}/artifacts/batch", content=body,
+                    headers={"Content-Type": "application/x-cairn-files"})
+
+
+def _versions(api: httpx.Client, run_id: str) -> list[tuple[str, int]]:
+    def walk(folder: str) -> list[tuple[str, int]]:
+        found = []
+        for f in api.get(f"/api/v1/runs/{run_id}/artifacts", params={"path": folder}).json()["files"]:
+            found += walk(f["path"]) if f["is_dir"] else [(f["path"], f["version"])]
+        return found
+    return sorted(walk(""))
+
+
+def test_batch_stores_every_file_as_a_version(api: httpx.Client, run_id: str) -> None:
+    upload(api, run_id, "a/one.txt", b"old")
+    files = [("a/one.txt", b"1"), ("a/b/two.bin", b"22"), ("empty", b""), ("three", b"333")]
+    response = batch(api, run_id, files)
+    assert response.status_code == 201, response.text
+    got = response.json()["versions"]
+    assert [(v["path"], v["version"], v["size"]) for v in got] == [
+        ("a/one.txt", 2, 1), ("a/b/two.bin", 1, 2), ("empty", 1, 0), ("three", 1, 3)]
+    assert got[1]["digest"] == "sha256:" + hashlib.sha256(b"22").hexdigest()
+    for path, data in files:
+        content = api.get(f"/api/v1/runs/{run_id}/artifacts/content", params={"path": path})
+        assert content.content == data and content.headers["x-cairn-digest"] == f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def test_batch_is_all_or_nothing(api: httpx.Client, run_id: str) -> None:
+    upload(api, run_id, "out/a.txt", b"1")
+    response = batch(api, run_id, [("fine.txt", b"f"), ("out", b"2")])  # the second names a folder
+    assert response.status_code == 409
+    assert response.json()["field"] == "files[1].path" and "'out'" in response.json()["message"]
+    assert _versions(api, run_id) == [("out/a.txt", 1)]
+
+
+@pytest.mark.parametrize(("listing", "field"), [
+    ({"files": [{"path": "../x", "size": 1}]}, "files[0].path"),
+    ({"files": [{"path": "ok", "size": 1}, {"path": "a\\b", "size": 0}]}, "files[1].path"),
+    ({"files": [{"path": "ok", "size": -1}]}, "files[0].size"),
+    ({"files": [{"path": "ok", "size": "1"}]}, "files[0].size"),
+    ({"files": [{"path": "ok", "size": 5}]}, "files"),  # 1 byte follows, not 5
+    ({"files": []}, "files"),
+    ({"files": ["ok"]}, "files[0]"),
+    ([1, 2], "files"),
+])
+def test_bad_batches_are_refused_and_store_nothing(api: httpx.Client, run_id: str, settings: object,
+                                                   listing: object, field: str) -> None:
+    response = batch(api, run_id, [("ok", b"x")], listing)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field
+    root = Path(settings.resolved_artifact_root)  # type: ignore[attr-defined]
+    assert not (root / "sha256").exists()
+    assert _versions(api, run_id) == []
+
+
+def test_batch_without_a_listing_line_or_with_bad_json(api: httpx.Client, run_id: str) -> None:
+    url = f"/api/v1/runs/{run_id}/artifacts/batch"
+    assert api.post(url, content=b"no newline at all").json()["field"] == "files"
+    bad = api.post(url, content=b"{not json\nabc")
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["message"]
+
+
+def test_batch_to_unknown_run_writes_nothing(api: httpx.Client, settings: object) -> None:
+    assert batch(api, "0" * 32, [("x.txt", b"data")]).status_code == 404
+    assert not (Path(settings.resolved_artifact_root) / "sha256").exists()  # type: ignore[attr-defined]
+
+
+def test_large_file_streams_in_and_out(api: httpx.Client, run_id: str) -> None:
+    data = bytes(range(256)) * (5 * 4096 + 3)  # ~5 MiB: streamed in parts, not read whole
+    response = api.put(f"/api/v1/runs/{run_id}/artifacts", params={"path": "big.bin"},
+                       content=iter([data[:3_000_000], data[3_000_000:]]))
+    assert response.status_code == 201 and response.json()["size"] == len(data)
+    assert response.json()["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert api.get(f"/api/v1/runs/{run_id}/artifacts/content", params={"path": "big.bin"}).content == data

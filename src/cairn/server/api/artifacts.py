@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -14,6 +15,7 @@ from cairn.server.api.common import JSON, call, call_async
 from cairn.server.schemas.tracking import artifact_out, version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs
+from cairn.server.services.errors import PayloadTooLargeError
 from cairn.server.storage.paths import clean_artifact_path
 
 router = APIRouter(prefix="/api/v1/runs/{run_id}/artifacts", tags=["artifacts"])
@@ -50,6 +52,50 @@ def _store_small(request: Request, access: Access, run_id: str, path: str, body:
     call(request, access, False, partial(runs.get_run_row, write=True), run_id)
     blob = request.app.state.blobs.put_bytes(body)  # outside any transaction: the fsyncs hold no lock
     return call(request, access, True, svc.record_version, run_id, path, blob)
+
+
+@router.post("/batch", status_code=201,
+             openapi_extra={"requestBody": {"content": {"application/x-cairn-files": {}}}})
+async def upload_artifact_batch(run_id: str, request: Request, access: Access = requires("artifact.write")) -> Any:
+    """Store several files in one request, each as the next version of its path, all or none. The body is
+    one JSON line ``{"files": [{"path": "a/b.txt", "size": 12}, ...]}`` and then the files' bytes in that
+    order. Meant for many small files (a folder upload): one request and one transaction for all."""
+    # refuse before reading the body, as a single upload does
+    await call_async(request, access, False, partial(runs.get_run_row, write=True), run_id)
+    body = await _read_limited(request)
+    files, start = svc.parse_batch(body)
+    rows = await run_in_threadpool(_store_batch, request, access, run_id, files, memoryview(body)[start:])
+    return JSON({"versions": [version_out(r) for r in rows]}, status_code=201)
+
+
+async def _read_limited(request: Request) -> bytes:
+    limit = request.app.state.settings.max_request_bytes
+    if _declared_size(request) > limit and request.headers.get("content-length") is not None:
+        raise PayloadTooLargeError(f"the request body is {request.headers['content-length']} bytes; "
+                                   f"the limit is {limit}", field="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_BLOB_WRITERS = ThreadPoolExecutor(8, thread_name_prefix="cairn-blobs")
+
+
+def _store_batch(request: Request, access: Access, run_id: str, files: list[tuple[str, int]],
+                 data: memoryview) -> Any:
+    """Store the blobs, then record every version in one transaction. The blobs are written several at once
+    and outside any transaction: each costs two fsyncs, which the file system commits together."""
+    starts = [0]
+    for _, size in files:
+        starts.append(starts[-1] + size)
+    parts = [bytes(data[starts[i]:starts[i + 1]]) for i in range(len(files))]
+    blobs = list(_BLOB_WRITERS.map(request.app.state.blobs.put_bytes, parts))
+    stored = [(path, blob) for (path, _), blob in zip(files, blobs, strict=True)]
+    return call(request, access, True, svc.record_versions, run_id, stored)
 
 
 @router.get("")

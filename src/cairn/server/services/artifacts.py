@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -11,7 +12,13 @@ from cairn.server.db.models import ArtifactVersionRow, BlobRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import events, runs
 from cairn.server.services.context import Context
-from cairn.server.services.errors import InvalidStateError, NotFoundError
+from cairn.server.services.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceError,
+)
 from cairn.server.storage.blobs import StoredBlob
 from cairn.server.storage.paths import clean_artifact_path
 
@@ -46,6 +53,57 @@ def record_version(session: Session, ctx: Context, run_id: str, path: str, blob:
     events.record(session, ctx, "artifact.log", "run", run_id,
                   after={"path": path, "version": version.version, "digest": blob.digest})
     return version
+
+
+MAX_BATCH_FILES = 1000
+
+
+def parse_batch(body: bytes) -> tuple[list[tuple[str, int]], int]:
+    """A batch body: one JSON line ``{"files": [{"path": ..., "size": ...}, ...]}``, then the files' bytes
+    one after another. Returns (path, size) per file, in order, and where the bytes start. Every path and
+    size is checked here, before anything is stored."""
+    end = body.find(b"\n")
+    if end < 0:
+        raise InvalidInputError("the body must start with a JSON line listing the files", field="files")
+    try:
+        manifest = orjson.loads(body[:end])
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the files list is not valid JSON: {exc}", field="files") from exc
+    items = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InvalidInputError("files must be a non-empty list of {path, size}", field="files")
+    if len(items) > MAX_BATCH_FILES:
+        raise PayloadTooLargeError(f"files has {len(items)} items; the limit per request is {MAX_BATCH_FILES}",
+                                   field="files")
+    files = [_batch_item(i, item) for i, item in enumerate(items)]
+    declared, present = sum(size for _, size in files), len(body) - end - 1
+    if declared != present:
+        raise InvalidInputError(f"the files list declares {declared} bytes but {present} follow it", field="files")
+    return files, end + 1
+
+
+def _batch_item(i: int, item: object) -> tuple[str, int]:
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"files[{i}] must be an object with path and size", field=f"files[{i}]")
+    path = clean_artifact_path(item.get("path"), field=f"files[{i}].path")
+    size = item.get("size")
+    if type(size) is not int or size < 0:
+        raise InvalidInputError(f"files[{i}].size must be a whole number of bytes, 0 or more",
+                                field=f"files[{i}].size")
+    return path, size
+
+
+def record_versions(session: Session, ctx: Context, run_id: str,
+                    files: list[tuple[str, StoredBlob]]) -> list[ArtifactVersionRow]:
+    """``record_version`` for each file in order, in the caller's one transaction: all or none. An error
+    names the file by its place in the batch and its path."""
+    rows = []
+    for i, (path, blob) in enumerate(files):
+        try:
+            rows.append(record_version(session, ctx, run_id, path, blob))
+        except ServiceError as exc:
+            raise type(exc)(f"files[{i}] ({path!r}): {exc.message}", field=f"files[{i}].path") from exc
+    return rows
 
 
 def _is_prefix_of_file(session: Session, run_id: str, path: str) -> bool:
