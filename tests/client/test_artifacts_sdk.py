@@ -109,3 +109,29 @@ def test_a_corrupted_download_is_refused(client: cairn.Client, live_server: Live
     with pytest.raises(CairnError, match="does not match its digest"):
         client.download_artifact(run.id, "a.bin", tmp_path / "out")
     assert not (tmp_path / "out" / "a.bin").exists()
+
+
+def test_folder_upload_in_many_requests_at_once(client: cairn.Client, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cairn.client._client.BATCH_FILES", 4)  # 42 files: batches of 4 and single files
+    monkeypatch.setattr("cairn.client._client.BATCH_FILE_BYTES", 120)
+    run = client.create_run("art")
+    files = _make_folder(tmp_path / "src", 40)
+    versions = client.upload_artifacts(run.id, tmp_path / "src")
+    assert [v.path for v in versions] == sorted(files)
+    assert _tree(Path(client.download_artifact(run.id, "part2", tmp_path / "out"))) == {
+        k.partition("/")[2]: v for k, v in files.items() if k.startswith("part2/")}
+
+
+def test_a_failed_request_stops_the_rest_and_names_its_files(client: cairn.Client, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cairn.client._client.BATCH_FILES", 2)
+    monkeypatch.setattr("cairn.client._client.FILE_THREADS", 2)
+    run = client.create_run("art")
+    _make_folder(tmp_path / "src", 30)
+    client.upload_artifact(run.id, tmp_path / "src" / "top.txt", "part0/f000.bin/inner")  # the first batch fails
+    with pytest.raises(ConflictError, match=r"uploading 2 files \('empty\.bin' to 'part0/f000\.bin'\).*f000"):
+        client.upload_artifacts(run.id, tmp_path / "src")
+    stored = {a.path for a in client.list_artifacts(run.id)}
+    assert "empty.bin" not in stored  # its batch failed as a whole
+    assert len(client.list_artifacts(run.id, "part2")) < 10  # the requests not yet started were not sent

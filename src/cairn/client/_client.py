@@ -7,8 +7,11 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from cairn.client._collab import CollabMixin
 from cairn.client._config import Config
@@ -28,7 +31,10 @@ from cairn.client._transport import Transport, open_transport
 
 _transports: dict[tuple[str, str, str | None], Transport] = {}
 T = TypeVar("T")
-FILE_THREADS = 4  # files sent or fetched at once by upload_artifacts and a folder's download_artifact
+FILE_THREADS = 4  # requests at once in upload_artifacts and a folder's download_artifact
+BATCH_FILE_BYTES = 1024 * 1024  # files up to this size go up together, in one request (one transaction)
+BATCH_FILES = 200
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 def shared_transport(config: Config) -> Transport:
@@ -193,12 +199,18 @@ class Client(RegistryMixin, CollabMixin):
                          artifact_path: str | None = None) -> list[ArtifactVersion]:
         """Store every file under ``local_dir``, keeping its layout, inside the folder ``artifact_path`` of
         the run (its root by default), each as the next version of its path; returns the versions in the
-        order of the files' paths. Several files go at once, each on its own connection.
+        order of the files' paths. Small files go up together, up to 200 a request, each request all or
+        nothing; larger files one a request; several requests at once, each on its own connection.
 
-        Each file is stored on its own: if one fails, the files already sent stay stored, those not yet
-        started are not sent, and the error (of the first failed file, in path order) names the file."""
+        If a request fails, those already done stay stored, those not yet started are not sent, and the
+        error (of the first failed request, in path order) names its file or files."""
         jobs = folder_uploads(Path(local_dir), artifact_path)
-        return upload_many(self._t, jobs, lambda local, path: upload_file(self._t, run_id, local, path))
+        units = upload_units(jobs)
+        done = run_many(self._t, [(describe_unit(unit), partial(upload_unit, self._t, run_id, unit)) for unit in units])
+        order = {path: i for i, (_, path) in enumerate(jobs)}  # a unit's versions come in its files' order
+        placed = [(order[path], version) for unit, versions in zip(units, done, strict=True)
+                  for (_, path), version in zip(unit, versions, strict=True)]
+        return [version for _, version in sorted(placed, key=lambda item: item[0])]
 
     def download_artifact(self, run_id: str, path: str, dst: str | os.PathLike[str],
                           version: int | None = None) -> str:
@@ -230,7 +242,8 @@ class Client(RegistryMixin, CollabMixin):
         base.mkdir(parents=True, exist_ok=True)
         for folder_path in sorted({local.parent for _, local in files}):
             folder_path.mkdir(parents=True, exist_ok=True)
-        run_many(self._t, files, lambda path, local: self._download_file(run_id, path, local, None))
+        run_many(self._t, [(f"downloading {path!r} to {local}", partial(self._download_file, run_id, path, local, None))
+                           for path, local in files])
         return str(base)
 
     def _download_file(self, run_id: str, path: str, local: Path, version: int | None) -> None:
@@ -270,36 +283,72 @@ def folder_uploads(root: Path, artifact_path: str | None) -> list[tuple[Path, st
             for f in files]
 
 
-def upload_many(transport: Transport, jobs: list[tuple[Path, str]],
-                upload: Callable[[Path, str], T]) -> list[T]:
-    """``upload(file, path)`` for every job, several at once where the transport allows it."""
-    return run_many(transport, jobs, upload, verb="uploading")
+def upload_batch(transport: Transport, run_id: str, files: list[tuple[Path, str]]) -> list[ArtifactVersion]:
+    """Several files in one request (one transaction on the server: all stored, or none)."""
+    contents = [local.read_bytes() for local, _ in files]
+    listing = [{"path": path, "size": len(data)} for (_, path), data in zip(files, contents, strict=True)]
+    body = b"".join([orjson.dumps({"files": listing}), b"\n", *contents])
+    data = transport.request("POST", f"/api/v1/runs/{run_id}/artifacts/batch", content=body,
+                             headers={"Content-Type": "application/x-cairn-files"})
+    return [ArtifactVersion.from_json(v) for v in data["versions"]]
 
 
-def run_many(transport: Transport, jobs: Sequence[tuple[Any, Any]], work: Callable[[Any, Any], T],
-             verb: str = "downloading") -> list[T]:
-    """``work(a, b)`` for every job (a, b), in threads when the transport gives each its own connection.
-    The first failure in job order is raised once the running jobs end (jobs not started are dropped),
-    as the same kind of error with a message that names the job."""
+def upload_unit(transport: Transport, run_id: str, unit: list[tuple[Path, str]]) -> list[ArtifactVersion]:
+    if len(unit) == 1:
+        return [upload_file(transport, run_id, *unit[0])]
+    return upload_batch(transport, run_id, unit)
+
+
+def upload_units(jobs: list[tuple[Path, str]]) -> list[list[tuple[Path, str]]]:
+    """The jobs, in order, as requests: a file past ``BATCH_FILE_BYTES`` alone, the others together, up to
+    ``BATCH_FILES`` files and ``BATCH_BYTES`` bytes a request."""
+    units: list[list[tuple[Path, str]]] = []
+    batch: list[tuple[Path, str]] = []
+    size = 0
+    for job in jobs:
+        file_size = job[0].stat().st_size
+        if file_size > BATCH_FILE_BYTES:
+            units.append([job])
+            continue
+        if batch and (len(batch) >= BATCH_FILES or size + file_size > BATCH_BYTES):
+            units.append(batch)
+            batch, size = [], 0
+        batch.append(job)
+        size += file_size
+    if batch:
+        units.append(batch)
+    return units
+
+
+def describe_unit(unit: list[tuple[Path, str]]) -> str:
+    if len(unit) == 1:
+        return f"uploading {unit[0][0]} as {unit[0][1]!r}"
+    return f"uploading {len(unit)} files ({unit[0][1]!r} to {unit[-1][1]!r})"
+
+
+def run_many(transport: Transport, jobs: Sequence[tuple[str, Callable[[], T]]]) -> list[T]:
+    """Every job's function, in threads when the transport gives each its own connection. The first failure
+    in job order is raised once the running jobs end (jobs not started are dropped), as the same kind of
+    error with a message that starts with the job's description."""
     if not transport.concurrent or len(jobs) < 2:
         results = []
-        for a, b in jobs:
+        for what, work in jobs:
             try:
-                results.append(work(a, b))
+                results.append(work())
             except CairnError as exc:
-                raise _naming(exc, verb, a, b) from exc
+                raise _naming(exc, what) from exc
         return results
     pool = ThreadPoolExecutor(min(FILE_THREADS, len(jobs)), thread_name_prefix="cairn-files")
     try:
-        futures = [pool.submit(work, a, b) for a, b in jobs]
+        futures = [pool.submit(work) for _, work in jobs]
         wait(futures, return_when=FIRST_EXCEPTION)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # a failure, or Ctrl-C: drop the rest, let the running end
-    for (a, b), future in zip(jobs, futures, strict=True):
+    for (what, _), future in zip(jobs, futures, strict=True):
         error = _error_of(future)
         if error is not None:
             if isinstance(error, CairnError):
-                raise _naming(error, verb, a, b) from error
+                raise _naming(error, what) from error
             raise error
     return [f.result() for f in futures]
 
@@ -308,8 +357,7 @@ def _error_of(future: Future[Any]) -> BaseException | None:
     return None if future.cancelled() else future.exception()
 
 
-def _naming(error: CairnError, verb: str, a: Any, b: Any) -> CairnError:
-    what = f"{verb} {a} as {b!r}" if verb == "uploading" else f"{verb} {a!r} to {b}"
+def _naming(error: CairnError, what: str) -> CairnError:
     if isinstance(error, APIError):
         return type(error)(error.status, f"{what}: {error.message}", error.code, error.field, error.position)
     if isinstance(error, TransportError):

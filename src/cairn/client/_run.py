@@ -20,13 +20,24 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import orjson
 
-from cairn.client._client import Client, close_transports, folder_uploads, shared_transport, upload_file, upload_many
+from cairn.client._client import (
+    Client,
+    close_transports,
+    describe_unit,
+    folder_uploads,
+    run_many,
+    shared_transport,
+    upload_file,
+    upload_unit,
+    upload_units,
+)
 from cairn.client._config import Config
 from cairn.client._errors import APIError, CairnError, ConflictError, RateLimitedError, ServerError, TransportError
 from cairn.client._registry import LoggedModel
@@ -199,13 +210,24 @@ class ActiveRun:
         """Upload every file under ``local_dir``, keeping its layout, into ``artifact_path``; several files
         go at once. A file the server refuses raises (naming it) once the files in flight are done; a file
         that cannot reach the server is queued like ``log_artifact``'s."""
-        jobs = folder_uploads(Path(local_dir), artifact_path)
+        units = upload_units(folder_uploads(Path(local_dir), artifact_path))
         self._sender.flush(timeout=self.config.retry_timeout + 5)
-        upload_many(shared_transport(self.config), jobs, self._upload_now)
+        run_many(shared_transport(self.config),
+                 [(describe_unit(unit), partial(self._upload_unit, unit)) for unit in units])
 
     def _upload(self, source: Path, path: str) -> None:
         self._sender.flush(timeout=self.config.retry_timeout + 5)
         self._upload_now(source, path)
+
+    def _upload_unit(self, unit: list[tuple[Path, str]]) -> None:
+        if not self._sender.spooled and not self.config.offline:
+            try:
+                upload_unit(shared_transport(self.config), self.id, unit)
+                return
+            except (TransportError, ServerError, RateLimitedError) as exc:
+                log.warning("cairn: upload of %s deferred: %s", describe_unit(unit), exc)
+        for source, path in unit:
+            self._stage(source, path)
 
     def _upload_now(self, source: Path, path: str) -> None:
         if not self._sender.spooled and not self.config.offline:
@@ -214,6 +236,9 @@ class ActiveRun:
                 return
             except (TransportError, ServerError, RateLimitedError) as exc:
                 log.warning("cairn: upload of %s deferred: %s", path, exc)
+        self._stage(source, path)
+
+    def _stage(self, source: Path, path: str) -> None:
         staged = self.config.home / "staging" / uuid.uuid4().hex
         staged.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staged)
