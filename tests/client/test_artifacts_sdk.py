@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,21 @@ def test_a_failed_request_stops_the_rest_and_names_its_files(client: cairn.Clien
     stored = {a.path for a in client.list_artifacts(run.id)}
     assert "empty.bin" not in stored  # its batch failed as a whole
     assert len(client.list_artifacts(run.id, "part2")) < 10  # the requests not yet started were not sent
+
+
+def test_offline_folder_upload_is_staged_and_synced(client: cairn.Client, tmp_path: Path) -> None:
+    files = _make_folder(tmp_path / "src", 10)
+    script = tmp_path / "train.py"
+    script.write_text("import sys, cairn\n"
+                      "with cairn.start_run(experiment='away', capture_source=False) as run:\n"
+                      "    run.log_artifacts(sys.argv[1], 'data')\n"
+                      "print(run.id)\n")
+    offline = {**os.environ, "CAIRN_MODE": "offline"}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "src")], env=offline, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip().splitlines()[-1]
+    synced = subprocess.run([sys.executable, "-m", "cairn", "sync"], env={**os.environ}, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert synced.returncode == 0, synced.stderr
+    assert _tree(Path(client.download_artifact(run_id, "data", tmp_path / "out"))) == files
