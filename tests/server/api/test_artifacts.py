@@ -153,3 +153,13 @@ def test_large_file_streams_in_and_out(api: httpx.Client, run_id: str) -> None:
     assert response.status_code == 201 and response.json()["size"] == len(data)
     assert response.json()["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
     assert api.get(f"/api/v1/runs/{run_id}/artifacts/content", params={"path": "big.bin"}).content == data
+
+
+def test_a_file_cannot_take_a_folders_path_and_wildcards_in_paths_are_plain(api: httpx.Client, run_id: str) -> None:
+    assert upload(api, run_id, "data_1/x.txt", b"x").status_code == 201
+    assert upload(api, run_id, "100%/y.txt", b"y").status_code == 201
+    for folder in ("data_1", "100%"):
+        refused = upload(api, run_id, folder, b"z")
+        assert refused.status_code == 409 and "directory" in refused.json()["message"], refused.text
+    for lookalike in ("dataX1", "data%1", "100X", "10"):  # "_" and "%" are characters here, not wildcards
+        assert upload(api, run_id, lookalike, b"w").status_code == 201, lookalike

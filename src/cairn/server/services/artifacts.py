@@ -107,9 +107,12 @@ def record_versions(session: Session, ctx: Context, run_id: str,
 
 
 def _is_prefix_of_file(session: Session, run_id: str, path: str) -> bool:
+    # The whole pattern is one bound value: SQLite (case-sensitive LIKE) then seeks the (run_id, path)
+    # index for the range; `startswith` sent `? || '%'`, which scanned every artifact row of the run.
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     query = select(ArtifactVersionRow.id).where(
         ArtifactVersionRow.run_id == run_id,
-        ArtifactVersionRow.path.startswith(path + "/", autoescape=True)).limit(1)
+        ArtifactVersionRow.path.like(escaped + "/%", escape="\\")).limit(1)
     return session.scalar(query) is not None
 
 
