@@ -11,11 +11,10 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async
+from cairn.server.api.common import JSON, call, call_async, read_body
 from cairn.server.schemas.tracking import artifact_out, version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs
-from cairn.server.services.errors import PayloadTooLargeError
 from cairn.server.storage.paths import clean_artifact_path
 
 router = APIRouter(prefix="/api/v1/runs/{run_id}/artifacts", tags=["artifacts"])
@@ -62,24 +61,10 @@ async def upload_artifact_batch(run_id: str, request: Request, access: Access = 
     order. Meant for many small files (a folder upload): one request and one transaction for all."""
     # refuse before reading the body, as a single upload does
     await call_async(request, access, False, partial(runs.get_run_row, write=True), run_id)
-    body = await _read_limited(request)
+    body = await read_body(request)
     files, start = svc.parse_batch(body)
     rows = await run_in_threadpool(_store_batch, request, access, run_id, files, memoryview(body)[start:])
     return JSON({"versions": [version_out(r) for r in rows]}, status_code=201)
-
-
-async def _read_limited(request: Request) -> bytes:
-    limit = request.app.state.settings.max_request_bytes
-    if _declared_size(request) > limit and request.headers.get("content-length") is not None:
-        raise PayloadTooLargeError(f"the request body is {request.headers['content-length']} bytes; "
-                                   f"the limit is {limit}", field="body")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 _BLOB_WRITERS = ThreadPoolExecutor(8, thread_name_prefix="cairn-blobs")

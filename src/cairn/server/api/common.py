@@ -91,10 +91,11 @@ def context(session: Session, access: Access, cache: TTLCache | None = None) -> 
     return Context(workspace_id, access.workspace, access.actor, access.client_addr, access.guard)
 
 
-async def read_json(request: Request) -> Any:
+async def read_body(request: Request) -> bytes:
+    """The whole request body, refused (413) past ``max_request_bytes`` whether declared or streamed."""
     limit = request.app.state.settings.max_request_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):  # no int() of 5,000 digits
         raise PayloadTooLargeError(f"the request body is {declared} bytes; the limit is {limit}", field="body")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -102,8 +103,13 @@ async def read_json(request: Request) -> Any:
         if size > limit:
             raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes", field="body")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    body = await read_body(request)
     try:
-        return orjson.loads(b"".join(chunks)) if size else {}
+        return orjson.loads(body) if body else {}
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the request body is not valid JSON: {exc}", field="body") from exc
 
