@@ -9,7 +9,7 @@ with bound parameters, run on the driver's cursor inside the session's transacti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -30,12 +30,22 @@ _UPDATE = ("UPDATE metric_series SET count = {p}, numeric_count = {p}, sum = {p}
            "last_timestamp = {p}, min_value = {p}, min_step = {p}, max_value = {p}, max_step = {p} WHERE id = {p}")
 
 
-_RUN_STATE = "SELECT workspace_id, experiment_id, lifecycle, status FROM runs WHERE id = {p}"
+_RUN_STATE = "SELECT workspace_id, experiment_id, lifecycle, status, name, end_time FROM runs WHERE id = {p}"
+_SET_RUN_STATE = "UPDATE runs SET status = {p}, end_time = {p}, updated_at = {p} WHERE id = {p}"
 
 
-def run_state(session: Session, run_id: str) -> tuple[int, int, str, str] | None:
-    """The run's (workspace_id, experiment_id, lifecycle, status): what a logging request checks before it
-    writes, read without building an ORM row (a primary-key seek)."""
+class RunState(NamedTuple):
+    workspace_id: int
+    experiment_id: int
+    lifecycle: str
+    status: str
+    name: str
+    end_time: int | None
+
+
+def run_state(session: Session, run_id: str) -> RunState | None:
+    """What a logging request checks before it writes (and what ending a run records as its state
+    before), read without building an ORM row: a primary-key seek."""
     raw, p, _ = _driver(session)
     cursor = raw.cursor()
     try:
@@ -43,7 +53,17 @@ def run_state(session: Session, run_id: str) -> tuple[int, int, str, str] | None
         row = cursor.fetchone()
     finally:
         cursor.close()
-    return None if row is None else (row[0], row[1], row[2], row[3])
+    return None if row is None else RunState(*row)
+
+
+def set_run_state(session: Session, run_id: str, status: str, end_time: int | None, updated_at: int) -> None:
+    """A run's status, end time and last change, written by its primary key."""
+    raw, p, _ = _driver(session)
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_SET_RUN_STATE.format(p=p), (status, end_time, updated_at, run_id))
+    finally:
+        cursor.close()
 
 
 def _driver(session: Session) -> tuple[Any, str, bool]:

@@ -91,13 +91,15 @@ def create_run_view(session: Session, ctx: Context, spec: RunCreate) -> RunView:
 
 
 def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow, Any, bool]:
+    """A new run is written with plain statements (creating runs is a workload of its own: a sweep, an
+    import) and returned as a detached row holding what was written."""
     experiment = _experiment_for(session, ctx, spec)
     ctx.authorize("experiment", experiment.id)
     run_id = check_run_id("run_id", spec.run_id) if spec.run_id is not None else uuid.uuid4().hex
-    existing = session.get(RunRow, run_id)
+    existing = db_series.run_state(session, run_id)
     if existing is not None:
         if existing.workspace_id == ctx.workspace_id and existing.experiment_id == experiment.id:
-            return existing, experiment, False
+            return get_run_row(session, ctx, run_id), experiment, False
         raise ConflictError(f"run id {run_id} is already taken", field="run_id")
     if spec.parent_run_id is not None:
         get_run_row(session, ctx, spec.parent_run_id, field_name="parent_run_id")
@@ -105,14 +107,15 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
     name = check_key("name", spec.name) if spec.name else _generated_name()
     user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
     tags = _string_map("tags", spec.tags, _tag_value) if spec.tags else {}
-    row = RunRow(id=run_id, workspace_id=ctx.workspace_id, experiment_id=experiment.id, name=name,
-                 status="RUNNING", start_time=start, user=user, parent_run_id=spec.parent_run_id,
-                 lifecycle="active", updated_at=start)
-    session.add(row)
-    session.add_all([RunTagRow(run_id=run_id, key=k, value=v) for k, v in tags.items()])  # a new run has none
+    values = {"id": run_id, "workspace_id": ctx.workspace_id, "experiment_id": experiment.id, "name": name,
+              "status": "RUNNING", "start_time": start, "end_time": None, "user": user,
+              "parent_run_id": spec.parent_run_id, "lifecycle": "active", "updated_at": start}
+    session.execute(insert(_RUNS), values)
+    if tags:  # a new run has none
+        session.execute(insert(_TAGS), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
     events.record(session, ctx, "run.create", "run", run_id,
                   after={"experiment_id": experiment.id, "name": name, "tags": tags})
-    return row, experiment, True
+    return RunRow(**values), experiment, True
 
 
 def _experiment_for(session: Session, ctx: Context, spec: RunCreate) -> Any:
@@ -148,14 +151,15 @@ def writable_run(session: Session, ctx: Context, run_id: str) -> RunRow:
     return row
 
 
-def check_writable(session: Session, ctx: Context, run_id: str) -> None:
-    """What :func:`writable_run` checks, without loading the run: one primary-key read of four columns
-    (every logging request makes it)."""
+def check_writable(session: Session, ctx: Context, run_id: str) -> db_series.RunState:
+    """What :func:`writable_run` checks, without loading the run: one primary-key read of a few columns
+    (every logging request makes it). Returns what it read."""
     state = db_series.run_state(session, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
-    _check_found(ctx, run_id, None if state is None else state[0], "run_id")
+    _check_found(ctx, run_id, None if state is None else state.workspace_id, "run_id")
     assert state is not None
-    ctx.authorize("experiment", state[1])
-    _check_logging(run_id, state[2], state[3])
+    ctx.authorize("experiment", state.experiment_id)
+    _check_logging(run_id, state.lifecycle, state.status)
+    return state
 
 
 def _check_logging(run_id: str, lifecycle: str, status: str) -> None:
@@ -213,20 +217,29 @@ def update_run(
 def _update_row(session: Session, ctx: Context, row: RunRow, *, status: str | None = None,
                 end_time: int | None = None, name: str | None = None) -> RunRow:
     before = {"status": row.status, "name": row.name, "end_time": row.end_time}
-    if name is not None:
-        row.name = check_key("name", name)
-    if status is not None:
-        row.status = check_status("status", status)
-        if row.status in TERMINAL:
-            row.end_time = check_int("end_time", end_time) if end_time is not None else events.now_ms()
-        else:
-            row.end_time = None
-    elif end_time is not None:
-        row.end_time = check_int("end_time", end_time)
+    after = _changed_state(before, status=status, end_time=end_time, name=name)
+    row.status, row.name, row.end_time = after["status"], after["name"], after["end_time"]
     row.updated_at = events.now_ms()
-    events.record(session, ctx, "run.update", "run", row.id, before=before,
-                  after={"status": row.status, "name": row.name, "end_time": row.end_time})
+    events.record(session, ctx, "run.update", "run", row.id, before=before, after=after)
     return row
+
+
+def _changed_state(before: dict[str, Any], *, status: str | None, end_time: int | None,
+                   name: str | None = None) -> dict[str, Any]:
+    """A run's status, name and end time after an update: a terminal status stamps the end time (now,
+    unless given), any other status clears it."""
+    after = dict(before)
+    if name is not None:
+        after["name"] = check_key("name", name)
+    if status is not None:
+        after["status"] = check_status("status", status)
+        if after["status"] in TERMINAL:
+            after["end_time"] = check_int("end_time", end_time) if end_time is not None else events.now_ms()
+        else:
+            after["end_time"] = None
+    elif end_time is not None:
+        after["end_time"] = check_int("end_time", end_time)
+    return after
 
 
 def set_run_lifecycle(session: Session, ctx: Context, run_id: str, lifecycle: str) -> RunRow:
@@ -277,16 +290,17 @@ def log_batch(
         check_writable(session, ctx, run_id)
         return {"metrics": metrics.ingest(session, run_id, batches) if batches else 0, "params": 0, "tags": 0,
                 "replayed": 0}
-    run = writable_run(session, ctx, run_id)  # held: the session keeps rows only while they are referenced
+    state = check_writable(session, ctx, run_id)
     stored = metrics.ingest(session, run_id, batches) if batches else 0
     _log_params(session, ctx, run_id, params)
     _set_tags(session, run_id, tags)
     if tags:
         events.record(session, ctx, "run.set_tags", "run", run_id, after=tags)
+    before = {"status": state.status, "name": state.name, "end_time": state.end_time}
+    after = _changed_state(before, status=status, end_time=end_time)
+    db_series.set_run_state(session, run_id, after["status"], after["end_time"], events.now_ms())
     if status is not None:
-        _update_row(session, ctx, run, status=status, end_time=end_time)
-    else:
-        run.updated_at = events.now_ms()
+        events.record(session, ctx, "run.update", "run", run_id, before=before, after=after)
     return {"metrics": stored, "params": len(params), "tags": len(tags), "replayed": 0}
 
 
@@ -317,6 +331,7 @@ def _string_map(name: str, raw: Any, check: Any) -> dict[str, str]:
     return {check_key(f"{name} key", k): check(f"{name}[{k!r}]", v) for k, v in raw.items()}
 
 
+_RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 _PARAMS: Table = ParamRow.__table__  # type: ignore[assignment]
 _PARAM_HISTORY: Table = ParamHistoryRow.__table__  # type: ignore[assignment]
 _TAGS: Table = RunTagRow.__table__  # type: ignore[assignment]
