@@ -37,6 +37,20 @@ def test_client_chosen_run_id_is_idempotent(api: httpx.Client) -> None:
     assert other.status_code == 409
 
 
+def test_bad_create_bodies_name_what_is_wrong_and_create_nothing(api: httpx.Client) -> None:
+    assert api.post("/api/v1/runs", json={"name": "kept"}).status_code == 201  # into "Default", as the bad ones
+    before = api.post("/api/v1/runs/search", json={"experiment_names": ["Default"]}).json()["runs"]
+    cases = [(b"", "body", "missing"), (b"[]", "body", "valid dictionary"), (b"{bad", "body", "not valid JSON"),
+             (b'{"tags": {"a": 1}}', "tags.a", "valid string"), (b'{"bogus": 1}', "bogus", "Extra inputs"),
+             (b'{"experiment_id": -1}', "experiment_id", "greater than or equal to 0"),
+             (b'{"start_time": "soon"}', "start_time", "valid integer")]
+    for content, field, message in cases:
+        response = api.post("/api/v1/runs", content=content, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, content
+        assert response.json()["field"] == field and message in response.json()["message"], response.json()
+    assert api.post("/api/v1/runs/search", json={"experiment_names": ["Default"]}).json()["runs"] == before
+
+
 def test_summaries_kept_at_ingest(api: httpx.Client, run_id: str) -> None:
     assert batch(api, run_id, {"metrics": [series("loss", [0, 1, 2, 3], [0.9, 0.2, 0.5, 0.4])]}).status_code == 200
     assert batch(api, run_id, {"metrics": [series("loss", [4, 5], [0.3, 0.6])]}).status_code == 200

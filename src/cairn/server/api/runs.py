@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from cairn.server.api import direct
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_small_write, read_json
+from cairn.server.api.common import JSON, call, call_small_write, read_json, read_model
 from cairn.server.schemas import tracking as schemas
 from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
@@ -23,10 +23,20 @@ def _read(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-def create_run(body: schemas.RunCreateBody, request: Request, access: Access = requires("run.write")) -> Any:
-    def create(session: Any, ctx: Any) -> dict[str, Any]:
-        return schemas.run_out(svc.create_run_view(session, ctx, svc.RunCreate(**body.model_dump())))
-    return JSON(call(request, access, True, create), status_code=201)
+async def create_run(body: schemas.RunCreateBody, request: Request, access: Access = requires("run.write")) -> Any:
+    return await _create_run(request, access, body)
+
+
+@direct.route("POST", router.prefix, "run.write")
+async def create_run_direct(request: Request, access: Access) -> Any:
+    return await _create_run(request, access, await read_model(request, schemas.RunCreateBody))
+
+
+async def _create_run(request: Request, access: Access, body: schemas.RunCreateBody) -> Any:
+    def create(session: Any, ctx: Any, spec: svc.RunCreate) -> dict[str, Any]:
+        return schemas.run_out(svc.create_run_view(session, ctx, spec))
+    spec = svc.RunCreate(**body.model_dump())
+    return JSON(await call_small_write(request, access, create, spec), status_code=201)
 
 
 @router.post("/search")
