@@ -96,7 +96,7 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
     experiment = _experiment_for(session, ctx, spec)
     ctx.authorize("experiment", experiment.id)
     run_id = check_run_id("run_id", spec.run_id) if spec.run_id is not None else uuid.uuid4().hex
-    existing = db_series.run_state(session, run_id)
+    existing = db_series.run_state(session, run_id) if spec.run_id is not None else None  # a fresh id is free
     if existing is not None:
         if existing.workspace_id == ctx.workspace_id and existing.experiment_id == experiment.id:
             return get_run_row(session, ctx, run_id), experiment, False
