@@ -27,14 +27,22 @@ export function RunsPage() {
   const navigate = useNavigate();
 
   const loading = useRef<string | null>(null);  // the page token being fetched: each page is asked for once
+  // Each new search (filter, sort, aggregation) supersedes the last: an answer that arrives after a newer search
+  // started is dropped, or a slow first answer could overwrite the table the user asked for next.
+  const generation = useRef(0);
   const search = async (pageToken: string | null) => {
     if (pageToken) {
       if (loading.current === pageToken) return;
       loading.current = pageToken;
+    } else {
+      loading.current = null;
     }
+    const mine = pageToken ? generation.current : ++generation.current;
+    const current = () => mine === generation.current;
     if (filter && !pageToken) {  // checked first: a bad filter is shown where it is, without a failed request
       const check = await api<{ valid: boolean; message?: string; position?: number }>(
         "POST", "/api/v1/runs/search/check", { filter });
+      if (!current()) return;
       if (!check.valid) {
         setError(new ApiError(400, { message: check.message, position: check.position ?? undefined }));
         setRuns([]);
@@ -46,11 +54,13 @@ export function RunsPage() {
         experiment_ids: [Number(experimentId)], filter: filter || null, order_by: [orderBy(sort, aggOf(sort), descending)],
         max_results: 500, page_token: pageToken,
       });
+      if (!current()) return;
       setError(null);
       setRuns((old) => (pageToken ? [...old, ...page.runs] : page.runs));
       loading.current = null;
       setToken(page.next_page_token ?? null);
     } catch (failure) {
+      if (!current()) return;
       if (failure instanceof ApiError) setError(failure); else throw failure;
     }
   };
