@@ -254,7 +254,7 @@ def test_bad_model_uris_raise_clear_errors(sdk_env: Path) -> None:
         ("models:/dev.mnist@champion", cairn.NotFoundError, "no alias 'champion'"),
         ("models:/dev.mnist@3", cairn.InvalidRequestError, "looks like a version number"),
         (f"runs:/{run.id}/absent", cairn.CairnError, "no logged model 'absent'"),
-        ("runs:/0123456789abcdef0123456789abcdef/model", cairn.NotFoundError, "does not exist"),
+        ("runs:/0123456789abcdef0123456789abcdef/model", cairn.NotFoundError, "not found"),
     ]:
         with pytest.raises(error, match=text):
             cairn.load_model(uri)

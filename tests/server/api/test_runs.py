@@ -122,12 +122,14 @@ def test_idempotency_key_stores_a_retried_batch_once(api: httpx.Client, run_id: 
     assert api.get(f"/api/v1/runs/{run_id}").json()["metrics"]["loss"]["count"] == 2
 
 
-def test_finish_then_logging_is_refused(api: httpx.Client, run_id: str) -> None:
+def test_a_finished_run_still_accepts_data(api: httpx.Client, run_id: str) -> None:
+    """Evaluating after training and logging the results to the training run is ordinary; the status stays."""
     finished = api.patch(f"/api/v1/runs/{run_id}", json={"status": "FINISHED"})
     assert finished.status_code == 200 and finished.json()["end_time"] is not None
-    refused = batch(api, run_id, {"metrics": [series("loss", [0], [1.0])]})
-    assert refused.status_code == 409
-    assert "FINISHED" in refused.json()["message"]
+    accepted = batch(api, run_id, {"metrics": [series("eval", [0], [1.0])], "params": {"split": "test"}})
+    assert accepted.status_code == 200, accepted.text
+    run = api.get(f"/api/v1/runs/{run_id}").json()
+    assert (run["status"], run["params"], run["metrics"]["eval"]["last"]) == ("FINISHED", {"split": "test"}, 1.0)
 
 
 def test_last_batch_and_status_in_one_request(api: httpx.Client, run_id: str) -> None:

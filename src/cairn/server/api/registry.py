@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call, call_async
 from cairn.server.schemas import registry as schemas
-from cairn.server.services import bundles, versions
+from cairn.server.services import bundles, logged_models, versions
 from cairn.server.services import registry as svc
 from cairn.server.services.errors import InvalidInputError
 
@@ -195,14 +195,14 @@ def rollback_alias(name: str, alias: str, request: Request, access: Access = req
 @router.post("/runs/{run_id}/logged-models", status_code=201)
 def log_model(run_id: str, body: schemas.LoggedModelCreate, request: Request,
               access: Access = requires("run.write")) -> Any:
-    row = call(request, access, True, versions.log_model, run_id, name=body.name, artifact_path=body.artifact_path,
+    row = call(request, access, True, logged_models.log_model, run_id, name=body.name, artifact_path=body.artifact_path,
                manifest=body.manifest, step=body.step)
     return JSON(schemas.logged_model_out(row), status_code=201)
 
 
 @router.get("/runs/{run_id}/logged-models")
 def list_logged_models(run_id: str, request: Request, access: Access = requires("run.read")) -> Any:
-    rows = call(request, access, False, versions.list_logged_models, run_id)
+    rows = call(request, access, False, logged_models.list_logged_models, run_id)
     return JSON({"models": [schemas.logged_model_out(r) for r in rows]})
 
 

@@ -63,6 +63,7 @@ class ExperimentRow(Base):
     lifecycle: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    artifact_location: Mapped[str] = mapped_column(Text, default="", server_default="")  # as a client gave it
 
 
 class ExperimentTagRow(Base):
@@ -214,6 +215,10 @@ class DatasetInputRow(Base):
     version: Mapped[str] = mapped_column(String(KEY_LEN), default="")
     role: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
+    source_type: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    dataset_schema: Mapped[str] = mapped_column(Text, default="", server_default="")
+    profile: Mapped[str] = mapped_column(Text, default="", server_default="")
+    input_tags: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
 
 class BlobRow(Base):
@@ -279,17 +284,33 @@ class RegistryRow(Base):
 
 
 class LoggedModelRow(Base):
-    """A model saved by a run: its manifest and where its files are among the run's artifacts."""
+    """A saved model: its manifest, and where its files are. A model logged by a run keeps its files among
+    the run's artifacts under ``artifact_path``; a model logged outside any run (``run_id`` None) belongs to
+    its experiment and keeps its files in ``logged_model_files``."""
 
     __tablename__ = "logged_models"
     __table_args__ = (UniqueConstraint("run_id", "name", "step"),)
     id: Mapped[str] = mapped_column(String(RUN_ID_LEN), primary_key=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True, nullable=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
     name: Mapped[str] = mapped_column(String(KEY_LEN))
     step: Mapped[int] = mapped_column(BigInteger, default=-1)
     artifact_path: Mapped[str] = mapped_column(String(1024))
     flavor: Mapped[str] = mapped_column(String(64))
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoggedModelFileRow(Base):
+    """A file of a logged model made outside a run (a run's models keep their files among its artifacts)."""
+
+    __tablename__ = "logged_model_files"
+    logged_model_id: Mapped[str] = mapped_column(ForeignKey("logged_models.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -337,6 +358,7 @@ class ModelVersionRow(Base):
     created_by: Mapped[str] = mapped_column(String(KEY_LEN), default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    stage: Mapped[str] = mapped_column(String(16), default="None", server_default="None")  # MLflow's stages
 
 
 class ModelVersionFileRow(Base):

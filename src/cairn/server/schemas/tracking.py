@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from operator import itemgetter
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from cairn.server.db.models import ArtifactVersionRow, DatasetInputRow, ParamHis
 from cairn.server.schemas.encoding import num, nums
 from cairn.server.services.artifacts import ArtifactEntry
 from cairn.server.services.experiments import ExperimentView
+from cairn.server.services.metrics import summarize
 from cairn.server.services.runs import RunView
 
 MAX_ID = 2**31 - 1
@@ -86,14 +86,11 @@ def experiment_out(view: ExperimentView) -> dict[str, Any]:
 
 def summary_out(row: Any) -> dict[str, Any]:
     """A summary from a MetricSeriesRow or a SeriesState."""
-    goal = row.goal
-    best = row.min_value if goal == "min" else row.max_value if goal == "max" else None
-    mean = (math.nan if row.sum is None else row.sum / row.numeric_count) if row.numeric_count else None
-    last = row.last_value if row.last_value is not None or not row.count else float("nan")
-    return {"key": row.key, "goal": row.goal, "count": row.count, "last": num(last), "last_step": row.last_step,
-            "last_timestamp": row.last_timestamp, "min": num(row.min_value), "min_step": row.min_step,
-            "max": num(row.max_value), "max_step": row.max_step, "mean": num(mean),
-            "best": num(best), "best_step": row.min_step if goal == "min" else row.max_step if goal == "max" else None}
+    s = summarize(row)
+    return {"key": row.key, "goal": row.goal, "count": row.count, "last": num(s.last), "last_step": row.last_step,
+            "last_timestamp": row.last_timestamp, "min": num(s.min), "min_step": row.min_step,
+            "max": num(s.max), "max_step": row.max_step, "mean": num(s.mean), "best": num(s.best),
+            "best_step": s.best_step}
 
 
 def dataset_out(row: DatasetInputRow) -> dict[str, Any]:

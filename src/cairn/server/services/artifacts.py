@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -129,13 +130,20 @@ def list_artifacts(session: Session, ctx: Context, run_id: str, prefix: str = ""
     )
     query = select(a).join(latest, (a.path == latest.c.path) & (a.version == latest.c.version)).where(
         a.run_id == run_id).order_by(a.path)
+    files = (ArtifactEntry(r.path, False, r.size, r.version, r.digest, r.created_at) for r in session.scalars(query))
+    return children(files, base)
+
+
+def children(files: Iterable[ArtifactEntry], base: str) -> list[ArtifactEntry]:
+    """The direct children of folder ``base`` ("" or ending in "/") among ``files`` under it: files, and
+    the folders that hold the deeper ones."""
     entries: dict[str, ArtifactEntry] = {}
-    for row in session.scalars(query):
-        head, sep, _rest = row.path[len(base):].partition("/")
+    for entry in files:
+        head, sep, _rest = entry.path[len(base):].partition("/")
         if sep:
             entries.setdefault(base + head, ArtifactEntry(base + head, True))
         else:
-            entries[row.path] = ArtifactEntry(row.path, False, row.size, row.version, row.digest, row.created_at)
+            entries[entry.path] = entry
     return sorted(entries.values(), key=lambda e: e.path)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from cairn.server.db.models import BlobRow
 from cairn.server.db.upsert import insert_ignore
-from cairn.server.services import events, versions
+from cairn.server.services import events, logged_models, versions
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.services.registry import VersionView
@@ -96,7 +96,7 @@ def _expected_files(meta: dict[str, Any]) -> dict[str, tuple[str, int]]:
         clean = clean_artifact_path(path, field="bundle file")
         info = info if isinstance(info, dict) else {}
         digest, size = info.get("digest"), info.get("size")
-        if not isinstance(digest, str) or not digest.startswith("sha256:") or not versions.is_size(size):
+        if not isinstance(digest, str) or not digest.startswith("sha256:") or not logged_models.is_size(size):
             raise InvalidInputError(f"bundle file {path!r} needs a sha256 digest and a size", field="body")
         out[clean] = (digest, int(size))  # type: ignore[arg-type]
     return out

@@ -38,17 +38,21 @@ def resolve_workspace(session: Session, name: str) -> WorkspaceRow:
 
 
 def create_experiment(
-    session: Session, ctx: Context, name: str, description: str = "", tags: dict[str, str] | None = None
+    session: Session, ctx: Context, name: str, description: str = "", tags: dict[str, str] | None = None,
+    *, artifact_location: str = "",
 ) -> ExperimentRow:
+    """A new experiment; ``artifact_location`` is kept and returned as its creator gave it (Cairn stores the
+    bytes of every run in its own store)."""
     check_key("name", name)
     check_text("description", description, MAX_DESCRIPTION)
+    check_text("artifact_location", artifact_location, 4096)
     existing = _by_name(session, ctx, name)
     if existing is not None:
         state = " (it is deleted: restore it or choose another name)" if existing.lifecycle == "deleted" else ""
         raise ConflictError(f"experiment {name!r} already exists{state}", field="name")
     now = events.now_ms()
     row = ExperimentRow(workspace_id=ctx.workspace_id, name=name, description=description,
-                        lifecycle="active", created_at=now, updated_at=now)
+                        lifecycle="active", created_at=now, updated_at=now, artifact_location=artifact_location)
     session.add(row)
     session.flush()
     write_tags(session, ExperimentTagRow, "experiment_id", row.id, tags or {})
@@ -78,6 +82,11 @@ def _by_name(session: Session, ctx: Context, name: str) -> ExperimentRow | None:
     return session.scalar(query)
 
 
+def find_experiment(session: Session, ctx: Context, name: str) -> ExperimentRow | None:
+    """The experiment of this name, active or deleted, if there is one."""
+    return _by_name(session, ctx, name)
+
+
 def get_experiment(session: Session, ctx: Context, experiment_id: int) -> ExperimentRow:
     row = session.get(ExperimentRow, experiment_id)
     if row is None or row.workspace_id != ctx.workspace_id:
@@ -93,7 +102,7 @@ def get_experiment_by_name(session: Session, ctx: Context, name: str) -> Experim
 
 
 def read_experiment(session: Session, ctx: Context, row: ExperimentRow) -> ExperimentView:
-    return _views(session, [row])[0]
+    return views_of(session, [row])[0]
 
 
 def list_experiments(
@@ -106,10 +115,10 @@ def list_experiments(
     if name_contains:
         query = query.where(func.lower(ExperimentRow.name).contains(name_contains.lower(), autoescape=True))
     rows = list(session.scalars(query.order_by(ExperimentRow.id).limit(limit).offset(offset)))
-    return _views(session, rows)
+    return views_of(session, rows)
 
 
-def _views(session: Session, rows: list[ExperimentRow]) -> list[ExperimentView]:
+def views_of(session: Session, rows: list[ExperimentRow]) -> list[ExperimentView]:
     ids = [r.id for r in rows]
     views = {r.id: ExperimentView(r) for r in rows}
     for tag in session.scalars(select(ExperimentTagRow).where(ExperimentTagRow.experiment_id.in_(ids))):
@@ -156,3 +165,13 @@ def set_experiment_tags(session: Session, ctx: Context, experiment_id: int, tags
     ctx.authorize("experiment", row.id)
     write_tags(session, ExperimentTagRow, "experiment_id", row.id, tags)
     events.record(session, ctx, "experiment.set_tags", "experiment", row.id, after=dict(tags))
+
+
+def delete_experiment_tag(session: Session, ctx: Context, experiment_id: int, key: str) -> None:
+    row = get_experiment(session, ctx, experiment_id)
+    ctx.authorize("experiment", row.id)
+    tag = session.get(ExperimentTagRow, (row.id, key))
+    if tag is None:
+        raise NotFoundError(f"No tag with name: {key} in experiment with id {row.id}", field="key")
+    session.delete(tag)
+    events.record(session, ctx, "experiment.delete_tag", "experiment", row.id, before={key: tag.value})

@@ -210,7 +210,8 @@ def _check_dotted(name: str, pos: int) -> None:
         raise FilterError(f"invalid name {name!r}: empty segment between dots", pos)
 
 
-def _make_entity(kind: EntityKind, name: str, pos: int, quoted: bool, suffix: tuple[str, int] | None) -> Entity:
+def _make_entity(kind: EntityKind, name: str, pos: int, quoted: bool, suffix: tuple[str, int] | None,
+                 vocabulary: Vocabulary) -> Entity:
     if not name:
         raise FilterError("empty name", pos)
     if not quoted:
@@ -220,7 +221,7 @@ def _make_entity(kind: EntityKind, name: str, pos: int, quoted: bool, suffix: tu
     if suffix is not None:
         raise FilterError(f"only metrics take a summary suffix, got '.{suffix[0]}'", suffix[1])
     if kind == "attribute":
-        return Entity("attribute", _lookup(name, pos, "attribute", _ATTRIBUTE_ALIASES, _ATTRIBUTE_RULES))
+        return Entity("attribute", _lookup(name, pos, "attribute", vocabulary.aliases, vocabulary.attributes))
     if kind == "dataset":
         return Entity("dataset", _lookup(name, pos, "dataset field", _DATASET_ALIASES, _DATASET_FIELDS))
     return Entity(kind, name)
@@ -298,6 +299,41 @@ _ATTRIBUTE_RULES: dict[str, tuple[frozenset[str], _Convert]] = {
 
 
 @dataclass(frozen=True)
+class Vocabulary:
+    """What a search may name: its attributes (with their operators and value types, and other names they
+    go by) and which keyed kinds it has (metrics, params, tags, datasets). Runs have them all; experiments,
+    registered models, model versions and logged models each have their own attributes and fewer kinds."""
+
+    what: str  # "runs", "experiments", ... for messages
+    attributes: dict[str, tuple[frozenset[str], _Convert]]
+    aliases: dict[str, str]
+    kinds: frozenset[EntityKind]
+
+
+RUNS = Vocabulary("runs", _ATTRIBUTE_RULES, _ATTRIBUTE_ALIASES,
+                  frozenset({"metric", "param", "tag", "attribute", "dataset"}))
+_TEXT = (_STRING_OPS, _want_string)
+_TIME = (_NUMERIC_OPS, _want_number)
+EXPERIMENTS = Vocabulary(
+    "experiments", {"name": _TEXT, "experiment_id": (_EQUALITY_OPS, _want_experiment_id), "creation_time": _TIME,
+                    "last_update_time": _TIME}, {"id": "experiment_id"}, frozenset({"tag", "attribute"}))
+REGISTERED_MODELS = Vocabulary(
+    "registered models", {"name": _TEXT, "creation_timestamp": _TIME, "last_updated_timestamp": _TIME},
+    {"timestamp": "creation_timestamp"}, frozenset({"tag", "attribute"}))
+MODEL_VERSIONS = Vocabulary(
+    "model versions", {"name": _TEXT, "version_number": (_NUMERIC_OPS | _LIST_OPS, _want_integer),
+                       "run_id": _TEXT, "source_path": _TEXT, "current_stage": _TEXT, "creation_timestamp": _TIME,
+                       "last_updated_timestamp": _TIME},
+    {"version": "version_number", "timestamp": "creation_timestamp"}, frozenset({"tag", "attribute"}))
+LOGGED_MODELS = Vocabulary(
+    "logged models", {"name": _TEXT, "model_id": _TEXT, "model_type": _TEXT, "status": _TEXT,
+                      "source_run_id": _TEXT, "creation_timestamp": _TIME, "last_updated_timestamp": _TIME,
+                      "experiment_id": (_EQUALITY_OPS, _want_experiment_id)},
+    {"creation_time": "creation_timestamp", "last_updated_time": "last_updated_timestamp", "run_id": "source_run_id"},
+    frozenset({"metric", "param", "tag", "attribute"}))
+
+
+@dataclass(frozen=True)
 class _Rule:
     ops: frozenset[str]
     convert: _Convert
@@ -305,7 +341,7 @@ class _Rule:
     noun: str  # what the operator applies to, e.g. "metrics"
 
 
-def _rule_for(entity: Entity) -> _Rule:
+def _rule_for(entity: Entity, vocabulary: Vocabulary) -> _Rule:
     if entity.kind == "metric" and entity.agg == "count":
         return _Rule(_NUMERIC_OPS | _NULL_OPS, _want_integer, "metric count comparisons take", "metrics")
     if entity.kind == "metric":
@@ -316,7 +352,7 @@ def _rule_for(entity: Entity) -> _Rule:
     if entity.kind == "dataset":
         noun = f"dataset field '{entity.key}'"
         return _Rule(_STRING_OPS, _want_string, f"{noun} takes", noun)
-    ops, convert = _ATTRIBUTE_RULES[entity.key]
+    ops, convert = vocabulary.attributes[entity.key]
     noun = f"attribute '{entity.key}'"
     return _Rule(ops, convert, f"{noun} takes", noun)
 
@@ -352,10 +388,11 @@ def _combine(op: Literal["and", "or"], items: list[Node]) -> Node:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, vocabulary: Vocabulary = RUNS) -> None:
         if len(text) > MAX_FILTER_LENGTH:
             raise FilterError(f"text is longer than {MAX_FILTER_LENGTH} characters", MAX_FILTER_LENGTH)
         self.text = text
+        self.vocabulary = vocabulary
         self.tokens = _tokenize(text)
         self.index = 0
         self.depth = 0
@@ -422,7 +459,7 @@ class _Parser:
             raise FilterError(f"too many comparisons (at most {MAX_COMPARISONS})", start)
         entity = self.parse_entity()
         op, op_token = self.parse_operator(self.text[start : self.tokens[self.index - 1].end])
-        rule = _rule_for(entity)
+        rule = _rule_for(entity, self.vocabulary)
         _check_op(rule, op, op_token)
         return Comparison(entity, op, self.parse_operand(op, op_token, rule), start)
 
@@ -436,11 +473,13 @@ class _Parser:
         if not dot and kind is not None:
             raise FilterError(f"expected '.' and a name after {head!r}", token.end)
         if not dot:
-            return _make_entity("attribute", token.text, token.start, False, None)
+            return _make_entity("attribute", token.text, token.start, False, None, self.vocabulary)
         if kind is None:
             raise FilterError(f"unknown column type {head!r} (expected metrics, params, tags, ...)", token.start)
+        if kind not in self.vocabulary.kinds:
+            raise FilterError(f"{self.vocabulary.what} have no {kind}s to filter or sort on", token.start)
         if rest:
-            return _make_entity(kind, rest, token.start + len(head) + 1, False, None)
+            return _make_entity(kind, rest, token.start + len(head) + 1, False, None, self.vocabulary)
         return self.parse_quoted_name(kind, token)
 
     def parse_quoted_name(self, kind: EntityKind, prefix: _Token) -> Entity:
@@ -452,7 +491,7 @@ class _Parser:
         if following.kind == "word" and following.start == name.end and following.text.startswith("."):
             self.advance()
             suffix = (following.text[1:], following.start + 1)
-        return _make_entity(kind, name.value, name.start, True, suffix)
+        return _make_entity(kind, name.value, name.start, True, suffix, self.vocabulary)
 
     def parse_operator(self, column: str) -> tuple[str, _Token]:
         token = self.advance()
@@ -524,11 +563,11 @@ class _Parser:
 # ----------------------------------------------------------------------------- public API
 
 
-def parse_filter(text: str | None) -> Node | None:
-    """Parse a run-search filter; ``None``, empty or blank text gives ``None``."""
+def parse_filter(text: str | None, vocabulary: Vocabulary = RUNS) -> Node | None:
+    """Parse a search filter over ``vocabulary``; ``None``, empty or blank text gives ``None``."""
     if text is None:
         return None
-    parser = _Parser(text)
+    parser = _Parser(text, vocabulary)
     if parser.peek().kind == "end":
         return None
     node = parser.parse_or()
@@ -538,20 +577,20 @@ def parse_filter(text: str | None) -> Node | None:
     return node
 
 
-def parse_order_by(clauses: Sequence[str] | None) -> list[OrderBy]:
+def parse_order_by(clauses: Sequence[str] | None, vocabulary: Vocabulary = RUNS) -> list[OrderBy]:
     """Parse order-by clauses such as ``metrics.loss.min ASC``; a bare string is one clause."""
     if clauses is None:
         return []
     items = [clauses] if isinstance(clauses, str) else list(clauses)
     if len(items) > MAX_ORDER_BY:
         raise FilterError(f"too many order_by clauses (at most {MAX_ORDER_BY})", 0, clause=MAX_ORDER_BY)
-    return [_parse_clause(item, index) for index, item in enumerate(items)]
+    return [_parse_clause(item, index, vocabulary) for index, item in enumerate(items)]
 
 
-def _parse_clause(text: str, index: int) -> OrderBy:
+def _parse_clause(text: str, index: int, vocabulary: Vocabulary) -> OrderBy:
     if not isinstance(text, str):
         raise FilterError(f"expected a string, got {type(text).__name__}", 0, clause=index)
     try:
-        return _Parser(text).parse_order_clause()
+        return _Parser(text, vocabulary).parse_order_clause()
     except FilterError as error:
         raise FilterError(error.message, error.position, clause=index) from None

@@ -17,6 +17,7 @@ from cairn.server.db.engine import Database
 from cairn.server.db.models import (
     ArtifactVersionRow,
     BlobRow,
+    LoggedModelFileRow,
     ModelVersionFileRow,
     ModelVersionRow,
     RegisteredModelRow,
@@ -69,7 +70,8 @@ def _unreferenced(dry_run: bool) -> Select[str, int]:
         artifact = artifact.where(ArtifactVersionRow.run_id == RunRow.id, RunRow.lifecycle == "active")
         file = file.where(ModelVersionFileRow.version_id == ModelVersionRow.id, ModelVersionRow.lifecycle == "active",
                           ModelVersionRow.model_id == RegisteredModelRow.id, RegisteredModelRow.lifecycle == "active")
-    return select(BlobRow.digest, BlobRow.size).where(~artifact, ~file)
+    model_file = exists().where(LoggedModelFileRow.digest == BlobRow.digest)  # models logged outside a run
+    return select(BlobRow.digest, BlobRow.size).where(~artifact, ~file, ~model_file)
 
 
 def _free_blobs(db: Database, blobs: LocalBlobStore, dry_run: bool,

@@ -18,7 +18,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, case, select
 from sqlalchemy.orm import Session
 
 from cairn.server.db import points
@@ -43,6 +43,42 @@ class SeriesBatch:
     steps: list[int]
     values: list[float | None]  # None stands for NaN
     timestamps: list[int]
+
+
+class Summary(NamedTuple):
+    """A series' summary as readers see it: NaN where the stored NULL means NaN, None where there is no value."""
+
+    last: float | None
+    min: float | None
+    max: float | None
+    mean: float | None
+    best: float | None
+    best_step: int | None
+
+
+def summarize(row: Any) -> Summary:
+    """The one place that reads a summary row (a MetricSeriesRow or a SeriesState): a series whose last point
+    is NaN has a NULL last value (SQLite cannot store NaN), and a NULL sum over numeric points is a NaN mean
+    (+inf and -inf met). Min and max skip NaN; best is the min or max named by the goal. The SQL beside these
+    rules, for search and sorting, is :func:`summary_column`."""
+    mean = (math.nan if row.sum is None else row.sum / row.numeric_count) if row.numeric_count else None
+    last = row.last_value if row.last_value is not None or not row.count else math.nan
+    best, best_step = None, None
+    if row.goal == "min":
+        best, best_step = row.min_value, row.min_step
+    elif row.goal == "max":
+        best, best_step = row.max_value, row.max_step
+    return Summary(last, row.min_value, row.max_value, mean, best, best_step)
+
+
+def summary_column(series: Any, agg: str) -> Any:
+    """The SQL expression of summary ``agg`` over an (aliased) ``metric_series`` table, as :func:`summarize`
+    computes it in Python (a NaN mean or last sorts as no value)."""
+    if agg == "mean":
+        return series.sum / case((series.numeric_count > 0, series.numeric_count), else_=None)
+    if agg == "best":
+        return case((series.goal == "min", series.min_value), (series.goal == "max", series.max_value), else_=None)
+    return {"last": series.last_value, "min": series.min_value, "max": series.max_value, "count": series.count}[agg]
 
 
 def parse_series(raw: Any, field: str, now: int) -> SeriesBatch:

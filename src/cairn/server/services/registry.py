@@ -122,12 +122,55 @@ def create_registry(session: Session, ctx: Context, name: str, description: str 
     if session.scalar(select(RegistryRow.id).where(RegistryRow.workspace_id == ctx.workspace_id,
                                                    RegistryRow.name == name)) is not None:
         raise ConflictError(f"registry {name!r} already exists", field="name")
+    clash = select(RegisteredModelRow.name).join(RegistryRow, RegistryRow.id == RegisteredModelRow.registry_id).where(
+        RegistryRow.workspace_id == ctx.workspace_id, RegistryRow.name == DEFAULT_REGISTRY,
+        RegisteredModelRow.name.startswith(name + ".", autoescape=True)).limit(1)
+    if session.scalar(clash) is not None:
+        raise ConflictError(f"registry {name!r} would make MLflow clients read model {session.scalar(clash)!r} of "
+                            f"registry {DEFAULT_REGISTRY!r} as a model of {name!r}; rename that model first",
+                            field="name")
     row = RegistryRow(workspace_id=ctx.workspace_id, name=name, protected=protected,
                       description=check_text("description", description, MAX_DESCRIPTION), created_at=events.now_ms())
     session.add(row)
     session.flush()
     events.record(session, ctx, "registry.create", "registry", row.id, after={"name": name, "protected": protected})
     return row
+
+
+# MLflow's names -----------------------------------------------------------------------------------------
+# MLflow has one flat namespace of model names; Cairn has registries. The mapping, both ways:
+#   a model of the default registry ``dev`` is seen by its own name (``churn``, ``team.churn``);
+#   a model of any other registry R is seen as ``R.<name>`` (``prod.churn``).
+# An MLflow name ``R.M`` whose R is a registry of the workspace names model M of R (``dev.churn`` is
+# ``churn``); any other name is a model of ``dev``, dots included. For that to be one-to-one, a model of
+# ``dev`` may not be named ``R.<...>`` for a registry R, and a registry may not be created with the first
+# segment of a ``dev`` model's name (:func:`_check_unambiguous`).
+
+def to_mlflow_name(registry_name: str, name: str) -> str:
+    return name if registry_name == DEFAULT_REGISTRY else f"{registry_name}.{name}"
+
+
+def from_mlflow_name(session: Session, ctx: Context, name: Any, field_name: str = "name") -> str:
+    """The Cairn full name (``<registry>.<model>``) of the model MLflow clients call ``name``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"Missing value for required parameter '{field_name}'", field=field_name)
+    head, dot, rest = name.partition(".")
+    if dot and rest and session.scalar(select(RegistryRow.id).where(RegistryRow.workspace_id == ctx.workspace_id,
+                                                                    RegistryRow.name == head)) is not None:
+        return name
+    return f"{DEFAULT_REGISTRY}.{name}"
+
+
+def _check_unambiguous(session: Session, ctx: Context, registry: RegistryRow, name: str) -> None:
+    """A model of the default registry must not be named like a model of another (see above)."""
+    head, dot, _ = name.partition(".")
+    if registry.name != DEFAULT_REGISTRY or not dot:
+        return
+    if session.scalar(select(RegistryRow.id).where(RegistryRow.workspace_id == ctx.workspace_id,
+                                                   RegistryRow.name == head)) is not None:
+        raise InvalidInputError(
+            f"a model of registry {DEFAULT_REGISTRY!r} cannot be named {name!r}: MLflow clients would read it as "
+            f"model {name.partition('.')[2]!r} of registry {head!r}", field="name")
 
 
 # registered models -------------------------------------------------------------------------------------
@@ -163,7 +206,7 @@ def _model_row(session: Session, ctx: Context, full_name: str, *, lock: bool = F
 
 def get_model(session: Session, ctx: Context, full_name: str, include_deleted: bool = False) -> ModelView:
     row, registry = _model_row(session, ctx, full_name, include_deleted=include_deleted)
-    return _model_views(session, [(row, registry.name)])[0]
+    return model_views(session, [(row, registry.name)])[0]
 
 
 def create_model(session: Session, ctx: Context, full_name: str, description: str = "",
@@ -181,6 +224,7 @@ def create_model(session: Session, ctx: Context, full_name: str, description: st
 
 def _insert_model(session: Session, ctx: Context, registry: RegistryRow, name: str, description: str,
                   tags: dict[str, str]) -> RegisteredModelRow:
+    _check_unambiguous(session, ctx, registry, name)
     now = events.now_ms()
     insert_ignore(session, RegisteredModelRow, [{
         "workspace_id": ctx.workspace_id, "registry_id": registry.id, "name": name, "last_version": 0,
@@ -228,10 +272,10 @@ def search_models(session: Session, ctx: Context, *, registry: str | None = None
                                                             RegisteredModelTagRow.value == value)
         query = query.where(RegisteredModelRow.id.in_(tag))
     query = query.order_by(RegistryRow.name, RegisteredModelRow.name).limit(limit).offset(offset)
-    return _model_views(session, [(row, reg) for row, reg in session.execute(query)])
+    return model_views(session, [(row, reg) for row, reg in session.execute(query)])
 
 
-def _model_views(session: Session, rows: list[tuple[RegisteredModelRow, str]]) -> list[ModelView]:
+def model_views(session: Session, rows: list[tuple[RegisteredModelRow, str]]) -> list[ModelView]:
     views = {row.id: ModelView(row, registry) for row, registry in rows}
     ids = list(views)
     for model_id, key, value in session.execute(select(
@@ -262,6 +306,7 @@ def update_model(session: Session, ctx: Context, full_name: str, *, new_name: st
         if session.scalar(select(RegisteredModelRow.id).where(RegisteredModelRow.registry_id == registry.id,
                                                               RegisteredModelRow.name == target)) is not None:
             raise ConflictError(f"model {registry.name}.{target} already exists", field="new_name")
+        _check_unambiguous(session, ctx, registry, target)
         row.name = target
     if description is not None:
         row.description = check_text("description", description, MAX_DESCRIPTION)

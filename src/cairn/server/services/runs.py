@@ -30,9 +30,12 @@ from cairn.server.services.errors import ConflictError, InvalidInputError, Inval
 from cairn.server.services.validation import (
     MAX_BATCH_ITEMS,
     MAX_BATCH_POINTS,
+    MAX_DATASET_TEXT,
     MAX_KEY,
     MAX_TAG_VALUE,
+    NATIVE_BATCH,
     RUN_ID,
+    BatchLimits,
     check_count,
     check_int,
     check_key,
@@ -106,7 +109,7 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
     start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
     name = check_key("name", spec.name) if spec.name else _generated_name()
     user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
-    tags = _string_map("tags", spec.tags, _tag_value) if spec.tags else {}
+    tags = authored(ctx, _string_map("tags", spec.tags, _tag_value)) if spec.tags else {}
     values = {"id": run_id, "workspace_id": ctx.workspace_id, "experiment_id": experiment.id, "name": name,
               "status": "RUNNING", "start_time": start, "end_time": None, "user": user,
               "parent_run_id": spec.parent_run_id, "lifecycle": "active", "updated_at": start}
@@ -142,7 +145,7 @@ def get_run_row(session: Session, ctx: Context, run_id: str, *, field_name: str 
 def _check_found(ctx: Context, run_id: str, workspace_id: int | None, field_name: str) -> None:
     """Another workspace's run answers as one that does not exist."""
     if workspace_id is None or workspace_id != ctx.workspace_id:
-        raise NotFoundError(f"run {run_id!r} does not exist", field=field_name)
+        raise NotFoundError(f"Run with id={str(run_id)[:100]} not found", field=field_name)
 
 
 def writable_run(session: Session, ctx: Context, run_id: str) -> RunRow:
@@ -163,12 +166,12 @@ def check_writable(session: Session, ctx: Context, run_id: str) -> db_series.Run
 
 
 def _check_logging(run_id: str, lifecycle: str, status: str) -> None:
+    """Any run that is not deleted accepts data: evaluating a model after its training run ended, and
+    logging the results to that run, is ordinary (MLflow allows it too). ``status`` stays as it is."""
+    del status
     if lifecycle != "active":
-        raise InvalidStateError(f"run {run_id} is deleted; restore it before logging to it", field="run_id")
-    if status != "RUNNING":
-        raise InvalidStateError(
-            f"run {run_id} is {status}; only a RUNNING run accepts new data (set its status to RUNNING "
-            "to resume it)", field="run_id")
+        raise InvalidStateError(f"The run {run_id} must be in the 'active' state. Current state is deleted: "
+                                "restore it before logging to it", field="run_id")
 
 
 def read_run(session: Session, ctx: Context, run_id: str) -> RunView:
@@ -263,7 +266,8 @@ def claim_idempotency_key(session: Session, ctx: Context, key: str | None) -> bo
 
 
 def log_batch(
-    session: Session, ctx: Context, run_id: str, body: Any, idempotency_key: str | None = None
+    session: Session, ctx: Context, run_id: str, body: Any, idempotency_key: str | None = None,
+    limits: BatchLimits = NATIVE_BATCH,
 ) -> dict[str, int]:
     """Metrics (columnar), params and tags in one all-or-nothing write. With ``status`` (and optionally
     ``end_time``) the run then takes that status in the same transaction: a run's last batch and its end
@@ -276,7 +280,8 @@ def log_batch(
                                 "end_time", field=sorted(unknown)[0])
     batches = _parse_metric_batches(body.get("metrics") or [])
     params = _string_map("params", body.get("params") or {}, param_value)
-    tags = _string_map("tags", body.get("tags") or {}, _tag_value)
+    tags = authored(ctx, _string_map("tags", body.get("tags") or {}, _tag_value))
+    limits.check(sum(len(b.values) for b in batches), len(params), len(tags))
     status, end_time = body.get("status"), body.get("end_time")
     if status is not None:
         check_status("status", status)
@@ -314,6 +319,23 @@ def _parse_metric_batches(raw: Any) -> list[metrics.SeriesBatch]:
     total = sum(len(m.get("values") or ()) for m in raw if isinstance(m, dict) and isinstance(m.get("values"), list))
     check_count("metrics", total, MAX_BATCH_POINTS)
     return [metrics.parse_series(item, f"metrics[{i}]", now) for i, item in enumerate(raw)]
+
+
+AUTHOR_TAGS = ("mlflow.user", "cairn.source.user")
+
+
+def authored(ctx: Context, tags: dict[str, str]) -> dict[str, str]:
+    """Tags that name a run's author come from the authenticated caller when the server knows who that is
+    (with ``--auth``); in the local single-user mode the client's word is taken."""
+    if not ctx.guard.enforced:
+        return tags
+    return {k: (ctx.actor if k in AUTHOR_TAGS else v) for k, v in tags.items()}
+
+
+def find_run(session: Session, ctx: Context, run_id: Any) -> RunRow | None:
+    """The run of this workspace with this id, or None."""
+    row = session.get(RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
+    return row if row is not None and row.workspace_id == ctx.workspace_id else None
 
 
 def _tag_value(field_name: str, value: Any) -> str:
@@ -390,7 +412,7 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
     row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
-    clean = _string_map("tags", tags, _tag_value)
+    clean = authored(ctx, _string_map("tags", tags, _tag_value))
     _set_tags(session, run_id, clean)
     _touch(session, run_id)
     events.record(session, ctx, "run.set_tags", "run", run_id, after=clean)
@@ -441,24 +463,50 @@ def metric_buckets(session: Session, ctx: Context, run_id: str, key: str, n: int
     return metrics.buckets(session, metrics.get_series(session, run_id, key).id, n, start_step, end_step)
 
 
+@dataclass(frozen=True)
+class DatasetDetails:
+    """What MLflow's dataset inputs carry beyond a reference: kept and returned as given."""
+
+    source_type: str = ""
+    schema: str = ""
+    profile: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 def log_dataset(
     session: Session, ctx: Context, run_id: str, *, name: str, uri: str = "", digest: str = "",
-    version: str = "", role: str = "",
+    version: str = "", role: str = "", details: DatasetDetails | None = None,
 ) -> DatasetInputRow:
     writable_run(session, ctx, run_id)
-    fields = {"name": check_key("name", name), "uri": check_text("uri", uri, 4096),
-              "digest": check_text("digest", digest, MAX_KEY), "version": check_text("version", version, MAX_KEY),
-              "role": check_text("role", role, 64)}
+    more = details or DatasetDetails()
+    fields: dict[str, Any] = {
+        "name": check_key("name", name), "uri": check_text("uri", uri, 4096),
+        "digest": check_text("digest", digest, MAX_KEY), "version": check_text("version", version, MAX_KEY),
+        "role": check_text("role", role, 64), "source_type": check_text("source_type", more.source_type, 64),
+        "dataset_schema": check_text("schema", more.schema, MAX_DATASET_TEXT),
+        "profile": check_text("profile", more.profile, MAX_DATASET_TEXT)}
+    if more.tags:
+        fields["input_tags"] = _string_map("tags", more.tags, _tag_value)
     query = select(DatasetInputRow).where(
         DatasetInputRow.run_id == run_id, DatasetInputRow.name == name,
         DatasetInputRow.digest == digest, DatasetInputRow.role == role)
     if session.scalar(query) is None:
         insert_ignore(session, DatasetInputRow, [{"run_id": run_id, "created_at": events.now_ms(), **fields}],
                       ["run_id", "name", "digest", "role"])
-        events.record(session, ctx, "run.log_dataset", "run", run_id, after=fields)
+        events.record(session, ctx, "run.log_dataset", "run", run_id,
+                      after={k: fields[k] for k in ("name", "uri", "digest", "version", "role")})
     row = session.scalar(query)
     assert row is not None
     return row
+
+
+def distinct_datasets(session: Session, ctx: Context, experiment_ids: list[int],
+                      limit: int = 1000) -> list[tuple[int, str, str, str]]:
+    """(experiment id, name, digest, role) of the datasets logged to active runs of these experiments."""
+    query = select(RunRow.experiment_id, DatasetInputRow.name, DatasetInputRow.digest, DatasetInputRow.role).join(
+        RunRow, RunRow.id == DatasetInputRow.run_id).where(
+        RunRow.workspace_id == ctx.workspace_id, RunRow.lifecycle == "active", RunRow.experiment_id.in_(experiment_ids))
+    return [tuple(row) for row in session.execute(query.distinct().limit(limit))]  # type: ignore[misc]
 
 
 def lock_run(session: Session, run_id: str) -> RunRow:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal_column, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal_column, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from cairn.server.db.models import (
@@ -36,7 +36,7 @@ from cairn.server.db.models import (
     RunRow,
     RunTagRow,
 )
-from cairn.server.services import runs
+from cairn.server.services import metrics, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.filters import (
@@ -50,7 +50,7 @@ from cairn.server.services.filters import (
     parse_order_by,
 )
 
-MAX_RESULTS = 10_000
+MAX_RESULTS = 50_000  # MLflow's own limit for one page of runs
 INDEXED_SCOPE = 5000  # runs in a search's scope from which it reads from the indexes (see above)
 VIEW_TYPES = {"active_only": ("active",), "deleted_only": ("deleted",), "all": ("active", "deleted")}
 _ATTRIBUTES: dict[str, Any] = {
@@ -113,15 +113,7 @@ def column_for(entity: Entity, joins: _Joins) -> Any:
 
 
 def _value_column(entity: Entity, alias: Any) -> Any:
-    if entity.kind != "metric":
-        return alias.value
-    agg = entity.agg or "last"
-    if agg == "mean":
-        return alias.sum / case((alias.numeric_count > 0, alias.numeric_count), else_=None)
-    if agg == "best":
-        return case((alias.goal == "min", alias.min_value), (alias.goal == "max", alias.max_value), else_=None)
-    return {"last": alias.last_value, "min": alias.min_value, "max": alias.max_value,
-            "count": alias.count}[agg]
+    return alias.value if entity.kind != "metric" else metrics.summary_column(alias, entity.agg or "last")
 
 
 def compile_node(node: Node, joins: _Joins) -> ColumnElement[bool]:
@@ -133,7 +125,7 @@ def compile_node(node: Node, joins: _Joins) -> ColumnElement[bool]:
 
 def _compile_comparison(node: Comparison, joins: _Joins) -> ColumnElement[bool]:
     if node.entity.kind == "dataset":
-        condition = _operate(_DATASET_FIELDS[node.entity.key], node.op, node.value)
+        condition = operate(_DATASET_FIELDS[node.entity.key], node.op, node.value)
         return exists().where(DatasetInputRow.run_id == RunRow.id, condition)
     if node.entity.kind in _MODELS and joins.sets:
         return _semi_join(node)
@@ -144,7 +136,7 @@ def _compile_comparison(node: Comparison, joins: _Joins) -> ColumnElement[bool]:
     value = node.value
     if node.entity.kind == "attribute" and node.entity.key == "experiment_id":
         value = tuple(int(v) for v in value) if isinstance(value, tuple) else int(value)  # type: ignore[arg-type]
-    return _operate(column_for(node.entity, joins), node.op, value)
+    return operate(column_for(node.entity, joins), node.op, value)
 
 
 def _semi_join(node: Comparison) -> ColumnElement[bool]:
@@ -154,7 +146,7 @@ def _semi_join(node: Comparison) -> ColumnElement[bool]:
     if node.op == "IS NULL":
         return RunRow.id.not_in(having)
     if node.op != "IS NOT NULL":
-        having = having.where(_operate(_value_column(node.entity, alias), node.op, node.value))
+        having = having.where(operate(_value_column(node.entity, alias), node.op, node.value))
     if node.entity.kind != "metric" and _short_values(node):  # lets the store use its partial value index
         having = having.where(func.length(alias.value) <= literal_column(str(SEARCHABLE_VALUE)))
     return RunRow.id.in_(having)
@@ -166,7 +158,7 @@ def _short_values(node: Comparison) -> bool:
     return node.op in ("=", "IN") and all(isinstance(v, str) and len(v) <= SEARCHABLE_VALUE for v in values)
 
 
-def _operate(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def operate(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     simple = {"=": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
               ">": column.__gt__, ">=": column.__ge__}
     if op in simple:
@@ -204,7 +196,7 @@ def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
     if tree is not None:
         query = query.where(compile_node(tree, joins))
     fingerprint = _fingerprint(q, experiment_ids)
-    offset = _decode_token(q.page_token, fingerprint)
+    offset = decode_token(q.page_token, fingerprint)
     limit = q.max_results + 1
     if joins.sets and order and _splits(order[0].entity):
         rows = _read_split(session, query, order, offset, limit)
@@ -213,7 +205,7 @@ def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
     token = None
     if len(rows) > q.max_results:
         rows = rows[: q.max_results]
-        token = _encode_token(offset + q.max_results, fingerprint)
+        token = encode_token(offset + q.max_results, fingerprint)
     return RunPage(runs.load_views(session, rows), token)
 
 
@@ -280,15 +272,19 @@ def _experiment_ids(session: Session, ctx: Context, q: RunQuery) -> list[int] | 
 
 
 def _fingerprint(q: RunQuery, experiment_ids: list[int] | None) -> str:
-    material = orjson.dumps([experiment_ids, q.filter, list(q.order_by), q.view_type])
-    return hashlib.sha256(material).hexdigest()[:16]
+    return fingerprint([experiment_ids, q.filter, list(q.order_by), q.view_type])
 
 
-def _encode_token(offset: int, fingerprint: str) -> str:
+def fingerprint(query: Any) -> str:
+    """What a page token is bound to: a digest of the query (JSON-able) that issued it."""
+    return hashlib.sha256(orjson.dumps(query)).hexdigest()[:16]
+
+
+def encode_token(offset: int, fingerprint: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"o": offset, "f": fingerprint})).decode()
 
 
-def _decode_token(token: str | None, fingerprint: str) -> int:
+def decode_token(token: str | None, fingerprint: str) -> int:
     if not token:
         return 0
     try:

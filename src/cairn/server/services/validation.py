@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError
@@ -13,6 +14,7 @@ MAX_TAG_VALUE = 8000
 MAX_DESCRIPTION = 65536
 MAX_BATCH_POINTS = 100_000
 MAX_BATCH_ITEMS = 1000
+MAX_DATASET_TEXT = 1_048_576  # a dataset's schema or profile (JSON text), as MLflow allows
 MAX_INT64 = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -75,6 +77,31 @@ def check_status(field: str, status: Any) -> str:
     if not isinstance(status, str) or status.upper() not in STATUSES:
         raise InvalidInputError(f"{field} must be one of {', '.join(STATUSES)}, got {status!r}", field=field)
     return status.upper()
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How much one logging request may carry: metric points, params, tags, and all of them together."""
+
+    metrics: int
+    params: int
+    tags: int
+    total: int
+
+    def check(self, metrics: int, params: int, tags: int) -> None:
+        for field, count, limit in (("metrics", metrics, self.metrics), ("params", params, self.params),
+                                    ("tags", tags, self.tags)):
+            if count > limit:
+                raise InvalidInputError(f"A batch logging request can contain at most {limit} {field}; got {count}",
+                                        field=field)
+        if metrics + params + tags > self.total:
+            raise InvalidInputError(f"A batch logging request can contain at most {self.total} metrics, params "
+                                    f"and tags in total; got {metrics + params + tags}", field="body")
+
+
+NATIVE_BATCH = BatchLimits(metrics=MAX_BATCH_POINTS, params=MAX_BATCH_ITEMS, tags=MAX_BATCH_ITEMS,
+                           total=MAX_BATCH_POINTS + 2 * MAX_BATCH_ITEMS)
+MLFLOW_BATCH = BatchLimits(metrics=1000, params=100, tags=100, total=1000)  # MLflow's own limits for log_batch
 
 
 def check_count(field: str, count: int, limit: int) -> None:

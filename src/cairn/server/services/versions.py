@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cairn.server.db.models import (
     AliasMoveRow,
-    ArtifactVersionRow,
-    LoggedModelRow,
     ModelAliasRow,
     ModelVersionFileRow,
     ModelVersionRow,
@@ -23,10 +20,9 @@ from cairn.server.db.models import (
     WorkspaceRow,
 )
 from cairn.server.schemas.tracking import dataset_out, summary_out
-from cairn.server.services import events, registry, runs
+from cairn.server.services import events, logged_models, registry, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import (
-    ConflictError,
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
@@ -34,103 +30,8 @@ from cairn.server.services.errors import (
 )
 from cairn.server.services.registry import VersionView, check_alias
 from cairn.server.services.tags import write_tags
-from cairn.server.services.validation import MAX_DESCRIPTION, check_int, check_key, check_text
+from cairn.server.services.validation import MAX_DESCRIPTION, check_text
 from cairn.server.storage.paths import clean_artifact_path
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-MAX_MODEL_FILES = 10_000
-
-
-def is_size(value: Any) -> bool:
-    return type(value) is int and 0 <= value < 2**63
-
-
-# logged models -----------------------------------------------------------------------------------------
-
-def log_model(session: Session, ctx: Context, run_id: str, *, name: str, artifact_path: str,
-              manifest: Any, step: int | None = None) -> LoggedModelRow:
-    """Record a model whose files the run already uploaded under ``artifact_path``; every file the
-    manifest lists must be there with the digest the manifest gives."""
-    runs.writable_run(session, ctx, run_id)
-    check_key("name", name)
-    if "/" in name:
-        raise InvalidInputError(f"model name {name!r} must not contain '/'", field="name")
-    base = clean_artifact_path(artifact_path, field="artifact_path")
-    files = _manifest_files(manifest)
-    stored = _latest_artifacts(session, run_id, base)
-    for path, info in files.items():
-        found = stored.get(f"{base}/{path}")
-        if found is None or found != (f"sha256:{info['sha256']}", info["size"]):
-            state = "is missing" if found is None else "has another digest or size than the manifest says"
-            raise InvalidInputError(f"model file {base}/{path} {state}", field=f"manifest.files[{path!r}]")
-    step_value = -1 if step is None else check_int("step", step)
-    if session.scalar(select(LoggedModelRow.id).where(LoggedModelRow.run_id == run_id, LoggedModelRow.name == name,
-                                                      LoggedModelRow.step == step_value)) is not None:
-        raise ConflictError(f"run {run_id} already has a model {name!r} at this step; pass step= for checkpoints",
-                            field="name")
-    row = LoggedModelRow(id=uuid.uuid4().hex, run_id=run_id, name=name, step=step_value, artifact_path=base,
-                         flavor=str(manifest.get("flavor", "")), manifest=manifest, created_at=events.now_ms())
-    session.add(row)
-    session.flush()
-    events.record(session, ctx, "run.log_model", "run", run_id, after={"name": name, "logged_model_id": row.id})
-    return row
-
-
-def _manifest_files(manifest: Any) -> dict[str, dict[str, Any]]:
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("flavor"), str):
-        raise InvalidInputError("manifest must be an object with a flavor and files", field="manifest")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files or len(files) > MAX_MODEL_FILES:
-        raise InvalidInputError(f"manifest.files must list 1 to {MAX_MODEL_FILES} files", field="manifest.files")
-    for path, info in files.items():
-        clean_artifact_path(path, field=f"manifest.files[{path!r}]")
-        if not isinstance(info, dict) or not _SHA256.match(str(info.get("sha256", ""))) or \
-                not is_size(info.get("size")):
-            raise InvalidInputError(f"manifest.files[{path!r}] needs a sha256 (64 hex) and a size",
-                                    field=f"manifest.files[{path!r}]")
-    return files
-
-
-def _latest_artifacts(session: Session, run_id: str, base: str) -> dict[str, tuple[str, int]]:
-    a = ArtifactVersionRow
-    latest = select(a.path, func.max(a.version).label("v")).where(
-        a.run_id == run_id, a.path.startswith(base + "/", autoescape=True)).group_by(a.path).subquery()
-    query = select(a.path, a.digest, a.size).join(
-        latest, (a.path == latest.c.path) & (a.version == latest.c.v)).where(a.run_id == run_id)
-    return {str(path): (str(digest), int(size)) for path, digest, size in session.execute(query)}
-
-
-def list_logged_models(session: Session, ctx: Context, run_id: str) -> list[LoggedModelRow]:
-    runs.get_run_row(session, ctx, run_id)
-    query = select(LoggedModelRow).where(LoggedModelRow.run_id == run_id).order_by(
-        LoggedModelRow.name, LoggedModelRow.step)
-    return list(session.scalars(query))
-
-
-def resolve_logged_model(session: Session, ctx: Context, source: str) -> LoggedModelRow:
-    """``runs:/<run_id>/<name>`` (the latest checkpoint of that name), ``runs:/<run_id>/<name>/<step>``,
-    or a logged model id."""
-    if not isinstance(source, str) or not source:
-        raise InvalidInputError("source must be 'runs:/<run_id>/<model name>' or a logged model id", field="source")
-    if source.startswith("runs:/"):
-        run_id, _, rest = source.removeprefix("runs:/").partition("/")
-        name, _, step = rest.partition("/")
-        runs.get_run_row(session, ctx, run_id, field_name="source")
-        query = select(LoggedModelRow).where(LoggedModelRow.run_id == run_id, LoggedModelRow.name == name)
-        if step:
-            if not re.fullmatch(r"-?[0-9]{1,18}", step):
-                raise InvalidInputError(f"source step {step!r} is not an integer", field="source")
-            query = query.where(LoggedModelRow.step == int(step))
-        row = session.scalar(query.order_by(LoggedModelRow.step.desc(), LoggedModelRow.created_at.desc()).limit(1))
-    else:
-        row = session.get(LoggedModelRow, source) if re.fullmatch(r"[0-9a-f]{32}", source) else None
-        owner = session.get(RunRow, row.run_id) if row is not None else None
-        if owner is None or owner.workspace_id != ctx.workspace_id:
-            row = None  # another workspace's model answers like a missing one
-    if row is None:
-        raise NotFoundError(f"no logged model at {source!r}", field="source")
-    return row
-
 
 # versions ----------------------------------------------------------------------------------------------
 
@@ -139,16 +40,17 @@ def create_version(session: Session, ctx: Context, full_name: str, source: str, 
                    description: str = "") -> VersionView:
     """Register a logged model as the next version of ``full_name`` (the model is created if needed)."""
     registry.writable_registry(session, ctx, full_name)
-    logged = resolve_logged_model(session, ctx, source)
+    logged = logged_models.resolve_logged_model(session, ctx, source)
     for alias in aliases or []:
         check_alias(alias)
-    run = session.get(RunRow, logged.run_id)
-    assert run is not None
+    run = logged_models.run_of(session, logged)
     files = {f"{path}": (f"sha256:{info['sha256']}", info["size"]) for path, info in logged.manifest["files"].items()}
-    lineage = _run_lineage(session, ctx, run)
+    lineage: dict[str, Any] = _run_lineage(session, ctx, run) if run is not None else {
+        "experiment_id": logged.experiment_id}
     lineage.update({"logged_model_id": logged.id, "logged_model_name": logged.name,
                     "step": None if logged.step < 0 else logged.step})
-    row = add_version(session, ctx, full_name, run_id=run.id, logged_model_id=logged.id, source_version_id=None,
+    row = add_version(session, ctx, full_name, run_id=logged.run_id, logged_model_id=logged.id,
+                       source_version_id=None,
                        manifest=logged.manifest, lineage=lineage, files=files, description=description)
     return finish_version(session, ctx, full_name, row, tags or {}, aliases or [])
 
@@ -227,7 +129,7 @@ def _version_number(version: Any) -> int:
 def get_version(session: Session, ctx: Context, full_name: str, version: Any,
                 include_deleted: bool = False) -> VersionView:
     row, model, reg = _version_row(session, ctx, full_name, version, include_deleted=include_deleted)
-    return _version_views(session, [row], model, reg.name)[0]
+    return version_views(session, [row], model, reg.name)[0]
 
 
 def get_version_by_alias(session: Session, ctx: Context, full_name: str, alias: str) -> VersionView:
@@ -237,7 +139,7 @@ def get_version_by_alias(session: Session, ctx: Context, full_name: str, alias: 
                          .where(ModelAliasRow.model_id == model.id, ModelAliasRow.alias == alias))
     if row is None:
         raise NotFoundError(f"model {reg.name}.{model.name} has no alias {alias!r}", field="alias")
-    return _version_views(session, [row], model, reg.name)[0]
+    return version_views(session, [row], model, reg.name)[0]
 
 
 def list_versions(session: Session, ctx: Context, full_name: str, include_deleted: bool = False) -> list[VersionView]:
@@ -245,10 +147,10 @@ def list_versions(session: Session, ctx: Context, full_name: str, include_delete
     query = select(ModelVersionRow).where(ModelVersionRow.model_id == model.id)
     if not include_deleted:
         query = query.where(ModelVersionRow.lifecycle == "active")
-    return _version_views(session, list(session.scalars(query.order_by(ModelVersionRow.version))), model, reg.name)
+    return version_views(session, list(session.scalars(query.order_by(ModelVersionRow.version))), model, reg.name)
 
 
-def _version_views(session: Session, rows: list[ModelVersionRow], model: RegisteredModelRow,
+def version_views(session: Session, rows: list[ModelVersionRow], model: RegisteredModelRow,
                    registry_name: str) -> list[VersionView]:
     views = {r.id: VersionView(r, model, registry_name) for r in rows}
     ids = list(views)

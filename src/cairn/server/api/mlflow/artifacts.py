@@ -1,0 +1,123 @@
+"""MLflow's artifact routes: the proxy under ``/api/2.0/mlflow-artifacts`` (list, download, upload), the
+tracking API's ``artifacts/list``, and the MLflow UI's upload route."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from cairn.server.api.auth import Access, requires
+from cairn.server.api.common import JSON, call, call_async
+from cairn.server.api.mlflow.protocol import ARTIFACTS_PREFIX, artifacts_router, mlflow_routes, run_id_of, text
+from cairn.server.api.mlflow.shapes import default_experiment_id, file_out
+from cairn.server.services import artifacts as artifact_svc
+from cairn.server.services import logged_models, runs
+from cairn.server.services import mlflow as svc
+from cairn.server.services.errors import InvalidInputError
+from cairn.server.storage.blobs import StoredBlob
+
+_EXPERIMENT_ONLY = re.compile(r"[0-9]{1,18}")
+
+
+def _dot(path: str) -> str:
+    """MLflow clients name a folder's root as "." (``download_artifacts(artifact_path=".")``)."""
+    return "" if path.strip("/") in ("", ".") else path.removeprefix("./")
+
+
+@mlflow_routes("GET", "/artifacts/list", "artifact.read")
+async def list_artifacts(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    run_id, path = run_id_of(body), _dot(text(body, "path", required=False, default=""))
+
+    def listing(session: Any, ctx: Any) -> Any:
+        entries = artifact_svc.list_artifacts(session, ctx, run_id, path)
+        run = runs.get_run_row(session, ctx, run_id)
+        default = default_experiment_id(session, ctx)
+        return svc.artifact_uri(run, experiment="0" if run.experiment_id == default else None), entries
+    root, entries = await call_async(request, access, False, listing)
+    return JSON({"root_uri": root, "files": [file_out(e) for e in entries]})
+
+
+def _listing(session: Any, ctx: Any, path: str) -> list[dict[str, Any]]:
+    text_path = path.strip("/")
+    if not text_path or _EXPERIMENT_ONLY.fullmatch(text_path) or re.fullmatch(r"[0-9]{1,18}/[0-9a-f]{32}", text_path):
+        return []  # above a run's artifact root there is no file to list
+    location = svc.locate(session, ctx, _dot_tail(path))
+    if location.model is not None:
+        entries = logged_models.list_files(session, location.model, location.path)
+        return [file_out(e, location.path) for e in entries]
+    assert location.run is not None
+    entries = artifact_svc.list_artifacts(session, ctx, location.run.id, location.path)
+    return [file_out(e, location.path) for e in entries]
+
+
+def _dot_tail(path: str) -> str:
+    head, sep, tail = path.strip("/").partition("/artifacts")
+    return f"{head}{sep}/{_dot(tail.lstrip('/'))}" if sep else path
+
+
+@artifacts_router.get(ARTIFACTS_PREFIX + "/artifacts")
+def list_proxy_artifacts(request: Request, path: str = "", access: Access = requires("artifact.read")) -> Any:
+    """The direct children of ``<experiment id>/<run id>/artifacts/<path>`` (or of a logged model's folder)."""
+    return JSON({"files": call(request, access, False, _listing, path)})
+
+
+@artifacts_router.get(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
+async def download_proxy_artifact(artifact_path: str, request: Request,
+                                  access: Access = requires("artifact.read")) -> Any:
+    def find(session: Any, ctx: Any) -> tuple[str, int, str]:
+        location = svc.locate(session, ctx, artifact_path)
+        if location.model is not None:
+            digest, size = logged_models.file_digest(session, location.model, location.path)
+            return digest, size, "1"
+        assert location.run is not None
+        row = artifact_svc.get_version(session, ctx, location.run.id, location.path, None)
+        return row.digest, row.size, str(row.version)
+    digest, size, version = await call_async(request, access, False, find)
+    chunks = await run_in_threadpool(request.app.state.blobs.open, digest)
+    return StreamingResponse(chunks, media_type="application/octet-stream",
+                             headers={"Content-Length": str(size), "X-Cairn-Version": version})
+
+
+async def _store(request: Request, access: Access, artifact_path: str) -> None:
+    """Uploads land in Cairn's versioned store: a second upload of a run's path is its next version."""
+    location = await call_async(request, access, False, lambda s, c: svc.locate(s, c, artifact_path, write=True))
+    if not location.path:
+        raise InvalidInputError("name a file below the artifact root", field="path")
+    blob: StoredBlob = await request.app.state.blobs.put_stream(request.stream())
+    if location.model is not None:
+        await call_async(request, access, True, logged_models.put_file, location.model, location.path, blob)
+    else:
+        assert location.run is not None
+        await call_async(request, access, True, artifact_svc.record_version, location.run.id, location.path, blob)
+
+
+@artifacts_router.put(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
+async def upload_proxy_artifact(artifact_path: str, request: Request,
+                                access: Access = requires("artifact.write")) -> Any:
+    await _store(request, access, artifact_path)
+    return JSON({})
+
+
+@artifacts_router.delete(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
+def delete_proxy_artifact(artifact_path: str, request: Request, access: Access = requires("artifact.write")) -> Any:
+    call(request, access, False, lambda s, c: svc.locate(s, c, artifact_path, write=True))
+    raise InvalidInputError("Cairn keeps every version of every artifact; they are removed with their run",
+                            field="path")
+
+
+@artifacts_router.post("/ajax-api/2.0/mlflow/upload-artifact")
+async def upload_artifact(request: Request, run_uuid: str = "", path: str = "",
+                          access: Access = requires("artifact.write")) -> Any:
+    """The MLflow UI's upload: the body is the file, ``run_uuid`` and ``path`` are in the query string."""
+    if not run_uuid or not path:
+        raise InvalidInputError("Request must specify run_uuid and path.", field="run_uuid" if not run_uuid else "path")
+
+    def where(session: Any, ctx: Any) -> str:
+        run = runs.get_run_row(session, ctx, run_uuid, write=True)
+        return f"{run.experiment_id}/{run.id}/artifacts/{path}"
+    await _store(request, access, await call_async(request, access, False, where))
+    return JSON({})

@@ -1,0 +1,115 @@
+"""MLflow experiments: create, get, search, rename, delete and restore, tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from cairn.server.api.auth import Access
+from cairn.server.api.common import JSON, call_async
+from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text, view_of
+from cairn.server.api.mlflow.shapes import experiment_out
+from cairn.server.services import catalog, experiments
+from cairn.server.services import mlflow as svc
+from cairn.server.services.search import VIEW_TYPES
+
+
+@mlflow_routes("POST", "/experiments/create", "experiment.write")
+async def create_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    name, tags = text(body, "name"), pairs(body, "tags")
+    location = text(body, "artifact_location", required=False, default="")
+    row = await call_async(request, access, True, experiments.create_experiment, name, "", tags,
+                           artifact_location=location)
+    return JSON({"experiment_id": svc.experiment_key(row)})
+
+
+def _experiment(session: Any, ctx: Any, experiment_id: Any) -> dict[str, Any]:
+    row = svc.experiment_for(session, ctx, experiment_id)
+    return experiment_out(experiments.read_experiment(session, ctx, row))
+
+
+@mlflow_routes("GET", "/experiments/get", "experiment.read")
+async def get_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    experiment_id = text(body, "experiment_id")
+    out = await call_async(request, access, str(experiment_id) == "0", _experiment, experiment_id)
+    return JSON({"experiment": out})
+
+
+@mlflow_routes("GET", "/experiments/get-by-name", "experiment.read")
+async def get_experiment_by_name(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    name = text(body, "experiment_name")
+
+    def get(session: Any, ctx: Any) -> Any:
+        row = experiments.get_experiment_by_name(session, ctx, name)
+        return experiment_out(experiments.read_experiment(session, ctx, row))
+    return JSON({"experiment": await call_async(request, access, False, get)})
+
+
+@mlflow_routes("POST", "/experiments/search", "experiment.read")
+async def search_experiments(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """MLflow's filter (name, times, tags) and order_by, run in the database; view_type; pages."""
+    listing = catalog.Listing(text(body, "filter", required=False), tuple(string_list(body, "order_by")),
+                              page_size(body, 1000, 50_000), text(body, "page_token", required=False))
+    lifecycles = VIEW_TYPES[view_of(body, "view_type")]
+    if not await call_async(request, access, False, svc.has_default_experiment):
+        await call_async(request, access, True, svc.ensure_default_experiment)
+
+    def found(session: Any, ctx: Any) -> Any:
+        page = catalog.search_experiments(session, ctx, listing, lifecycles)
+        return [experiment_out(v) for v in page.items], page.next_page_token
+    items, token = await call_async(request, access, False, found)
+    out: dict[str, Any] = {"experiments": items}
+    if token:
+        out["next_page_token"] = token
+    return JSON(out)
+
+
+@mlflow_routes("POST", "/experiments/update", "experiment.write")
+async def update_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    experiment_id, new_name = text(body, "experiment_id"), text(body, "new_name", required=False)
+
+    def update(session: Any, ctx: Any) -> None:
+        experiments.update_experiment(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, name=new_name)
+    await call_async(request, access, True, update)
+    return JSON({})
+
+
+async def _experiment_lifecycle(request: Request, access: Access, body: dict[str, Any], lifecycle: str) -> Any:
+    experiment_id = text(body, "experiment_id")
+
+    def change(session: Any, ctx: Any) -> None:
+        experiments.set_lifecycle(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, lifecycle)
+    await call_async(request, access, True, change)
+    return JSON({})
+
+
+@mlflow_routes("POST", "/experiments/delete", "experiment.delete")
+async def delete_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    return await _experiment_lifecycle(request, access, body, "deleted")
+
+
+@mlflow_routes("POST", "/experiments/restore", "experiment.delete")
+async def restore_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    return await _experiment_lifecycle(request, access, body, "active")
+
+
+@mlflow_routes("POST", "/experiments/set-experiment-tag", "experiment.write")
+async def set_experiment_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    experiment_id, key, value = text(body, "experiment_id"), text(body, "key"), text(body, "value", required=False)
+
+    def set_tag(session: Any, ctx: Any) -> None:
+        row = svc.experiment_for(session, ctx, experiment_id)
+        experiments.set_experiment_tags(session, ctx, row.id, {key: value or ""})
+    await call_async(request, access, True, set_tag)
+    return JSON({})
+
+
+@mlflow_routes("POST", "/experiments/delete-tag", "experiment.write")
+async def delete_experiment_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    experiment_id, key = text(body, "experiment_id"), text(body, "key")
+
+    def delete(session: Any, ctx: Any) -> None:
+        experiments.delete_experiment_tag(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, key)
+    await call_async(request, access, True, delete)
+    return JSON({})

@@ -1,0 +1,305 @@
+"""MLflow runs: create, get, update, delete and restore, logging, datasets, search, metric histories."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fastapi import Request
+
+from cairn.server.api.auth import Access
+from cairn.server.api.common import JSON, call_async, call_small_write
+from cairn.server.api.mlflow.protocol import (
+    integer,
+    mlflow_routes,
+    pairs,
+    run_id_of,
+    string_list,
+    text,
+    view_of,
+)
+from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, run_out
+from cairn.server.services import mlflow as svc
+from cairn.server.services import runs, search
+from cairn.server.services.errors import InvalidInputError, NotFoundError
+from cairn.server.services.events import now_ms
+from cairn.server.services.search import decode_token, encode_token, fingerprint
+from cairn.server.services.validation import MLFLOW_BATCH
+
+
+@mlflow_routes("POST", "/runs/create", "run.write")
+async def create_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    tags = pairs(body, "tags")
+    name = text(body, "run_name", required=False) or tags.get("mlflow.runName")
+    experiment_id = text(body, "experiment_id", required=False) or "0"
+    start, user = integer(body, "start_time"), text(body, "user_id", required=False)
+
+    def create(session: Any, ctx: Any) -> Any:
+        experiment = svc.experiment_for(session, ctx, experiment_id)
+        parent = runs.find_run(session, ctx, tags.get("mlflow.parentRunId"))  # a dangling id stays a tag only
+        spec = runs.RunCreate(experiment_id=experiment.id, name=name, tags=tags, start_time=start, user=user,
+                              parent_run_id=parent.id if parent is not None else None)
+        row = runs.create_run(session, ctx, spec)
+        return run_out(runs.read_run(session, ctx, row.id), default_experiment_id(session, ctx))
+    return JSON({"run": await call_async(request, access, True, create)})
+
+
+def _run(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
+    return run_out(runs.read_run(session, ctx, run_id), default_experiment_id(session, ctx))
+
+
+@mlflow_routes("GET", "/runs/get", "run.read")
+async def get_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    return JSON({"run": await call_async(request, access, False, _run, run_id_of(body))})
+
+
+@mlflow_routes("POST", "/runs/update", "run.write")
+async def update_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    run_id = run_id_of(body)
+    status, end_time = text(body, "status", required=False), integer(body, "end_time")
+    name = text(body, "run_name", required=False)
+
+    def update(session: Any, ctx: Any) -> Any:
+        row = runs.update_run(session, ctx, run_id, status=status, end_time=end_time, name=name)
+        if name is not None:
+            runs.set_tags(session, ctx, run_id, {"mlflow.runName": name})
+        return run_info(row, default_experiment_id(session, ctx))
+    return JSON({"run_info": await call_async(request, access, True, update)})
+
+
+@mlflow_routes("POST", "/runs/delete", "run.delete")
+async def delete_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    await call_async(request, access, True, runs.set_run_lifecycle, run_id_of(body), "deleted")
+    return JSON({})
+
+
+@mlflow_routes("POST", "/runs/restore", "run.delete")
+async def restore_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    await call_async(request, access, True, runs.set_run_lifecycle, run_id_of(body), "active")
+    return JSON({})
+
+
+def _value(metric: dict[str, Any], i: int) -> Any:
+    value = metric.get("value")
+    if value is None:
+        raise InvalidInputError(f"Missing value for required parameter 'metrics[{i}].value'", field=f"metrics[{i}]")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidInputError(f"Invalid value {str(value)[:40]} for parameter 'metrics[{i}].value' supplied: "
+                                "expected a number", field=f"metrics[{i}].value")
+    if isinstance(value, str) and value not in ("NaN", "Infinity", "-Infinity"):
+        try:
+            return float(value)
+        except ValueError:
+            raise InvalidInputError(f"metrics[{i}].value {value[:40]!r} is not a number",
+                                    field=f"metrics[{i}].value") from None
+    return value
+
+
+def metric_batches(raw: Any) -> list[dict[str, Any]]:
+    """MLflow's [{key, value, timestamp, step}] -> Cairn's columnar series, in the order given."""
+    if not isinstance(raw, list):
+        raise InvalidInputError("metrics must be a list of {key, value, timestamp, step}", field="metrics")
+    series: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"values": [], "steps": [], "timestamps": []})
+    for i, metric in enumerate(raw):
+        if not isinstance(metric, dict) or not isinstance(metric.get("key"), str):
+            raise InvalidInputError(f"Missing value for required parameter 'metrics[{i}].key'",
+                                    field=f"metrics[{i}]")
+        target = series[metric["key"]]
+        target["values"].append(_value(metric, i))
+        target["steps"].append(integer(metric, "step", 0))
+        target["timestamps"].append(integer(metric, "timestamp", None) or now_ms())
+    return [{"key": key, **columns} for key, columns in series.items()]
+
+
+async def _log(request: Request, access: Access, run_id: str, batch: dict[str, Any]) -> Any:
+    await call_small_write(request, access, runs.log_batch, run_id, batch, limits=MLFLOW_BATCH)
+    return JSON({})
+
+
+@mlflow_routes("POST", "/runs/log-batch", "run.write")
+async def log_batch(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """MLflow's limits (``validation.MLFLOW_BATCH``): 1000 metrics, 100 params, 100 tags, 1000 in all."""
+    metrics = body.get("metrics") or []
+    return await _log(request, access, run_id_of(body), {"metrics": metric_batches(metrics),
+                                                          "params": pairs(body, "params"),
+                                                          "tags": pairs(body, "tags")})
+
+
+@mlflow_routes("POST", "/runs/log-metric", "run.write")
+async def log_metric(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    metric = {"key": text(body, "key"), "value": body.get("value"), "step": body.get("step"),
+              "timestamp": body.get("timestamp")}
+    if metric["value"] is None:
+        raise InvalidInputError("Missing value for required parameter 'value'", field="value")
+    return await _log(request, access, run_id_of(body), {"metrics": metric_batches([metric])})
+
+
+@mlflow_routes("POST", "/runs/log-parameter", "run.write")
+async def log_param(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """Cairn keeps param history: logging another value is recorded, and the latest is what MLflow sees."""
+    params = {text(body, "key"): text(body, "value", required=False, default="")}
+    return await _log(request, access, run_id_of(body), {"params": params})
+
+
+@mlflow_routes("POST", "/runs/set-tag", "run.write")
+async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    key, value, run_id = text(body, "key"), text(body, "value", required=False, default=""), run_id_of(body)
+
+    def set_one(session: Any, ctx: Any) -> None:
+        if key == "mlflow.runName":
+            runs.update_run(session, ctx, run_id, name=value)
+        runs.set_tags(session, ctx, run_id, {key: value})
+    await call_async(request, access, True, set_one)
+    return JSON({})
+
+
+@mlflow_routes("POST", "/runs/delete-tag", "run.write")
+async def delete_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    await call_async(request, access, True, runs.delete_tag, run_id_of(body), text(body, "key"))
+    return JSON({})
+
+
+def _dataset(item: Any, i: int) -> tuple[dict[str, Any], dict[str, str]]:
+    dataset = item.get("dataset") if isinstance(item, dict) else None
+    if not isinstance(dataset, dict):
+        raise InvalidInputError(f"Missing value for required parameter 'datasets[{i}].dataset'",
+                                field=f"datasets[{i}]")
+    return dataset, pairs(item, "tags")
+
+
+@mlflow_routes("POST", "/runs/log-inputs", "run.write")
+async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    run_id, datasets = run_id_of(body), body.get("datasets") or []
+    if not isinstance(datasets, list):
+        raise InvalidInputError("datasets must be a list", field="datasets")
+    parsed = [_dataset(item, i) for i, item in enumerate(datasets)]
+
+    def log(session: Any, ctx: Any) -> None:
+        runs.get_run_row(session, ctx, run_id, write=True)
+        for dataset, tags in parsed:
+            details = runs.DatasetDetails(source_type=text(dataset, "source_type", required=False, default=""),
+                                          schema=text(dataset, "schema", required=False, default=""),
+                                          profile=text(dataset, "profile", required=False, default=""),
+                                          tags={k: v for k, v in tags.items() if k != "mlflow.data.context"})
+            runs.log_dataset(session, ctx, run_id, name=text(dataset, "name"),
+                             uri=text(dataset, "source", required=False, default=""),
+                             digest=text(dataset, "digest", required=False, default=""),
+                             role=tags.get("mlflow.data.context", ""), details=details)
+    await call_async(request, access, True, log)
+    return JSON({})
+
+
+@mlflow_routes("POST", "/runs/outputs", "run.write")
+async def log_outputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """MLflow 3 links logged models to their run; Cairn knows a logged model's run from its creation."""
+    await call_async(request, access, False, runs.get_run_row, run_id_of(body))
+    return JSON({})
+
+
+@mlflow_routes("POST", "/runs/log-model", "run.write")
+async def log_model_json(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """MLflow 2 clients report a logged model's MLmodel here; the files are already among the run's artifacts
+    and are registered from there."""
+    await call_async(request, access, False, runs.get_run_row, run_id_of(body))
+    return JSON({})
+
+
+@mlflow_routes("POST", "/runs/search", "run.read")
+async def search_runs(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """MLflow's filter language, plus Cairn's summary suffixes (``metrics.loss.min < 0.2``)."""
+    ids = string_list(body, "experiment_ids")
+    view, order_by = view_of(body, "run_view_type"), tuple(string_list(body, "order_by"))
+    limit = integer(body, "max_results", 1000) or 1000
+
+    def found(session: Any, ctx: Any) -> Any:
+        experiment_ids = tuple(svc.experiment_for(session, ctx, e, create=False).id for e in ids)
+        query = search.RunQuery(experiment_ids, (), text(body, "filter", required=False), order_by, limit,
+                                text(body, "page_token", required=False), view)
+        page = search.search_runs(session, ctx, query)
+        default = default_experiment_id(session, ctx)
+        return {"runs": [run_out(v, default) for v in page.runs], "next_page_token": page.next_page_token}
+    out = await call_async(request, access, False, found)
+    if not out["next_page_token"]:
+        del out["next_page_token"]
+    return JSON(out)
+
+
+# metric histories ---------------------------------------------------------------------------------------
+
+@mlflow_routes("GET", "/metrics/get-history", "run.read")
+async def get_metric_history(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """Every point of a metric, oldest step first; with ``max_results``, a page and a ``next_page_token``."""
+    key, run_id = text(body, "metric_key"), run_id_of(body)
+    limit = integer(body, "max_results")
+    if limit is not None and not 1 <= limit <= 25_000:
+        raise InvalidInputError(f"Invalid value {limit} for parameter 'max_results' supplied: it must be at most "
+                                "25000 and at least 1", field="max_results")
+
+    def read(session: Any, ctx: Any) -> list[Any]:
+        try:
+            return runs.metric_history(session, ctx, run_id, key)
+        except NotFoundError as exc:
+            if exc.field == "run_id":
+                raise
+            return []  # MLflow answers a metric a run never logged with an empty history
+    points = await call_async(request, access, False, read)
+    mark = fingerprint(["history", run_id, key, limit])
+    offset = decode_token(text(body, "page_token", required=False), mark)
+    out: dict[str, Any] = {"metrics": points_out(key, points[offset:offset + limit] if limit else points)}
+    if limit and offset + limit < len(points):
+        out["next_page_token"] = encode_token(offset + limit, mark)
+    return JSON(out)
+
+
+def _run_ids(body: dict[str, Any]) -> list[str]:
+    run_ids = string_list(body, "run_ids") or string_list(body, "run_id")
+    if not run_ids or len(run_ids) > 100:
+        raise InvalidInputError("run_ids must name 1 to 100 runs", field="run_ids")
+    return run_ids
+
+
+async def _bulk(request: Request, access: Access, body: dict[str, Any], *, sampled: bool) -> Any:
+    key, run_ids = text(body, "metric_key"), _run_ids(body)
+    limit = integer(body, "max_results", 1000 if sampled else 25_000) or 1000
+    if not 1 <= limit <= 25_000:
+        raise InvalidInputError("max_results must be between 1 and 25000", field="max_results")
+    start, end = integer(body, "start_step"), integer(body, "end_step")
+
+    def read(session: Any, ctx: Any) -> list[Any]:
+        out = []
+        for run_id in run_ids:
+            try:
+                points = runs.metric_history(session, ctx, run_id, key, start_step=start, end_step=end,
+                                             max_points=limit if sampled else None)
+            except NotFoundError as exc:
+                if exc.field == "run_id":
+                    raise
+                continue  # the run has no such metric
+            out.extend(points_out(key, points if sampled else points[:limit], run_id))
+        return out
+    return JSON({"metrics": await call_async(request, access, False, read)})
+
+
+@mlflow_routes("GET", "/metrics/get-history-bulk-interval", "run.read")
+async def get_history_bulk_interval(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """Up to ``max_results`` points per run between ``start_step`` and ``end_step``, evenly sampled."""
+    return await _bulk(request, access, body, sampled=True)
+
+
+@mlflow_routes("GET", "/metrics/get-history-bulk", "run.read")
+async def get_history_bulk(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """The histories of one metric for several runs (the MLflow UI's chart read), each cut at max_results."""
+    return await _bulk(request, access, body, sampled=False)
+
+
+@mlflow_routes("POST", "/experiments/search-datasets", "experiment.read")
+async def search_datasets(request: Request, access: Access, body: dict[str, Any]) -> Any:
+    """The distinct datasets logged to runs of the given experiments (the MLflow UI's dataset filter)."""
+    ids = string_list(body, "experiment_ids")
+
+    def found(session: Any, ctx: Any) -> list[dict[str, Any]]:
+        experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]
+        default = default_experiment_id(session, ctx)
+        return [{"experiment_id": "0" if e == default else str(e), "name": n, "digest": d, "context": c}
+                for e, n, d, c in runs.distinct_datasets(session, ctx, experiment_ids)]
+    return JSON({"dataset_summaries": await call_async(request, access, False, found)})

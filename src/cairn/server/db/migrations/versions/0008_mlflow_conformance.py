@@ -1,0 +1,84 @@
+"""what MLflow clients store that Cairn kept no place for
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02 12:00:00.000000
+
+An experiment's artifact_location as its creator gave it; a dataset input's source type, schema, profile
+and input tags; a model version's MLflow stage; and logged models made outside any run (MLflow 3's ``log_model`` with no active run):
+``logged_models`` gains its workspace and experiment (filled in from the run for existing rows), its run
+becomes optional, and such a model's files go to ``logged_model_files``.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0008'
+down_revision: str | None = '0007'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('experiments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('artifact_location', sa.Text(), server_default='', nullable=False))
+    with op.batch_alter_table('dataset_inputs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('source_type', sa.String(length=64), server_default='', nullable=False))
+        batch_op.add_column(sa.Column('dataset_schema', sa.Text(), server_default='', nullable=False))
+        batch_op.add_column(sa.Column('profile', sa.Text(), server_default='', nullable=False))
+        batch_op.add_column(sa.Column('input_tags', sa.JSON(), nullable=True))
+    with op.batch_alter_table('logged_models', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('workspace_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('experiment_id', sa.Integer(), nullable=True))
+    op.execute("UPDATE logged_models SET workspace_id = (SELECT runs.workspace_id FROM runs WHERE runs.id = "
+               "logged_models.run_id), experiment_id = (SELECT runs.experiment_id FROM runs WHERE runs.id = "
+               "logged_models.run_id)")
+    with op.batch_alter_table('logged_models', schema=None) as batch_op:
+        batch_op.alter_column('run_id', existing_type=sa.String(length=32), nullable=True)
+        batch_op.alter_column('workspace_id', existing_type=sa.Integer(), nullable=False)
+        batch_op.alter_column('experiment_id', existing_type=sa.Integer(), nullable=False)
+        batch_op.create_foreign_key('fk_logged_models_workspace_id', 'workspaces', ['workspace_id'], ['id'])
+        batch_op.create_foreign_key('fk_logged_models_experiment_id', 'experiments', ['experiment_id'], ['id'])
+        batch_op.create_index('ix_logged_models_workspace_id', ['workspace_id'], unique=False)
+        batch_op.create_index('ix_logged_models_experiment_id', ['experiment_id'], unique=False)
+    with op.batch_alter_table('model_versions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('stage', sa.String(length=16), server_default='None', nullable=False))
+    op.create_table(
+        'logged_model_files',
+        sa.Column('logged_model_id', sa.String(length=32), nullable=False),
+        sa.Column('path', sa.String(length=1024), nullable=False),
+        sa.Column('digest', sa.String(length=71), nullable=False),
+        sa.Column('size', sa.BigInteger(), nullable=False),
+        sa.Column('created_at', sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(['digest'], ['blobs.digest']),
+        sa.ForeignKeyConstraint(['logged_model_id'], ['logged_models.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('logged_model_id', 'path'),
+    )
+    with op.batch_alter_table('logged_model_files', schema=None) as batch_op:
+        batch_op.create_index('ix_logged_model_files_digest', ['digest'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('logged_model_files', schema=None) as batch_op:
+        batch_op.drop_index('ix_logged_model_files_digest')
+    op.drop_table('logged_model_files')
+    with op.batch_alter_table('model_versions', schema=None) as batch_op:
+        batch_op.drop_column('stage')
+    op.execute("DELETE FROM logged_models WHERE run_id IS NULL")
+    with op.batch_alter_table('logged_models', schema=None) as batch_op:
+        batch_op.drop_index('ix_logged_models_experiment_id')
+        batch_op.drop_index('ix_logged_models_workspace_id')
+        batch_op.drop_constraint('fk_logged_models_experiment_id', type_='foreignkey')
+        batch_op.drop_constraint('fk_logged_models_workspace_id', type_='foreignkey')
+        batch_op.alter_column('run_id', existing_type=sa.String(length=32), nullable=False)
+        batch_op.drop_column('experiment_id')
+        batch_op.drop_column('workspace_id')
+    with op.batch_alter_table('dataset_inputs', schema=None) as batch_op:
+        batch_op.drop_column('input_tags')
+        batch_op.drop_column('profile')
+        batch_op.drop_column('dataset_schema')
+        batch_op.drop_column('source_type')
+    with op.batch_alter_table('experiments', schema=None) as batch_op:
+        batch_op.drop_column('artifact_location')
