@@ -121,8 +121,13 @@ class Client(RegistryMixin, CollabMixin):
         return runs
 
     def create_run(self, experiment: str | int | None = None, *, name: str | None = None,
-                   tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> Run:
+                   tags: dict[str, str] | None = None, parent_run_id: str | None = None,
+                   run_key: str | None = None) -> Run:
+        """With ``run_key``, the run with that key in the experiment if there is one (resumed if it had
+        ended), else a new run carrying the key."""
         body: dict[str, Any] = {"name": name, "tags": tags or {}, "parent_run_id": parent_run_id}
+        if run_key is not None:
+            body["run_key"] = run_key
         body["experiment_id" if isinstance(experiment, int) else "experiment_name"] = experiment
         return Run.from_json(self._t.request("POST", "/api/v1/runs", json=body))
 

@@ -80,6 +80,8 @@ class Run:
     datasets: list[Dataset] = field(default_factory=list)
     at_best: dict[str, dict[str, float]] = field(default_factory=dict)
     """For each metric with a goal: every metric's value at that metric's best step."""
+    run_key: str | None = None
+    """The key that joins processes into this run (``cairn.start_run(experiment, run_key=...)``)."""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Run:
@@ -90,6 +92,7 @@ class Run:
             {k: MetricSummary.from_json(v) for k, v in d.get("metrics", {}).items()},
             [Dataset(x["name"], x["uri"], x["digest"], x["version"], x["role"]) for x in d.get("datasets", [])],
             {k: {m: as_float(v) for m, v in vals.items()} for k, vals in d.get("at_best", {}).items()},
+            d.get("run_key"),
         )
 
 

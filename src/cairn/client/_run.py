@@ -11,6 +11,7 @@ spooled to disk if it stays away.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import operator
 import os
@@ -139,6 +140,8 @@ class ActiveRun:
         self.name = name
         self.experiment = experiment
         self.status = "RUNNING"
+        self.joined = False  # the run existed before this process started it (see start_run)
+        self.end_on_exit = True
         self._sender = sender_for(config)
         self._steps: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -291,12 +294,24 @@ class ActiveRun:
         for error in self._sender.errors:
             log.warning("cairn: a write of run %s was refused: %s", self.id, error)
 
+    def detach(self) -> None:
+        """Stop using the run in this process without ending it: flush what was logged (sent, or spooled)
+        and leave the run RUNNING for the process that ends it."""
+        if self.status != "RUNNING":
+            return
+        self._sender.flush(timeout=self.config.retry_timeout + 5)
+        if self in _active:
+            _active.remove(self)
+
     def __enter__(self) -> ActiveRun:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if kind is None:
-            self.finish("FINISHED")
+            if self.end_on_exit:
+                self.finish("FINISHED")
+            else:
+                self.detach()
         elif issubclass(kind, KeyboardInterrupt):
             self.finish("KILLED")
         else:
@@ -312,20 +327,73 @@ def _join(folder: str | None, name: str) -> str:
 
 def start_run(experiment: str | int | None = None, *, name: str | None = None, tags: Mapping[str, Any] | None = None,
               parent_run_id: str | None = None, nested: bool = True, workspace: str | None = None,
-              tracking_uri: str | None = None, capture_source: bool = True) -> ActiveRun:
+              tracking_uri: str | None = None, capture_source: bool = True, run_id: str | None = None,
+              run_key: str | None = None, end_on_exit: bool | None = None) -> ActiveRun:
     """Start a run in ``experiment`` (a name, created if missing, or an id; "Default" if omitted).
 
     A run started while another is active becomes its child unless ``nested=False``.
+
+    Joining a run, so that several processes or invocations write into one:
+
+    - ``run_id=...`` resumes that run (``experiment`` is not needed);
+    - ``run_key=...`` gets the run with this key in ``experiment``, or creates it: processes that ask for one
+      key at the same moment all get the same run (the store keeps keys unique).
+
+    A joined run that had ended is RUNNING again. ``run.joined`` tells whether the run existed before.
+
+    Who ends a run: ``finish()`` always ends it. Leaving the ``with`` block ends a run this call created;
+    a joined run is left RUNNING for whoever owns it (a worker must not end its pipeline's run), unless
+    ``end_on_exit=True``. An exception inside the block ends either kind FAILED (KILLED on Ctrl-C).
     """
+    if run_id is not None and run_key is not None:
+        raise ValueError("pass run_id (resume that run) or run_key (get or create the run with that key), not both")
     config = Config.from_env(tracking_uri, workspace=workspace)
+    user_tags = {k: str(v) for k, v in (tags or {}).items()}
+    if run_id is not None:
+        return _resume(config, run_id, experiment, user_tags, end_on_exit)
     if parent_run_id is None and nested and _active:
         parent_run_id = _active[-1].id
-    all_tags = {**(source_tags() if capture_source else {}), **{k: str(v) for k, v in (tags or {}).items()}}
-    run = ActiveRun(config, uuid.uuid4().hex, name, experiment)
+    all_tags = {**(source_tags() if capture_source else {}), **user_tags}
+    proposed = keyed_run_id(config.workspace, experiment, run_key) if run_key is not None else uuid.uuid4().hex
+    run = ActiveRun(config, proposed, name, experiment)
     body: dict[str, Any] = {"run_id": run.id, "name": name, "tags": all_tags, "parent_run_id": parent_run_id,
                             "start_time": int(time.time() * 1000), "user": user()}
+    if run_key is not None:
+        body["run_key"] = run_key
     body["experiment_id" if isinstance(experiment, int) else "experiment_name"] = experiment
     _create(run, body)
+    run.end_on_exit = not run.joined if end_on_exit is None else end_on_exit
+    _active.append(run)
+    return run
+
+
+def keyed_run_id(workspace: str, experiment: str | int | None, run_key: str) -> str:
+    """The id a process proposes for the run with ``run_key``: the same in every process, so that runs
+    made while the server is away (spooled) come together when they are synced. The server keeps the
+    run that first took the key; a process online uses the id it answers."""
+    material = "\x00".join(("cairn-run-key", workspace, repr(experiment), run_key)).encode()
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+def _resume(config: Config, run_id: str, experiment: str | int | None, tags: dict[str, str],
+            end_on_exit: bool | None) -> ActiveRun:
+    """Resume ``run_id``: one request that checks it exists and makes it RUNNING again if it had ended.
+    When the server is unreachable the resumption is queued with everything after it."""
+    run = ActiveRun(config, run_id, None, experiment)
+    run.joined = True
+    run.end_on_exit = bool(end_on_exit)
+    path = f"/api/v1/runs/{run_id}/resume"
+    if not config.offline and not run._sender.spooled:
+        try:
+            data = shared_transport(config).request("POST", path)
+            run.name, run.experiment = data["name"], data["experiment_name"]
+        except (TransportError, ServerError, RateLimitedError) as exc:
+            log.warning("cairn: the server is unreachable (%s); resuming run %s is queued", exc, run_id)
+            run._enqueue("POST", path, None)
+    else:
+        run._enqueue("POST", path, None)
+    if tags:
+        run.set_tags(tags)
     _active.append(run)
     return run
 
@@ -336,7 +404,8 @@ def _create(run: ActiveRun, body: dict[str, Any]) -> None:
         try:
             data = shared_transport(run.config).request("POST", "/api/v1/runs", json=body,
                                                         headers={"Idempotency-Key": create.idempotency_key})
-            run.name = data["name"]
+            run.name, run.id = data["name"], data["run_id"]
+            run.joined = not data.get("created", True)
             return
         except (TransportError, ServerError, RateLimitedError) as exc:
             log.warning("cairn: the server is unreachable (%s); run %s is queued and will be sent later", exc, run.id)

@@ -33,10 +33,14 @@ async def create_run_direct(request: Request, access: Access) -> Any:
 
 
 async def _create_run(request: Request, access: Access, body: schemas.RunCreateBody) -> Any:
+    """The new run (201), answered like a read. With ``run_key`` the answer also says whether the run was
+    ``created``; an existing run found by its key (joined) answers 200."""
     def create(session: Any, ctx: Any, spec: svc.RunCreate) -> dict[str, Any]:
-        return schemas.run_out(svc.create_run_view(session, ctx, spec))
+        view, created = svc.create_run_view(session, ctx, spec)
+        return {**schemas.run_out(view), "created": created} if spec.run_key is not None else schemas.run_out(view)
     spec = svc.RunCreate(**body.model_dump())
-    return JSON(await call_small_write(request, access, create, spec), status_code=201)
+    answer = await call_small_write(request, access, create, spec)
+    return JSON(answer, status_code=200 if answer.get("created") is False else 201)
 
 
 @router.post("/search")
@@ -69,6 +73,12 @@ def update_run(run_id: str, body: schemas.RunUpdate, request: Request, access: A
         svc.update_run(session, ctx, run_id, status=body.status, end_time=body.end_time, name=body.name)
         return _read(session, ctx, run_id)
     return JSON(call(request, access, True, update))
+
+
+@router.post("/{run_id}/resume")
+def resume_run(run_id: str, request: Request, access: Access = requires("run.write")) -> Any:
+    """Resume a run: an ended run is RUNNING again; a running one is unchanged. Answers the run."""
+    return JSON(schemas.run_out(call(request, access, True, svc.resume_run, run_id)))
 
 
 @router.delete("/{run_id}")

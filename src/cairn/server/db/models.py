@@ -80,6 +80,9 @@ class RunRow(Base):
     __table_args__ = (
         Index("ix_runs_experiment_start", "experiment_id", "start_time"),
         Index("ix_runs_parent", "parent_run_id"),
+        # Several processes asking for the run with one key get one run: the key is unique in its
+        # experiment (NULLs, the runs without a key, never collide).
+        Index("ix_runs_experiment_key", "experiment_id", "run_key", unique=True),
     )
     id: Mapped[str] = mapped_column(String(RUN_ID_LEN), primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
@@ -92,6 +95,7 @@ class RunRow(Base):
     parent_run_id: Mapped[str | None] = mapped_column(String(RUN_ID_LEN), nullable=True)
     lifecycle: Mapped[str] = mapped_column(String(16), default="active")
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    run_key: Mapped[str | None] = mapped_column(String(KEY_LEN), nullable=True)
 
 
 SEARCHABLE_VALUE = 200  # params and tags up to this long are in the (key, value) search indexes

@@ -41,6 +41,7 @@ class RunCreateBody(Strict):
     parent_run_id: str | None = None
     start_time: int | None = None
     user: str | None = None
+    run_key: str | None = None
 
 
 class RunUpdate(Strict):
@@ -104,7 +105,7 @@ def run_out(view: RunView) -> dict[str, Any]:
         "run_id": row.id, "name": row.name, "experiment_id": row.experiment_id,
         "experiment_name": view.experiment_name, "status": row.status, "start_time": row.start_time,
         "end_time": row.end_time, "user": row.user, "parent_run_id": row.parent_run_id,
-        "lifecycle": row.lifecycle, "tags": view.tags, "params": view.params,
+        "lifecycle": row.lifecycle, "run_key": row.run_key, "tags": view.tags, "params": view.params,
         "metrics": {s.key: summary_out(s) for s in view.metrics},
         "datasets": [dataset_out(d) for d in view.datasets],
         "at_best": {k: {m: num(v) for m, v in vals.items()} for k, vals in view.at_best.items()},

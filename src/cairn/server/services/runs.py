@@ -72,6 +72,7 @@ class RunCreate:
     parent_run_id: str | None = None
     start_time: int | None = None
     user: str | None = None
+    run_key: str | None = None
 
 
 def _generated_name() -> str:
@@ -80,17 +81,20 @@ def _generated_name() -> str:
 
 def create_run(session: Session, ctx: Context, spec: RunCreate) -> RunRow:
     """Create a run. A client may choose the id (so offline runs can be replayed); creating the same
-    id again in the same experiment returns the existing run, which makes retries safe."""
+    id again in the same experiment returns the existing run, which makes retries safe. With a
+    ``run_key``, the run with that key in the experiment is returned if there is one (see
+    :func:`_join_keyed`), else it is created carrying the key."""
     return _create_run(session, ctx, spec)[0]
 
 
-def create_run_view(session: Session, ctx: Context, spec: RunCreate) -> RunView:
-    """Create a run (as ``create_run``) and return its view. A new run's view is made from what was just
-    written, with no read back; a retried creation reads the stored run."""
+def create_run_view(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunView, bool]:
+    """Create a run (as ``create_run``) and return its view, and whether it was created (False: a retry,
+    or an existing run joined by its key). A new run's view is made from what was just written, with no
+    read back; an existing run is read from the store."""
     row, experiment, created = _create_run(session, ctx, spec)
     if not created:
-        return read_run(session, ctx, row.id)
-    return RunView(row, experiment_name=experiment.name, tags=dict(spec.tags))
+        return read_run(session, ctx, row.id), False
+    return RunView(row, experiment_name=experiment.name, tags=dict(spec.tags)), True
 
 
 def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow, Any, bool]:
@@ -98,27 +102,82 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
     import) and returned as a detached row holding what was written."""
     experiment = _experiment_for(session, ctx, spec)
     ctx.authorize("experiment", experiment.id)
+    key = check_key("run_key", spec.run_key) if spec.run_key is not None else None
+    if key is not None:
+        found = _run_by_key(session, experiment.id, key)
+        if found is not None:
+            return _join_keyed(session, ctx, found), experiment, False
     run_id = check_run_id("run_id", spec.run_id) if spec.run_id is not None else uuid.uuid4().hex
     existing = db_series.run_state(session, run_id) if spec.run_id is not None else None  # a fresh id is free
     if existing is not None:
-        if existing.workspace_id == ctx.workspace_id and existing.experiment_id == experiment.id:
+        if key is not None:  # with a key the id is only a proposal: another run holds it, so take a fresh one
+            run_id = uuid.uuid4().hex
+        elif existing.workspace_id == ctx.workspace_id and existing.experiment_id == experiment.id:
             return get_run_row(session, ctx, run_id), experiment, False
-        raise ConflictError(f"run id {run_id} is already taken", field="run_id")
+        else:
+            raise ConflictError(f"run id {run_id} is already taken", field="run_id")
+    values = _new_run_values(session, ctx, spec, run_id, experiment.id, key)
+    tags = values.pop("tags")
+    if key is None:
+        session.execute(insert(_RUNS), values)
+    elif not insert_ignore(session, RunRow, [values], []):  # another process made the run with this key
+        found = _run_by_key(session, experiment.id, key)
+        if found is None:
+            raise ConflictError(f"run id {run_id} is already taken", field="run_id")
+        return _join_keyed(session, ctx, found), experiment, False
+    if tags:  # a new run has none
+        session.execute(insert(_TAGS), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
+    events.record(session, ctx, "run.create", "run", run_id,
+                  after={"experiment_id": experiment.id, "name": values["name"], "tags": tags,
+                         **({"run_key": key} if key is not None else {})})
+    return RunRow(**values), experiment, True
+
+
+def _new_run_values(session: Session, ctx: Context, spec: RunCreate, run_id: str, experiment_id: int,
+                    key: str | None) -> dict[str, Any]:
+    """The checked columns of a new run (and its tags, under ``tags``)."""
     if spec.parent_run_id is not None:
         get_run_row(session, ctx, spec.parent_run_id, field_name="parent_run_id")
     start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
     name = check_key("name", spec.name) if spec.name else _generated_name()
     user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
     tags = authored(ctx, _string_map("tags", spec.tags, _tag_value)) if spec.tags else {}
-    values = {"id": run_id, "workspace_id": ctx.workspace_id, "experiment_id": experiment.id, "name": name,
+    values = {"id": run_id, "workspace_id": ctx.workspace_id, "experiment_id": experiment_id, "name": name,
               "status": "RUNNING", "start_time": start, "end_time": None, "user": user,
-              "parent_run_id": spec.parent_run_id, "lifecycle": "active", "updated_at": start}
-    session.execute(insert(_RUNS), values)
-    if tags:  # a new run has none
-        session.execute(insert(_TAGS), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
-    events.record(session, ctx, "run.create", "run", run_id,
-                  after={"experiment_id": experiment.id, "name": name, "tags": tags})
-    return RunRow(**values), experiment, True
+              "parent_run_id": spec.parent_run_id, "lifecycle": "active", "updated_at": start, "run_key": key}
+    return {**values, "tags": tags}
+
+
+def _run_by_key(session: Session, experiment_id: int, key: str) -> RunRow | None:
+    query = select(RunRow).where(RunRow.experiment_id == experiment_id, RunRow.run_key == key)
+    return session.scalar(query.execution_options(populate_existing=True))
+
+
+def _join_keyed(session: Session, ctx: Context, row: RunRow) -> RunRow:
+    """Joining a run by its key resumes it (:func:`_resume_row`). A deleted run keeps its key and is not
+    joined: restoring it, or another key, is the caller's choice."""
+    if row.lifecycle != "active":
+        raise InvalidStateError(f"run {row.id} with key {row.run_key!r} is deleted; restore it or use another "
+                                "key", field="run_key")
+    return _resume_row(session, ctx, row)
+
+
+def resume_run(session: Session, ctx: Context, run_id: str) -> RunView:
+    """Resume a run by its id (``cairn.start_run(run_id=...)``): as joining by key, an ended run is
+    RUNNING again; a running one is left as it is (several processes resume one run)."""
+    row = get_run_row(session, ctx, run_id, write=True)
+    if row.lifecycle != "active":
+        raise InvalidStateError(f"run {run_id} is deleted; restore it before resuming it", field="run_id")
+    _resume_row(session, ctx, row)
+    return read_run(session, ctx, run_id)
+
+
+def _resume_row(session: Session, ctx: Context, row: RunRow) -> RunRow:
+    """An ended run is RUNNING again (its end time cleared), so that the process that resumes it (a
+    retried task, the next ``kedro run --nodes``) can log to it; who ends it again is the client's rule."""
+    if row.status != "RUNNING":
+        _update_row(session, ctx, row, status="RUNNING")
+    return row
 
 
 def _experiment_for(session: Session, ctx: Context, spec: RunCreate) -> Any:
