@@ -131,7 +131,7 @@ def test_a_model_logged_without_a_run_registers_and_loads(client: MlflowClient) 
     info = mlflow.sklearn.log_model(LogisticRegression().fit(X, Y), name="model", registered_model_name=name)
     assert mlflow.active_run() is None and info.run_id is None
     version = client.get_model_version(name, "1")
-    assert version.model_id == info.model_id
+    assert version.source == f"models:/{info.model_id}"
     loaded = mlflow.pyfunc.load_model(f"models:/{name}/1")
     assert list(loaded.predict(X)) == list(Y)
 
@@ -174,10 +174,16 @@ def test_limits_and_pages_are_mlflows(client: MlflowClient, live: LiveServer) ->
     run_id = client.create_run(experiment).info.run_id
     assert len(client.search_runs([experiment], max_results=50_000)) == 1
     client.log_batch(run_id, metrics=[Metric("m", float(i), 1, i) for i in range(1000)])
-    with pytest.raises(MlflowException, match="at most 1000"):
-        client.log_batch(run_id, metrics=[Metric("m", 1.0, 1, i) for i in range(1001)])
-    with pytest.raises(MlflowException, match="at most 100 params"):
-        client.log_batch(run_id, params=[Param(f"p{i}", "1") for i in range(101)])
+    too_many = httpx.post(f"{live.url}{M}/runs/log-batch", json={
+        "run_id": run_id, "metrics": [{"key": "m", "value": 1, "timestamp": 1, "step": i} for i in range(1001)]})
+    assert too_many.status_code == 400 and "at most 1000" in too_many.json()["message"]
+    mixed = httpx.post(f"{live.url}{M}/runs/log-batch", json={
+        "run_id": run_id, "metrics": [{"key": "n", "value": 1, "timestamp": 1, "step": i} for i in range(950)],
+        "params": [{"key": f"p{i}", "value": "1"} for i in range(60)]})
+    assert mixed.status_code == 400 and "1000 metrics, params and tags in total" in mixed.json()["message"]
+    params = httpx.post(f"{live.url}{M}/runs/log-batch", json={
+        "run_id": run_id, "params": [{"key": f"p{i}", "value": "1"} for i in range(101)]})
+    assert params.status_code == 400 and "at most 100 params" in params.json()["message"]
     page = httpx.get(f"{live.url}/ajax-api/2.0/mlflow/metrics/get-history",
                      params={"run_id": run_id, "metric_key": "m", "max_results": 400}).json()
     assert len(page["metrics"]) == 400 and page["next_page_token"]
@@ -208,6 +214,7 @@ def test_endpoints_mlflow_clients_and_ui_call(client: MlflowClient, live: LiveSe
     local = client.download_artifacts(run_id, ".", str(tmp_path / "down"))
     assert (Path(local) / "notes" / "a.txt").read_bytes() == b"hello"
     dataset = mlflow.data.from_numpy(X, source="s3://data/x.npy", name="xs")
+    mlflow.set_experiment(experiment_id=experiment)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_input(dataset, context="training", tags={"split": "a"})
     logged = client.get_run(run_id).inputs.dataset_inputs[0]

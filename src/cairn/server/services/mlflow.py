@@ -136,11 +136,9 @@ def create_logged_model(session: Session, ctx: Context, *, experiment_id: Any, n
     """An MLflow logged model, in its run or outside any run; its files are uploaded afterwards."""
     experiment = experiment_for(session, ctx, experiment_id)
     run_id = None
-    if source_run_id:
+    if source_run_id:  # the model belongs to its run's experiment (the client may name the active one)
         run = runs.writable_run(session, ctx, source_run_id)
-        if run.experiment_id != experiment.id:
-            raise InvalidInputError("source_run_id belongs to another experiment", field="source_run_id")
-        run_id = run.id
+        run_id, experiment = run.id, experiments.get_experiment(session, ctx, run.experiment_id)
     else:
         ctx.authorize("experiment", experiment.id)
     name = check_key("name", name) if name else "model"

@@ -105,7 +105,7 @@ async def set_experiment_tag(request: Request, access: Access, body: dict[str, A
     return JSON({})
 
 
-@mlflow_routes("POST", "/experiments/delete-tag", "experiment.write")
+@mlflow_routes("POST", "/experiments/delete-experiment-tag", "experiment.write")
 async def delete_experiment_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     experiment_id, key = text(body, "experiment_id"), text(body, "key")
 

@@ -17,9 +17,13 @@ from cairn.server.api.common import JSON, error_body
 from cairn.server.api.mlflow.protocol import info_router
 
 _AREAS = {
-    "traces": "tracing", "assessments": "tracing", "scorers": "GenAI scorers", "datasets": "evaluation datasets",
-    "webhooks": "webhooks", "gateway": "the AI gateway", "gateway-proxy": "the AI gateway",
-    "endpoints": "the AI gateway", "secrets": "secrets", "graphql": "the MLflow UI's GraphQL API",
+    "traces": "tracing", "unified-traces": "tracing", "get-online-trace-details": "tracing",
+    "assessments": "tracing", "issues": "GenAI issues", "label-schemas": "GenAI label schemas",
+    "review-queues": "GenAI review queues", "scorers": "GenAI scorers", "datasets": "evaluation datasets",
+    "prompt-optimization": "prompt optimization", "webhooks": "webhooks", "gateway": "the AI gateway",
+    "gateway-proxy": "the AI gateway", "endpoints": "the AI gateway", "secrets": "secrets",
+    "workspaces": "MLflow's workspace API (Cairn's workspaces are managed with Cairn)",
+    "graphql": "the MLflow UI's GraphQL API",
 }
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -43,7 +47,9 @@ def not_supported(request: Request, access: Access = requires("public")) -> Any:
 
 
 for _prefix in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
-    for _area in ("traces", "assessments", "scorers", "datasets", "webhooks", "gateway-proxy", "secrets"):
+    for _area in ("traces", "unified-traces", "get-online-trace-details", "assessments", "issues", "label-schemas",
+                  "review-queues", "scorers", "datasets", "prompt-optimization", "webhooks", "gateway",
+                  "gateway-proxy", "secrets", "workspaces"):
         info_router.add_api_route(f"{_prefix}/{_area}", not_supported, methods=_METHODS, include_in_schema=False)
         info_router.add_api_route(f"{_prefix}/{_area}/{{rest:path}}", not_supported, methods=_METHODS,
                                   include_in_schema=False)
