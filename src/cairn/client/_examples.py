@@ -16,7 +16,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from cairn.client._signature import ModelError, as_ndarray, is_dataframe, require_module
+from cairn.client._errors import ModelError
+from cairn.client._signature import as_ndarray, is_dataframe, require_module
 
 __all__ = ["decode_example", "encode_example"]
 

@@ -35,6 +35,9 @@ A model is written into a hidden sibling folder and renamed into place once comp
 sees half a model. Loading checks every listed file's size and sha256 before unpickling anything; pickles
 run code when loaded, so load models only from sources you trust.
 
+A folder whose manifest says flavor "mlflow" holds a model as the mlflow client wrote it (MLmodel and the
+files of MLflow's flavor, all listed in "files"); it is verified the same way and loaded by _mlflow_format.
+
 A pyfunc object may define ``load_extra_files(files: dict[str, Path])``: it is called after loading with the
 absolute path of each extra file, by the name it was saved under.
 """
@@ -54,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cairn.client import _mlflow_format as mlflow_format
 from cairn.client._errors import MissingDependencyError, ModelError, ModelIntegrityError, SignatureMismatchError
 from cairn.client._examples import decode_example, encode_example
 from cairn.client._signature import (
@@ -76,6 +80,7 @@ __all__ = [
     "detect_flavor",
     "encode_example",
     "load_model_dir",
+    "require_flavor",
     "save_model",
     "verify_model_dir",
 ]
@@ -105,13 +110,15 @@ class _Flavor:
     load: Callable[[Path, dict[str, Any]], Any]  # (folder, manifest) -> raw model
     predict: Callable[[Any, Any], Any]  # (raw model, checked data) -> prediction
     convert_input: bool = True  # hand the model the data in the signature's form (records -> DataFrame)
+    label: str = ""  # what needs the package, in the error when it is missing; "the '<name>' flavor" if empty
+    install: str | None = None  # how to install it, if not plainly "pip install <package>"
 
     @property
     def needed_by(self) -> str:
-        return f"the {self.name!r} flavor"
+        return self.label or f"the {self.name!r} flavor"
 
     def require(self) -> Any:
-        return require_module(self.module, self.package, self.needed_by)
+        return require_module(self.module, self.package, self.needed_by, self.install)
 
 
 def _dump_pickle(model: object, folder: Path, file: str, flavor: str) -> dict[str, Any]:
@@ -223,11 +230,18 @@ _FLAVORS = {
 }
 
 
-def _flavor(name: object) -> _Flavor:
+# Loaded, never saved: models in MLflow's format are written by the mlflow client (see _mlflow_format).
+_MLFLOW = _Flavor(mlflow_format.FLAVOR, mlflow_format.MODULE, mlflow_format.PACKAGE, (), mlflow_format.refuse_save,
+                  mlflow_format.load, mlflow_format.predict, convert_input=False, label=mlflow_format.LABEL,
+                  install=mlflow_format.INSTALL)
+_LOADABLE = {**_FLAVORS, _MLFLOW.name: _MLFLOW}
+
+
+def _flavor(name: object, table: Mapping[str, _Flavor] = _FLAVORS) -> _Flavor:
     key = _ALIASES.get(str(name), str(name))
-    if key not in _FLAVORS:
-        raise ModelError(f"unknown flavor {name!r}; choose one of {', '.join(_FLAVORS)}")
-    return _FLAVORS[key]
+    if key not in table:
+        raise ModelError(f"unknown flavor {name!r}; choose one of {', '.join(table)}")
+    return table[key]
 
 
 def _is_sklearn(model: object) -> bool:
@@ -498,6 +512,11 @@ def _read_example(folder: Path, manifest: dict[str, Any]) -> dict[str, Any] | No
     return doc if isinstance(doc, dict) else {"type": "json", "data": doc}
 
 
+def require_flavor(manifest: Mapping[str, Any]) -> None:
+    """Fail (MissingDependencyError) before a model is downloaded if its flavor's package is not installed here."""
+    _flavor(manifest.get("flavor"), _LOADABLE).require()
+
+
 def load_model_dir(path: Path) -> LoadedModel:
     """Verify a model folder, then load it with its flavor (MissingDependencyError if the flavor's package is absent).
 
@@ -505,7 +524,7 @@ def load_model_dir(path: Path) -> LoadedModel:
     """
     folder = Path(path)
     manifest = verify_model_dir(folder)
-    spec = _flavor(manifest.get("flavor"))
+    spec = _flavor(manifest.get("flavor"), _LOADABLE)
     spec.require()
     raw = spec.load(folder, manifest)
     return LoadedModel(manifest, raw, folder, spec, _read_example(folder, manifest))
@@ -514,7 +533,9 @@ def load_model_dir(path: Path) -> LoadedModel:
 class LoadedModel:
     """A loaded model: ``predict`` checks its input against the signature, then calls the model.
 
-    ``raw`` is the underlying object: the estimator, the torch module or state dict, or the pyfunc object.
+    ``raw`` is the underlying object: the estimator, the torch module or state dict, or the pyfunc object; for
+    a model in MLflow's format, MLflow's PyFuncModel (whose predict checks MLflow's own signature, so
+    ``signature`` is None here).
     """
 
     def __init__(self, manifest: dict[str, Any], raw: object, path: Path, spec: _Flavor,
@@ -529,6 +550,8 @@ class LoadedModel:
 
     @property
     def requirements(self) -> list[str]:
+        if self.flavor == _MLFLOW.name:
+            return mlflow_format.requirements(self.path, self.manifest)
         return list(self.manifest.get("requirements") or [])
 
     @property
@@ -547,6 +570,8 @@ class LoadedModel:
 
     def input_example(self) -> object | None:
         """The stored input example, decoded back to its type (DataFrame, ndarray, or JSON data); None if none."""
+        if self.flavor == _MLFLOW.name:
+            return mlflow_format.input_example(self.raw)
         return None if self._example is None else decode_example(self._example)
 
     def __repr__(self) -> str:
