@@ -92,7 +92,7 @@ def test_logged_by_mlflow_loads_by_alias_version_and_run(store_uri: str, tmp_pat
 # embedded: the SDK reads the same store with no server ---------------------------------------------------
 
 @pytest.fixture(scope="module")
-def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CAIRN_HOME whose store holds a model logged by the mlflow client (through a server since stopped)."""
     home = tmp_path_factory.mktemp("embedded") / "home"
     server = LiveServer(home, sqlite_url(home / "cairn.db")).start()
@@ -102,7 +102,7 @@ def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     finally:
         server.stop()
         mlflow.set_tracking_uri(None)
-    yield home
+    return home
 
 
 @pytest.mark.slow
@@ -146,7 +146,7 @@ def test_a_verified_folder_loads_and_a_changed_one_is_refused(mlflow_folder: Pat
     assert np.array_equal(loaded.predict(X), LogisticRegression().fit(X, Y).predict(X))
     assert (loaded.signature, loaded.input_example(), loaded.requirements) == (None, None, WRITTEN)
     (mlflow_folder / "requirements.txt").write_text("evil\n")
-    with pytest.raises(cairn.ModelIntegrityError, match="requirements.txt: size 5 does not match"):
+    with pytest.raises(cairn.ModelIntegrityError, match=r"requirements\.txt: size 5 does not match"):
         load_model_dir(mlflow_folder)
 
 
@@ -154,8 +154,8 @@ def test_without_a_python_function_flavor_mlflow_says_why(mlflow_folder: Path) -
     meta = yaml.safe_load((mlflow_folder / "MLmodel").read_text())
     del meta["flavors"]["python_function"]
     (mlflow_folder / "MLmodel").write_text(yaml.safe_dump(meta))
-    with pytest.raises(cairn.ModelError, match="MLflow could not load this model through its python-function "
-                                               "flavor: .*python_function"):
+    with pytest.raises(cairn.ModelError, match=r"MLflow could not load this model through its python-function "
+                                               r"flavor: .*python_function"):
         load_model_dir(as_cairn_folder(mlflow_folder))
 
 
@@ -172,7 +172,7 @@ def test_missing_mlflow_is_said_before_loading(mlflow_folder: Path, monkeypatch:
 
 
 def test_mlflow_models_are_loaded_never_saved(tmp_path: Path) -> None:
-    with pytest.raises(cairn.ModelError, match="unknown flavor 'mlflow'; choose one of sklearn, pytorch, pyfunc$"):
+    with pytest.raises(cairn.ModelError, match=r"unknown flavor 'mlflow'; choose one of sklearn, pytorch, pyfunc$"):
         save_model(LogisticRegression(), tmp_path / "m", flavor="mlflow")
 
 
