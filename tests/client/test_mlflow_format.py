@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -118,9 +119,11 @@ def test_without_mlflow_the_error_names_the_package(embedded_home: Path, sdk_env
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAIRN_HOME", str(embedded_home))
     hide_mlflow(monkeypatch)
+    shutil.rmtree(embedded_home / "models", ignore_errors=True)  # models loaded by other tests are cached there
     with pytest.raises(cairn.MissingDependencyError) as info:
-        cairn.load_model("models:/dev.churn@champion")
+        cairn.load_model("models:/churn/1")
     assert (str(info.value), info.value.package) == (INSTALL, "mlflow")
+    assert not (embedded_home / "models").exists()  # said before downloading anything
 
 
 # a model folder on disk, no server ---------------------------------------------------------------------
