@@ -77,7 +77,8 @@ from cairn.client._run import (
 
 def load_model(uri: str) -> Any:
     """Load ``models:/<registry>.<model>/<version>``, ``models:/<registry>.<model>@<alias>`` or
-    ``runs:/<run_id>/<name>``; returns an object with ``predict`` (checked against the signature)."""
+    ``runs:/<run_id>/<name>``; returns an object with ``predict`` (checked against the signature). Models logged
+    by the mlflow client load through ``mlflow.pyfunc``, which must then be installed."""
     return Client().load_model(uri)
 
 

@@ -129,6 +129,9 @@ def test_import_everything_and_again(mlflow_server: str, store_uri: str, tmp_pat
         assert client.get_registered_model("dev.churn-model").description == "predicts churn"
         downloaded = client.download_model("models:/dev.churn-model@champion", tmp_path / "model")
         assert (Path(downloaded) / "MLmodel").exists()
+        loaded = client.load_model("models:/dev.churn-model@champion")  # MLflow's format, through mlflow.pyfunc
+        assert loaded.flavor == "mlflow"
+        assert np.array_equal(loaded.predict(X), LogisticRegression().fit(X, Y).predict(X))
         # again: nothing is copied twice
         again = cli("import", "mlflow", "--from", mlflow_server, "--models", "--json", env=env)
         assert again.returncode == 0, again.stderr[-3000:]

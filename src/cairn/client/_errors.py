@@ -2,6 +2,10 @@
 
     CairnError
     ├── TransportError              the server could not be reached or did not answer in time
+    ├── ModelError                  saving, loading or calling a model went wrong
+    │   ├── SignatureMismatchError  the data does not fit the model's signature (also a ValueError)
+    │   ├── MissingDependencyError  a package the model needs is not installed (names what to pip install)
+    │   └── ModelIntegrityError     a model folder does not match its manifest
     └── APIError                    the server answered with an error (status, code, message, field)
         ├── InvalidRequestError     400: the request was wrong (names the field)
         ├── AuthenticationError     401
@@ -15,6 +19,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -24,6 +29,43 @@ class CairnError(Exception):
 
 class TransportError(CairnError):
     pass
+
+
+class ModelError(CairnError):
+    """Base of the errors about saving, loading and calling models."""
+
+
+class SignatureMismatchError(ModelError, ValueError):
+    """The data given to a model does not fit its signature; names the column (or "input") and the expected type."""
+
+    def __init__(self, message: str, *, column: str | None = None, expected: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+        self.expected = expected
+
+
+class MissingDependencyError(ModelError):
+    """A package that a flavor (or an input example) needs is not installed; names what to pip install."""
+
+    def __init__(self, message: str, *, package: str | None = None) -> None:
+        super().__init__(message)
+        self.package = package
+
+    @classmethod
+    def for_package(cls, package: str, needed_by: str, install: str | None = None) -> MissingDependencyError:
+        return cls(f"{needed_by} needs {package}: {install or f'pip install {package}'}", package=package)
+
+
+class ModelIntegrityError(ModelError):
+    """A model folder does not match its manifest: a file is missing, changed, or the manifest is unreadable."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    @classmethod
+    def at(cls, path: Path, problem: str) -> ModelIntegrityError:
+        return cls(f"{path}: {problem}", path=path)
 
 
 class APIError(CairnError):

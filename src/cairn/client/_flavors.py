@@ -28,14 +28,15 @@ MODEL.json is pretty-printed JSON with sorted keys:
     }
 
 The loader's "kind" is "cloudpickle" (sklearn, pyfunc), "module" or "state_dict" (pytorch); a pyfunc's
-loader also maps each extra file's name to its path ("extra_files"). input_example.json holds
-``{"type": "dataframe", "columns": [...], "dtypes": [...], "data": [[...], ...]}``,
-``{"type": "ndarray", "dtype": "float64", "data": [[...]]}`` or ``{"type": "json", "data": ...}``; in its data
-NaN is null and infinities are "Infinity" / "-Infinity".
+loader also maps each extra file's name to its path ("extra_files"). input_example.json is described in
+_examples.
 
 A model is written into a hidden sibling folder and renamed into place once complete, so a reader never
 sees half a model. Loading checks every listed file's size and sha256 before unpickling anything; pickles
 run code when loaded, so load models only from sources you trust.
+
+A folder whose manifest says flavor "mlflow" holds a model as the mlflow client wrote it (MLmodel and the
+files of MLflow's flavor, all listed in "files"); it is verified the same way and loaded by _mlflow_format.
 
 A pyfunc object may define ``load_extra_files(files: dict[str, Path])``: it is called after loading with the
 absolute path of each extra file, by the name it was saved under.
@@ -43,12 +44,9 @@ absolute path of each extra file, by the name it was saved under.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import importlib
 import importlib.metadata
 import json
-import math
 import platform
 import secrets
 import shutil
@@ -59,13 +57,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cairn.client import _mlflow_format as mlflow_format
+from cairn.client._errors import MissingDependencyError, ModelError, ModelIntegrityError, SignatureMismatchError
+from cairn.client._examples import decode_example, encode_example
 from cairn.client._signature import (
-    ModelError,
-    SignatureMismatchError,
     as_ndarray,
     check_input,
     infer_schema,
     is_dataframe,
+    require_module,
     validate_signature,
 )
 
@@ -80,6 +80,7 @@ __all__ = [
     "detect_flavor",
     "encode_example",
     "load_model_dir",
+    "require_flavor",
     "save_model",
     "verify_model_dir",
 ]
@@ -89,37 +90,6 @@ FORMAT = 1
 EXAMPLE_FILE = "input_example.json"
 EXTRA_DIR = "extra"
 _ALIASES = {"scikit-learn": "sklearn", "torch": "pytorch", "python_function": "pyfunc"}
-
-
-class MissingDependencyError(ModelError):
-    """A package that a flavor (or an input example) needs is not installed; names what to pip install."""
-
-    def __init__(self, message: str, *, package: str | None = None) -> None:
-        super().__init__(message)
-        self.package = package
-
-    @classmethod
-    def for_package(cls, package: str, needed_by: str) -> MissingDependencyError:
-        return cls(f"{needed_by} needs {package}: pip install {package}", package=package)
-
-
-class ModelIntegrityError(ModelError):
-    """A model folder does not match its manifest: a file is missing, changed, or the manifest is unreadable."""
-
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-    @classmethod
-    def at(cls, path: Path, problem: str) -> ModelIntegrityError:
-        return cls(f"{path}: {problem}", path=path)
-
-
-def _require(module: str, package: str, needed_by: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError.for_package(package, needed_by) from exc
 
 
 def _qualname(obj: object) -> str:
@@ -140,24 +110,26 @@ class _Flavor:
     load: Callable[[Path, dict[str, Any]], Any]  # (folder, manifest) -> raw model
     predict: Callable[[Any, Any], Any]  # (raw model, checked data) -> prediction
     convert_input: bool = True  # hand the model the data in the signature's form (records -> DataFrame)
+    label: str = ""  # what needs the package, in the error when it is missing; "the '<name>' flavor" if empty
+    install: str | None = None  # how to install it, if not plainly "pip install <package>"
 
     @property
     def needed_by(self) -> str:
-        return f"the {self.name!r} flavor"
+        return self.label or f"the {self.name!r} flavor"
 
     def require(self) -> Any:
-        return _require(self.module, self.package, self.needed_by)
+        return require_module(self.module, self.package, self.needed_by, self.install)
 
 
 def _dump_pickle(model: object, folder: Path, file: str, flavor: str) -> dict[str, Any]:
-    cloudpickle = _require("cloudpickle", "cloudpickle", f"the {flavor!r} flavor")
+    cloudpickle = require_module("cloudpickle", "cloudpickle", f"the {flavor!r} flavor")
     with (folder / file).open("wb") as f:
         cloudpickle.dump(model, f)
     return {"kind": "cloudpickle", "file": file, "class": _qualname(model)}
 
 
 def _load_pickle(folder: Path, manifest: dict[str, Any]) -> Any:
-    cloudpickle = _require("cloudpickle", "cloudpickle", f"the {manifest['flavor']!r} flavor")
+    cloudpickle = require_module("cloudpickle", "cloudpickle", f"the {manifest['flavor']!r} flavor")
     with _model_file(folder, manifest).open("rb") as f:
         return cloudpickle.load(f)  # the file's sha256 was checked against the manifest
 
@@ -204,7 +176,7 @@ _STATE_DICT_HINT = ("this pytorch model was saved as a state dict, which cannot 
 
 
 def _torch() -> Any:
-    return _require("torch", "torch", "the 'pytorch' flavor")
+    return require_module("torch", "torch", "the 'pytorch' flavor")
 
 
 def _is_state_dict(model: object, torch: Any) -> bool:
@@ -258,11 +230,18 @@ _FLAVORS = {
 }
 
 
-def _flavor(name: object) -> _Flavor:
+# Loaded, never saved: models in MLflow's format are written by the mlflow client (see _mlflow_format).
+_MLFLOW = _Flavor(mlflow_format.FLAVOR, mlflow_format.MODULE, mlflow_format.PACKAGE, (), mlflow_format.refuse_save,
+                  mlflow_format.load, mlflow_format.predict, convert_input=False, label=mlflow_format.LABEL,
+                  install=mlflow_format.INSTALL)
+_LOADABLE = {**_FLAVORS, _MLFLOW.name: _MLFLOW}
+
+
+def _flavor(name: object, table: Mapping[str, _Flavor] = _FLAVORS) -> _Flavor:
     key = _ALIASES.get(str(name), str(name))
-    if key not in _FLAVORS:
-        raise ModelError(f"unknown flavor {name!r}; choose one of {', '.join(_FLAVORS)}")
-    return _FLAVORS[key]
+    if key not in table:
+        raise ModelError(f"unknown flavor {name!r}; choose one of {', '.join(table)}")
+    return table[key]
 
 
 def _is_sklearn(model: object) -> bool:
@@ -458,65 +437,6 @@ def _json_roundtrip(value: Mapping[str, Any], what: str) -> dict[str, Any]:
     return result
 
 
-# ---- input examples ------------------------------------------------------------------------------------
-
-
-def encode_example(example: object) -> dict[str, Any]:
-    """An input example as the JSON document stored in input_example.json."""
-    if is_dataframe(example):
-        frame: Any = example
-        return {"type": "dataframe", "columns": [str(c) for c in frame.columns],
-                "dtypes": [str(t) for t in frame.dtypes],
-                "data": [[_jsonable(v) for v in row] for row in frame.itertuples(index=False, name=None)]}
-    array = as_ndarray(example)
-    if array is not None:
-        return {"type": "ndarray", "dtype": str(array.dtype), "data": _jsonable(array.tolist())}
-    return {"type": "json", "data": _jsonable(example)}
-
-
-def _jsonable(value: object) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    pd = sys.modules.get("pandas")
-    if pd is not None and (value is pd.NA or value is pd.NaT):
-        return None
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):  # a numpy scalar
-        return _jsonable(value.item())  # type: ignore[attr-defined]
-    raise ModelError(f"input_example: cannot store a {type(value).__name__} as JSON")
-
-
-def decode_example(doc: Mapping[str, Any]) -> object:
-    """The input example back from its stored JSON document."""
-    kind = doc.get("type")
-    if kind == "dataframe":
-        pd = _require("pandas", "pandas", "the input example (a DataFrame)")
-        frame = pd.DataFrame(doc["data"], columns=doc["columns"])
-        return _restore_dtypes(frame, doc.get("dtypes") or [])
-    if kind == "ndarray":
-        np = _require("numpy", "numpy", "the input example (an ndarray)")
-        return np.array(doc["data"], dtype=doc["dtype"])
-    return doc.get("data")
-
-
-def _restore_dtypes(frame: Any, dtypes: list[str]) -> Any:
-    for i, dtype in enumerate(dtypes[:frame.shape[1]]):
-        try:
-            frame.isetitem(i, frame.iloc[:, i].astype(dtype))
-        except (TypeError, ValueError):
-            continue  # a dtype this pandas cannot rebuild from JSON: keep what pandas inferred
-    return frame
-
-
 # ---- checking and loading ------------------------------------------------------------------------------
 
 
@@ -592,6 +512,11 @@ def _read_example(folder: Path, manifest: dict[str, Any]) -> dict[str, Any] | No
     return doc if isinstance(doc, dict) else {"type": "json", "data": doc}
 
 
+def require_flavor(manifest: Mapping[str, Any]) -> None:
+    """Fail (MissingDependencyError) before a model is downloaded if its flavor's package is not installed here."""
+    _flavor(manifest.get("flavor"), _LOADABLE).require()
+
+
 def load_model_dir(path: Path) -> LoadedModel:
     """Verify a model folder, then load it with its flavor (MissingDependencyError if the flavor's package is absent).
 
@@ -599,7 +524,7 @@ def load_model_dir(path: Path) -> LoadedModel:
     """
     folder = Path(path)
     manifest = verify_model_dir(folder)
-    spec = _flavor(manifest.get("flavor"))
+    spec = _flavor(manifest.get("flavor"), _LOADABLE)
     spec.require()
     raw = spec.load(folder, manifest)
     return LoadedModel(manifest, raw, folder, spec, _read_example(folder, manifest))
@@ -608,7 +533,9 @@ def load_model_dir(path: Path) -> LoadedModel:
 class LoadedModel:
     """A loaded model: ``predict`` checks its input against the signature, then calls the model.
 
-    ``raw`` is the underlying object: the estimator, the torch module or state dict, or the pyfunc object.
+    ``raw`` is the underlying object: the estimator, the torch module or state dict, or the pyfunc object; for
+    a model in MLflow's format, MLflow's PyFuncModel (whose predict checks MLflow's own signature, so
+    ``signature`` is None here).
     """
 
     def __init__(self, manifest: dict[str, Any], raw: object, path: Path, spec: _Flavor,
@@ -623,6 +550,8 @@ class LoadedModel:
 
     @property
     def requirements(self) -> list[str]:
+        if self.flavor == _MLFLOW.name:
+            return mlflow_format.requirements(self.path, self.manifest)
         return list(self.manifest.get("requirements") or [])
 
     @property
@@ -641,6 +570,8 @@ class LoadedModel:
 
     def input_example(self) -> object | None:
         """The stored input example, decoded back to its type (DataFrame, ndarray, or JSON data); None if none."""
+        if self.flavor == _MLFLOW.name:
+            return mlflow_format.input_example(self.raw)
         return None if self._example is None else decode_example(self._example)
 
     def __repr__(self) -> str:

@@ -1,7 +1,8 @@
 """Registry calls of ``cairn.Client`` and model loading: ``cairn.load_model``, ``client.download_model``.
 
 Model URIs: ``models:/<registry>.<model>/<version>``, ``models:/<registry>.<model>@<alias>`` (a bare
-model name means the ``dev`` registry) and ``runs:/<run_id>/<model name>``.
+model name means the ``dev`` registry) and ``runs:/<run_id>/<model name>``. Models logged by the mlflow client
+load too, through MLflow's python-function flavor (see _mlflow_format).
 """
 
 from __future__ import annotations
@@ -280,9 +281,10 @@ class RegistryMixin:
 
     def load_model(self, uri: str) -> Any:
         """Download (once, cached under CAIRN_HOME/models) and load a model; returns an object with predict."""
-        from cairn.client._flavors import load_model_dir
+        from cairn.client._flavors import load_model_dir, require_flavor
 
         manifest, _ = self._model_files(uri)
+        require_flavor(manifest)  # a missing package is said before a large download, not after
         key = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:32]
         home = Path(os.environ.get("CAIRN_HOME") or Path.home() / ".cairn").expanduser()
         cached = home / "models" / key

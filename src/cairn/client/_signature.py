@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cairn.client._errors import CairnError
+from cairn.client._errors import MissingDependencyError, ModelError, SignatureMismatchError
 
 __all__ = [
     "LOGICAL_TYPES",
@@ -34,6 +34,7 @@ __all__ = [
     "check_input",
     "infer_schema",
     "infer_signature",
+    "require_module",
     "validate_signature",
 ]
 
@@ -41,19 +42,6 @@ LOGICAL_TYPES = ("boolean", "long", "double", "string", "datetime", "binary", "o
 SCHEMA_TYPES = ("dataframe", "tensor", "json")
 
 _BY_KIND = {"b": "boolean", "i": "long", "u": "long", "f": "double", "M": "datetime", "U": "string", "S": "binary"}
-
-
-class ModelError(CairnError):
-    """Base of the errors about saving, loading and calling models."""
-
-
-class SignatureMismatchError(ModelError, ValueError):
-    """The data given to a model does not fit its signature; names the column (or "input") and the expected type."""
-
-    def __init__(self, message: str, *, column: str | None = None, expected: str | None = None) -> None:
-        super().__init__(message)
-        self.column = column
-        self.expected = expected
 
 
 # ---- looking at data without importing pandas or numpy ------------------------------------------------
@@ -69,6 +57,15 @@ def _optional(name: str) -> Any | None:
         return importlib.import_module(name)
     except ImportError:
         return None
+
+
+def require_module(module: str, package: str, needed_by: str, install: str | None = None) -> Any:
+    """Import ``module``, or raise MissingDependencyError saying what to pip install (the model's packages are
+    imported only when a model needs them, so ``import cairn`` stays light)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError.for_package(package, needed_by, install) from exc
 
 
 def is_dataframe(obj: object) -> bool:
