@@ -333,3 +333,34 @@ def test_issue_example_against_server(remote: LiveServer, tmp_path: Path) -> Non
     assert (cairn.load_model("models:/dev.mnist/2").predict(X) == better.predict(X)).all()
     local = Path(client.download_model(f"runs:/{run.id}/model", tmp_path / "dl"))
     assert json.loads((local / "MODEL.json").read_text())["flavor"] == "sklearn"
+
+
+# models logged outside any run -------------------------------------------------------------------------
+
+def test_a_model_logged_outside_a_run_registers_and_loads(sdk_env: Path) -> None:
+    client = cairn.Client()
+    version = client.log_model(fitted(), name="imported", experiment="offline-models", input_example=X[:2],
+                               registered_model_name="dev.standalone", aliases=["candidate"])
+    assert (version.name, version.version, version.run_id, version.aliases) == ("dev.standalone", 1, None,
+                                                                                 ["candidate"])
+    loaded = cairn.load_model("models:/dev.standalone@candidate")
+    assert list(loaded.predict(X)) == list(fitted().predict(X))
+    logged = client.log_model(fitted(0.5), name="spare", experiment="offline-models")
+    assert isinstance(logged, cairn.LoggedModel) and logged.run_id is None
+    assert client.register_model(logged.id, "dev.standalone").version == 2
+
+
+def test_a_model_outside_a_run_takes_only_its_manifests_files(sdk_env: Path) -> None:
+    client = cairn.Client()
+    experiment = client.create_experiment("strict-models")
+    manifest = {"flavor": "pyfunc", "format": 1, "files": {"a.bin": {"sha256": "0" * 64, "size": 3}}}
+    transport = client._t
+    logged = transport.request("POST", f"/api/v1/experiments/{experiment.id}/logged-models",
+                               json={"name": "m", "manifest": manifest})
+    with pytest.raises(cairn.InvalidRequestError, match="not uploaded"):
+        client.register_model(logged["id"], "dev.incomplete")
+    with pytest.raises(cairn.InvalidRequestError, match="manifest"):
+        transport.request("PUT", f"/api/v1/logged-models/{logged['id']}/files", params={"path": "a.bin"},
+                          content=b"abc")
+    with pytest.raises(cairn.NotFoundError):
+        client.get_registered_model("dev.incomplete")

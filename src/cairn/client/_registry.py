@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cairn.client._errors import CairnError, InvalidRequestError
+from cairn.client._errors import CairnError, InvalidRequestError, NotFoundError
 from cairn.client._transport import Transport
 
 
@@ -89,7 +89,7 @@ class AliasMove:
 @dataclass(frozen=True)
 class LoggedModel:
     id: str
-    run_id: str
+    run_id: str | None  # None for a model logged outside any run
     name: str
     step: int | None
     artifact_path: str
@@ -215,6 +215,38 @@ class RegistryMixin:
         body = {"to": to, "aliases": list(aliases or []), "note": note or ""}
         return ModelVersion.from_json(self._t.request("POST", f"{_m(name)}/versions/{int(version)}/promote",
                                                       json=body))
+
+    def log_model(self, model: Any, name: str = "model", *, experiment: int | str, flavor: str | None = None,
+                  signature: dict[str, Any] | None = None, input_example: Any = None,
+                  requirements: list[str] | None = None, registered_model_name: str | None = None,
+                  tags: dict[str, str] | None = None, aliases: list[str] | None = None) -> Any:
+        """Log a model outside any run, as a model of ``experiment`` (its id, or a name, created if needed):
+        a model trained elsewhere, or one that belongs to no single run. With ``registered_model_name`` it is
+        registered, tagged and aliased in the same call. Returns the ModelVersion when registered, else the
+        LoggedModel. Inside a run, use ``run.log_model``, which keeps the model with its run."""
+        from cairn.client._flavors import save_model
+
+        experiment_id = experiment if isinstance(experiment, int) else self._experiment_id(experiment)
+        with tempfile.TemporaryDirectory(prefix="cairn-model-") as tmp:
+            folder = Path(tmp) / "model"
+            manifest = save_model(model, folder, flavor=flavor, input_example=input_example, signature=signature,
+                                  requirements=requirements)
+            logged = LoggedModel.from_json(self._t.request(
+                "POST", f"/api/v1/experiments/{int(experiment_id)}/logged-models",
+                json={"name": name, "manifest": manifest}))
+            for path in sorted(manifest["files"]):
+                self._t.upload_file("PUT", f"/api/v1/logged-models/{logged.id}/files", {"path": path},
+                                    folder / path)
+        if registered_model_name is None:
+            return logged
+        return self.register_model(logged.id, registered_model_name, tags=dict(tags or {}), aliases=aliases)
+
+    def _experiment_id(self, name: str) -> int:
+        try:
+            found = self._t.request("GET", "/api/v1/experiments/by-name", params={"name": name})
+        except NotFoundError:
+            found = self._t.request("POST", "/api/v1/experiments", json={"name": name})
+        return int(found["experiment_id"])
 
     def list_logged_models(self, run_id: str) -> list[LoggedModel]:
         data = self._t.request("GET", f"/api/v1/runs/{run_id}/logged-models")

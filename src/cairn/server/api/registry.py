@@ -200,6 +200,29 @@ def log_model(run_id: str, body: schemas.LoggedModelCreate, request: Request,
     return JSON(schemas.logged_model_out(row), status_code=201)
 
 
+@router.post("/experiments/{experiment_id}/logged-models", status_code=201)
+def log_standalone_model(experiment_id: int, body: schemas.StandaloneModelCreate, request: Request,
+                         access: Access = requires("run.write")) -> Any:
+    """A model outside any run: the manifest now, its files next (PUT .../files), registered when complete."""
+    row = call(request, access, True, logged_models.create_standalone, experiment_id, name=body.name,
+               manifest=body.manifest)
+    return JSON(schemas.logged_model_out(row), status_code=201)
+
+
+@router.put("/logged-models/{model_id}/files")
+async def upload_model_file(model_id: str, path: str, request: Request, access: Access = requires("run.write")) -> Any:
+    """One file of a model logged outside a run, as listed in its manifest."""
+    await call_async(request, access, False, lambda s, c: logged_models.get_logged_model(s, c, model_id, write=True))
+    blob = await request.app.state.blobs.put_stream(request.stream())
+    await call_async(request, access, True, logged_models.put_file, model_id, path, blob)
+    return JSON({"path": path, "digest": blob.digest, "size": blob.size})
+
+
+@router.get("/logged-models/{model_id}")
+def get_logged_model(model_id: str, request: Request, access: Access = requires("run.read")) -> Any:
+    return JSON(schemas.logged_model_out(call(request, access, False, logged_models.get_logged_model, model_id)))
+
+
 @router.get("/runs/{run_id}/logged-models")
 def list_logged_models(run_id: str, request: Request, access: Access = requires("run.read")) -> Any:
     rows = call(request, access, False, logged_models.list_logged_models, run_id)

@@ -57,6 +57,11 @@ class LoggedModelCreate(Strict):
     step: int | None = None
 
 
+class StandaloneModelCreate(Strict):
+    name: str
+    manifest: dict[str, Any]
+
+
 def registry_out(row: RegistryRow) -> dict[str, Any]:
     return {"name": row.name, "description": row.description, "protected": row.protected,
             "created_at": row.created_at}
@@ -88,4 +93,5 @@ def move_out(row: AliasMoveRow) -> dict[str, Any]:
 def logged_model_out(row: LoggedModelRow) -> dict[str, Any]:
     return {"id": row.id, "run_id": row.run_id, "name": row.name, "step": None if row.step < 0 else row.step,
             "artifact_path": row.artifact_path, "flavor": row.flavor, "manifest": row.manifest,
-            "created_at": row.created_at, "uri": f"runs:/{row.run_id}/{row.name}"}
+            "created_at": row.created_at, "experiment_id": row.experiment_id,
+            "uri": f"runs:/{row.run_id}/{row.name}" if row.run_id else row.id}

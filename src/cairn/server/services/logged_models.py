@@ -97,6 +97,29 @@ def log_model(session: Session, ctx: Context, run_id: str, *, name: str, artifac
                                                       manifest, base, step_value))
 
 
+def create_standalone(session: Session, ctx: Context, experiment_id: int, *, name: str,
+                      manifest: Any) -> LoggedModelRow:
+    """A model of an experiment, logged outside any run: its manifest first, then its files
+    (:func:`put_file`), each checked against the manifest; it can be registered once all are there."""
+    experiment = experiments.get_experiment(session, ctx, experiment_id)
+    ctx.authorize("experiment", experiment.id)
+    check_key("name", name)
+    if "/" in name:
+        raise InvalidInputError(f"model name {name!r} must not contain '/'", field="name")
+    manifest_files(manifest)
+    return record_logged_model(session, ctx, NewModel(experiment.id, None, name, str(manifest["flavor"]), manifest))
+
+
+def check_complete(session: Session, row: LoggedModelRow) -> None:
+    """Every file the manifest lists is stored, with its digest and size (a run's models are checked when
+    they are logged; a model outside a run when it is registered)."""
+    stored = stored_files(session, row)
+    for path, info in manifest_files(row.manifest).items():
+        if stored.get(path) != (f"sha256:{info['sha256']}", info["size"]):
+            state = "was not uploaded" if path not in stored else "has another digest or size than the manifest"
+            raise InvalidInputError(f"file {path!r} of logged model {row.id} {state}", field="source")
+
+
 def manifest_files(manifest: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("flavor"), str):
         raise InvalidInputError("manifest must be an object with a flavor and files", field="manifest")
@@ -171,10 +194,19 @@ def experiment_of(session: Session, ctx: Context, row: LoggedModelRow) -> Any:
 
 # files of a model outside a run --------------------------------------------------------------------------
 
-def put_file(session: Session, ctx: Context, row: LoggedModelRow, path: str, blob: StoredBlob) -> None:
-    """Store (or replace) a file of a logged model made outside a run."""
-    ctx.authorize("experiment", row.experiment_id)
+def put_file(session: Session, ctx: Context, model_id: str, path: str, blob: StoredBlob) -> None:
+    """Store (or replace) a file of a logged model made outside a run. A model whose manifest lists its
+    files (Cairn's own) takes only those files, with those digests; an MLflow model lists them when it is
+    finalized."""
+    row = get_logged_model(session, ctx, model_id, write=True)
+    if row.run_id is not None:
+        raise InvalidInputError(f"logged model {row.id} keeps its files among its run's artifacts", field="model_id")
     path = clean_artifact_path(path)
+    listed = (row.manifest.get("files") or {}).get(path) if row.flavor != "mlflow" else None
+    if row.flavor != "mlflow" and (listed is None or (f"sha256:{listed['sha256']}", listed["size"]) !=
+                                   (blob.digest, blob.size)):
+        raise InvalidInputError(f"file {path!r} is not in logged model {row.id}'s manifest with this digest and size",
+                                field="path")
     now = events.now_ms()
     insert_ignore(session, BlobRow, [{"digest": blob.digest, "size": blob.size, "created_at": now}], ["digest"])
     existing = session.get(LoggedModelFileRow, (row.id, path))

@@ -89,7 +89,7 @@ async def _store(request: Request, access: Access, artifact_path: str) -> None:
         raise InvalidInputError("name a file below the artifact root", field="path")
     blob: StoredBlob = await request.app.state.blobs.put_stream(request.stream())
     if location.model is not None:
-        await call_async(request, access, True, logged_models.put_file, location.model, location.path, blob)
+        await call_async(request, access, True, logged_models.put_file, location.model.id, location.path, blob)
     else:
         assert location.run is not None
         await call_async(request, access, True, artifact_svc.record_version, location.run.id, location.path, blob)
