@@ -318,6 +318,32 @@ class LoggedModelFileRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class LoggedModelMetricRow(Base):
+    """A metric value logged against a logged model (MLflow 3's ``log_metric(..., model_id=)``), with the run
+    and the dataset it was measured in."""
+
+    __tablename__ = "logged_model_metrics"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    logged_model_id: Mapped[str] = mapped_column(ForeignKey("logged_models.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(String(RUN_ID_LEN), default="")
+    key: Mapped[str] = mapped_column(String(KEY_LEN))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: NaN
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(BigInteger)
+    dataset_name: Mapped[str] = mapped_column(String(KEY_LEN), default="")
+    dataset_digest: Mapped[str] = mapped_column(String(KEY_LEN), default="")
+
+
+class RunModelLinkRow(Base):
+    """A logged model a run used (``input``) or produced (``output``, at a step), as MLflow 3 records them."""
+
+    __tablename__ = "run_model_links"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    logged_model_id: Mapped[str] = mapped_column(String(RUN_ID_LEN), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class RegisteredModelRow(Base):
     __tablename__ = "registered_models"
     __table_args__ = (UniqueConstraint("registry_id", "name"),)

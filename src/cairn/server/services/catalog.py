@@ -13,14 +13,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from cairn.server.db.models import (
     ExperimentRow,
     ExperimentTagRow,
+    LoggedModelMetricRow,
     LoggedModelRow,
-    MetricSeriesRow,
     ModelVersionRow,
     ModelVersionTagRow,
     ParamRow,
@@ -29,7 +29,7 @@ from cairn.server.db.models import (
     RegistryRow,
     RunRow,
 )
-from cairn.server.services import experiments, metrics, registry, versions
+from cairn.server.services import experiments, registry, versions
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.services.filters import (
@@ -50,6 +50,7 @@ from cairn.server.services.registry import DEFAULT_REGISTRY, ModelView, VersionV
 from cairn.server.services.search import decode_token, encode_token, fingerprint, operate
 
 T = TypeVar("T")
+PROMPT_TAG = "mlflow.prompt.is_prompt"
 MAX_PAGE = 200_000  # MLflow allows model-version searches this large
 
 
@@ -134,9 +135,10 @@ def _comparison(node: Comparison, table: _Table) -> ColumnElement[bool]:
         return operate(table.columns[entity.key], node.op, value)
     if table is _LOGGED:
         return _logged_model_value(node)
-    # A tag's != (and NOT IN) holds for objects without the tag too, as in MLflow: MLflow 3's client searches
-    # registered models with tags.`mlflow.prompt.is_prompt` != 'true' to leave prompts out.
-    negated = {"!=": "=", "NOT IN": "IN", "IS NULL": "IS NOT NULL"}.get(node.op)
+    # A tag's != holds only for objects that have the tag, as in MLflow, except MLflow 3's prompt marker:
+    # its client searches registered models with tags.`mlflow.prompt.is_prompt` != 'true' to leave prompts out.
+    negated = {"!=": "=", "NOT IN": "IN"}.get(node.op) if entity.key == PROMPT_TAG else None
+    negated = "IS NOT NULL" if node.op == "IS NULL" else negated
     has_key = select(table.tag_owner).where(table.tags.key == entity.key)
     if (negated or node.op) != "IS NOT NULL":
         has_key = has_key.where(operate(table.tags.value, negated or node.op, node.value))
@@ -147,12 +149,11 @@ def _comparison(node: Comparison, table: _Table) -> ColumnElement[bool]:
 def _logged_model_value(node: Comparison) -> ColumnElement[bool]:
     """Params and tags of a logged model live in its manifest; its metrics are its run's."""
     entity = node.entity
-    if entity.kind == "metric":
-        series = select(MetricSeriesRow.run_id).where(MetricSeriesRow.key == entity.key)
+    if entity.kind == "metric":  # the values logged against the model (log_metric(..., model_id=))
+        logged = select(LoggedModelMetricRow.logged_model_id).where(LoggedModelMetricRow.key == entity.key)
         if node.op not in ("IS NULL", "IS NOT NULL"):
-            series = series.where(operate(metrics.summary_column(MetricSeriesRow, entity.agg or "last"), node.op,
-                                           node.value))
-        found: ColumnElement[bool] = LoggedModelRow.run_id.in_(series)
+            logged = logged.where(operate(LoggedModelMetricRow.value, node.op, node.value))
+        found: ColumnElement[bool] = LoggedModelRow.id.in_(logged)
         return ~found if node.op == "IS NULL" else found
     if entity.kind == "param" and node.op not in ("IS NULL", "IS NOT NULL"):
         in_manifest = LoggedModelRow.manifest["mlflow"]["params"][entity.key].as_string()
@@ -242,15 +243,22 @@ def search_versions(session: Session, ctx: Context, listing: Listing) -> Page[Ve
     return Page([views[version.id] for version, _, _ in rows], token)
 
 
-def search_logged_models(session: Session, ctx: Context, experiment_ids: list[int],
-                         listing: Listing) -> Page[LoggedModelRow]:
+def search_logged_models(session: Session, ctx: Context, experiment_ids: list[int], listing: Listing,
+                         datasets: list[tuple[str, str | None]] | None = None) -> Page[LoggedModelRow]:
+    """Logged models of the experiments; with ``datasets`` (name, digest or None), only those with metrics
+    measured on one of them."""
     tree, order = _parsed(LOGGED_MODELS, listing)
     query = select(LoggedModelRow).where(LoggedModelRow.workspace_id == ctx.workspace_id)
+    if datasets:
+        measured = [and_(LoggedModelMetricRow.dataset_name == name,
+                         LoggedModelMetricRow.dataset_digest == digest if digest is not None else true())
+                    for name, digest in datasets]
+        query = query.where(LoggedModelRow.id.in_(select(LoggedModelMetricRow.logged_model_id).where(or_(*measured))))
     if experiment_ids:
         query = query.where(LoggedModelRow.experiment_id.in_(experiment_ids))
     query = query.where(~exists().where(RunRow.id == LoggedModelRow.run_id, RunRow.lifecycle != "active"))
     if tree is not None:
         query = query.where(_condition(tree, _LOGGED))
     query = query.order_by(*_ordering(order, _LOGGED, [("creation_timestamp", False), ("model_id", True)]))
-    rows, token = _page(session, query, listing, ["logged", sorted(experiment_ids)])
+    rows, token = _page(session, query, listing, ["logged", sorted(experiment_ids), datasets or []])
     return Page([r for (r,) in rows], token)

@@ -228,11 +228,12 @@ def stored_files(session: Session, row: LoggedModelRow) -> dict[str, tuple[str, 
     return {str(path): (str(digest), int(size)) for path, digest, size in session.execute(query)}
 
 
-def refresh_manifest_files(session: Session, row: LoggedModelRow) -> None:
-    """The files stored now under the model become its manifest's file list (digest and size)."""
+def refresh_manifest_files(session: Session, row: LoggedModelRow, *, allow_empty: bool = False) -> None:
+    """The files stored now under the model become its manifest's file list (digest and size). MLflow lets a
+    logged model be finalized with no files (``allow_empty``)."""
     files = {path: {"sha256": digest.removeprefix("sha256:"), "size": size}
              for path, (digest, size) in stored_files(session, row).items()}
-    if not files:
+    if not files and not allow_empty:
         raise InvalidInputError(f"no files were uploaded for logged model m-{row.id}", field="source")
     row.manifest = {**row.manifest, "files": files}
 

@@ -11,6 +11,7 @@ and MLflow clients see it as ``0``.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cairn.server.db.models import ExperimentRow, LoggedModelRow, ModelVersionRow, RunRow
+from cairn.server.db.models import (
+    ExperimentRow,
+    LoggedModelMetricRow,
+    LoggedModelRow,
+    ModelVersionRow,
+    RunModelLinkRow,
+    RunRow,
+)
 from cairn.server.services import events, experiments, logged_models, registry, runs, versions
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, NotFoundError
@@ -58,6 +66,14 @@ def experiment_key(row: ExperimentRow | None, experiment_id: int | None = None) 
     if row is not None and row.name == experiments.DEFAULT_EXPERIMENT:
         return "0"
     return str(row.id if row is not None else experiment_id)
+
+
+def artifact_location(given: str) -> str:
+    """An experiment's artifact location as MLflow keeps it: a relative local path is made absolute (against
+    the server's working folder); anything with a scheme is kept as given. Cairn stores the bytes itself."""
+    if not given or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", given) or os.path.isabs(given):
+        return given
+    return os.path.abspath(given)
 
 
 def has_default_experiment(session: Session, ctx: Context) -> bool:
@@ -133,17 +149,19 @@ def info(row: LoggedModelRow) -> dict[str, Any]:
 def create_logged_model(session: Session, ctx: Context, *, experiment_id: Any, name: str | None,
                         source_run_id: str | None, model_type: str = "", tags: dict[str, str] | None = None,
                         params: dict[str, str] | None = None) -> LoggedModelRow:
-    """An MLflow logged model, in its run or outside any run; its files are uploaded afterwards."""
+    """An MLflow logged model, in its run or outside any run; its files are uploaded afterwards. A source run
+    id that names no run of the workspace is kept as given, as MLflow keeps it, and the model stands alone."""
     experiment = experiment_for(session, ctx, experiment_id)
-    run_id = None
-    if source_run_id:  # the model belongs to its run's experiment (the client may name the active one)
-        run = runs.writable_run(session, ctx, source_run_id)
-        run_id, experiment = run.id, experiments.get_experiment(session, ctx, run.experiment_id)
+    run = runs.find_run(session, ctx, source_run_id) if source_run_id else None
+    if run is not None:  # the model belongs to its run's experiment (the client may name the active one)
+        runs.writable_run(session, ctx, run.id)
+        experiment = experiments.get_experiment(session, ctx, run.experiment_id)
     else:
         ctx.authorize("experiment", experiment.id)
-    name = check_key("name", name) if name else "model"
+    run_id = run.id if run is not None else None
+    name = check_key("name", name) if name else runs.generated_name()
     details = {"name": name, "status": "LOGGED_MODEL_PENDING", "model_type": model_type or "",
-               "tags": dict(tags or {}), "params": dict(params or {})}
+               "tags": dict(tags or {}), "params": dict(params or {}), "source_run_id": source_run_id or ""}
     manifest = {"flavor": MLFLOW_FLAVOR, "format": 1, "files": {}, "mlflow": details}
     new = NewModel(experiment.id, run_id, logged_models.unique_name(session, run_id, name), MLFLOW_FLAVOR, manifest)
     row = logged_models.record_logged_model(session, ctx, new)
@@ -185,7 +203,7 @@ def finalize_logged_model(session: Session, ctx: Context, model_id: str, status:
         raise InvalidInputError("status must be LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED", field="status")
     row = logged_models.get_logged_model(session, ctx, model_id, write=True)
     if status == "LOGGED_MODEL_READY":
-        logged_models.refresh_manifest_files(session, row)
+        logged_models.refresh_manifest_files(session, row, allow_empty=True)
     _update_info(row, status=status)
     return row
 
@@ -223,7 +241,7 @@ def _logged_model_for(session: Session, ctx: Context, source: str | None, run_id
         wanted = (model_id or (models_match.group(1) if models_match else "")).removeprefix("m-")
         row = logged_models.get_logged_model(session, ctx, wanted)
         if not row.manifest.get("files"):
-            logged_models.refresh_manifest_files(session, row)
+            logged_models.refresh_manifest_files(session, row, allow_empty=True)
         return row
     run_match, artifacts_match = RUN_SOURCE.match(source), ARTIFACTS_SOURCE.match(source)
     if run_match:
@@ -312,3 +330,56 @@ def latest_versions(session: Session, ctx: Context, full_name: str, stages: list
         if view.row.stage in wanted:
             latest[view.row.stage] = view
     return sorted(latest.values(), key=lambda v: v.row.version)
+
+
+# metrics of logged models, and the models a run used or produced --------------------------------------
+
+@dataclass(frozen=True)
+class ModelMetric:
+    model_id: str
+    key: str
+    value: float | None
+    timestamp: int
+    step: int
+    dataset_name: str = ""
+    dataset_digest: str = ""
+
+
+def log_model_metrics(session: Session, ctx: Context, run_id: str, metrics: list[ModelMetric]) -> None:
+    """Values a run logged against logged models (``log_metric(..., model_id=)``), kept with each model."""
+    for metric in metrics:
+        model = logged_models.get_logged_model(session, ctx, metric.model_id.removeprefix("m-"), field_name="model_id")
+        session.add(LoggedModelMetricRow(
+            logged_model_id=model.id, run_id=run_id, key=check_key("key", metric.key), value=metric.value,
+            timestamp=metric.timestamp, step=metric.step, dataset_name=check_text("dataset_name", metric.dataset_name,
+                                                                                  MAX_KEY),
+            dataset_digest=check_text("dataset_digest", metric.dataset_digest, MAX_KEY)))
+    session.flush()
+
+
+def model_metrics(session: Session, row: LoggedModelRow) -> list[LoggedModelMetricRow]:
+    query = select(LoggedModelMetricRow).where(LoggedModelMetricRow.logged_model_id == row.id)
+    return list(session.scalars(query.order_by(LoggedModelMetricRow.id).limit(10_000)))
+
+
+def link_models(session: Session, ctx: Context, run_id: str, links: list[tuple[str, int]], direction: str) -> None:
+    """Record logged models as a run's inputs or outputs (each once per run and direction)."""
+    run = runs.get_run_row(session, ctx, run_id, write=True)
+    for model_id, step in links:
+        model = logged_models.get_logged_model(session, ctx, str(model_id).removeprefix("m-"), field_name="models")
+        existing = session.get(RunModelLinkRow, (run.id, model.id, direction))
+        if existing is None:
+            session.add(RunModelLinkRow(run_id=run.id, logged_model_id=model.id, direction=direction, step=step))
+        else:
+            existing.step = step
+    session.flush()
+
+
+def model_links(session: Session, run_ids: list[str]) -> dict[str, list[RunModelLinkRow]]:
+    """The model inputs and outputs of these runs: run id -> links, in model id order."""
+    found: dict[str, list[RunModelLinkRow]] = {}
+    query = select(RunModelLinkRow).where(RunModelLinkRow.run_id.in_(run_ids)).order_by(
+        RunModelLinkRow.logged_model_id)
+    for link in session.scalars(query):
+        found.setdefault(link.run_id, []).append(link)
+    return found

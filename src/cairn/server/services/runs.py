@@ -75,7 +75,8 @@ class RunCreate:
     run_key: str | None = None
 
 
-def _generated_name() -> str:
+def generated_name() -> str:
+    """A readable random name for a run or a model created without one."""
     return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(1000)}"
 
 
@@ -139,7 +140,7 @@ def _new_run_values(session: Session, ctx: Context, spec: RunCreate, run_id: str
     if spec.parent_run_id is not None:
         get_run_row(session, ctx, spec.parent_run_id, field_name="parent_run_id")
     start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
-    name = check_key("name", spec.name) if spec.name else _generated_name()
+    name = check_key("name", spec.name) if spec.name else generated_name()
     user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
     tags = authored(ctx, _string_map("tags", spec.tags, _tag_value)) if spec.tags else {}
     values = {"id": run_id, "workspace_id": ctx.workspace_id, "experiment_id": experiment_id, "name": name,
@@ -478,10 +479,11 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
 
 
 def delete_tag(session: Session, ctx: Context, run_id: str, key: str) -> None:
-    get_run_row(session, ctx, run_id, write=True)
+    row = get_run_row(session, ctx, run_id, write=True)
+    _check_logging(run_id, row.lifecycle, row.status)
     tag = session.get(RunTagRow, (run_id, key))
     if tag is None:
-        raise NotFoundError(f"run {run_id} has no tag {key!r}", field="key")
+        raise NotFoundError(f"No tag with name: {key} in run with id {run_id}", field="key")
     session.delete(tag)
     events.record(session, ctx, "run.delete_tag", "run", run_id, before={key: tag.value})
 

@@ -183,7 +183,8 @@ def operate(column: Any, op: str, value: Any) -> ColumnElement[bool]:
 
 def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
     if not 1 <= q.max_results <= MAX_RESULTS:
-        raise InvalidInputError(f"max_results must be between 1 and {MAX_RESULTS}", field="max_results")
+        raise InvalidInputError(f"Invalid value {q.max_results} for parameter 'max_results' supplied: it must be "
+                                f"between 1 and {MAX_RESULTS}", field="max_results")
     if q.view_type not in VIEW_TYPES:
         raise InvalidInputError(f"run_view_type must be one of {sorted(VIEW_TYPES)}", field="run_view_type")
     tree, order = check_query(q.filter, tuple(q.order_by))

@@ -3,6 +3,7 @@ tracking API's ``artifacts/list``, and the MLflow UI's upload route."""
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from typing import Any
 
@@ -11,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async
+from cairn.server.api.common import JSON, call, call_async, read_body
 from cairn.server.api.mlflow.protocol import ARTIFACTS_PREFIX, artifacts_router, mlflow_routes, run_id_of, text
 from cairn.server.api.mlflow.shapes import default_experiment_id, file_out
 from cairn.server.services import artifacts as artifact_svc
@@ -19,6 +20,7 @@ from cairn.server.services import logged_models, runs
 from cairn.server.services import mlflow as svc
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.storage.blobs import StoredBlob
+from cairn.server.storage.paths import clean_artifact_path
 
 _EXPERIMENT_ONLY = re.compile(r"[0-9]{1,18}")
 
@@ -113,11 +115,54 @@ def delete_proxy_artifact(artifact_path: str, request: Request, access: Access =
 async def upload_artifact(request: Request, run_uuid: str = "", path: str = "",
                           access: Access = requires("artifact.write")) -> Any:
     """The MLflow UI's upload: the body is the file, ``run_uuid`` and ``path`` are in the query string."""
-    if not run_uuid or not path:
-        raise InvalidInputError("Request must specify run_uuid and path.", field="run_uuid" if not run_uuid else "path")
+    if not run_uuid:
+        raise InvalidInputError("Request must specify run_uuid.", field="run_uuid")
+    if not path:
+        raise InvalidInputError("Request must specify path.", field="path")
+    try:
+        clean_artifact_path(path)
+    except InvalidInputError:
+        raise InvalidInputError(f"Invalid path: {path[:200]!r}", field="path") from None
+    data = await read_body(request)
+    if not data:
+        raise InvalidInputError("Request must specify data.", field="body")
 
-    def where(session: Any, ctx: Any) -> str:
+    def store(session: Any, ctx: Any) -> None:
         run = runs.get_run_row(session, ctx, run_uuid, write=True)
-        return f"{run.experiment_id}/{run.id}/artifacts/{path}"
-    await _store(request, access, await call_async(request, access, False, where))
+        artifact_svc.record_version(session, ctx, run.id, path, blob)
+    blob: StoredBlob = await run_in_threadpool(request.app.state.blobs.put_bytes, data)
+    await call_async(request, access, True, store)
     return JSON({})
+
+
+def _stream(request: Request, digest: str, size: int, name: str) -> Any:
+    chunks = request.app.state.blobs.open(digest)
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return StreamingResponse(chunks, media_type=kind if kind.startswith("text/") else "application/octet-stream",
+                             headers={"Content-Length": str(size), "X-Content-Type-Options": "nosniff"})
+
+
+@artifacts_router.get("/get-artifact")
+@artifacts_router.get("/ajax-api/2.0/mlflow/get-artifact")
+async def get_artifact(request: Request, path: str = "", run_uuid: str = "", run_id: str = "",
+                       access: Access = requires("artifact.read")) -> Any:
+    """The MLflow UI's download of one run artifact (the latest version)."""
+    wanted = run_uuid or run_id
+    if not wanted or not path:
+        raise InvalidInputError("Request must specify run_uuid and path.", field="run_uuid" if not wanted else "path")
+    row = await call_async(request, access, False, artifact_svc.get_version, wanted, path, None)
+    return await run_in_threadpool(_stream, request, row.digest, row.size, path)
+
+
+@artifacts_router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files")
+async def get_logged_model_file(model_id: str, request: Request, artifact_file_path: str = "",
+                                access: Access = requires("artifact.read")) -> Any:
+    """The MLflow UI's download of one file of a logged model."""
+    if not artifact_file_path:
+        raise InvalidInputError("Request must specify artifact_file_path.", field="artifact_file_path")
+
+    def find(session: Any, ctx: Any) -> tuple[str, int]:
+        row = logged_models.get_logged_model(session, ctx, model_id.removeprefix("m-"))
+        return logged_models.file_digest(session, row, artifact_file_path)
+    digest, size = await call_async(request, access, False, find)
+    return await run_in_threadpool(_stream, request, digest, size, artifact_file_path)

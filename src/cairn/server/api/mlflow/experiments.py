@@ -18,7 +18,7 @@ from cairn.server.services.search import VIEW_TYPES
 @mlflow_routes("POST", "/experiments/create", "experiment.write")
 async def create_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, tags = text(body, "name"), pairs(body, "tags")
-    location = text(body, "artifact_location", required=False, default="")
+    location = svc.artifact_location(text(body, "artifact_location", required=False, default=""))
     row = await call_async(request, access, True, experiments.create_experiment, name, "", tags,
                            artifact_location=location)
     return JSON({"experiment_id": svc.experiment_key(row)})

@@ -75,17 +75,29 @@ def _order_by(raw: Any) -> tuple[str, ...]:
     return tuple(clauses)
 
 
+def _datasets(raw: Any) -> list[tuple[str, str | None]]:
+    """[{dataset_name, dataset_digest?}]: models with metrics measured on one of these datasets."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidInputError("datasets must be a list of {dataset_name, dataset_digest}", field="datasets")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise InvalidInputError(f"datasets[{i}] needs a dataset_name", field=f"datasets[{i}]")
+        out.append((text(item, "dataset_name"), text(item, "dataset_digest", required=False)))
+    return out
+
+
 @mlflow_routes("POST", "/logged-models/search", "run.read")
 async def search_logged_models(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    ids = string_list(body, "experiment_ids")
-    if body.get("datasets"):
-        raise InvalidInputError("filtering logged models by dataset is not supported by Cairn", field="datasets")
+    ids, datasets = string_list(body, "experiment_ids"), _datasets(body.get("datasets"))
     listing = catalog.Listing(text(body, "filter", required=False), _order_by(body.get("order_by")),
                               page_size(body, 100, 1000), text(body, "page_token", required=False))
 
     def found(session: Any, ctx: Any) -> Any:
         experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]
-        page = catalog.search_logged_models(session, ctx, experiment_ids, listing)
+        page = catalog.search_logged_models(session, ctx, experiment_ids, listing, datasets)
         return [logged_model_out(session, ctx, row) for row in page.items], page.next_page_token
     models, token = await call_async(request, access, False, found)
     out: dict[str, Any] = {"models": models}

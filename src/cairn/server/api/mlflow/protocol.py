@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 
 from cairn.server.api import direct
@@ -47,6 +48,13 @@ async def body_of(request: Request) -> dict[str, Any]:
     return body
 
 
+def invalid(name: str, value: Any, why: str = "") -> InvalidInputError:
+    """MLflow's wording, which its users match on: the value as JSON, then the parameter."""
+    shown = orjson.dumps(value, default=str).decode()[:200]
+    return InvalidInputError(f"Invalid value {shown} for parameter '{name}' supplied{': ' + why if why else ''}",
+                             field=name)
+
+
 def missing(name: str) -> InvalidInputError:
     return InvalidInputError(f"Missing value for required parameter '{name}'. See the API docs for more "
                              "information about request parameters.", field=name)
@@ -60,8 +68,7 @@ def text(body: dict[str, Any], name: str, *, required: bool = True, default: str
             raise missing(name)
         return default
     if not isinstance(value, str):
-        raise InvalidInputError(f"Invalid value {str(value)[:100]} for parameter '{name}' supplied: expected a "
-                                f"string, got {type(value).__name__}", field=name)
+        raise invalid(name, value, "expected a string")
     return value
 
 
@@ -73,12 +80,10 @@ def integer(body: dict[str, Any], name: str, default: int | None = None, *, requ
             raise missing(name)
         return default
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not _INTEGER.fullmatch(str(value)):
-        raise InvalidInputError(f"Invalid value {str(value)[:100]!r} for parameter '{name}' supplied: expected an "
-                                "integer", field=name)
+        raise invalid(name, value, "expected an integer")
     result = int(value)
     if not -(2**63) <= result < 2**63:
-        raise InvalidInputError(f"Invalid value {value} for parameter '{name}' supplied: out of the int64 range",
-                                field=name)
+        raise invalid(name, value, "out of the int64 range")
     return result
 
 
@@ -90,23 +95,23 @@ def string_list(body: dict[str, Any], name: str) -> list[str]:
     if isinstance(raw, str) and isinstance(body, Query):
         raw = [raw]
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        raise InvalidInputError(f"Invalid value for parameter '{name}' supplied: expected a list of strings",
-                                field=name)
+        raise invalid(name, raw, "expected a list of strings")
     return raw
 
 
 def pairs(body: dict[str, Any], name: str) -> dict[str, str]:
     """[{key, value}, ...] -> {key: value}."""
     raw = body.get(name) or []
-    if not isinstance(raw, list) or not all(isinstance(p, dict) and isinstance(p.get("key"), str) for p in raw):
-        raise InvalidInputError(f"Invalid value for parameter '{name}' supplied: expected a list of "
-                                "{key, value}", field=name)
+    if not isinstance(raw, list):
+        raise invalid(name, raw, "expected a list of {key, value}")
     out = {}
     for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise (missing(f"{name}[{i}].key") if isinstance(item, dict) and item.get("key") is None
+                   else invalid(f"{name}[{i}]", item, "expected {key, value}"))
         value = item.get("value")
         if value is not None and not isinstance(value, str):
-            raise InvalidInputError(f"Invalid value for parameter '{name}[{i}].value' supplied: expected a string",
-                                    field=f"{name}[{i}].value")
+            raise invalid(f"{name}[{i}].value", value, "expected a string")
         out[item["key"]] = value or ""
     return out
 
@@ -132,8 +137,7 @@ def view_of(body: dict[str, Any], name: str) -> str:
 def page_size(body: dict[str, Any], default: int, limit: int, name: str = "max_results") -> int:
     size = integer(body, name, default)
     if size is None or not 1 <= size <= limit:
-        raise InvalidInputError(f"Invalid value {size} for parameter '{name}' supplied: it must be at most "
-                                f"{limit} and at least 1", field=name)
+        raise invalid(name, size, f"it must be at most {limit} and at least 1")
     return size
 
 

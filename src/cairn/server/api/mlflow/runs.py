@@ -11,6 +11,8 @@ from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON, call_async, call_small_write
 from cairn.server.api.mlflow.protocol import (
     integer,
+    invalid,
+    missing,
     mlflow_routes,
     pairs,
     run_id_of,
@@ -18,11 +20,10 @@ from cairn.server.api.mlflow.protocol import (
     text,
     view_of,
 )
-from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, run_out
+from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, runs_out
 from cairn.server.services import mlflow as svc
 from cairn.server.services import runs, search
 from cairn.server.services.errors import InvalidInputError, NotFoundError
-from cairn.server.services.events import now_ms
 from cairn.server.services.search import decode_token, encode_token, fingerprint
 from cairn.server.services.validation import MLFLOW_BATCH
 
@@ -40,12 +41,12 @@ async def create_run(request: Request, access: Access, body: dict[str, Any]) -> 
         spec = runs.RunCreate(experiment_id=experiment.id, name=name, tags=tags, start_time=start, user=user,
                               parent_run_id=parent.id if parent is not None else None)
         row = runs.create_run(session, ctx, spec)
-        return run_out(runs.read_run(session, ctx, row.id), default_experiment_id(session, ctx))
+        return runs_out(session, ctx, [runs.read_run(session, ctx, row.id)])[0]
     return JSON({"run": await call_async(request, access, True, create)})
 
 
 def _run(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
-    return run_out(runs.read_run(session, ctx, run_id), default_experiment_id(session, ctx))
+    return runs_out(session, ctx, [runs.read_run(session, ctx, run_id)])[0]
 
 
 @mlflow_routes("GET", "/runs/get", "run.read")
@@ -79,71 +80,104 @@ async def restore_run(request: Request, access: Access, body: dict[str, Any]) ->
     return JSON({})
 
 
-def _value(metric: dict[str, Any], i: int) -> Any:
+_SPECIAL = ("NaN", "Infinity", "-Infinity")
+
+
+def _metric(metric: Any, prefix: str) -> tuple[str, Any, int, int]:
+    """One MLflow ``Metric``: key, value, step (0 when absent) and timestamp (required), checked in that order
+    with MLflow's messages; ``prefix`` names where it is (``metrics[3].`` in a batch)."""
+    if not isinstance(metric, dict):
+        raise invalid(prefix.rstrip("."), metric, "expected a metric")
+    key = text(metric, "key") if not prefix else _in(prefix, text, metric, "key")
     value = metric.get("value")
-    if value is None:
-        raise InvalidInputError(f"Missing value for required parameter 'metrics[{i}].value'", field=f"metrics[{i}]")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidInputError(f"Invalid value {str(value)[:40]} for parameter 'metrics[{i}].value' supplied: "
-                                "expected a number", field=f"metrics[{i}].value")
-    if isinstance(value, str) and value not in ("NaN", "Infinity", "-Infinity"):
-        try:
-            return float(value)
-        except ValueError:
-            raise InvalidInputError(f"metrics[{i}].value {value[:40]!r} is not a number",
-                                    field=f"metrics[{i}].value") from None
-    return value
+    if value is None or value == "":
+        raise missing(f"{prefix}value")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
+            isinstance(value, str) and value not in _SPECIAL and not _is_float(value)):
+        raise invalid(f"{prefix}value", value, "expected a number")
+    value = float(value) if isinstance(value, str) and value not in _SPECIAL else value
+    timestamp = _in(prefix, integer, metric, "timestamp", required=True)
+    step = _in(prefix, integer, metric, "step", 0)
+    return key, value, step or 0, timestamp or 0
 
 
-def metric_batches(raw: Any) -> list[dict[str, Any]]:
-    """MLflow's [{key, value, timestamp, step}] -> Cairn's columnar series, in the order given."""
+def _in(prefix: str, read: Any, body: dict[str, Any], name: str, *args: Any, **kwargs: Any) -> Any:
+    """``read(body, name)`` with errors naming ``<prefix><name>``."""
+    return read({f"{prefix}{name}": body.get(name)}, f"{prefix}{name}", *args, **kwargs)
+
+
+def _is_float(text_value: str) -> bool:
+    try:
+        float(text_value)
+    except ValueError:
+        return False
+    return True
+
+
+def metric_batches(raw: Any) -> tuple[list[dict[str, Any]], list[svc.ModelMetric]]:
+    """MLflow's [{key, value, timestamp, step}] -> Cairn's columnar series, in the order given; and the points
+    logged against a logged model (``model_id``), which its model keeps too."""
     if not isinstance(raw, list):
-        raise InvalidInputError("metrics must be a list of {key, value, timestamp, step}", field="metrics")
+        raise invalid("metrics", raw, "expected a list of metrics")
     series: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"values": [], "steps": [], "timestamps": []})
-    for i, metric in enumerate(raw):
-        if not isinstance(metric, dict) or not isinstance(metric.get("key"), str):
-            raise InvalidInputError(f"Missing value for required parameter 'metrics[{i}].key'",
-                                    field=f"metrics[{i}]")
-        target = series[metric["key"]]
-        target["values"].append(_value(metric, i))
-        target["steps"].append(integer(metric, "step", 0))
-        target["timestamps"].append(integer(metric, "timestamp", None) or now_ms())
-    return [{"key": key, **columns} for key, columns in series.items()]
+    for_models = []
+    for i, item in enumerate(raw):
+        key, value, step, timestamp = _metric(item, f"metrics[{i}].")
+        target = series[key]
+        target["values"].append(value)
+        target["steps"].append(step)
+        target["timestamps"].append(timestamp)
+        model_id = text(item, "model_id", required=False)
+        if model_id:
+            for_models.append(svc.ModelMetric(
+                model_id, key, None if value == "NaN" else float(value), timestamp, step,
+                text(item, "dataset_name", required=False, default=""),
+                text(item, "dataset_digest", required=False, default="")))
+    return [{"key": key, **columns} for key, columns in series.items()], for_models
 
 
-async def _log(request: Request, access: Access, run_id: str, batch: dict[str, Any]) -> Any:
-    await call_small_write(request, access, runs.log_batch, run_id, batch, limits=MLFLOW_BATCH)
+async def _log(request: Request, access: Access, run_id: str, batch: dict[str, Any],
+               for_models: list[svc.ModelMetric] | None = None) -> Any:
+    if not for_models:
+        await call_small_write(request, access, runs.log_batch, run_id, batch, limits=MLFLOW_BATCH)
+        return JSON({})
+
+    def log(session: Any, ctx: Any) -> None:  # the run's points and the models' in one transaction
+        runs.log_batch(session, ctx, run_id, batch, limits=MLFLOW_BATCH)
+        svc.log_model_metrics(session, ctx, run_id, for_models)
+    await call_async(request, access, True, log)
     return JSON({})
 
 
 @mlflow_routes("POST", "/runs/log-batch", "run.write")
 async def log_batch(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow's limits (``validation.MLFLOW_BATCH``): 1000 metrics, 100 params, 100 tags, 1000 in all."""
-    metrics = body.get("metrics") or []
-    return await _log(request, access, run_id_of(body), {"metrics": metric_batches(metrics),
-                                                          "params": pairs(body, "params"),
-                                                          "tags": pairs(body, "tags")})
+    run_id = run_id_of(body)
+    series, for_models = metric_batches(body.get("metrics") or [])
+    batch = {"metrics": series, "params": pairs(body, "params"), "tags": pairs(body, "tags")}
+    return await _log(request, access, run_id, batch, for_models)
 
 
 @mlflow_routes("POST", "/runs/log-metric", "run.write")
 async def log_metric(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    metric = {"key": text(body, "key"), "value": body.get("value"), "step": body.get("step"),
-              "timestamp": body.get("timestamp")}
-    if metric["value"] is None:
-        raise InvalidInputError("Missing value for required parameter 'value'", field="value")
-    return await _log(request, access, run_id_of(body), {"metrics": metric_batches([metric])})
+    run_id = run_id_of(body)
+    _metric(body, "")
+    series, for_models = metric_batches([body])
+    return await _log(request, access, run_id, {"metrics": series}, for_models)
 
 
 @mlflow_routes("POST", "/runs/log-parameter", "run.write")
 async def log_param(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """Cairn keeps param history: logging another value is recorded, and the latest is what MLflow sees."""
+    run_id = run_id_of(body)
     params = {text(body, "key"): text(body, "value", required=False, default="")}
-    return await _log(request, access, run_id_of(body), {"params": params})
+    return await _log(request, access, run_id, {"params": params})
 
 
 @mlflow_routes("POST", "/runs/set-tag", "run.write")
 async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    key, value, run_id = text(body, "key"), text(body, "value", required=False, default=""), run_id_of(body)
+    run_id = run_id_of(body)
+    key, value = text(body, "key"), text(body, "value", required=False, default="")
 
     def set_one(session: Any, ctx: Any) -> None:
         if key == "mlflow.runName":
@@ -155,7 +189,8 @@ async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any
 
 @mlflow_routes("POST", "/runs/delete-tag", "run.write")
 async def delete_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, runs.delete_tag, run_id_of(body), text(body, "key"))
+    run_id = run_id_of(body)
+    await call_async(request, access, True, runs.delete_tag, run_id, text(body, "key"))
     return JSON({})
 
 
@@ -169,13 +204,15 @@ def _dataset(item: Any, i: int) -> tuple[dict[str, Any], dict[str, str]]:
 
 @mlflow_routes("POST", "/runs/log-inputs", "run.write")
 async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    run_id, datasets = run_id_of(body), body.get("datasets") or []
+    run_id, datasets, models = run_id_of(body), body.get("datasets") or [], body.get("models") or []
     if not isinstance(datasets, list):
-        raise InvalidInputError("datasets must be a list", field="datasets")
+        raise invalid("datasets", datasets, "expected a list")
     parsed = [_dataset(item, i) for i, item in enumerate(datasets)]
+    model_ids = _model_refs(models, "models")
 
     def log(session: Any, ctx: Any) -> None:
         runs.get_run_row(session, ctx, run_id, write=True)
+        svc.link_models(session, ctx, run_id, [(m, 0) for m, _ in model_ids], "input")
         for dataset, tags in parsed:
             details = runs.DatasetDetails(source_type=text(dataset, "source_type", required=False, default=""),
                                           schema=text(dataset, "schema", required=False, default=""),
@@ -189,10 +226,22 @@ async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> 
     return JSON({})
 
 
+def _model_refs(raw: Any, name: str) -> list[tuple[str, int]]:
+    if not isinstance(raw, list):
+        raise invalid(name, raw, "expected a list of {model_id}")
+    refs = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise invalid(f"{name}[{i}]", item, "expected {model_id}")
+        refs.append((text(item, "model_id"), integer(item, "step", 0) or 0))
+    return refs
+
+
 @mlflow_routes("POST", "/runs/outputs", "run.write")
 async def log_outputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    """MLflow 3 links logged models to their run; Cairn knows a logged model's run from its creation."""
-    await call_async(request, access, False, runs.get_run_row, run_id_of(body))
+    """MLflow 3 records the logged models a run produced, at a step."""
+    run_id, outputs = run_id_of(body), _model_refs(body.get("models") or [], "models")
+    await call_async(request, access, True, svc.link_models, run_id, outputs, "output")
     return JSON({})
 
 
@@ -216,8 +265,7 @@ async def search_runs(request: Request, access: Access, body: dict[str, Any]) ->
         query = search.RunQuery(experiment_ids, (), text(body, "filter", required=False), order_by, limit,
                                 text(body, "page_token", required=False), view)
         page = search.search_runs(session, ctx, query)
-        default = default_experiment_id(session, ctx)
-        return {"runs": [run_out(v, default) for v in page.runs], "next_page_token": page.next_page_token}
+        return {"runs": runs_out(session, ctx, page.runs), "next_page_token": page.next_page_token}
     out = await call_async(request, access, False, found)
     if not out["next_page_token"]:
         del out["next_page_token"]
@@ -251,19 +299,38 @@ async def get_metric_history(request: Request, access: Access, body: dict[str, A
     return JSON(out)
 
 
-def _run_ids(body: dict[str, Any]) -> list[str]:
-    run_ids = string_list(body, "run_ids") or string_list(body, "run_id")
-    if not run_ids or len(run_ids) > 100:
-        raise InvalidInputError("run_ids must name 1 to 100 runs", field="run_ids")
-    return run_ids
+MAX_BULK_RUNS = 100
+
+
+def _bulk_request(body: dict[str, Any], *, sampled: bool) -> tuple[str, list[str], int]:
+    """The run ids, metric key and page size of a bulk history read, refused as MLflow refuses them."""
+    what = "GetMetricHistoryBulkInterval" if sampled else "GetMetricHistoryBulk"
+    run_ids = string_list(body, "run_ids" if sampled else "run_id")
+    if not run_ids:
+        raise missing("run_ids") if sampled else InvalidInputError(
+            f"{what} request must specify at least one run_id.", field="run_id")
+    if len(run_ids) > MAX_BULK_RUNS:
+        raise InvalidInputError(f"{what} request must specify at most {MAX_BULK_RUNS} run_ids." if sampled else
+                                f"{what} request cannot specify more than {MAX_BULK_RUNS} run_ids.", field="run_ids")
+    key = text(body, "metric_key", required=False)
+    if not key:
+        raise missing("metric_key") if sampled else InvalidInputError(
+            f"{what} request must specify a metric_key.", field="metric_key")
+    limit = integer(body, "max_results", 1000 if sampled else 25_000)
+    top = 2500 if sampled else 25_000
+    if limit is None or not 1 <= limit <= top:
+        raise InvalidInputError(f"max_results must be between 1 and {top}.", field="max_results")
+    return key, run_ids, limit
 
 
 async def _bulk(request: Request, access: Access, body: dict[str, Any], *, sampled: bool) -> Any:
-    key, run_ids = text(body, "metric_key"), _run_ids(body)
-    limit = integer(body, "max_results", 1000 if sampled else 25_000) or 1000
-    if not 1 <= limit <= 25_000:
-        raise InvalidInputError("max_results must be between 1 and 25000", field="max_results")
+    key, run_ids, limit = _bulk_request(body, sampled=sampled)
     start, end = integer(body, "start_step"), integer(body, "end_step")
+    if (start is None) != (end is None):
+        raise InvalidInputError("If either start step or end step are specified, both must be specified.",
+                                field="start_step")
+    if start is not None and end is not None and end < start:
+        raise InvalidInputError("end_step must be greater than start_step. ", field="end_step")
 
     def read(session: Any, ctx: Any) -> list[Any]:
         out = []
@@ -296,6 +363,12 @@ async def get_history_bulk(request: Request, access: Access, body: dict[str, Any
 async def search_datasets(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """The distinct datasets logged to runs of the given experiments (the MLflow UI's dataset filter)."""
     ids = string_list(body, "experiment_ids")
+    if not ids:
+        raise InvalidInputError("SearchDatasets request must specify at least one experiment_id.",
+                                field="experiment_ids")
+    if len(ids) > 20:
+        raise InvalidInputError("SearchDatasets request cannot specify more than 20 experiment_ids.",
+                                field="experiment_ids")
 
     def found(session: Any, ctx: Any) -> list[dict[str, Any]]:
         experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]

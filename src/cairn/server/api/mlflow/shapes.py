@@ -54,7 +54,14 @@ def _dataset_out(d: Any) -> dict[str, Any]:
                                           "source": d.uri, "schema": d.dataset_schema, "profile": d.profile}}
 
 
-def run_out(view: runs.RunView, default_id: int | None) -> dict[str, Any]:
+def runs_out(session: Session, ctx: Context, views: list[runs.RunView]) -> list[dict[str, Any]]:
+    """Runs as MLflow's ``Run`` messages, with the models each used and produced."""
+    default_id = default_experiment_id(session, ctx)
+    links = svc.model_links(session, [v.row.id for v in views])
+    return [run_out(v, default_id, links.get(v.row.id, [])) for v in views]
+
+
+def run_out(view: runs.RunView, default_id: int | None, links: list[Any] | None = None) -> dict[str, Any]:
     tags = dict(view.tags)
     tags.setdefault("mlflow.runName", view.row.name)
     if view.row.user:
@@ -64,9 +71,13 @@ def run_out(view: runs.RunView, default_id: int | None) -> dict[str, Any]:
     last = [(s, metrics.summarize(s).last) for s in view.metrics if s.count]
     metric_list = [{"key": s.key, "value": num(value), "timestamp": s.last_timestamp, "step": s.last_step}
                    for s, value in last]
+    models_in = [{"model_id": f"m-{link.logged_model_id}"} for link in links or [] if link.direction == "input"]
+    models_out = [{"model_id": f"m-{link.logged_model_id}", "step": link.step} for link in links or []
+                  if link.direction == "output"]
     return {"info": run_info(view.row, default_id),
             "data": {"metrics": metric_list, "params": kv(view.params), "tags": kv(tags)},
-            "inputs": {"dataset_inputs": [_dataset_out(d) for d in view.datasets]}}
+            "inputs": {"dataset_inputs": [_dataset_out(d) for d in view.datasets], "model_inputs": models_in},
+            "outputs": {"model_outputs": models_out}}
 
 
 def points_out(key: str, points: list[tuple[int, int, float | None]], run_id: str | None = None) -> list[Any]:
@@ -108,13 +119,20 @@ def model_out(view: ModelView, latest: list[dict[str, Any]] | None = None) -> di
     return out
 
 
+def _model_metric_out(m: Any) -> dict[str, Any]:
+    return {"key": m.key, "value": num(math.nan if m.value is None else m.value), "timestamp": m.timestamp,
+            "step": m.step, "model_id": f"m-{m.logged_model_id}", "dataset_name": m.dataset_name,
+            "dataset_digest": m.dataset_digest, "run_id": m.run_id}
+
+
 def logged_model_out(session: Session, ctx: Context, row: LoggedModelRow) -> dict[str, Any]:
     details = svc.info(row)
     experiment = experiments.get_experiment(session, ctx, row.experiment_id)
     return {"info": {"model_id": f"m-{row.id}", "experiment_id": svc.experiment_key(experiment),
                      "name": details.get("name", row.name), "artifact_uri": svc.logged_model_uri(session, ctx, row),
                      "creation_timestamp_ms": row.created_at, "last_updated_timestamp_ms": row.created_at,
-                     "status": details.get("status", "LOGGED_MODEL_READY"), "source_run_id": row.run_id or "",
+                     "status": details.get("status", "LOGGED_MODEL_READY"),
+                     "source_run_id": row.run_id or details.get("source_run_id", ""),
                      "model_type": details.get("model_type", ""), "tags": kv(details.get("tags") or {}),
                      "params": kv(details.get("params") or {})},
-            "data": {"metrics": []}}
+            "data": {"metrics": [_model_metric_out(m) for m in svc.model_metrics(session, row)]}}

@@ -5,7 +5,8 @@ Revises: 0007
 Create Date: 2026-12-02 12:00:00.000000
 
 An experiment's artifact_location as its creator gave it; a dataset input's source type, schema, profile
-and input tags; a model version's MLflow stage; and logged models made outside any run (MLflow 3's ``log_model`` with no active run):
+and input tags; a model version's MLflow stage; metrics logged against a
+logged model and the models a run used or produced; and logged models made outside any run (MLflow 3's ``log_model`` with no active run):
 ``logged_models`` gains its workspace and experiment (filled in from the run for existing rows), its run
 becomes optional, and such a model's files go to ``logged_model_files``.
 """
@@ -58,9 +59,38 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('logged_model_files', schema=None) as batch_op:
         batch_op.create_index('ix_logged_model_files_digest', ['digest'], unique=False)
+    op.create_table(
+        'logged_model_metrics',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('logged_model_id', sa.String(length=32), nullable=False),
+        sa.Column('run_id', sa.String(length=32), nullable=False),
+        sa.Column('key', sa.String(length=250), nullable=False),
+        sa.Column('value', sa.Float(), nullable=True),
+        sa.Column('timestamp', sa.BigInteger(), nullable=False),
+        sa.Column('step', sa.BigInteger(), nullable=False),
+        sa.Column('dataset_name', sa.String(length=250), nullable=False),
+        sa.Column('dataset_digest', sa.String(length=250), nullable=False),
+        sa.ForeignKeyConstraint(['logged_model_id'], ['logged_models.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('logged_model_metrics', schema=None) as batch_op:
+        batch_op.create_index('ix_logged_model_metrics_logged_model_id', ['logged_model_id'], unique=False)
+    op.create_table(
+        'run_model_links',
+        sa.Column('run_id', sa.String(length=32), nullable=False),
+        sa.Column('logged_model_id', sa.String(length=32), nullable=False),
+        sa.Column('direction', sa.String(length=8), nullable=False),
+        sa.Column('step', sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('run_id', 'logged_model_id', 'direction'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('run_model_links')
+    with op.batch_alter_table('logged_model_metrics', schema=None) as batch_op:
+        batch_op.drop_index('ix_logged_model_metrics_logged_model_id')
+    op.drop_table('logged_model_metrics')
     with op.batch_alter_table('logged_model_files', schema=None) as batch_op:
         batch_op.drop_index('ix_logged_model_files_digest')
     op.drop_table('logged_model_files')
