@@ -218,8 +218,8 @@ def test_endpoints_mlflow_clients_and_ui_call(client: MlflowClient, live: LiveSe
     with mlflow.start_run(run_id=run_id):
         mlflow.log_input(dataset, context="training", tags={"split": "a"})
     logged = client.get_run(run_id).inputs.dataset_inputs[0]
-    assert (logged.dataset.source_type, logged.dataset.schema) == (dataset.source_type, dataset.schema.to_json()
-                                                                   if dataset.schema else "")
+    entity = dataset._to_mlflow_entity()
+    assert (logged.dataset.source_type, logged.dataset.schema) == (entity.source_type, entity.schema)
     assert {t.key: t.value for t in logged.tags} == {"mlflow.data.context": "training", "split": "a"}
     summaries = httpx.post(f"{live.url}/ajax-api/2.0/mlflow/experiments/search-datasets",
                            json={"experiment_ids": [experiment]}).json()["dataset_summaries"]

@@ -58,7 +58,7 @@ def _listing(session: Any, ctx: Any, path: str) -> list[dict[str, Any]]:
 
 def _dot_tail(path: str) -> str:
     head, sep, tail = path.strip("/").partition("/artifacts")
-    return f"{head}{sep}/{_dot(tail.lstrip('/'))}" if sep else path
+    return f"{head}{sep}/{_dot(tail.removeprefix('/'))}" if sep else path
 
 
 @artifacts_router.get(ARTIFACTS_PREFIX + "/artifacts")

@@ -291,7 +291,7 @@ async def get_metric_history(request: Request, access: Access, body: dict[str, A
                 raise
             return []  # MLflow answers a metric a run never logged with an empty history
     points = await call_async(request, access, False, read)
-    mark = fingerprint(["history", run_id, key, limit])
+    mark = fingerprint(["history", run_id, key])
     offset = decode_token(text(body, "page_token", required=False), mark)
     out: dict[str, Any] = {"metrics": points_out(key, points[offset:offset + limit] if limit else points)}
     if limit and offset + limit < len(points):

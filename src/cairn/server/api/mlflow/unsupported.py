@@ -37,8 +37,9 @@ def server_info(access: Access = requires("public")) -> Any:
                  "features_enabled": []})
 
 
-def not_supported(request: Request, access: Access = requires("public")) -> Any:
-    """A feature of MLflow's server that Cairn does not have."""
+def not_supported(request: Request, access: Access = requires("experiment.read")) -> Any:
+    """A feature of MLflow's server that Cairn does not have (answered to callers who could read the workspace,
+    like the tracking routes beside it)."""
     parts = [p for p in request.url.path.split("/") if p]
     area = next((_AREAS[p] for p in parts if p in _AREAS), "this MLflow feature")
     message = (f"{area[0].upper()}{area[1:]} is not supported by Cairn, which does experiment tracking, the model "
