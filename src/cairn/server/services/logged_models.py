@@ -28,6 +28,7 @@ from cairn.server.storage.paths import clean_artifact_path
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_MODEL_FILES = 10_000
+MLFLOW_FLAVOR = "mlflow"  # a model in MLflow's format, logged through MLflow's API
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,8 @@ def put_file(session: Session, ctx: Context, model_id: str, path: str, blob: Sto
     if row.run_id is not None:
         raise InvalidInputError(f"logged model {row.id} keeps its files among its run's artifacts", field="model_id")
     path = clean_artifact_path(path)
-    listed = (row.manifest.get("files") or {}).get(path) if row.flavor != "mlflow" else None
-    if row.flavor != "mlflow" and (listed is None or (f"sha256:{listed['sha256']}", listed["size"]) !=
+    listed = (row.manifest.get("files") or {}).get(path) if row.flavor != MLFLOW_FLAVOR else None
+    if row.flavor != MLFLOW_FLAVOR and (listed is None or (f"sha256:{listed['sha256']}", listed["size"]) !=
                                    (blob.digest, blob.size)):
         raise InvalidInputError(f"file {path!r} is not in logged model {row.id}'s manifest with this digest and size",
                                 field="path")

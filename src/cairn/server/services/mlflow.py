@@ -30,7 +30,7 @@ from cairn.server.db.models import (
 from cairn.server.services import events, experiments, logged_models, registry, runs, versions
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, NotFoundError
-from cairn.server.services.logged_models import NewModel
+from cairn.server.services.logged_models import MLFLOW_FLAVOR, NewModel
 from cairn.server.services.registry import VersionView
 from cairn.server.services.validation import MAX_KEY, check_key, check_text
 from cairn.server.storage.paths import clean_artifact_path
@@ -40,7 +40,6 @@ MODEL_PATH = re.compile(r"^([0-9]{1,18})/models/m-([0-9a-f]{32})/artifacts(?:/(.
 RUN_SOURCE = re.compile(r"^runs:/([0-9a-f]{32})(?:/(.*))?$")
 MODELS_SOURCE = re.compile(r"^models:/(m-[0-9a-f]{32})/?$")
 ARTIFACTS_SOURCE = re.compile(r"^mlflow-artifacts:/+(.*)$")
-MLFLOW_FLAVOR = "mlflow"
 STAGES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
 
 

@@ -41,7 +41,7 @@ def create_version(session: Session, ctx: Context, full_name: str, source: str, 
     """Register a logged model as the next version of ``full_name`` (the model is created if needed)."""
     registry.writable_registry(session, ctx, full_name)
     logged = logged_models.resolve_logged_model(session, ctx, source)
-    if logged.run_id is None:
+    if logged.run_id is None and logged.flavor != logged_models.MLFLOW_FLAVOR:  # MLflow's list files at finalize
         logged_models.check_complete(session, logged)
     for alias in aliases or []:
         check_alias(alias)

@@ -133,6 +133,6 @@ def logged_model_out(session: Session, ctx: Context, row: LoggedModelRow) -> dic
                      "creation_timestamp_ms": row.created_at, "last_updated_timestamp_ms": row.created_at,
                      "status": details.get("status", "LOGGED_MODEL_READY"),
                      "source_run_id": row.run_id or details.get("source_run_id", ""),
-                     "model_type": details.get("model_type", ""), "tags": kv(details.get("tags") or {}),
-                     "params": kv(details.get("params") or {})},
-            "data": {"metrics": [_model_metric_out(m) for m in svc.model_metrics(session, row)]}}
+                     "model_type": details.get("model_type", ""), "tags": kv(details.get("tags") or {})},
+            "data": {"params": kv(details.get("params") or {}),
+                     "metrics": [_model_metric_out(m) for m in svc.model_metrics(session, row)]}}
