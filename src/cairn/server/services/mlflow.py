@@ -11,6 +11,7 @@ and MLflow clients see it as ``0``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -228,7 +229,19 @@ def create_version(session: Session, ctx: Context, full_name: str, *, source: st
     logged = _logged_model_for(session, ctx, source, run_id, model_id)
     version = versions.create_version(session, ctx, full_name, logged.id, tags=tags, description=description)
     version.row.lineage = {**version.row.lineage, "mlflow_source": source or f"models:/m-{logged.id}"}
+    _note_registration(logged, registry.to_mlflow_name(version.registry, version.model.name), version.row.version)
     return version
+
+
+def _note_registration(row: LoggedModelRow, name: str, version: int) -> None:
+    """MLflow tags a logged model with the versions registered from it (``mlflow.modelVersions``)."""
+    tags = dict(info(row).get("tags") or {})
+    try:
+        seen = json.loads(tags.get("mlflow.modelVersions") or "[]")
+    except ValueError:
+        seen = []
+    seen = [*(seen if isinstance(seen, list) else []), {"name": name, "version": version}]
+    _update_info(row, tags={"mlflow.modelVersions": json.dumps(seen)})
 
 
 def _logged_model_for(session: Session, ctx: Context, source: str | None, run_id: str | None,
