@@ -197,7 +197,8 @@ def get_team(team: str, request: Request, access: Access = requires("admin.read"
 
 
 @router.patch("/teams/{team}")
-def update_team(team: str, body: schemas.TeamUpdate, request: Request, access: Access = requires("admin.manage")) -> Any:
+def update_team(team: str, body: schemas.TeamUpdate, request: Request,
+                access: Access = requires("admin.manage")) -> Any:
     def update(session: Any) -> Any:
         row = removal.update_team(session, access.actor, team, body.description, access.client_addr)
         return schemas.team_out(row, accounts.team_members(session, row))
