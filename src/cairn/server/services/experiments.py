@@ -156,3 +156,13 @@ def set_experiment_tags(session: Session, ctx: Context, experiment_id: int, tags
     ctx.authorize("experiment", row.id)
     write_tags(session, ExperimentTagRow, "experiment_id", row.id, tags)
     events.record(session, ctx, "experiment.set_tags", "experiment", row.id, after=dict(tags))
+
+
+def delete_experiment_tag(session: Session, ctx: Context, experiment_id: int, key: str) -> None:
+    row = get_experiment(session, ctx, experiment_id)
+    ctx.authorize("experiment", row.id)
+    tag = session.get(ExperimentTagRow, (row.id, key))
+    if tag is None:
+        raise NotFoundError(f"experiment {experiment_id} has no tag {key!r}", field="key")
+    session.delete(tag)
+    events.record(session, ctx, "experiment.delete_tag", "experiment", row.id, before={key: tag.value})
