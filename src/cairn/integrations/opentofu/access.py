@@ -340,8 +340,9 @@ class ApiToken(Base):
         if not found or found[0]["revoked_at"] is not None or _expired(found[0]["expires_at"]):
             return None
         token = found[0]
+        days = current["expires_in_days"] if "expires_in_days" in current else _days(token)  # imported: derived
         return self.full({**current, "id": f"{owner}/{token_id}", "owner": owner, "name": token["name"],
-                          "scopes": [token["scope"]], "expires_at": token["expires_at"]})
+                          "scopes": [token["scope"]], "expires_at": token["expires_at"], "expires_in_days": days})
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         owner, token_id = current["id"].split("/", 1)
@@ -356,6 +357,12 @@ class ApiToken(Base):
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         return _imported(self, ctx, import_id, lambda: self._found({}, *split_id(import_id, 2, "<owner>/<token id>")))
+
+
+def _days(token: dict[str, Any]) -> int | None:
+    if token["expires_at"] is None:
+        return None
+    return round((token["expires_at"] - token["created_at"]) / (DAY_SECONDS * 1000))
 
 
 def _expired(expires_at: int | None) -> bool:
