@@ -362,7 +362,7 @@ class ApiToken(Base):
 def _days(token: dict[str, Any]) -> int | None:
     if token["expires_at"] is None:
         return None
-    return round((token["expires_at"] - token["created_at"]) / (DAY_SECONDS * 1000))
+    return round(int(token["expires_at"] - token["created_at"]) / (DAY_SECONDS * 1000))
 
 
 def _expired(expires_at: int | None) -> bool:
