@@ -34,11 +34,21 @@ def _provider_script() -> Path:
     return script
 
 
+@pytest.fixture
+def store_uri(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: these tests are about the provider; the server operations it relies on are tested on
+    both stores in tests/server/api/test_removal.py."""
+    path = tmp_path / "store" / "cairn.db"
+    path.parent.mkdir()
+    shutil.copyfile(sqlite_template, path)
+    return sqlite_url(path)
+
+
 @pytest.fixture(scope="module")
 def terraform_binary() -> str:
-    found = shutil.which("terraform")
+    found = shutil.which("terraform") or shutil.which("tofu")  # the same plugin protocol (6)
     if found is None:
-        pytest.fail("the terraform binary is not on PATH; these tests drive it for real (see scripts/test)")
+        pytest.fail("neither terraform nor tofu is on PATH; these tests drive it for real (see scripts/test)")
     return found
 
 

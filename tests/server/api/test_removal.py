@@ -129,3 +129,13 @@ def test_deleting_a_service_account_ends_its_tokens_and_memberships(world: AuthW
     assert "your own account" in refused(root.delete(f"{API}/users/root"), 409, "name")
     events = ok(root.get(f"{API}/admin/events", params={"action": "user.delete"}))["events"]
     assert [e["object_id"] for e in events] == ["vision-ci"]
+
+
+def test_an_experiment_tag_can_be_deleted(people: dict[str, httpx.Client]) -> None:
+    alice, bob = people["alice"], people["bob"]
+    experiment = ok(alice.post(f"{API}/experiments", json={"name": "exp", "tags": {"a": "1", "b": "2"}}), 201)
+    path = f"{API}/experiments/{experiment['experiment_id']}/tags"
+    refused(bob.delete(path, params={"key": "a"}), 403)
+    ok(alice.delete(path, params={"key": "a"}))
+    refused(alice.delete(path, params={"key": "a"}), 404, "key")
+    assert ok(alice.get(f"{API}/experiments/{experiment['experiment_id']}"))["tags"] == {"b": "2"}
