@@ -103,10 +103,11 @@ class Terraform:
     workdir: Path
     env: dict[str, str]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         flags = [] if args[0] in ("output", "state") else ["-no-color"]  # flags go before ADDR ID (import)
-        return subprocess.run([self.binary, args[0], *flags, *args[1:]], cwd=self.workdir, env=self.env,
-                              capture_output=True, text=True, timeout=TERRAFORM_TIMEOUT, check=False)
+        return subprocess.run([self.binary, args[0], *flags, *args[1:]], cwd=self.workdir,
+                              env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              timeout=TERRAFORM_TIMEOUT, check=False)
 
     def ok(self, *args: str) -> str:
         done = self.run(*args)
@@ -116,9 +117,9 @@ class Terraform:
     def apply(self) -> str:
         return self.ok("apply", "-auto-approve", "-input=false")
 
-    def plan_exit(self) -> tuple[int, str]:
+    def plan_exit(self, env: dict[str, str] | None = None) -> tuple[int, str]:
         """``plan -detailed-exitcode``: 0 no changes, 2 changes, 1 error."""
-        done = self.run("plan", "-detailed-exitcode", "-input=false")
+        done = self.run("plan", "-detailed-exitcode", "-input=false", env=env)
         return done.returncode, done.stdout + done.stderr
 
     def write(self, name: str, text: str) -> None:

@@ -166,9 +166,12 @@ def test_the_full_example_lives_and_dies_with_terraform(terraform_binary: str, c
     assert "Resources: 1 added" in terraform.apply()
     assert terraform.ok("output", "-raw", "champion_run") == run_id
     assert cairn.call("GET", "/models/prod.mnist/aliases/champion", "vision")["version"] == 7
-    code, plan = terraform.plan_exit()
+    log = tmp_path / "trace.log"
+    code, plan = terraform.plan_exit(env={"TF_LOG": "trace", "TF_LOG_PATH": str(log)})
     assert code == 0, plan
-    assert secret not in plan
+    assert "GRPCProvider.v6: PlanResourceChange" in log.read_text()
+    for hidden in (secret, cairn.token, secret.rsplit("_", 1)[1]):  # nor the provider's own token
+        assert hidden not in plan and hidden not in log.read_text()
 
     # drift made by hand: a setting changed, a member removed (and with her the grant)
     cairn.call("PATCH", "/workspaces/vision", json={"require_approval": False})
