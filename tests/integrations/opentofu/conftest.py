@@ -78,11 +78,11 @@ class Cairn:
 
 
 @pytest.fixture(scope="module")
-def cairn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cairn]:
+def cairn(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Cairn]:
     home = tmp_path_factory.mktemp("cairn-home")
+    shutil.copyfile(sqlite_template, home / "cairn.db")  # already migrated
     store = sqlite_url(home / "cairn.db")
     db = Database(store)
-    db.upgrade()
     with db.session(write=True) as session:
         root = accounts.create_user(session, "setup", "root", None, admin=True, service=True)
         identity = accounts.Identity(root.id, "root", True, "admin", "local")

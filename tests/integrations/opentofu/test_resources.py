@@ -8,7 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, ReadDataContext, UpdateContext
+from tf.iface import (
+    CreateContext,
+    DeleteContext,
+    ImportContext,
+    PlanContext,
+    ReadContext,
+    ReadDataContext,
+    UpdateContext,
+)
+from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from cairn._embedded import ASGIBridge
@@ -101,6 +110,8 @@ def test_an_owner_manages_their_workspace_without_being_admin(world: AuthWorld, 
     model = Driver(alice, registry.RegisteredModel)
     made = model.create(name="mnist", tags={"a": "1", "b": "2"})
     assert (made["id"], made["name"], made["tags"]) == ("vision/dev.mnist", "mnist", {"a": "1", "b": "2"})
+    plan = PlanContext(Diagnostics(), "cairn_registered_model", changed_fields={"description"})
+    assert model.resource.plan(plan, made, {**made, "description": "digits"})["latest_version"] is Unknown
     changed = model.update(made, description="digits", tags={"a": "9"})
     assert (changed["description"], changed["tags"]) == ("digits", {"a": "9"})
     model.delete(changed)

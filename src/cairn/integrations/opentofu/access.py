@@ -17,6 +17,7 @@ from cairn.integrations.opentofu.base import (
     State,
     attr,
     id_attribute,
+    imported,
     keep_null,
     known,
     requires_exactly_one,
@@ -67,7 +68,7 @@ class Workspace(Base):
         self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/workspaces/{current['name']}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return _imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
+        return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
 
 
 class Team(Base):
@@ -103,7 +104,7 @@ class Team(Base):
         self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/teams/{current['name']}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return _imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
+        return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
 
 
 class TeamMember(Base):
@@ -141,7 +142,7 @@ class TeamMember(Base):
         def find() -> State | None:
             team, user = split_id(import_id, 2, "<team>/<user>")
             return self._found({"team": team, "user": user})
-        return _imported(self, ctx, import_id, find)
+        return imported(self, ctx, import_id, find)
 
 
 class WorkspaceMember(Base):
@@ -202,7 +203,7 @@ class WorkspaceMember(Base):
             if kind not in ("user", "team"):
                 raise ValueError(f"the import id {import_id!r}: the middle part must be 'user' or 'team'")
             return self._found({"workspace": workspace, kind: name})
-        return _imported(self, ctx, import_id, find)
+        return imported(self, ctx, import_id, find)
 
 
 class Grant(Base):
@@ -253,7 +254,7 @@ class Grant(Base):
         self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(f"/workspaces/{workspace}/grants/{grant_id}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return _imported(self, ctx, import_id, lambda: self._found(*split_id(import_id, 2, "<workspace>/<grant id>")))
+        return imported(self, ctx, import_id, lambda: self._found(*split_id(import_id, 2, "<workspace>/<grant id>")))
 
 
 class ServiceAccount(Base):
@@ -292,7 +293,7 @@ class ServiceAccount(Base):
         self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/users/{current['name']}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return _imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
+        return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
 
 
 class ApiToken(Base):
@@ -356,7 +357,7 @@ class ApiToken(Base):
         self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(f"/tokens/{token_id}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return _imported(self, ctx, import_id, lambda: self._found({}, *split_id(import_id, 2, "<owner>/<token id>")))
+        return imported(self, ctx, import_id, lambda: self._found({}, *split_id(import_id, 2, "<owner>/<token id>")))
 
 
 def _days(token: dict[str, Any]) -> int | None:
@@ -367,18 +368,6 @@ def _days(token: dict[str, Any]) -> int | None:
 
 def _expired(expires_at: int | None) -> bool:
     return expires_at is not None and expires_at <= time.time() * 1000
-
-
-def _imported(resource: Base, ctx: ImportContext, import_id: str, find: Any) -> State | None:
-    """Import: a malformed id or an object that does not exist is an error, not an empty import."""
-    try:
-        found = resource.attempt(ctx.diagnostics, "import", find)
-    except ValueError as exc:
-        ctx.diagnostics.add_error(f"Cannot import {resource.what}", str(exc))
-        return None
-    if found is None and not ctx.diagnostics.has_errors():
-        ctx.diagnostics.add_error(f"Cannot import {resource.what}", f"nothing in Cairn has the id {import_id!r}")
-    return found
 
 
 RESOURCES = [Workspace, Team, TeamMember, WorkspaceMember, Grant, ServiceAccount, ApiToken]

@@ -60,6 +60,7 @@ class Base:
     description: ClassVar[str] = ""
     attributes: ClassVar[list[tfs.Attribute]]
     fields: ClassVar[dict[str, str]] = {}
+    volatile: ClassVar[tuple[str, ...]] = ()  # computed attributes an update may change (unknown in its plan)
 
     def __init__(self, provider: CairnProvider) -> None:
         self.provider = provider
@@ -87,7 +88,10 @@ class Base:
             diags.add_error(f"Invalid {name}", message, path=[name])
 
     def plan(self, ctx: Any, current: State | None, planned: State) -> State:
-        """The framework's plan: reach what the configuration says (``requires_replace`` marks replaces)."""
+        """The framework's plan: reach what the configuration says (``requires_replace`` marks replaces);
+        computed values an update may change are unknown until it is applied."""
+        if current is not None and ctx.changed_fields:
+            planned.update(dict.fromkeys(self.volatile, Unknown))
         return planned
 
     def check(self, config: State) -> list[tuple[str, str]]:
@@ -113,6 +117,18 @@ class Base:
         except ApiError as exc:
             self.report(diags, doing, exc)
             return None
+
+
+def imported(resource: Base, ctx: Any, import_id: str, find: Callable[[], State | None]) -> State | None:
+    """Import: a malformed id or an object that does not exist is an error, not an empty import."""
+    try:
+        found = resource.attempt(ctx.diagnostics, "import", find)
+    except ValueError as exc:
+        ctx.diagnostics.add_error(f"Cannot import {resource.what}", str(exc))
+        return None
+    if found is None and not ctx.diagnostics.has_errors():
+        ctx.diagnostics.add_error(f"Cannot import {resource.what}", f"nothing in Cairn has the id {import_id!r}")
+    return found
 
 
 def requires_exactly_one(config: State, names: tuple[str, str]) -> list[tuple[str, str]]:

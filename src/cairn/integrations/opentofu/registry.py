@@ -7,7 +7,6 @@ from typing import Any
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, UpdateContext
 
-from cairn.integrations.opentofu.access import _imported
 from cairn.integrations.opentofu.api import Api
 from cairn.integrations.opentofu.base import (
     BOOL,
@@ -18,6 +17,7 @@ from cairn.integrations.opentofu.base import (
     State,
     attr,
     id_attribute,
+    imported,
     keep_null,
     known,
     split_id,
@@ -104,11 +104,12 @@ class Registry(Base):
         def find() -> State | None:
             workspace, name = split_id(import_id, 2, "<workspace>/<name>")
             return self._found({"workspace": workspace, "name": name})
-        return _imported(self, ctx, import_id, find)
+        return imported(self, ctx, import_id, find)
 
 
 class RegisteredModel(Base):
     type_name, what = "registered_model", "the registered model"
+    volatile = ("latest_version",)
     description = "A registered model. Its versions come from training (the SDK), not from here. " \
                   "Destroying deletes it (soft: `cairn gc` purges it; restoring brings it back)."
     attributes = [
@@ -160,7 +161,7 @@ class RegisteredModel(Base):
         def find() -> State | None:
             workspace, name = split_id(import_id, 2, "<workspace>/<registry>.<model>")
             return self._found({"workspace": workspace, "name": name})
-        return _imported(self, ctx, import_id, find)
+        return imported(self, ctx, import_id, find)
 
 
 class ModelAlias(Base):
@@ -209,7 +210,7 @@ class ModelAlias(Base):
         def find() -> State | None:
             workspace, model, alias = split_id(import_id, 3, "<workspace>/<registry>.<model>/<alias>")
             return self._found({"workspace": workspace, "model": model, "alias": alias})
-        return _imported(self, ctx, import_id, find)
+        return imported(self, ctx, import_id, find)
 
 
 class Experiment(Base):
@@ -271,7 +272,7 @@ class Experiment(Base):
                 return self._found({"workspace": workspace}, f"/experiments/{key}")
             found = self.api.find("/experiments/by-name", workspace=workspace, params={"name": key})
             return None if found is None else self._state({}, workspace, found)
-        return _imported(self, ctx, import_id, find)
+        return imported(self, ctx, import_id, find)
 
 
 RESOURCES = [Registry, RegisteredModel, ModelAlias, Experiment]
