@@ -94,6 +94,10 @@ class Base:
             planned.update(dict.fromkeys(self.volatile, Unknown))
         return planned
 
+    def upgrade(self, ctx: Any, version: int, old: State) -> State:
+        """State written by an older schema version: every version so far reads the same."""
+        return old
+
     def check(self, config: State) -> list[tuple[str, str]]:
         """Problems visible in the configuration alone, as (attribute, message). Only shape is checked
         here (which attributes go together); what values are valid is the server's to say."""

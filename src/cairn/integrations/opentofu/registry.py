@@ -34,6 +34,11 @@ def _sync_tags(api: Api, path: str, workspace: str, have: dict[str, str], want: 
         api.delete(f"{path}/tags", workspace=workspace, params={"key": key})
 
 
+def _whole(number: Any) -> Any:
+    """HCL numbers may arrive as floats (7.0); the API wants a whole number, and says so for 7.5."""
+    return int(number) if isinstance(number, float) and number.is_integer() else number
+
+
 class Registry(Base):
     type_name, what = "registry", "the registry"
     description = "A registry of a workspace. Naming `dev` or `prod`, which every workspace has, adopts it " \
@@ -189,7 +194,7 @@ class ModelAlias(Base):
     def _move(self, planned: State) -> State | None:
         workspace = self.workspace(planned)
         moved = self.api.put(f"/models/{planned['model']}/aliases/{planned['alias']}",
-                             {"version": planned["version"], "reason": planned.get("reason") or ""},
+                             {"version": _whole(planned["version"]), "reason": planned.get("reason") or ""},
                              workspace=workspace)
         return self.full({**planned, "id": f"{workspace}/{moved['name']}/{planned['alias']}", "workspace": workspace})
 
