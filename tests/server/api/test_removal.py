@@ -68,7 +68,11 @@ def test_deleting_a_workspace_takes_what_was_deleted_in_it_and_keeps_its_events(
     root, alice = people["root"], people["alice"]
     refused(alice.delete(f"{API}/workspaces/vision"), 403)  # like creating one: admins only
     experiment = ok(alice.post(f"{API}/experiments", json={"name": "exp"}), 201)
-    ok(alice.post(f"{API}/runs", json={"experiment_name": "exp"}), 201)
+    run = ok(alice.post(f"{API}/runs", json={"experiment_name": "exp"}), 201)["run_id"]
+    ok(alice.post(f"{API}/runs/{run}/batch", json={"metrics": [{"key": "loss", "steps": [0, 1], "values": [1.0, 0.5]}],
+                                                   "params": {"lr": "0.1"}, "tags": {"t": "v"}}))
+    ok(alice.put(f"{API}/runs/{run}/artifacts", params={"path": "notes.txt"}, content=b"hello"), 201)
+    ok(alice.post(f"{API}/runs/{run}/comments", json={"text": "looks good"}), 201)
     ok(alice.post(f"{API}/models", json={"name": "prod.mnist"}), 201)
     message = refused(root.delete(f"{API}/workspaces/vision"), 409, "workspace")
     assert "1 active experiments" in message and "1 active models" in message
