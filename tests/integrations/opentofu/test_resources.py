@@ -165,8 +165,26 @@ def test_objects_deleted_outside_read_as_gone(world: AuthWorld, tokens: dict[str
     assert token.import_(secret["id"]) == {**secret, "secret": None}  # the secret is known only at creation
     assert admin.delete(f"/api/v1/tokens/{secret['id'].split('/')[1]}").status_code == 200
     assert token.read(secret) is None  # revoked outside: planned again
+    again = token.create(owner="vision-ci", scopes=["read"])
     account.delete(ci)
     assert account.read(ci) is None
+    assert token.read(again) is None and not token.diags.diagnostics  # its owner deleted outside
+
+    workspace = Driver(root, access.Workspace)
+    scratch = workspace.create(name="scratch", description="for a day")
+    states = [(Driver(root, access.WorkspaceMember), {"workspace": "scratch", "user": "bob", "role": "viewer"}),
+              (Driver(root, registry.Registry), {"workspace": "scratch", "name": "staging"}),
+              (Driver(root, registry.RegisteredModel), {"workspace": "scratch", "name": "dev.m"}),
+              (Driver(root, registry.Experiment), {"workspace": "scratch", "name": "e"})]
+    made = [(driver, driver.create(**values)) for driver, values in states]
+    assert all(state is not None for _, state in made)
+    assert admin.delete(f"/api/v1/experiments/{made[3][1]['experiment_id']}",
+                        headers={"X-Cairn-Workspace": "scratch"}).status_code == 200
+    assert admin.delete("/api/v1/models/dev.m", headers={"X-Cairn-Workspace": "scratch"}).status_code == 200
+    assert admin.delete("/api/v1/workspaces/scratch").status_code == 200
+    assert workspace.read(scratch) is None
+    for driver, state in made:  # the whole workspace went: each reads as gone, with no error
+        assert driver.read(state) is None and not driver.diags.diagnostics, driver.name
 
 
 def test_configuration_shape_and_import_ids_are_checked(world: AuthWorld, tokens: dict[str, str]) -> None:

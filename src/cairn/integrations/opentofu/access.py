@@ -337,7 +337,8 @@ class ApiToken(Base):
         return self.attempt(ctx.diagnostics, "create", make)
 
     def _found(self, current: State, owner: str, token_id: str) -> State | None:
-        found = [t for t in self.api.get("/tokens", params={"user": owner})["tokens"] if t["id"] == token_id]
+        listed = self.api.find("/tokens", params={"user": owner})  # None: the owner was deleted
+        found = [t for t in (listed or {}).get("tokens", []) if t["id"] == token_id]
         if not found or found[0]["revoked_at"] is not None or _expired(found[0]["expires_at"]):
             return None
         token = found[0]
