@@ -1,10 +1,12 @@
 """The provider's resources called in-process (the calls OpenTofu makes through the plugin protocol),
-against the app in authentication mode on SQLite and PostgreSQL: a workspace owner manages their
+against the app in authentication mode (SQLite; see conftest.py): a workspace owner manages their
 workspace without being admin, refusals become diagnostics on the attribute, objects deleted outside
 read as gone, import ids are checked, and the configuration comes from the environment."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -229,3 +231,11 @@ def test_data_sources_and_configuration_from_the_environment(world: AuthWorld, t
     assert provider.new_data_source(data.ModelVersion).read(ReadDataContext(diags, "cairn_model_version"),
                                                             {"model": "dev.none", "alias": "champion"}) is None
     assert "does not exist" in diags.diagnostics[0].detail and diags.diagnostics[0].path == ["model"]
+
+
+def test_the_provider_uses_only_the_public_api() -> None:
+    """It is a client: loading it (as OpenTofu does) imports nothing of the server."""
+    code = ("import sys, cairn.integrations.opentofu.provider, tf.provider; "
+            "print(sorted(m for m in sys.modules if m.startswith('cairn.server')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
