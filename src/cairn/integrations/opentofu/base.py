@@ -113,7 +113,10 @@ class Base:
         path = self.fields.get(exc.field or "", exc.field)
         where = [path] if path in names else None
         status = f" (HTTP {exc.status})" if exc.status else ""
-        diags.add_error(f"Cairn could not {doing} {self.what}{status}", exc.message or "no details", path=where)
+        detail = exc.message or "no details"
+        if exc.code == "RESOURCE_ALREADY_EXISTS" and doing == "create":
+            detail += f"; to manage the existing one, import it (tofu import cairn_{self.type_name}.<name> <id>)"
+        diags.add_error(f"Cairn could not {doing} {self.what}{status}", detail, path=where)
 
     def attempt(self, diags: Diagnostics, doing: str, action: Callable[[], State | None]) -> State | None:
         try:
