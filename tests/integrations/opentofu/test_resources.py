@@ -156,6 +156,7 @@ def test_objects_deleted_outside_read_as_gone(world: AuthWorld, tokens: dict[str
     team = Driver(root, access.Team)
     made = team.create(name="vision-ml", description="people")
     assert team.read(made) == made
+    assert team.read({**made, "name": "vision-ml?x=1"}) is None  # names are escaped into the path
     assert team.create(name="vision-ml") is None
     assert "already exists; to manage the existing one, import it" in team.error()[0]
     assert admin.delete("/api/v1/teams/vision-ml").status_code == 200

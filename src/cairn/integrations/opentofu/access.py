@@ -8,6 +8,7 @@ from typing import Any
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, UpdateContext
 
+from cairn.integrations.opentofu.api import q
 from cairn.integrations.opentofu.base import (
     BOOL,
     NUMBER,
@@ -55,17 +56,17 @@ class Workspace(Base):
         return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
 
     def _found(self, current: State) -> State | None:
-        found = self.api.find(f"/workspaces/{current['name']}")
+        found = self.api.find(f"/workspaces/{q(current['name'])}")
         return None if found is None else self._state(current, found)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         body = {"description": planned.get("description") or "",
                 "require_approval": bool(planned.get("require_approval"))}
         return self.attempt(ctx.diagnostics, "update", lambda: self._state(
-            planned, self.api.patch(f"/workspaces/{current['name']}", body)))
+            planned, self.api.patch(f"/workspaces/{q(current['name'])}", body)))
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/workspaces/{current['name']}"))
+        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/workspaces/{q(current['name'])}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
@@ -92,16 +93,16 @@ class Team(Base):
         return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
 
     def _found(self, current: State) -> State | None:
-        found = self.api.find(f"/teams/{current['name']}")
+        found = self.api.find(f"/teams/{q(current['name'])}")
         return None if found is None else self._state(current, found)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         body = {"description": planned.get("description") or ""}
         return self.attempt(ctx.diagnostics, "update", lambda: self._state(
-            planned, self.api.patch(f"/teams/{current['name']}", body)))
+            planned, self.api.patch(f"/teams/{q(current['name'])}", body)))
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/teams/{current['name']}"))
+        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/teams/{q(current['name'])}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
@@ -117,14 +118,14 @@ class TeamMember(Base):
     ]
 
     def _found(self, current: State) -> State | None:
-        team = self.api.find(f"/teams/{current['team']}")
+        team = self.api.find(f"/teams/{q(current['team'])}")
         if team is None or current["user"] not in team["members"]:
             return None
         return self.full({"id": f"{team['name']}/{current['user']}", "team": team["name"], "user": current["user"]})
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         def add() -> State | None:
-            self.api.post(f"/teams/{planned['team']}/members", {"user": planned["user"]})
+            self.api.post(f"/teams/{q(planned['team'])}/members", {"user": planned["user"]})
             return self.full({**planned, "id": f"{planned['team']}/{planned['user']}"})
         return self.attempt(ctx.diagnostics, "add", add)
 
@@ -136,7 +137,7 @@ class TeamMember(Base):
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         self.attempt(ctx.diagnostics, "remove", lambda: self.api.delete(
-            f"/teams/{current['team']}/members/{current['user']}"))
+            f"/teams/{q(current['team'])}/members/{q(current['user'])}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         def find() -> State | None:
@@ -167,7 +168,7 @@ class WorkspaceMember(Base):
     def _found(self, current: State) -> State | None:
         workspace = self.workspace(current)
         kind, name = self._who(current)
-        members = self.api.find(f"/workspaces/{workspace}/members")
+        members = self.api.find(f"/workspaces/{q(workspace)}/members")
         match = [m for m in (members or {}).get("members", []) if m.get(kind) == name]
         if not match:
             return None
@@ -178,7 +179,7 @@ class WorkspaceMember(Base):
         def add() -> State | None:
             workspace = self.workspace(planned)
             kind, name = self._who(planned)
-            self.api.post(f"/workspaces/{workspace}/members", {kind: name, "role": planned["role"]})
+            self.api.post(f"/workspaces/{q(workspace)}/members", {kind: name, "role": planned["role"]})
             return self.full({**planned, "workspace": workspace, "id": f"{workspace}/{kind}/{name}"})
         return self.attempt(ctx.diagnostics, "add", add)
 
@@ -188,14 +189,15 @@ class WorkspaceMember(Base):
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         def change() -> State | None:
             kind, name = self._who(current)
-            self.api.patch(f"/workspaces/{self.workspace(current)}/members/{kind}s/{name}", {"role": planned["role"]})
+            path = f"/workspaces/{q(self.workspace(current))}/members/{kind}s/{q(name)}"
+            self.api.patch(path, {"role": planned["role"]})
             return planned
         return self.attempt(ctx.diagnostics, "change the role of", change)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         kind, name = self._who(current)
         self.attempt(ctx.diagnostics, "remove", lambda: self.api.delete(
-            f"/workspaces/{self.workspace(current)}/members/{kind}s/{name}"))
+            f"/workspaces/{q(self.workspace(current))}/members/{kind}s/{q(name)}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         def find() -> State | None:
@@ -225,7 +227,7 @@ class Grant(Base):
         return requires_exactly_one(config, ("user", "team"))
 
     def _found(self, workspace: str, grant_id: str) -> State | None:
-        grants = self.api.find(f"/workspaces/{workspace}/grants")
+        grants = self.api.find(f"/workspaces/{q(workspace)}/grants")
         match = [g for g in (grants or {}).get("grants", []) if str(g["id"]) == grant_id]
         if not match:
             return None
@@ -238,7 +240,7 @@ class Grant(Base):
         def add() -> State | None:
             workspace = self.workspace(planned)
             body = {k: planned[k] for k in ("user", "team", "resource_type", "resource", "role") if known(planned[k])}
-            made = self.api.post(f"/workspaces/{workspace}/grants", body)
+            made = self.api.post(f"/workspaces/{q(workspace)}/grants", body)
             return self.full({**planned, "workspace": workspace, "id": f"{workspace}/{made['id']}"})
         return self.attempt(ctx.diagnostics, "grant", add)
 
@@ -251,7 +253,8 @@ class Grant(Base):
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         workspace, grant_id = current["id"].rsplit("/", 1)
-        self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(f"/workspaces/{workspace}/grants/{grant_id}"))
+        path = f"/workspaces/{q(workspace)}/grants/{q(grant_id)}"
+        self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(path))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         return imported(self, ctx, import_id, lambda: self._found(*split_id(import_id, 2, "<workspace>/<grant id>")))
@@ -276,7 +279,7 @@ class ServiceAccount(Base):
         return self.attempt(ctx.diagnostics, "create", lambda: self._state(planned, self.api.post("/users", body)))
 
     def _found(self, current: State) -> State | None:
-        found = self.api.find(f"/users/{current['name']}")
+        found = self.api.find(f"/users/{q(current['name'])}")
         if found is None or not found["service"]:
             return None
         return self._state(current, found)
@@ -287,10 +290,10 @@ class ServiceAccount(Base):
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         body = {"display_name": planned.get("display_name") or ""}
         return self.attempt(ctx.diagnostics, "update", lambda: self._state(
-            planned, self.api.patch(f"/users/{current['name']}", body)))
+            planned, self.api.patch(f"/users/{q(current['name'])}", body)))
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/users/{current['name']}"))
+        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/users/{q(current['name'])}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
@@ -355,7 +358,7 @@ class ApiToken(Base):
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         token_id = current["id"].split("/", 1)[1]
-        self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(f"/tokens/{token_id}"))
+        self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(f"/tokens/{q(token_id)}"))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         return imported(self, ctx, import_id, lambda: self._found({}, *split_id(import_id, 2, "<owner>/<token id>")))

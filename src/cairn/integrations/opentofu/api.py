@@ -8,11 +8,17 @@ user wrote. The token travels only in the Authorization header and is never part
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 WORKSPACE_HEADER = "X-Cairn-Workspace"
 TIMEOUT_SECONDS = 30.0
+
+
+def q(segment: Any) -> str:
+    """One path segment, escaped: a name from the configuration can never reach another route."""
+    return quote(str(segment), safe="")
 
 
 class ApiError(Exception):

@@ -7,6 +7,7 @@ from typing import Any
 
 from tf.iface import ReadDataContext
 
+from cairn.integrations.opentofu.api import q
 from cairn.integrations.opentofu.base import (
     BOOL,
     NUMBER,
@@ -55,8 +56,8 @@ class ModelVersion(Base):
         def find() -> State | None:
             workspace = config.get("workspace") if known(config.get("workspace")) else self.provider.workspace
             model = config["model"]
-            path = f"/models/{model}/aliases/{config['alias']}" if known(config.get("alias")) \
-                else f"/models/{model}/versions/{int(config['version'])}"
+            path = f"/models/{q(model)}/aliases/{q(config['alias'])}" if known(config.get("alias")) \
+                else f"/models/{q(model)}/versions/{int(config['version'])}"
             found = self.api.get(path, workspace=workspace)
             return self.full({**config, "workspace": workspace, **{k: found[k] for k in (
                 "version", "run_id", "flavor", "description", "status", "tags", "aliases", "created_by",
@@ -76,7 +77,7 @@ class WorkspaceData(Base):
 
     def read(self, ctx: ReadDataContext, config: State) -> State | None:
         def find() -> State | None:
-            found = self.api.get(f"/workspaces/{config['name']}")
+            found = self.api.get(f"/workspaces/{q(config['name'])}")
             return self.full({k: found[k] for k in ("name", "description", "require_approval", "role")})
         return self.attempt(ctx.diagnostics, "read", find)
 
@@ -98,7 +99,7 @@ class User(Base):
     def read(self, ctx: ReadDataContext, config: State) -> State | None:
         def find() -> State | None:
             name = config.get("name")
-            found = self.api.get(f"/users/{name}") if known(name) else self.api.get("/auth/me")["user"]
+            found = self.api.get(f"/users/{q(name)}") if known(name) else self.api.get("/auth/me")["user"]
             return self.full({k: found.get(k) for k in ("name", "display_name", "email", "admin", "service",
                                                          "disabled")})
         return self.attempt(ctx.diagnostics, "read", find)

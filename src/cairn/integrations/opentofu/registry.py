@@ -7,7 +7,7 @@ from typing import Any
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, UpdateContext
 
-from cairn.integrations.opentofu.api import Api
+from cairn.integrations.opentofu.api import Api, q
 from cairn.integrations.opentofu.base import (
     BOOL,
     NUMBER,
@@ -76,7 +76,8 @@ class Registry(Base):
             workspace = self.workspace(planned)
             existing = self._find(workspace, planned["name"])
             if existing is not None and existing["default"]:
-                found = self.api.patch(f"/registries/{planned['name']}", self._settings(planned), workspace=workspace)
+                found = self.api.patch(f"/registries/{q(planned['name'])}", self._settings(planned),
+                                       workspace=workspace)
             else:  # a registry of the same name that is not a default one answers 409: import it instead
                 found = self.api.post("/registries", {"name": planned["name"], **self._settings(planned)},
                                       workspace=workspace)
@@ -94,15 +95,15 @@ class Registry(Base):
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         workspace = self.workspace(current)
         return self.attempt(ctx.diagnostics, "update", lambda: self._state(planned, workspace, self.api.patch(
-            f"/registries/{current['name']}", self._settings(planned), workspace=workspace)))
+            f"/registries/{q(current['name'])}", self._settings(planned), workspace=workspace)))
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         workspace, name = self.workspace(current), current["name"]
         if current.get("default"):
-            self.attempt(ctx.diagnostics, "reset", lambda: self.api.post(f"/registries/{name}/reset",
+            self.attempt(ctx.diagnostics, "reset", lambda: self.api.post(f"/registries/{q(name)}/reset",
                                                                          workspace=workspace))
         else:
-            self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/registries/{name}",
+            self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/registries/{q(name)}",
                                                                             workspace=workspace))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
@@ -144,7 +145,7 @@ class RegisteredModel(Base):
 
     def _found(self, current: State) -> State | None:
         workspace = self.workspace(current)
-        found = self.api.find(f"/models/{current['name']}", workspace=workspace)
+        found = self.api.find(f"/models/{q(current['name'])}", workspace=workspace)
         return None if found is None else self._state(current, workspace, found)
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
@@ -152,14 +153,14 @@ class RegisteredModel(Base):
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         def change() -> State | None:
-            workspace, path = self.workspace(current), f"/models/{current['name']}"
+            workspace, path = self.workspace(current), f"/models/{q(current['name'])}"
             found = self.api.patch(path, {"description": planned.get("description") or ""}, workspace=workspace)
             _sync_tags(self.api, path, workspace, found["tags"], planned.get("tags") or {})
             return self._found(planned)
         return self.attempt(ctx.diagnostics, "update", change)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/models/{current['name']}",
+        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/models/{q(current['name'])}",
                                                                         workspace=self.workspace(current)))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
@@ -185,7 +186,7 @@ class ModelAlias(Base):
 
     def _found(self, current: State) -> State | None:
         workspace = self.workspace(current)
-        found = self.api.find(f"/models/{current['model']}/aliases/{current['alias']}", workspace=workspace)
+        found = self.api.find(f"/models/{q(current['model'])}/aliases/{q(current['alias'])}", workspace=workspace)
         if found is None:
             return None
         return self.full({**current, "id": f"{workspace}/{found['name']}/{current['alias']}",
@@ -193,7 +194,7 @@ class ModelAlias(Base):
 
     def _move(self, planned: State) -> State | None:
         workspace = self.workspace(planned)
-        moved = self.api.put(f"/models/{planned['model']}/aliases/{planned['alias']}",
+        moved = self.api.put(f"/models/{q(planned['model'])}/aliases/{q(planned['alias'])}",
                              {"version": _whole(planned["version"]), "reason": planned.get("reason") or ""},
                              workspace=workspace)
         return self.full({**planned, "id": f"{workspace}/{moved['name']}/{planned['alias']}", "workspace": workspace})
@@ -209,7 +210,7 @@ class ModelAlias(Base):
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(
-            f"/models/{current['model']}/aliases/{current['alias']}", workspace=self.workspace(current)))
+            f"/models/{q(current['model'])}/aliases/{q(current['alias'])}", workspace=self.workspace(current)))
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         def find() -> State | None:
@@ -274,7 +275,7 @@ class Experiment(Base):
         def find() -> State | None:
             workspace, key = split_id(import_id, 2, "<workspace>/<experiment id or name>")
             if key.isdigit():
-                return self._found({"workspace": workspace}, f"/experiments/{key}")
+                return self._found({"workspace": workspace}, f"/experiments/{q(key)}")
             found = self.api.find("/experiments/by-name", workspace=workspace, params={"name": key})
             return None if found is None else self._state({}, workspace, found)
         return imported(self, ctx, import_id, find)
