@@ -100,6 +100,9 @@ class Client(RegistryMixin, CollabMixin):
     def set_experiment_tags(self, experiment_id: int, tags: dict[str, str]) -> None:
         self._t.request("POST", f"/api/v1/experiments/{int(experiment_id)}/tags", json=tags)
 
+    def delete_experiment_tag(self, experiment_id: int, key: str) -> None:
+        self._t.request("DELETE", f"/api/v1/experiments/{int(experiment_id)}/tags", params={"key": key})
+
     # runs -------------------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
         return Run.from_json(self._t.request("GET", f"/api/v1/runs/{run_id}"))

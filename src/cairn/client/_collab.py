@@ -184,6 +184,11 @@ class CollabMixin:
                 if v is not None}
         return Workspace.from_json(self._t.request("PATCH", f"/api/v1/workspaces/{_segment(name)}", json=body))
 
+    def delete_workspace(self, name: str) -> None:
+        """Delete a workspace holding no active experiment or model (server admins); what was soft-deleted in it
+        goes with it, its audit events stay as server-wide events."""
+        self._t.request("DELETE", f"/api/v1/workspaces/{_segment(name)}")
+
     def add_member(self, workspace: str, user: str | None = None, role: str = "viewer", *,
                    team: str | None = None) -> Member:
         """Give a user (or, with ``team=``, a team) a role in ``workspace``: viewer, editor, maintainer, owner."""
@@ -229,12 +234,24 @@ class CollabMixin:
     def list_users(self) -> list[User]:
         return [User.from_json(u) for u in self._t.request("GET", "/api/v1/users")["users"]]
 
+    def delete_user(self, name: str) -> None:
+        """Delete a user or service account with its tokens, memberships and grants (``update_user(name,
+        disabled=True)`` keeps it instead)."""
+        self._t.request("DELETE", f"/api/v1/users/{_segment(name)}")
+
     def update_user(self, name: str, **changes: Any) -> User:
         """Change ``admin``, ``disabled``, ``password``, ``display_name`` or ``email``."""
         return User.from_json(self._t.request("PATCH", f"/api/v1/users/{_segment(name)}", json=changes))
 
     def create_team(self, name: str, description: str = "") -> None:
         self._t.request("POST", "/api/v1/teams", json={"name": name, "description": description})
+
+    def update_team(self, name: str, description: str) -> None:
+        self._t.request("PATCH", f"/api/v1/teams/{_segment(name)}", json={"description": description})
+
+    def delete_team(self, name: str) -> None:
+        """Delete a team with its workspace memberships and grants; its users stay."""
+        self._t.request("DELETE", f"/api/v1/teams/{_segment(name)}")
 
     def add_team_member(self, team: str, user: str) -> None:
         self._t.request("POST", f"/api/v1/teams/{_segment(team)}/members", json={"user": user})

@@ -121,6 +121,21 @@ class RegistryMixin:
                             json={"name": name, "description": description, "protected": protected})
         return Registry(r["name"], r["description"], r["protected"])
 
+    def update_registry(self, name: str, *, description: str | None = None,
+                        protected: bool | None = None) -> Registry:
+        body = {k: v for k, v in {"description": description, "protected": protected}.items() if v is not None}
+        r = self._t.request("PATCH", f"/api/v1/registries/{quote(name, safe='')}", json=body)
+        return Registry(r["name"], r["description"], r["protected"])
+
+    def reset_registry(self, name: str) -> Registry:
+        """``dev`` or ``prod`` back to the settings every new workspace starts with."""
+        r = self._t.request("POST", f"/api/v1/registries/{quote(name, safe='')}/reset")
+        return Registry(r["name"], r["description"], r["protected"])
+
+    def delete_registry(self, name: str) -> None:
+        """Delete a registry holding no active model (not ``dev`` or ``prod``: reset those)."""
+        self._t.request("DELETE", f"/api/v1/registries/{quote(name, safe='')}")
+
     def create_registered_model(self, name: str, description: str = "",
                                 tags: dict[str, str] | None = None) -> RegisteredModel:
         body = {"name": name, "description": description, "tags": tags or {}}

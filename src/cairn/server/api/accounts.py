@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api.auth import LOCAL_ACTOR, SESSION_COOKIE, Access, authenticate, requires
 from cairn.server.api.common import JSON
 from cairn.server.schemas import collab as schemas
-from cairn.server.services import accounts, events
+from cairn.server.services import accounts, events, removal
 from cairn.server.services.accounts import Identity
 from cairn.server.services.errors import InvalidInputError, NotAuthenticatedError, PermissionDeniedError
 
@@ -170,6 +170,13 @@ def update_user(name: str, body: schemas.UserUpdate, request: Request,
     return JSON(schemas.user_out(row))
 
 
+@router.delete("/users/{name}")
+def delete_user(name: str, request: Request, access: Access = requires("admin.manage")) -> Any:
+    """Delete a user or service account (PATCH ``disabled`` keeps it instead)."""
+    _write(request, removal.delete_user, access.actor, name, access.client_addr)
+    return JSON({})
+
+
 @router.get("/teams")
 def list_teams(request: Request, access: Access = requires("admin.read")) -> Any:
     return JSON({"teams": [schemas.team_out(t, m) for t, m in _read(request, accounts.list_teams)]})
@@ -179,6 +186,30 @@ def list_teams(request: Request, access: Access = requires("admin.read")) -> Any
 def create_team(body: schemas.TeamCreate, request: Request, access: Access = requires("admin.manage")) -> Any:
     row = _write(request, accounts.create_team, access.actor, body.name, body.description, access.client_addr)
     return JSON(schemas.team_out(row, []), status_code=201)
+
+
+@router.get("/teams/{team}")
+def get_team(team: str, request: Request, access: Access = requires("admin.read")) -> Any:
+    def read(session: Any) -> Any:
+        row = accounts.get_team(session, team)
+        return schemas.team_out(row, accounts.team_members(session, row))
+    return JSON(_read(request, read))
+
+
+@router.patch("/teams/{team}")
+def update_team(team: str, body: schemas.TeamUpdate, request: Request,
+                access: Access = requires("admin.manage")) -> Any:
+    def update(session: Any) -> Any:
+        row = removal.update_team(session, access.actor, team, body.description, access.client_addr)
+        return schemas.team_out(row, accounts.team_members(session, row))
+    return JSON(_write(request, update))
+
+
+@router.delete("/teams/{team}")
+def delete_team(team: str, request: Request, access: Access = requires("admin.manage")) -> Any:
+    """Delete a team with its workspace memberships and grants; its users stay."""
+    _write(request, removal.delete_team, access.actor, team, access.client_addr)
+    return JSON({})
 
 
 @router.post("/teams/{team}/members", status_code=201)

@@ -79,3 +79,10 @@ def set_experiment_tags(tags: dict[str, str], request: Request, experiment_id: i
                         access: Access = requires("experiment.write")) -> dict[str, Any]:
     call(request, access, True, svc.set_experiment_tags, experiment_id, tags)
     return {}
+
+
+@router.delete("/{experiment_id}/tags")
+def delete_experiment_tag(request: Request, experiment_id: int = ExperimentId, key: str = Query(max_length=250),
+                          access: Access = requires("experiment.write")) -> dict[str, Any]:
+    call(request, access, True, svc.delete_experiment_tag, experiment_id, key)
+    return {}

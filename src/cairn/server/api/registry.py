@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call, call_async
 from cairn.server.schemas import registry as schemas
-from cairn.server.services import bundles, logged_models, versions
+from cairn.server.services import bundles, logged_models, removal, versions
 from cairn.server.services import registry as svc
 from cairn.server.services.errors import InvalidInputError
 
@@ -33,6 +33,27 @@ def create_registry(body: schemas.RegistryCreate, request: Request,
                     access: Access = requires("registry.manage")) -> Any:
     row = call(request, access, True, svc.create_registry, body.name, body.description, body.protected)
     return JSON(schemas.registry_out(row), status_code=201)
+
+
+@router.patch("/registries/{name}")
+def update_registry(name: str, body: schemas.RegistryUpdate, request: Request,
+                    access: Access = requires("registry.manage")) -> Any:
+    row = call(request, access, True, removal.update_registry, name, description=body.description,
+               protected=body.protected)
+    return JSON(schemas.registry_out(row))
+
+
+@router.post("/registries/{name}/reset")
+def reset_registry(name: str, request: Request, access: Access = requires("registry.manage")) -> Any:
+    """``dev`` and ``prod`` back to the settings of a new workspace (what deleting them would mean)."""
+    return JSON(schemas.registry_out(call(request, access, True, removal.reset_registry, name)))
+
+
+@router.delete("/registries/{name}")
+def delete_registry(name: str, request: Request, access: Access = requires("workspace.manage")) -> Any:
+    """Delete a registry holding no active model (soft-deleted ones go with it). Workspace owners."""
+    call(request, access, True, removal.delete_registry, name)
+    return JSON({})
 
 
 @router.get("/models")

@@ -10,7 +10,7 @@ from cairn.server.api.accounts import event_query, events_page
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call
 from cairn.server.schemas import collab as schemas
-from cairn.server.services import events
+from cairn.server.services import events, removal
 from cairn.server.services import workspaces as svc
 
 router = APIRouter(prefix="/api/v1", tags=["workspaces"])
@@ -53,6 +53,15 @@ def update_workspace(workspace: str, body: schemas.WorkspaceUpdate, request: Req
         row = svc.update_workspace(session, ctx, description=body.description, require_approval=body.require_approval)
         return schemas.workspace_out(row, ctx.guard.role)
     return JSON(call(request, access, True, update))
+
+
+@router.delete(WORKSPACE)
+def delete_workspace(workspace: str, request: Request, access: Access = requires("admin.manage")) -> Any:
+    """Delete a workspace holding no active experiment or model. Server admins only, like creating one."""
+    with request.app.state.db.session(write=True) as session:
+        removal.delete_workspace(session, access.actor, workspace, access.client_addr)
+    request.app.state.db.cache.clear()  # its name -> id, so a workspace made again under the name is found
+    return JSON({})
 
 
 @router.get(WORKSPACE + "/members")

@@ -44,6 +44,10 @@ class TeamCreate(Strict):
     description: str = ""
 
 
+class TeamUpdate(Strict):
+    description: str
+
+
 class TeamMember(Strict):
     user: str
 

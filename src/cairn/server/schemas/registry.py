@@ -9,12 +9,20 @@ from pydantic import Field
 from cairn.server.db.models import AliasMoveRow, LoggedModelRow, RegistryRow
 from cairn.server.schemas.tracking import Strict
 from cairn.server.services.registry import ModelView, VersionView
+from cairn.server.services.workspaces import DEFAULT_REGISTRIES
+
+DEFAULT_REGISTRY_NAMES = {name for name, _ in DEFAULT_REGISTRIES}
 
 
 class RegistryCreate(Strict):
     name: str
     description: str = ""
     protected: bool = False
+
+
+class RegistryUpdate(Strict):
+    description: str | None = None
+    protected: bool | None = None
 
 
 class ModelCreate(Strict):
@@ -64,7 +72,7 @@ class StandaloneModelCreate(Strict):
 
 def registry_out(row: RegistryRow) -> dict[str, Any]:
     return {"name": row.name, "description": row.description, "protected": row.protected,
-            "created_at": row.created_at}
+            "default": row.name in DEFAULT_REGISTRY_NAMES, "created_at": row.created_at}
 
 
 def model_out(view: ModelView) -> dict[str, Any]:

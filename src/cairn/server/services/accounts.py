@@ -447,6 +447,11 @@ def list_teams(session: Session) -> list[tuple[TeamRow, list[str]]]:
     return [(t, members[t.id]) for t in teams]
 
 
+def team_members(session: Session, team: TeamRow) -> list[str]:
+    return list(session.scalars(select(UserRow.name).join(TeamMemberRow, TeamMemberRow.user_id == UserRow.id).where(
+        TeamMemberRow.team_id == team.id).order_by(UserRow.name)))
+
+
 def add_team_member(session: Session, actor: str, team: str, user: str, client_addr: str = "") -> None:
     team_row, user_row = get_team(session, team), get_user(session, user)
     if session.get(TeamMemberRow, (team_row.id, user_row.id)) is not None:
