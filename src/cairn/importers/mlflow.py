@@ -78,6 +78,7 @@ class MlflowImporter:
         self.summary = Summary()
         self.progress = progress or (lambda _message: None)
         self._experiments: dict[str, int] = {}  # MLflow experiment id -> Cairn experiment id
+        self._registries: set[str] | None = None  # the target workspace's registry names, read once
 
     # experiments and runs ------------------------------------------------------------------------------
     def experiments(self, names: list[str] | None) -> list[Any]:
@@ -234,7 +235,9 @@ class MlflowImporter:
                 return
 
     def _model(self, model: Any) -> None:
-        target = target_name(model.name)
+        if self._registries is None:
+            self._registries = {r.name for r in self.dst.list_registries()}
+        target = target_name(model.name, self._registries)
         quoted = model.name.replace("'", "\\'")
         versions = sorted(self.src.search_model_versions(f"name='{quoted}'"), key=lambda v: int(v.version))
         mapping: dict[str, int] = {}
@@ -316,9 +319,11 @@ class MlflowImporter:
         return run_id
 
 
-def target_name(name: str) -> str:
-    """An MLflow model name in Cairn's default registry; dots would name a registry, so they become '_'."""
-    return f"dev.{name.replace('.', '_')}"
+def target_name(name: str, registries: set[str]) -> str:
+    """The Cairn model an MLflow client would see as ``name`` (the mapping of docs/migrating-from-mlflow.md):
+    ``R.M`` for a registry R of the workspace, otherwise a model of ``dev`` named ``name``, dots included."""
+    head, dot, rest = name.partition(".")
+    return name if dot and rest and head in registries else f"dev.{name}"
 
 
 def _safe(name: str) -> str:

@@ -163,6 +163,14 @@ def test_with_a_token_and_two_workspaces(store_uri: str, tmp_path: Path, monkeyp
         mlflow.set_workspace("vision")
         run_id, _ = train_and_register("detector")
         assert mlflow.pyfunc.load_model("models:/detector/1").predict(X[:1]) is not None
+        # authorship comes from the credentials, whatever the client claims
+        client = MlflowClient()
+        spoofed = client.create_run(client.get_experiment_by_name("mnist").experiment_id,
+                                    tags={"mlflow.user": "mallory"})
+        client.set_tag(spoofed.info.run_id, "mlflow.user", "mallory")
+        client.log_batch(spoofed.info.run_id, tags=[RunTag("mlflow.user", "mallory")])
+        seen = client.get_run(spoofed.info.run_id)
+        assert (seen.info.user_id, seen.data.tags["mlflow.user"]) == ("root", "root")
         mlflow.set_workspace("nlp")
         with pytest.raises(MlflowException) as other:
             MlflowClient().get_run(run_id)
