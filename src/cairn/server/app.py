@@ -16,7 +16,7 @@ from cairn.server.api.common import JSON, install_error_handlers
 from cairn.server.api.direct import DirectRoutes
 from cairn.server.db.engine import Database
 from cairn.server.settings import Settings
-from cairn.server.storage.blobs import LocalBlobStore
+from cairn.server.storage.blobs import open_blob_store
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app = FastAPI(title="Cairn", version=cairn.__version__, default_response_class=JSON)
     app.state.settings = settings
     app.state.db = db
-    app.state.blobs = LocalBlobStore(settings.resolved_artifact_root)
+    app.state.blobs = open_blob_store(settings.resolved_artifact_root, spool=settings.home / "spool")
     install_error_handlers(app)
     app.add_middleware(DirectRoutes, fastapi=app)  # innermost: after the Host check and the workspace prefix
     app.add_middleware(WorkspacePrefix)
