@@ -10,7 +10,17 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 import cairn
-from cairn.server.api import accounts, artifacts, experiments, mlflow, registry, reviews, runs, workspaces
+from cairn.server.api import (
+    accounts,
+    artifacts,
+    experiments,
+    mlflow,
+    registry,
+    reviews,
+    runs,
+    uploads,
+    workspaces,
+)
 from cairn.server.api.auth import Access, HostCheck, WorkspacePrefix, requires
 from cairn.server.api.common import JSON, install_error_handlers
 from cairn.server.api.direct import DirectRoutes
@@ -36,7 +46,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     # Safe because the runs router has no catch-all (artifacts, reviews and registry also serve paths
     # under /api/v1/runs/...). Reviews before registry: the registry's catch-all for stray /models/...
     # paths must come last.
-    for module in (runs, accounts, workspaces, experiments, artifacts, reviews, registry, mlflow):
+    for module in (runs, accounts, workspaces, experiments, artifacts, uploads, reviews, registry, mlflow):
         app.include_router(module.router)
     app.include_router(mlflow.artifacts_router)
     app.include_router(mlflow.info_router)
