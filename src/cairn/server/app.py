@@ -15,6 +15,7 @@ from cairn.server.api import (
     artifacts,
     experiments,
     mlflow,
+    mlflow_multipart,
     registry,
     reviews,
     runs,
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     # Safe because the runs router has no catch-all (artifacts, reviews and registry also serve paths
     # under /api/v1/runs/...). Reviews before registry: the registry's catch-all for stray /models/...
     # paths must come last.
-    for module in (runs, accounts, workspaces, experiments, artifacts, uploads, reviews, registry, mlflow):
+    for module in (runs, accounts, workspaces, experiments, artifacts, uploads, reviews, registry, mlflow,
+                   mlflow_multipart):
         app.include_router(module.router)
     app.include_router(mlflow.artifacts_router)
     app.include_router(mlflow.info_router)

@@ -88,7 +88,7 @@ def test_multipart_parts_sent_out_of_order_make_one_checked_blob(api: httpx.Clie
     part = 16 * 1024 * 1024
     data = bytes(range(256)) * (part // 256) + b"tail" * 1000  # 2 parts
     # a file this small goes up in one PUT through the native API; plan parts, as for MLflow's client
-    plan = uploads.plan_upload(app.state.blobs, len(data), part_size=part).to_json()
+    plan = uploads.plan_upload(app.state.blobs, len(data), parts=2).to_json()
     assert plan["mode"] == "multipart" and len(plan["parts"]) == 2
     etags = []
     for number, url in reversed([(p["part_number"], p["url"]) for p in plan["parts"]]):

@@ -53,20 +53,20 @@ def check_claimed_digest(digest: object) -> str:
     return digest
 
 
-def plan_upload(store: S3BlobStore, size: int, *, part_size: int | None = None) -> UploadPlan:
-    """One presigned PUT for a file up to ``SINGLE_MAX``; above, a multipart upload with a URL per part."""
-    if size <= SINGLE_MAX and part_size is None:
+def plan_upload(store: S3BlobStore, size: int, *, parts: int | None = None) -> UploadPlan:
+    """One presigned PUT for a file up to ``SINGLE_MAX``; above, a multipart upload with a URL per part.
+    ``parts`` asks for that many parts whatever the size (MLflow's client chooses its own part size)."""
+    if parts is None and size <= SINGLE_MAX:
         upload_id, _ = store.new_upload(None)
         return UploadPlan(upload_id, url=store.put_url(upload_id))
-    part_size = part_size or part_size_for(size)
-    count = max(1, -(-size // part_size))
-    if count > MAX_PARTS * 10:
-        raise InvalidInputError(f"{count} parts of {part_size} bytes is more than S3 allows (10,000)",
-                                field="num_parts")
+    part_size = part_size_for(size) if parts is None else None
+    count = parts if parts is not None else max(1, -(-size // part_size_for(size)))
+    if not 1 <= count <= MAX_PARTS * 10:
+        raise InvalidInputError(f"{count} parts: S3 allows 1 to 10,000", field="num_parts")
     upload_id, multipart_id = store.new_upload(count)
     assert multipart_id is not None
-    parts = [(n, store.part_url(upload_id, multipart_id, n)) for n in range(1, count + 1)]
-    return UploadPlan(upload_id, multipart_id, part_size, parts=parts)
+    urls = [(n, store.part_url(upload_id, multipart_id, n)) for n in range(1, count + 1)]
+    return UploadPlan(upload_id, multipart_id, part_size, parts=urls)
 
 
 def upload_urls(store: S3BlobStore, upload_id: str, multipart_id: str | None,
