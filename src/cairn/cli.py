@@ -59,6 +59,7 @@ def main() -> None:
 def server(host: str, port: int, store_uri: str | None, artifact_root: str | None, workers: int, auth: bool,
            insecure_no_auth: bool, allowed_hosts: tuple[str, ...]) -> None:
     """Serve the tracking API (default store: the embedded SQLite under CAIRN_HOME)."""
+    from cairn.server.db.engine import SchemaTooNewError
     from cairn.server.runner import serve
     from cairn.server.settings import Settings, SettingsError
 
@@ -75,8 +76,12 @@ def server(host: str, port: int, store_uri: str | None, artifact_root: str | Non
         sys.exit(2)
     click.echo(f"cairn {cairn.__version__} serving http://{host}:{port} "
                f"(store: {_redact(settings.resolved_store_uri)}, artifacts: {settings.resolved_artifact_root}, "
-               f"auth: {'on' if auth else 'off'})")
-    serve(settings)
+               f"auth: {'on' if auth else 'off'}, workers: {workers})")
+    try:
+        serve(settings)
+    except SchemaTooNewError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 def _redact(uri: str) -> str:

@@ -33,8 +33,14 @@ from cairn.server.storage.blobs import open_blob_store
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
     db = Database(settings.resolved_store_uri)
-    if migrate:
-        db.upgrade()
+    try:
+        if migrate:
+            db.upgrade()
+        else:  # a worker process: the parent migrated; still refuse a store a newer server has migrated since
+            db.check_schema()
+    except BaseException:
+        db.dispose()
+        raise
     app = FastAPI(title="Cairn", version=cairn.__version__, default_response_class=JSON)
     app.state.settings = settings
     app.state.db = db

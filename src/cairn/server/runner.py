@@ -28,6 +28,9 @@ def set_nodelay(sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+SHUTDOWN_SECONDS = 30  # on SIGTERM: stop accepting, let requests in flight finish for up to this long
+
+
 def serve(settings: Settings) -> None:
     database = Database(settings.resolved_store_uri)
     database.upgrade()
@@ -35,4 +38,4 @@ def serve(settings: Settings) -> None:
     os.environ.update(settings.to_env())
     uvicorn.run("cairn.server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, http=NoDelayHttpToolsProtocol, log_level="warning",
-                access_log=False, timeout_keep_alive=75)
+                access_log=False, timeout_keep_alive=75, timeout_graceful_shutdown=SHUTDOWN_SECONDS)
