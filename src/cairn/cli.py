@@ -56,8 +56,12 @@ def main() -> None:
               help="Allow listening on a non-loopback address without --auth (trusted networks only).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True,
               help="A name this server answers to besides localhost (Host header check; repeatable; '*' for any).")
+@click.option("--metrics/--no-metrics", default=False, envvar="CAIRN_METRICS",
+              help="Serve Prometheus metrics at /metrics.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="CAIRN_LOG_FORMAT",
+              show_default=True, help="json: one JSON object per log line.")
 def server(host: str, port: int, store_uri: str | None, artifact_root: str | None, workers: int, auth: bool,
-           insecure_no_auth: bool, allowed_hosts: tuple[str, ...]) -> None:
+           insecure_no_auth: bool, allowed_hosts: tuple[str, ...], metrics: bool, log_format: str) -> None:
     """Serve the tracking API (default store: the embedded SQLite under CAIRN_HOME)."""
     from cairn.server.db.engine import SchemaTooNewError
     from cairn.server.runner import serve
@@ -68,6 +72,7 @@ def server(host: str, port: int, store_uri: str | None, artifact_root: str | Non
     settings.host, settings.port, settings.workers = host, port, workers
     settings.auth, settings.insecure_no_auth = auth, insecure_no_auth
     settings.allowed_hosts = [*allowed_hosts, *settings.allowed_hosts]
+    settings.metrics, settings.log_format = metrics, log_format
     try:
         settings.check_startup()
         settings.check_artifact_store()

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 import cairn
+from cairn.server import observability
 from cairn.server.api import (
     accounts,
     artifacts,
@@ -49,6 +50,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(DirectRoutes, fastapi=app)  # innermost: after the Host check and the workspace prefix
     app.add_middleware(WorkspacePrefix)
     app.add_middleware(HostCheck, settings=settings)
+    if settings.metrics:  # outermost: every answer is counted, refusals included
+        for i, engine in enumerate(db.engines):
+            observability.watch_engine(engine, pool=i == 0)
+        app.add_middleware(observability.MetricsMiddleware)
+        if not settings.embedded:
+            observability.Publisher(settings.home / "metrics")
     # runs first: a request is matched against the routes in order, and logging is the busiest path.
     # Safe because the runs router has no catch-all (artifacts, reviews and registry also serve paths
     # under /api/v1/runs/...). Reviews before registry: the registry's catch-all for stray /models/...
@@ -59,13 +66,50 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(mlflow.artifacts_router)
     app.include_router(mlflow.info_router)
 
-    @app.get("/health", tags=["meta"])
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": cairn.__version__}
+    install_operations(app, settings)
 
     install_ui(app)
 
     return app
+
+
+def install_operations(app: FastAPI, settings: Settings) -> None:
+    """/health (the process answers), /ready (it can reach its database and artifact store: what a load
+    balancer should route on) and, with CAIRN_METRICS=1, Prometheus /metrics. All public: they say
+    nothing about the data; keep /metrics to the monitoring network at the proxy (docs/deployment.md)."""
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": cairn.__version__}
+
+    @app.get("/ready", tags=["meta"])
+    def ready(access: Access = requires("public")) -> Any:
+        problems = readiness_problems(app)
+        return JSON({"status": "unavailable" if problems else "ready", **problems},
+                    status_code=503 if problems else 200)
+
+    @app.get("/metrics", tags=["meta"], response_class=PlainTextResponse)
+    def metrics(access: Access = requires("public")) -> Any:
+        if not settings.metrics:
+            return PlainTextResponse("metrics are off: start the server with --metrics (CAIRN_METRICS=1)",
+                                     status_code=404)
+        folder = None if settings.embedded else settings.home / "metrics"
+        return PlainTextResponse(observability.exposition(folder), media_type="text/plain; version=0.0.4")
+
+
+def readiness_problems(app: FastAPI) -> dict[str, str]:
+    """What this process cannot reach, by part ("database", "artifacts"); empty when ready."""
+    problems: dict[str, str] = {}
+    try:
+        with app.state.db.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # any failure means: do not send requests here
+        problems["database"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    try:
+        app.state.blobs.check()
+    except Exception as exc:
+        problems["artifacts"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return problems
 
 
 STATIC = Path(__file__).parent / "static"

@@ -56,6 +56,8 @@ class Settings:
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     secure_cookies: bool = False  # mark session cookies Secure even when TLS ends at a proxy in front
     embedded: bool = False  # the in-process app of the SDK: no network, no Host check
+    metrics: bool = False  # serve Prometheus metrics at /metrics
+    log_format: str = "text"  # or "json": one JSON object per log line
     _hosts: tuple[Any, frozenset[str] | set[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -74,6 +76,8 @@ class Settings:
             settings.host = env["CAIRN_HOST"]
         if env.get("CAIRN_SESSION_TTL"):
             settings.session_ttl_seconds = int(env["CAIRN_SESSION_TTL"])
+        settings.metrics = _flag(env.get("CAIRN_METRICS"))
+        settings.log_format = env.get("CAIRN_LOG_FORMAT") or "text"
         return settings
 
     @property
@@ -148,7 +152,8 @@ class Settings:
                "CAIRN_ARTIFACT_ROOT": self.resolved_artifact_root,
                "CAIRN_MAX_REQUEST_BYTES": str(self.max_request_bytes), "CAIRN_AUTH": "1" if self.auth else "0",
                "CAIRN_HOST": self.host, "CAIRN_SESSION_TTL": str(self.session_ttl_seconds),
-               "CAIRN_SECURE_COOKIES": "1" if self.secure_cookies else "0"}
+               "CAIRN_SECURE_COOKIES": "1" if self.secure_cookies else "0",
+               "CAIRN_METRICS": "1" if self.metrics else "0", "CAIRN_LOG_FORMAT": self.log_format}
         if self.secret_key:
             env["CAIRN_SECRET_KEY"] = self.secret_key
         if self.allowed_hosts:

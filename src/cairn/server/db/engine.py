@@ -132,6 +132,11 @@ class Database:
         with self._writer, self._write() as session, session.begin():
             yield session
 
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine this store writes through (SQLite has a second one, for write_now)."""
+        return [self.engine] if self._now_engine is None else [self.engine, self._now_engine]
+
     def upgrade(self) -> None:
         upgrade_schema(self.engine)
 
