@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app = FastAPI(title="Cairn", version=cairn.__version__, default_response_class=JSON)
     app.state.settings = settings
     app.state.db = db
-    app.state.blobs = open_blob_store(settings.resolved_artifact_root, spool=settings.home / "spool")
+    app.state.blobs = open_blob_store(settings.resolved_artifact_root, spool=settings.home / "tmp")
     install_error_handlers(app)
     app.add_middleware(DirectRoutes, fastapi=app)  # innermost: after the Host check and the workspace prefix
     app.add_middleware(WorkspacePrefix)
