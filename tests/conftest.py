@@ -2,6 +2,9 @@
 
 PostgreSQL comes from CAIRN_TEST_POSTGRES_URL (``scripts/test`` starts the server and sets it).
 Without it the PostgreSQL half fails loudly; set CAIRN_TEST_SKIP_POSTGRES=1 to skip it on purpose.
+
+Artifacts go to a local folder, or (for the modules that mark themselves with ``ARTIFACT_STORES``) also
+to a bucket on a real S3 endpoint: ``moto_server``, started once per session on a free loopback port.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,10 +88,100 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: P
     return url
 
 
+S3_BUCKET = "cairn-test"
+# for a test module whose tests should also run with their blobs in a bucket:
+#     pytestmark = pytest.mark.parametrize("artifact_root", ARTIFACT_STORES, indirect=True)
+ARTIFACT_STORES = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+
+
+def _moto_server() -> str:
+    found = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    if not Path(found).exists():
+        pytest.fail("moto_server is not installed: pip install -e '.[test,s3]' (scripts/test does)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3 protocol endpoint (moto in server mode) on loopback, with the bucket ``S3_BUCKET``, and
+    the AWS variables that point boto3 (in this process and in server processes) at it."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([_moto_server(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    patch = pytest.MonkeyPatch()
+    try:
+        _wait_for(url, process, log)
+        for name, value in {"AWS_ENDPOINT_URL_S3": url, "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            patch.delenv(name, raising=False)
+        assert httpx.put(f"{url}/{S3_BUCKET}").status_code == 200
+        yield url
+    finally:
+        patch.undo()
+        process.terminate()
+        process.wait(10)
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto_server exited: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("moto_server did not answer in 30 s")
+
+
 @pytest.fixture
-def settings(store_uri: str, tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", store_uri=store_uri, artifact_root=tmp_path / "artifacts",
+def artifact_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's blobs go: a folder, or (param "s3") a fresh prefix in the test bucket."""
+    if getattr(request, "param", "local") == "s3":
+        request.getfixturevalue("s3_endpoint")
+        return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
+    return str(tmp_path / "artifacts")
+
+
+@pytest.fixture
+def settings(store_uri: str, tmp_path: Path, artifact_root: str) -> Settings:
+    return Settings(home=tmp_path / "home", store_uri=store_uri, artifact_root=artifact_root,
                     allowed_hosts=["testserver"])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A bucket pairs with SQLite only: the bucket store does not touch the database, and PostgreSQL's
+    half already runs every one of these tests with local blobs (this keeps the bucket's CI cost small)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        both = params.get("artifact_root") == "s3" and params.get("store_uri") == "postgresql"
+        (dropped if both else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def write_blob(artifact_root: str, digest: str, data: bytes) -> None:
+    """Overwrite a stored blob behind the server's back (to prove that corruption is caught)."""
+    hexdigest = digest.partition(":")[2]
+    if artifact_root.startswith("s3://"):
+        from cairn.server.storage.s3 import S3BlobStore
+
+        store = S3BlobStore(artifact_root)
+        store.client.put_object(Bucket=store.bucket, Key=store.key_for(digest), Body=data)
+        return
+    next(Path(artifact_root).rglob(hexdigest)).write_bytes(data)
+
+
+def stored_blobs(app: Any) -> set[str]:
+    """The digests the app's blob store holds, wherever it keeps them."""
+    return set(app.state.blobs.blobs())
 
 
 @pytest.fixture
@@ -163,8 +257,8 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(store_uri: str, tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path / "server-home", store_uri).start()
+def live_server(store_uri: str, tmp_path: Path, artifact_root: str) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path / "server-home", store_uri, args=("--artifact-root", artifact_root)).start()
     yield server
     server.stop()
 

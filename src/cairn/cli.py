@@ -47,7 +47,8 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--store-uri", envvar="CAIRN_STORE_URI", help="sqlite:///PATH or postgresql+psycopg://...")
-@click.option("--artifact-root", envvar="CAIRN_ARTIFACT_ROOT", type=click.Path(path_type=Path))
+@click.option("--artifact-root", envvar="CAIRN_ARTIFACT_ROOT",
+              help="A folder, or s3://BUCKET/PREFIX (credentials and endpoint from the standard AWS variables).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--auth/--no-auth", default=False, envvar="CAIRN_AUTH",
               help="Require sign-in or a token on every request (users come from `cairn admin create-user`).")
@@ -55,9 +56,14 @@ def main() -> None:
               help="Allow listening on a non-loopback address without --auth (trusted networks only).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True,
               help="A name this server answers to besides localhost (Host header check; repeatable; '*' for any).")
-def server(host: str, port: int, store_uri: str | None, artifact_root: Path | None, workers: int, auth: bool,
-           insecure_no_auth: bool, allowed_hosts: tuple[str, ...]) -> None:
+@click.option("--metrics/--no-metrics", default=False, envvar="CAIRN_METRICS",
+              help="Serve Prometheus metrics at /metrics.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="CAIRN_LOG_FORMAT",
+              show_default=True, help="json: one JSON object per log line.")
+def server(host: str, port: int, store_uri: str | None, artifact_root: str | None, workers: int, auth: bool,
+           insecure_no_auth: bool, allowed_hosts: tuple[str, ...], metrics: bool, log_format: str) -> None:
     """Serve the tracking API (default store: the embedded SQLite under CAIRN_HOME)."""
+    from cairn.server.db.engine import SchemaTooNewError
     from cairn.server.runner import serve
     from cairn.server.settings import Settings, SettingsError
 
@@ -66,15 +72,21 @@ def server(host: str, port: int, store_uri: str | None, artifact_root: Path | No
     settings.host, settings.port, settings.workers = host, port, workers
     settings.auth, settings.insecure_no_auth = auth, insecure_no_auth
     settings.allowed_hosts = [*allowed_hosts, *settings.allowed_hosts]
+    settings.metrics, settings.log_format = metrics, log_format
     try:
         settings.check_startup()
+        settings.check_artifact_store()
     except SettingsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"cairn {cairn.__version__} serving http://{host}:{port} "
                f"(store: {_redact(settings.resolved_store_uri)}, artifacts: {settings.resolved_artifact_root}, "
-               f"auth: {'on' if auth else 'off'})")
-    serve(settings)
+               f"auth: {'on' if auth else 'off'}, workers: {workers})")
+    try:
+        serve(settings)
+    except SchemaTooNewError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 def _redact(uri: str) -> str:
@@ -310,14 +322,14 @@ def models_import(file: Path, target: str) -> None:
 
 @main.command()
 @click.option("--store-uri", envvar="CAIRN_STORE_URI")
-@click.option("--artifact-root", envvar="CAIRN_ARTIFACT_ROOT", type=click.Path(path_type=Path))
+@click.option("--artifact-root", envvar="CAIRN_ARTIFACT_ROOT", help="A folder, or s3://BUCKET/PREFIX.")
 @click.option("--dry-run", is_flag=True, help="Report what would be freed; change nothing.")
-def gc(store_uri: str | None, artifact_root: Path | None, dry_run: bool) -> None:
+def gc(store_uri: str | None, artifact_root: str | None, dry_run: bool) -> None:
     """Purge deleted runs, models and versions, and free blobs nothing refers to (run on the server host)."""
     from cairn.server.db.engine import Database
     from cairn.server.services.gc import collect
     from cairn.server.settings import Settings
-    from cairn.server.storage.blobs import LocalBlobStore
+    from cairn.server.storage.blobs import open_blob_store
 
     settings = Settings(store_uri=store_uri, artifact_root=artifact_root)
     database = Database(settings.resolved_store_uri)
@@ -326,12 +338,13 @@ def gc(store_uri: str | None, artifact_root: Path | None, dry_run: bool) -> None
         def progress(done: int, total: int) -> None:
             bar.length = total
             bar.update(1)
-        report = collect(database, LocalBlobStore(settings.resolved_artifact_root), dry_run=dry_run,
+        report = collect(database, open_blob_store(settings.resolved_artifact_root), dry_run=dry_run,
                          progress=progress)
     verb = "would free" if dry_run else "freed"
     click.echo(f"{'would purge' if dry_run else 'purged'} {report.runs} runs, {report.models} models, "
                f"{report.versions} versions; {verb} {report.blobs} blobs, {report.bytes_freed:,} bytes"
-               + (f"; removed {report.orphan_files} orphan files" if report.orphan_files else ""))
+               + (f"; removed {report.orphan_files} orphan files" if report.orphan_files else "")
+               + (f"; removed {report.stale_uploads} unfinished uploads" if report.stale_uploads else ""))
 
 
 # --- administration: works on the store directly, so the first admin can be made ------------------------

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,3 +41,19 @@ def test_unknown_workload_or_system_is_refused_by_name(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "teleport" in done.stderr and "wandb" in done.stderr
     assert not (tmp_path / "full-sqlite.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.s3
+def test_scaleout_bench_runs_at_small_sizes(postgres_url: str) -> None:
+    """bench/scaleout.py at tiny sizes: ingest with 1 and 2 server processes, a file presigned and proxied."""
+    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    done = subprocess.run([sys.executable, "-m", "bench.scaleout", "--postgres", admin, "--points", "8000",
+                           "--clients", "2", "--artifact-mb", "4"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["ingest_1_processes"]["points_per_s"] > 100 and result["ingest_2_processes"]["points_per_s"] > 100
+    for mode in ("proxied", "presigned"):
+        assert result[f"artifact_{mode}"]["up_mb_s"] > 0 and result[f"artifact_{mode}"]["down_mb_s"] > 0

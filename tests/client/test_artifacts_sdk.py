@@ -13,9 +13,9 @@ import pytest
 
 import cairn
 from cairn.client._errors import CairnError, ConflictError, NotFoundError
-from tests.conftest import LiveServer
+from tests.conftest import ARTIFACT_STORES, LiveServer, write_blob
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("artifact_root", ARTIFACT_STORES, indirect=True)]
 
 
 @pytest.fixture
@@ -102,12 +102,11 @@ def test_download_of_a_missing_artifact_is_not_found(client: cairn.Client, tmp_p
     assert not any((tmp_path / "out").glob("*"))  # no temp file left
 
 
-def test_a_corrupted_download_is_refused(client: cairn.Client, live_server: LiveServer, tmp_path: Path) -> None:
+def test_a_corrupted_download_is_refused(client: cairn.Client, artifact_root: str, tmp_path: Path) -> None:
     run = client.create_run("art")
     (tmp_path / "a.bin").write_bytes(b"original bytes")
     version = client.upload_artifact(run.id, tmp_path / "a.bin", "a.bin")
-    blob = next(p for p in (live_server.home / "artifacts").rglob(version.digest.partition(":")[2]))
-    blob.write_bytes(b"tampered bytes")
+    write_blob(artifact_root, version.digest, b"tampered bytes")
     with pytest.raises(CairnError, match="does not match its digest"):
         client.download_artifact(run.id, "a.bin", tmp_path / "out")
     assert not (tmp_path / "out" / "a.bin").exists()

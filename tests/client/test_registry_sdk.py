@@ -15,7 +15,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import cairn
-from tests.conftest import LiveServer
+from tests.conftest import ARTIFACT_STORES, LiveServer
 
 X = np.array([[0.0, 0.1], [0.2, 0.0], [0.1, 0.3], [0.3, 0.2], [0.9, 1.0], [1.0, 0.8], [0.8, 0.9], [1.1, 1.0],
               [0.4, 0.6], [0.6, 0.4]])
@@ -308,6 +308,7 @@ def remote(sdk_env: Path, live_server: LiveServer, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("artifact_root", ARTIFACT_STORES, indirect=True)
 def test_issue_example_against_server(remote: LiveServer, tmp_path: Path) -> None:
     client = cairn.Client()
     model, better = fitted(), fitted(0.05)

@@ -16,7 +16,7 @@ PATH_VALUES = {"run_id": "0" * 32, "experiment_id": "999999", "name": "dev.nothi
                "alias": "champion", "workspace": "team", "kind": "users", "grant_id": "999999",
                "request_id": "999999", "comment_id": "999999", "token_id": "nope", "user": "nobody",
                "team": "nobody", "rest": "a/b", "model_id": "m-" + "0" * 32, "tag_key": "k",
-               "artifact_path": f"1/{'0' * 32}/artifacts/x.txt"}
+               "artifact_path": f"1/{'0' * 32}/artifacts/x.txt", "upload_id": "0" * 32}
 QUERY = {"path": "x.txt", "key": "k", "name": "nothing"}
 ROLES = ["viewer", "editor", "maintainer", "owner"]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import statistics
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -39,5 +42,35 @@ def test_two_workers_answer_kept_alive_requests_without_nagle_delay(store_uri: s
             assert client.get(f"/api/v1/runs/{run_id}").json()["metrics"]["x"]["count"] == 60
         # A lost TCP_NODELAY shows as ~40 ms on every request; this bound is 3x under that.
         assert statistics.median(samples) < 0.015
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_sigterm_lets_a_request_in_flight_finish(store_uri: str, tmp_path: Path) -> None:
+    """Graceful shutdown: a load balancer's rolling restart must not cut an upload half-way."""
+    server = LiveServer(tmp_path / "home", store_uri).start()
+    sending = threading.Event()
+    answers: list[httpx.Response] = []
+
+    def slow_body() -> Iterator[bytes]:
+        yield b"a" * 1024 * 1024
+        sending.set()
+        time.sleep(1.5)  # the server is told to stop while this body is still arriving
+        yield b"b" * 1024 * 1024
+
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            run_id = client.post("/api/v1/runs", json={"experiment_name": "w"}).json()["run_id"]
+            upload = threading.Thread(target=lambda: answers.append(client.put(
+                f"/api/v1/runs/{run_id}/artifacts", params={"path": "slow.bin"}, content=slow_body())))
+            upload.start()
+            assert sending.wait(30)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            upload.join(60)
+        assert [a.status_code for a in answers] == [201], [a.text for a in answers]
+        assert answers[0].json()["size"] == 2 * 1024 * 1024
+        assert server.process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
     finally:
         server.stop()

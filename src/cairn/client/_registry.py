@@ -353,10 +353,11 @@ def _fetch(transport: Transport, url: str, params: dict[str, Any], local: Path, 
     local.parent.mkdir(parents=True, exist_ok=True)
     hasher = hashlib.sha256()
     with local.open("wb") as out:
-        for _response, chunks in transport.stream(url, params):
-            for chunk in chunks:
-                hasher.update(chunk)
-                out.write(chunk)
+        def write(piece: memoryview) -> None:
+            hasher.update(piece)
+            out.write(piece)
+
+        transport.download_to(url, params, write)  # straight from the bucket when the server has one
     if f"sha256:{hasher.hexdigest()}" != digest:
         local.unlink(missing_ok=True)
         raise CairnError(f"downloaded model file {local} does not match its digest {digest}")

@@ -54,6 +54,7 @@ class Transport:
         self._http = httpx.Client(base_url=base_url, headers=headers, transport=transport,
                                   timeout=httpx.Timeout(timeout, connect=5.0))
         self._direct = _Direct.open(base_url, headers, timeout) if transport is None else None
+        self.direct_uploads: bool | None = None  # False once the server said its store takes no direct uploads
 
     def request(self, method: str, path: str, *, json: Any = None, content: bytes | Iterable[bytes] | None = None,
                 params: Any = None, headers: dict[str, str] | None = None) -> Any:
@@ -111,14 +112,42 @@ class Transport:
 
     def download_to(self, path: str, params: dict[str, Any], write: Callable[[memoryview], object]) -> dict[str, str]:
         """GET ``path`` and hand its body to ``write`` piece by piece (each piece is valid only during the
-        call); return the answer's headers, names in lower case."""
-        if self._direct is not None:
-            answer = self._direct.fetch(path, params, write)
-            if answer is not None:
-                status, headers, data = answer
-                if status >= 400:
-                    raise error_for(status, _decode_bytes(data))
-                return headers
+        call); return the answer's headers, names in lower case. From a server with a bucket, a large file
+        comes straight from the bucket: the server answers 307 to a presigned URL (asked for again if it
+        expired before the bucket was reached)."""
+        if self._direct is None:
+            return self._download_via_httpx(path, params, write)
+        params = {**params, "direct": "true"}
+        answer = self._direct.fetch(path, params, write)
+        if answer is None:
+            return self._download_via_httpx(path, params, write)
+        status, headers, data = answer
+        if status >= 400:
+            raise error_for(status, _decode_bytes(data))
+        if status in _REDIRECTS:
+            self._follow(path, params, headers, write)
+        return headers
+
+    def _follow(self, path: str, params: dict[str, Any], headers: dict[str, str],
+                write: Callable[[memoryview], object]) -> None:
+        from cairn.client._objects import Progress, get_to
+
+        def fresh() -> str:
+            assert self._direct is not None
+            again = self._direct.fetch(path, params, write)
+            if again is None or again[0] not in _REDIRECTS:
+                raise TransportError(f"GET {path}: the server did not give a new download URL")
+            return again[1]["location"]
+
+        size = int(headers.get("x-cairn-size", "0") or 0)
+        progress = Progress(f"downloading {path.rsplit('/', 1)[-1]}", size)
+        try:
+            get_to(headers["location"], write, fresh, progress)
+        finally:
+            progress.close()
+
+    def _download_via_httpx(self, path: str, params: dict[str, Any],
+                            write: Callable[[memoryview], object]) -> dict[str, str]:
         for response, chunks in self.stream(path, params):
             for chunk in chunks:
                 write(memoryview(chunk))
@@ -142,6 +171,7 @@ class Transport:
         self._http.close()
 
 
+_REDIRECTS = (302, 303, 307)
 _FILE_CHUNK = 4 * 1024 * 1024  # bytes per read where a file cannot go up by sendfile, and per download read
 
 
@@ -295,7 +325,7 @@ class _Direct:
                 conn.request("GET", target, headers=self.headers)
                 response = conn.getresponse()
             headers = {k.lower(): v for k, v in response.getheaders()}
-            if response.status >= 400:
+            if response.status >= 400 or response.status in _REDIRECTS:
                 data = response.read()
             else:
                 data = b""

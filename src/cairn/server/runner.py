@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from typing import Any
 
@@ -10,6 +11,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cairn.server.db.engine import Database
+from cairn.server.observability import log_config
 from cairn.server.settings import Settings
 
 
@@ -28,11 +30,16 @@ def set_nodelay(sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+SHUTDOWN_SECONDS = 30  # on SIGTERM: stop accepting, let requests in flight finish for up to this long
+
+
 def serve(settings: Settings) -> None:
     database = Database(settings.resolved_store_uri)
     database.upgrade()
     database.dispose()
+    shutil.rmtree(settings.home / "metrics", ignore_errors=True)  # counters of a previous run's workers
     os.environ.update(settings.to_env())
     uvicorn.run("cairn.server.app:app_from_env", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, http=NoDelayHttpToolsProtocol, log_level="warning",
-                access_log=False, timeout_keep_alive=75)
+                log_config=log_config(json_lines=settings.log_format == "json"),
+                access_log=False, timeout_keep_alive=75, timeout_graceful_shutdown=SHUTDOWN_SECONDS)

@@ -42,7 +42,7 @@ def _flag(value: str | None) -> bool:
 class Settings:
     home: Path = field(default_factory=default_home)
     store_uri: str | None = None
-    artifact_root: Path | None = None
+    artifact_root: str | Path | None = None  # a folder, or s3://BUCKET/PREFIX
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
@@ -56,13 +56,15 @@ class Settings:
     login_policy: LoginPolicy = field(default_factory=LoginPolicy)
     secure_cookies: bool = False  # mark session cookies Secure even when TLS ends at a proxy in front
     embedded: bool = False  # the in-process app of the SDK: no network, no Host check
+    metrics: bool = False  # serve Prometheus metrics at /metrics
+    log_format: str = "text"  # or "json": one JSON object per log line
     _hosts: tuple[Any, frozenset[str] | set[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
         settings = cls(store_uri=env.get("CAIRN_STORE_URI") or None,
-                       artifact_root=Path(env["CAIRN_ARTIFACT_ROOT"]) if env.get("CAIRN_ARTIFACT_ROOT") else None)
+                       artifact_root=env.get("CAIRN_ARTIFACT_ROOT") or None)
         if env.get("CAIRN_MAX_REQUEST_BYTES"):
             settings.max_request_bytes = int(env["CAIRN_MAX_REQUEST_BYTES"])
         settings.auth = _flag(env.get("CAIRN_AUTH"))
@@ -74,6 +76,8 @@ class Settings:
             settings.host = env["CAIRN_HOST"]
         if env.get("CAIRN_SESSION_TTL"):
             settings.session_ttl_seconds = int(env["CAIRN_SESSION_TTL"])
+        settings.metrics = _flag(env.get("CAIRN_METRICS"))
+        settings.log_format = env.get("CAIRN_LOG_FORMAT") or "text"
         return settings
 
     @property
@@ -81,8 +85,9 @@ class Settings:
         return self.store_uri or sqlite_url(self.home / "cairn.db")
 
     @property
-    def resolved_artifact_root(self) -> Path:
-        return self.artifact_root or self.home / "artifacts"
+    def resolved_artifact_root(self) -> str:
+        """A folder path, or an ``s3://`` URL."""
+        return str(self.artifact_root or self.home / "artifacts")
 
     def host_allowed(self, host_header: str) -> bool:
         """DNS rebinding: a browser tricked into calling us sends the attacker's name as Host."""
@@ -116,6 +121,19 @@ class Settings:
                 raise SettingsError(f"CAIRN_SECRET_KEY is too short: at least {MIN_SECRET_KEY} characters of "
                                     "random text (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
 
+    def check_artifact_store(self) -> None:
+        """Refuse to start on an artifact bucket that is missing or refuses the credentials: the message
+        names the bucket and the store's error, where every upload would fail later with less to go on."""
+        from cairn.server.storage.blobs import open_blob_store
+        from cairn.server.storage.s3 import StorageError
+
+        try:
+            open_blob_store(self.resolved_artifact_root).check()
+        except StorageError as exc:
+            raise SettingsError(str(exc)) from exc
+        except ImportError as exc:
+            raise SettingsError(f"an s3:// artifact root needs boto3: pip install 'cairn[s3]' ({exc})") from exc
+
     def _stored_secret(self) -> str:
         """The secret kept in the data folder, made on first start (readable by this user only)."""
         path = self.home / "secret_key"
@@ -131,10 +149,11 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """What worker processes need to rebuild these settings."""
         env = {"CAIRN_HOME": str(self.home), "CAIRN_STORE_URI": self.resolved_store_uri,
-               "CAIRN_ARTIFACT_ROOT": str(self.resolved_artifact_root),
+               "CAIRN_ARTIFACT_ROOT": self.resolved_artifact_root,
                "CAIRN_MAX_REQUEST_BYTES": str(self.max_request_bytes), "CAIRN_AUTH": "1" if self.auth else "0",
                "CAIRN_HOST": self.host, "CAIRN_SESSION_TTL": str(self.session_ttl_seconds),
-               "CAIRN_SECURE_COOKIES": "1" if self.secure_cookies else "0"}
+               "CAIRN_SECURE_COOKIES": "1" if self.secure_cookies else "0",
+               "CAIRN_METRICS": "1" if self.metrics else "0", "CAIRN_LOG_FORMAT": self.log_format}
         if self.secret_key:
             env["CAIRN_SECRET_KEY"] = self.secret_key
         if self.allowed_hosts:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import ARTIFACT_STORES, stored_blobs
+
+pytestmark = pytest.mark.parametrize("artifact_root", ARTIFACT_STORES, indirect=True)
 
 
 def upload(api: httpx.Client, run_id: str, path: str, data: bytes) -> httpx.Response:
@@ -39,31 +42,27 @@ def test_listing_shows_folders_and_latest_files(api: httpx.Client, run_id: str) 
     assert [(f["path"], f["is_dir"]) for f in model] == [("model/config", True), ("model/weights.bin", False)]
 
 
-def test_identical_content_is_stored_once(api: httpx.Client, run_id: str, settings: object) -> None:
+def test_identical_content_is_stored_once(api: httpx.Client, app: object, run_id: str) -> None:
     upload(api, run_id, "a.txt", b"same bytes")
     upload(api, run_id, "b.txt", b"same bytes")
-    root = Path(settings.resolved_artifact_root) / "sha256"  # type: ignore[attr-defined]
-    assert len([p for p in root.rglob("*") if p.is_file()]) == 1
+    assert len(stored_blobs(app)) == 1
 
 
 @pytest.mark.parametrize("path", [
     "/etc/passwd", "../escape.txt", "a/../../b", "a\\b", "%2e%2e/x", "a/%2E%2E/b", "nul\x00byte", "", "a//b",
     "./a", "C:/windows", "a/./b",
 ])
-def test_hostile_paths_are_refused(api: httpx.Client, run_id: str, path: str, tmp_path: Path,
-                                   settings: object) -> None:
+def test_hostile_paths_are_refused(api: httpx.Client, app: object, run_id: str, path: str) -> None:
     response = upload(api, run_id, path, b"evil")
     assert response.status_code == 400, (path, response.text)
     assert response.json()["field"] == "path"
-    root = Path(settings.resolved_artifact_root)  # type: ignore[attr-defined]
-    assert not any(p.is_file() for p in (root / "sha256").rglob("*")) if (root / "sha256").exists() else True
+    assert stored_blobs(app) == set()
 
 
-def test_upload_to_unknown_run_writes_nothing(api: httpx.Client, settings: object) -> None:
+def test_upload_to_unknown_run_writes_nothing(api: httpx.Client, app: object) -> None:
     response = upload(api, "0" * 32, "x.txt", b"data")
     assert response.status_code == 404
-    root = Path(settings.resolved_artifact_root)  # type: ignore[attr-defined]
-    assert not (root / "sha256").exists()
+    assert stored_blobs(app) == set()
 
 
 def test_file_and_folder_cannot_share_a_path(api: httpx.Client, run_id: str) -> None:
@@ -124,13 +123,12 @@ def test_batch_is_all_or_nothing(api: httpx.Client, run_id: str) -> None:
     ({"files": ["ok"]}, "files[0]"),
     ([1, 2], "files"),
 ])
-def test_bad_batches_are_refused_and_store_nothing(api: httpx.Client, run_id: str, settings: object,
+def test_bad_batches_are_refused_and_store_nothing(api: httpx.Client, app: object, run_id: str,
                                                    listing: object, field: str) -> None:
     response = batch(api, run_id, [("ok", b"x")], listing)
     assert response.status_code == 400, response.text
     assert response.json()["field"] == field
-    root = Path(settings.resolved_artifact_root)  # type: ignore[attr-defined]
-    assert not (root / "sha256").exists()
+    assert stored_blobs(app) == set()
     assert _versions(api, run_id) == []
 
 
@@ -141,9 +139,9 @@ def test_batch_without_a_listing_line_or_with_bad_json(api: httpx.Client, run_id
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["message"]
 
 
-def test_batch_to_unknown_run_writes_nothing(api: httpx.Client, settings: object) -> None:
+def test_batch_to_unknown_run_writes_nothing(api: httpx.Client, app: object) -> None:
     assert batch(api, "0" * 32, [("x.txt", b"data")]).status_code == 404
-    assert not (Path(settings.resolved_artifact_root) / "sha256").exists()  # type: ignore[attr-defined]
+    assert stored_blobs(app) == set()
 
 
 def test_large_file_streams_in_and_out(api: httpx.Client, run_id: str) -> None:

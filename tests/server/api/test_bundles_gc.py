@@ -16,6 +16,9 @@ from cairn._embedded import ASGIBridge
 from cairn.server.app import create_app
 from cairn.server.services.gc import collect
 from cairn.server.settings import Settings
+from tests.conftest import ARTIFACT_STORES, stored_blobs
+
+pytestmark = pytest.mark.parametrize("artifact_root", ARTIFACT_STORES, indirect=True)
 
 
 def register(api: httpx.Client, run_id: str, model: str, payload: bytes, name: str = "model") -> dict[str, Any]:
@@ -32,9 +35,8 @@ def register(api: httpx.Client, run_id: str, model: str, payload: bytes, name: s
     return version.json()
 
 
-def blob_files(settings: Settings) -> set[str]:
-    root = Path(settings.resolved_artifact_root) / "sha256"
-    return {p.name for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+def blob_files(app: Any) -> set[str]:
+    return stored_blobs(app)
 
 
 def test_logged_model_files_must_match_the_manifest(api: httpx.Client, run_id: str) -> None:
@@ -100,7 +102,7 @@ def test_gc_frees_unshared_blobs_and_keeps_shared_ones(api: httpx.Client, app: A
     register(api, run_a, "dev.kept", b"shared-by-promotion", name="second")
     api.post("/api/v1/models/dev.kept/versions/1/promote", json={"to": "prod.kept"})
     api.put(f"/api/v1/runs/{run_b}/artifacts", params={"path": "same.bin"}, content=b"only-in-a")
-    before = blob_files(settings)
+    before = blob_files(app)
     assert len(before) == 2
     # delete run A and every dev version: 'only-in-a' is still used by run B, the promoted copy keeps the other
     api.delete(f"/api/v1/runs/{run_a}")
@@ -108,13 +110,13 @@ def test_gc_frees_unshared_blobs_and_keeps_shared_ones(api: httpx.Client, app: A
     api.delete("/api/v1/models/dev.kept")
     report = collect(app.state.db, app.state.blobs)
     assert (report.runs, report.models, report.blobs) == (1, 1, 0)
-    assert blob_files(settings) == before
+    assert blob_files(app) == before
     # now drop the last users of each blob: both are freed, and their bytes reported
     api.delete(f"/api/v1/runs/{run_b}")
     api.delete("/api/v1/models/prod.kept/versions/1")
     report = collect(app.state.db, app.state.blobs)
     assert report.blobs == 2 and report.bytes_freed == len(b"only-in-a") + len(b"shared-by-promotion")
-    assert blob_files(settings) == set()
+    assert blob_files(app) == set()
     assert api.get("/api/v1/models/dev.gone/versions/1").status_code == 404
 
 
@@ -123,7 +125,7 @@ def test_gc_dry_run_changes_nothing(api: httpx.Client, app: Any, settings: Setti
     api.delete(f"/api/v1/runs/{run_id}")
     report = collect(app.state.db, app.state.blobs, dry_run=True)
     assert (report.runs, report.blobs) == (1, 1)
-    assert len(blob_files(settings)) == 1
+    assert len(blob_files(app)) == 1
     assert api.post(f"/api/v1/runs/{run_id}/restore").status_code == 200
 
 

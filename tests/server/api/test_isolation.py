@@ -48,14 +48,14 @@ def populate(client: httpx.Client) -> dict[str, str]:
             "request_id": str(request.json()["id"]), "comment_id": str(comment.json()["id"]),
             "token_id": token.json()["id"], "user": "b-user", "team": "nobody", "rest": "a/b",
             "logged_model": logged.json()["id"], "model_id": f"m-{logged.json()['id']}", "tag_key": "k",
-            "artifact_path": f"{run['experiment_id']}/{run_id}/artifacts/models/m/w.bin"}
+            "artifact_path": f"{run['experiment_id']}/{run_id}/artifacts/models/m/w.bin", "upload_id": "0" * 32}
 
 
 MISSING = {"run_id": "f" * 32, "experiment_id": "999999", "name": "dev.nothing", "version": "1",
            "alias": "nothing", "workspace": "nowhere", "kind": "users", "grant_id": "999999",
            "request_id": "999999", "comment_id": "999999", "token_id": "0000000000000000", "user": "nobody",
            "team": "nobody", "rest": "a/b", "model_id": "m-" + "f" * 32, "tag_key": "k",
-           "artifact_path": f"1/{'f' * 32}/artifacts/models/m/w.bin"}
+           "artifact_path": f"1/{'f' * 32}/artifacts/models/m/w.bin", "upload_id": "0" * 32}
 QUERY = {"path": "models/m/w.bin", "key": "loss", "name": "secret-exp"}
 
 

@@ -12,7 +12,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import ARTIFACT_STORES, LiveServer, stored_blobs
+
+pytestmark = pytest.mark.parametrize("artifact_root", ARTIFACT_STORES, indirect=True)
 
 API = "/api/v1"
 WEIGHTS = b"weights-v1"
@@ -370,9 +372,8 @@ def test_a_registered_version_answers_like_a_read(api: httpx.Client, source: str
 
 
 def test_promote_creates_a_linked_version_in_another_registry(api: httpx.Client, two_versions: str,
-                                                              run_id: str, settings: Any) -> None:
-    blobs = Path(settings.resolved_artifact_root) / "sha256"
-    stored = sorted(p for p in blobs.rglob("*") if p.is_file())
+                                                              run_id: str, app: Any) -> None:
+    stored = stored_blobs(app)
     promoted = api.post(f"{m(two_versions)}/versions/1/promote",
                         json={"to": "prod.mnist", "aliases": ["champion"], "note": "passed review"})
     assert promoted.status_code == 201, promoted.text
@@ -384,7 +385,7 @@ def test_promote_creates_a_linked_version_in_another_registry(api: httpx.Client,
     assert v["lineage"]["metrics"] == api.get(f"{m(two_versions)}/versions/1").json()["lineage"]["metrics"]
     source_files = api.get(f"{m(two_versions)}/versions/1").json()["files"]
     assert v["files"] == source_files
-    assert sorted(p for p in blobs.rglob("*") if p.is_file()) == stored  # no bytes copied
+    assert stored_blobs(app) == stored  # no bytes copied
     got = api.get(f"{m('prod.mnist')}/versions/1/files/content", params={"path": "model.pkl"})
     assert got.content == WEIGHTS
     assert api.get(f"{m('prod.mnist')}/aliases/champion").json()["version"] == 1
@@ -594,8 +595,9 @@ def race(url: str, name: str, source: str, n: int = 8) -> list[httpx.Response]:
 
 
 @pytest.mark.slow
-def test_concurrent_registrations_get_versions_without_gaps(store_uri: str, tmp_path: Path) -> None:
-    server = LiveServer(tmp_path / "server-home", store_uri, workers=2).start()
+def test_concurrent_registrations_get_versions_without_gaps(store_uri: str, tmp_path: Path,
+                                                            artifact_root: str) -> None:
+    server = LiveServer(tmp_path / "server-home", store_uri, workers=2, args=("--artifact-root", artifact_root)).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as api:
             run_id = api.post(f"{API}/runs", json={"experiment_name": "race"}).json()["run_id"]

@@ -12,7 +12,7 @@ from cairn.server.app import UI_PAGES
 from cairn.server.authz import ACTIONS, PERMISSIONS, PUBLIC_PATHS
 from tests.conftest import all_routes, declared_actions
 
-PUBLIC_ACTION_PATHS = {"/api/v1/auth/login", "/api/v1/auth/session", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
+PUBLIC_ACTION_PATHS = {"/ready", "/metrics", "/api/v1/auth/login", "/api/v1/auth/session", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
                        *UI_PAGES}  # the web UI's pages: index.html, which holds no data
 
 

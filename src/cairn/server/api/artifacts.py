@@ -97,13 +97,19 @@ def list_artifact_versions(run_id: str, request: Request, path: str = PathQuery,
     return JSON({"path": path, "versions": [version_out(r) for r in rows]})
 
 
+DirectQuery = Query(False, description="with a bucket store: answer 307 to a presigned URL of the bucket for a "
+                                       "file over 1 MiB, so the bytes do not pass through the server")
+
+
 @router.get("/content")
 async def download_artifact(run_id: str, request: Request, path: str = PathQuery,
-                            version: int | None = Query(None, ge=1, le=2**31 - 1),
+                            version: int | None = Query(None, ge=1, le=2**31 - 1), direct: bool = DirectQuery,
                             access: Access = requires("artifact.read")) -> Any:
     row, data = await run_in_threadpool(_find_content, request, access, run_id, path, version)
     headers = {"X-Cairn-Version": str(row.version), "X-Cairn-Digest": row.digest,
                "Content-Length": str(row.size)}
+    if direct and (moved := await redirect_to_blob(request, row.digest, row.size, headers)) is not None:
+        return moved
     if data is not None:
         return Response(data, media_type="application/octet-stream", headers=headers)
     chunks = request.app.state.blobs.open(row.digest)  # a generator: the file opens in the first read's thread
@@ -115,3 +121,14 @@ def _find_content(request: Request, access: Access, run_id: str, path: str,
     """The version, and its bytes if it is small (one answer, no streaming, in the same thread hop)."""
     row = call(request, access, False, svc.get_version, run_id, path, version)
     return row, request.app.state.blobs.read_bytes(row.digest) if row.size <= SMALL_BODY else None
+
+
+async def redirect_to_blob(request: Request, digest: str, size: int, headers: dict[str, str]) -> Response | None:
+    """A 307 to a presigned URL of the blob, for a file past SMALL_BODY in a bucket store; else None (the
+    bytes come through the server). A small file is one answer either way, and one round trip is cheaper."""
+    store = request.app.state.blobs
+    if not store.direct or size <= SMALL_BODY:
+        return None
+    url = await run_in_threadpool(store.download_url, digest)
+    moved = {key: value for key, value in headers.items() if key != "Content-Length"}
+    return Response(status_code=307, headers={**moved, "X-Cairn-Size": str(size), "Location": url})

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api.artifacts import DirectQuery, redirect_to_blob
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, call, call_async
 from cairn.server.schemas import registry as schemas
@@ -169,8 +170,11 @@ def delete_version_tag(name: str, version: str, request: Request, key: str = Que
 
 @router.get(VERSION + "/files/content")
 async def download_version_file(name: str, version: str, request: Request, path: str = Query(max_length=1024),
-                                access: Access = requires("model.read")) -> Any:
+                                direct: bool = DirectQuery, access: Access = requires("model.read")) -> Any:
     file = await call_async(request, access, False, versions.version_file, name, version, path)
+    headers = {"X-Cairn-Digest": file.digest}
+    if direct and (moved := await redirect_to_blob(request, file.digest, file.size, headers)) is not None:
+        return moved
     chunks = await run_in_threadpool(request.app.state.blobs.open, file.digest)
     return StreamingResponse(chunks, media_type="application/octet-stream",
                              headers={"X-Cairn-Digest": file.digest, "Content-Length": str(file.size)})

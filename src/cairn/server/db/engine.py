@@ -132,8 +132,16 @@ class Database:
         with self._writer, self._write() as session, session.begin():
             yield session
 
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine this store writes through (SQLite has a second one, for write_now)."""
+        return [self.engine] if self._now_engine is None else [self.engine, self._now_engine]
+
     def upgrade(self) -> None:
         upgrade_schema(self.engine)
+
+    def check_schema(self) -> None:
+        check_schema_known(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -177,14 +185,33 @@ def head_revision() -> str | None:
     return numbers[-1] if numbers else None
 
 
+class SchemaTooNewError(RuntimeError):
+    """The store was migrated by a newer Cairn: this one would misread it, or write what the newer one
+    does not expect. Servers of several versions must not share one store."""
+
+
+def check_schema_known(engine: Engine) -> str | None:
+    """The store's revision, after refusing one newer than this code's migrations."""
+    current, head = current_revision(engine), head_revision()
+    if current is not None and head is not None and current > head:
+        raise SchemaTooNewError(
+            f"the store's schema is at revision {current}, newer than this Cairn knows ({head}): another server "
+            "of a newer version migrated it. Upgrade this installation to that version before starting it.")
+    return current
+
+
 def upgrade_schema(engine: Engine) -> None:
-    """Apply pending migrations, holding a lock so concurrent starters migrate once."""
-    if current_revision(engine) == head_revision():
+    """Apply pending migrations, holding a lock so that servers starting together migrate once: each
+    waits for the lock, and the ones after the first find nothing left to apply."""
+    if check_schema_known(engine) == head_revision():
         return
     from alembic import command
 
-    with _migration_lock(engine), engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), "head")
+    with _migration_lock(engine):
+        if check_schema_known(engine) == head_revision():  # another server migrated while we waited
+            return
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
 
 
 @contextmanager

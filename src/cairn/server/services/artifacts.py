@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cairn.server import observability
 from cairn.server.db.models import ArtifactVersionRow, BlobRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import events, runs
@@ -53,6 +54,7 @@ def record_version(session: Session, ctx: Context, run_id: str, path: str, blob:
     session.flush()
     events.record(session, ctx, "artifact.log", "run", run_id,
                   after={"path": path, "version": version.version, "digest": blob.digest})
+    observability.count("cairn_artifact_bytes_total", blob.size)
     return version
 
 

@@ -23,7 +23,7 @@ from cairn.server.services import events, logged_models, versions
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.services.registry import VersionView
-from cairn.server.storage.blobs import LocalBlobStore
+from cairn.server.storage.blobs import BlobStore
 from cairn.server.storage.paths import clean_artifact_path
 
 FORMAT = 1
@@ -38,12 +38,12 @@ def bundle_meta(view: VersionView) -> dict[str, Any]:
             "files": {f.path: {"digest": f.digest, "size": f.size} for f in view.files}}
 
 
-def write_bundle(meta: dict[str, Any], blobs: LocalBlobStore, out: IO[bytes]) -> None:
+def write_bundle(meta: dict[str, Any], blobs: BlobStore, out: IO[bytes]) -> None:
     with tarfile.open(fileobj=out, mode="w") as tar:
         data = json.dumps(meta, indent=2, sort_keys=True).encode()
         _add(tar, "bundle.json", io.BytesIO(data), len(data))
         for path, info in sorted(meta["files"].items()):
-            with blobs.path_for(info["digest"]).open("rb") as handle:
+            with blobs.open_file(info["digest"]) as handle:
                 _add(tar, f"files/{path}", handle, info["size"])
 
 
@@ -53,7 +53,7 @@ def _add(tar: tarfile.TarFile, name: str, handle: IO[bytes], size: int) -> None:
     tar.addfile(entry, handle)
 
 
-def read_bundle(path: Path, blobs: LocalBlobStore) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:
+def read_bundle(path: Path, blobs: BlobStore) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:
     """Validate a bundle file and store its files as blobs; returns its metadata and {path: (digest, size)}."""
     try:
         with tarfile.open(path, mode="r:") as tar:
@@ -102,7 +102,7 @@ def _expected_files(meta: dict[str, Any]) -> dict[str, tuple[str, int]]:
     return out
 
 
-def _store_files(tar: tarfile.TarFile, expected: dict[str, tuple[str, int]], blobs: LocalBlobStore) -> set[str]:
+def _store_files(tar: tarfile.TarFile, expected: dict[str, tuple[str, int]], blobs: BlobStore) -> set[str]:
     seen: set[str] = set()
     for member in tar:
         if member.name == "bundle.json":  # read already, by _read_meta

@@ -1,7 +1,8 @@
 """Garbage collection: purge what was soft-deleted, then free blobs nothing refers to any more.
 
 A blob is kept while any artifact version or model version file names its digest. Rows are deleted
-in a write transaction that re-checks references; files are removed only after it commits.
+in a write transaction that re-checks references; files (or bucket objects) are removed only after it
+commits. In a bucket, uploads begun more than an hour ago and never finished are removed too.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Select, delete, exists, func, select
 
@@ -23,7 +23,7 @@ from cairn.server.db.models import (
     RegisteredModelRow,
     RunRow,
 )
-from cairn.server.storage.blobs import LocalBlobStore
+from cairn.server.storage.blobs import BlobStore
 
 Progress = Callable[[int, int], None]
 ORPHAN_GRACE_SECONDS = 3600
@@ -37,9 +37,10 @@ class GcReport:
     blobs: int = 0
     bytes_freed: int = 0
     orphan_files: int = 0
+    stale_uploads: int = 0
 
 
-def collect(db: Database, blobs: LocalBlobStore, *, dry_run: bool = False,
+def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False,
             progress: Progress | None = None) -> GcReport:
     report = GcReport()
     with db.session(write=True) as session:
@@ -57,6 +58,7 @@ def collect(db: Database, blobs: LocalBlobStore, *, dry_run: bool = False,
     report.blobs, report.bytes_freed = len(freed), sum(size for _, size in freed)
     if not dry_run:
         report.orphan_files = _remove_orphan_files(db, blobs)
+        report.stale_uploads = blobs.clean_uploads(time.time() - ORPHAN_GRACE_SECONDS)
     return report
 
 
@@ -74,7 +76,7 @@ def _unreferenced(dry_run: bool) -> Select[str, int]:
     return select(BlobRow.digest, BlobRow.size).where(~artifact, ~file, ~model_file)
 
 
-def _free_blobs(db: Database, blobs: LocalBlobStore, dry_run: bool,
+def _free_blobs(db: Database, blobs: BlobStore, dry_run: bool,
                 progress: Progress | None) -> list[tuple[str, int]]:
     with db.session(write=not dry_run) as session:
         candidates = [(str(d), int(s)) for d, s in session.execute(_unreferenced(dry_run))]
@@ -89,18 +91,17 @@ def _free_blobs(db: Database, blobs: LocalBlobStore, dry_run: bool,
     return candidates
 
 
-def _remove_orphan_files(db: Database, blobs: LocalBlobStore) -> int:
-    """Blob files with no row (a crash between writing the file and committing), older than an hour."""
-    root = blobs.root / "sha256"
-    if not root.exists():
+def _remove_orphan_files(db: Database, blobs: BlobStore) -> int:
+    """Blobs with no row (a crash between storing the bytes and committing), older than an hour."""
+    found = blobs.blobs(older_than=time.time() - ORPHAN_GRACE_SECONDS)
+    if not found:
         return 0
-    cutoff = time.time() - ORPHAN_GRACE_SECONDS
-    files = {f"sha256:{p.name}": p for p in root.glob("*/*/*") if p.is_file() and p.stat().st_mtime < cutoff}
-    if not files:
-        return 0
+    known: set[str] = set()
+    listed = sorted(found)
     with db.session(write=False) as session:
-        known = set(session.scalars(select(BlobRow.digest).where(BlobRow.digest.in_(list(files)))))
-    removed = [path for digest, path in files.items() if digest not in known]
-    for path in removed:
-        Path(path).unlink(missing_ok=True)
+        for start in range(0, len(listed), 500):
+            known.update(session.scalars(select(BlobRow.digest).where(BlobRow.digest.in_(listed[start:start + 500]))))
+    removed = found - known
+    for digest in removed:
+        blobs.delete(digest)
     return len(removed)

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Table, case, select
 from sqlalchemy.orm import Session
 
+from cairn.server import observability
 from cairn.server.db import points
 from cairn.server.db import series as db_series
 from cairn.server.db.models import MetricPointRow, MetricSeriesRow
@@ -185,7 +186,9 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
         points.build_rollups(session, series_id, LEVELS)
     points.upsert_rollups(session, rollups)
     db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
-    return sum(len(batch.values) for batch in batches)
+    stored = sum(len(batch.values) for batch in batches)
+    observability.count("cairn_points_ingested_total", stored)
+    return stored
 
 
 def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:

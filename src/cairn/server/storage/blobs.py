@@ -1,4 +1,8 @@
-"""Content-addressed blob stores. A blob's name is its sha256; writes are atomic (temp, fsync, rename)."""
+"""Content-addressed blob stores. A blob's name is its sha256; writes are atomic (temp, fsync, rename).
+
+Two stores keep the same protocol: ``LocalBlobStore`` (a folder) and ``S3BlobStore`` (a bucket, in
+``s3.py``). ``open_blob_store`` picks one from the artifact root: ``s3://BUCKET/PREFIX`` or a path.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,15 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
+if TYPE_CHECKING:
+    from cairn.server.storage.s3 import S3BlobStore
+
 CHUNK = 1024 * 1024
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -23,26 +31,59 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
+    location: str
+    direct: bool  # hands out presigned URLs, so bytes can bypass the server
+
+    def check(self) -> None: ...
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob: ...
     def put_bytes(self, data: bytes) -> StoredBlob: ...
     def open(self, digest: str) -> Iterator[bytes]: ...
+    def open_file(self, digest: str) -> IO[bytes]: ...
     def read_bytes(self, digest: str) -> bytes: ...
     def exists(self, digest: str) -> bool: ...
     def delete(self, digest: str) -> None: ...
+    def blobs(self, older_than: float | None = None) -> set[str]: ...
+    def clean_uploads(self, older_than: float) -> int: ...
+
+
+def open_blob_store(location: str | Path, *, spool: Path | None = None) -> LocalBlobStore | S3BlobStore:
+    """The store for an artifact root: ``s3://BUCKET/PREFIX`` is a bucket, anything else a local folder.
+    ``spool`` is where a bucket store keeps a proxied upload while hashing it."""
+    if str(location).startswith("s3://"):
+        from cairn.server.storage.s3 import S3BlobStore
+
+        return S3BlobStore(str(location), spool=spool)
+    return LocalBlobStore(Path(location))
+
+
+def check_digest(digest: str) -> str:
+    """The hex part of a ``sha256:<64 hex>`` digest; ValueError for anything else."""
+    algo, _, hexdigest = digest.partition(":")
+    if algo != "sha256" or len(hexdigest) != 64 or not _HEX.issuperset(hexdigest):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    return hexdigest
 
 
 class LocalBlobStore:
     """Blobs under ``root/sha256/ab/cd/<hex>``; the path is derived only from a validated digest."""
 
+    direct = False
+
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self.location = str(self.root)
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
 
+    def check(self) -> None:
+        """The folder was made (or found) on construction; nothing more to check."""
+
+    def clean_uploads(self, older_than: float) -> int:
+        """Uploads come through the server here, and leave nothing behind when they fail."""
+        return 0
+
     def path_for(self, digest: str) -> Path:
-        algo, _, hexdigest = digest.partition(":")
-        if algo != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
-            raise ValueError(f"not a sha256 digest: {digest!r}")
+        hexdigest = check_digest(digest)
         path = (self.root / "sha256" / hexdigest[:2] / hexdigest[2:4] / hexdigest).resolve()
         if not path.is_relative_to(self.root):
             raise ValueError("blob path escapes the store")
@@ -52,7 +93,7 @@ class LocalBlobStore:
         """Store a request body as it arrives. Hashing, writing and the final fsync run in a worker thread,
         a batch of about ``CHUNK`` bytes at a time, while the event loop receives the next batch (and serves
         other requests): on the loop, a 1 GB upload's hashing alone held every other request for 0.7 s."""
-        writer = _BlobWriter(self._tmp)
+        writer = BlobWriter(self._tmp)
         pending: asyncio.Future[None] | None = None
         try:
             batch: list[bytes] = []
@@ -74,7 +115,7 @@ class LocalBlobStore:
                 await asyncio.wait([pending])
             writer.discard()
 
-    def _finish(self, writer: _BlobWriter, last: list[bytes]) -> StoredBlob:
+    def _finish(self, writer: BlobWriter, last: list[bytes]) -> StoredBlob:
         writer.write(last)
         writer.sync()
         return self._commit(writer.path, writer.digest(), writer.size)
@@ -110,9 +151,20 @@ class LocalBlobStore:
             while chunk := handle.read(CHUNK):
                 yield chunk
 
+    def open_file(self, digest: str) -> IO[bytes]:
+        return self.path_for(digest).open("rb")
+
     def read_bytes(self, digest: str) -> bytes:
         """A whole blob (for small ones)."""
         return self.path_for(digest).read_bytes()
+
+    def blobs(self, older_than: float | None = None) -> set[str]:
+        """Digests of the blob files (last written before ``older_than``, a Unix time, if given)."""
+        root = self.root / "sha256"
+        if not root.exists():
+            return set()
+        return {f"sha256:{p.name}" for p in root.glob("*/*/*")
+                if p.is_file() and (older_than is None or p.stat().st_mtime < older_than)}
 
     def exists(self, digest: str) -> bool:
         return self.path_for(digest).exists()
@@ -121,7 +173,7 @@ class LocalBlobStore:
         self.path_for(digest).unlink(missing_ok=True)
 
 
-class _BlobWriter:
+class BlobWriter:
     """A temp file being written and hashed; used by one thread at a time."""
 
     def __init__(self, tmp_dir: Path) -> None:
@@ -140,6 +192,9 @@ class _BlobWriter:
     def sync(self) -> None:
         self._out.flush()
         os.fsync(self._out.fileno())
+        self._out.close()
+
+    def close(self) -> None:
         self._out.close()
 
     def digest(self) -> str:

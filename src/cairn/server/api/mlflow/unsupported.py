@@ -30,10 +30,11 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 @info_router.get("/api/3.0/mlflow/server-info")
 @info_router.get("/ajax-api/3.0/mlflow/server-info")
-def server_info(access: Access = requires("public")) -> Any:
-    """What MLflow clients ask before using workspaces; public, as in MLflow, and says nothing private."""
+def server_info(request: Request, access: Access = requires("public")) -> Any:
+    """What MLflow clients ask before using workspaces; public, as in MLflow, and says nothing private.
+    Multipart uploads go straight to the bucket when the artifact store is one."""
     return JSON({"store_type": "SqlStore", "workspaces_enabled": True, "trace_archival_enabled": False,
-                 "multipart_uploads_enabled": False, "multipart_downloads_enabled": False,
+                 "multipart_uploads_enabled": request.app.state.blobs.direct, "multipart_downloads_enabled": False,
                  "features_enabled": []})
 
 
