@@ -9,7 +9,7 @@ from fastapi import Request
 from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON, call_async
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text, view_of
-from cairn.server.api.mlflow.shapes import experiment_out
+from cairn.server.api.mlflow.shapes import experiment_out, paged
 from cairn.server.services import catalog, experiments
 from cairn.server.services import mlflow as svc
 from cairn.server.services.search import VIEW_TYPES
@@ -58,11 +58,7 @@ async def search_experiments(request: Request, access: Access, body: dict[str, A
     def found(session: Any, ctx: Any) -> Any:
         page = catalog.search_experiments(session, ctx, listing, lifecycles)
         return [experiment_out(v) for v in page.items], page.next_page_token
-    items, token = await call_async(request, access, False, found)
-    out: dict[str, Any] = {"experiments": items}
-    if token:
-        out["next_page_token"] = token
-    return JSON(out)
+    return JSON(paged("experiments", *await call_async(request, access, False, found)))
 
 
 @mlflow_routes("POST", "/experiments/update", "experiment.write")

@@ -9,7 +9,7 @@ from fastapi import Request
 from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON, call_async
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
-from cairn.server.api.mlflow.shapes import file_out, logged_model_out
+from cairn.server.api.mlflow.shapes import file_out, logged_model_out, paged
 from cairn.server.services import catalog, logged_models
 from cairn.server.services import mlflow as svc
 from cairn.server.services.errors import InvalidInputError
@@ -99,11 +99,7 @@ async def search_logged_models(request: Request, access: Access, body: dict[str,
         experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]
         page = catalog.search_logged_models(session, ctx, experiment_ids, listing, datasets)
         return [logged_model_out(session, ctx, row) for row in page.items], page.next_page_token
-    models, token = await call_async(request, access, False, found)
-    out: dict[str, Any] = {"models": models}
-    if token:
-        out["next_page_token"] = token
-    return JSON(out)
+    return JSON(paged("models", *await call_async(request, access, False, found)))
 
 
 @mlflow_routes("PATCH", "/logged-models/{model_id}/tags", "run.write")

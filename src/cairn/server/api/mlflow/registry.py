@@ -13,7 +13,7 @@ from fastapi import Request
 from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON, call_async
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
-from cairn.server.api.mlflow.shapes import model_out, version_out
+from cairn.server.api.mlflow.shapes import model_out, paged, version_out
 from cairn.server.services import catalog, versions
 from cairn.server.services import mlflow as svc
 from cairn.server.services import registry as registry_svc
@@ -33,13 +33,6 @@ def _model_view(session: Any, ctx: Any, full_name: str) -> dict[str, Any]:
 def _listing(body: dict[str, Any], default: int, limit: int) -> catalog.Listing:
     return catalog.Listing(text(body, "filter", required=False), tuple(string_list(body, "order_by")),
                            page_size(body, default, limit), text(body, "page_token", required=False))
-
-
-def _paged(key: str, items: list[Any], token: str | None) -> Any:
-    out: dict[str, Any] = {key: items}
-    if token:
-        out["next_page_token"] = token
-    return JSON(out)
 
 
 @mlflow_routes("POST", "/registered-models/create", "model.write")
@@ -102,7 +95,7 @@ async def search_registered_models(request: Request, access: Access, body: dict[
             latest = svc.latest_versions(session, ctx, f"{view.registry}.{view.row.name}", [])
             out.append(model_out(view, [version_out(v) for v in latest]))
         return out, page.next_page_token
-    return _paged("registered_models", *await call_async(request, access, False, found))
+    return JSON(paged("registered_models", *await call_async(request, access, False, found)))
 
 
 @mlflow_routes("POST", "/registered-models/set-tag", "model.write")
@@ -224,7 +217,7 @@ async def search_model_versions(request: Request, access: Access, body: dict[str
     def found(session: Any, ctx: Any) -> Any:
         page = catalog.search_versions(session, ctx, listing)
         return [version_out(v) for v in page.items], page.next_page_token
-    return _paged("model_versions", *await call_async(request, access, False, found))
+    return JSON(paged("model_versions", *await call_async(request, access, False, found)))
 
 
 @mlflow_routes("POST", "/model-versions/set-tag", "model.write")

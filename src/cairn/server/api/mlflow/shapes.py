@@ -21,6 +21,14 @@ from cairn.server.services.context import Context
 from cairn.server.services.registry import ModelView, VersionView, to_mlflow_name
 
 
+def paged(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
+    """A page of a list MLflow pages: the items, and ``next_page_token`` only when there is more."""
+    out: dict[str, Any] = {key: items}
+    if token:
+        out["next_page_token"] = token
+    return out
+
+
 def default_experiment_id(session: Session, ctx: Context) -> int | None:
     row = experiments.find_experiment(session, ctx, experiments.DEFAULT_EXPERIMENT)
     return row.id if row is not None else None
