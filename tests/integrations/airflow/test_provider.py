@@ -171,7 +171,7 @@ def test_the_gate_branches_both_ways(world: World) -> None:
 def test_a_retried_task_joins_the_same_run(world: World) -> None:
     experiment = unique("flaky")
     dag = load_dag(dags.RETRY, DAG_ID=unique("flaky"), EXPERIMENT=experiment)
-    dag_run, states, xcom = dag_run_of(dag)
+    _, states, xcom = dag_run_of(dag)
     assert states == {"train": "success", "evaluate": "success"}, states
     [run] = world.client().search_runs(experiment)
     assert xcom("train") == xcom("evaluate") == run.id == xcom("train", "cairn_run_id")
@@ -198,7 +198,7 @@ def test_model_version_sensors_poke_defer_and_soft_fail(world: World) -> None:
     thread = threading.Thread(target=publish, daemon=True)
     thread.start()
     dag = load_dag(dags.WAIT_FOR_VERSION, DAG_ID=unique("wait_for_version"), MODEL=model)
-    dag_run, states, xcom = dag_run_of(dag)
+    _, states, xcom = dag_run_of(dag)
     thread.join(10)
     assert states == {"poke": "success", "deferred": "success", "gives_up": "skipped"}
     assert xcom("poke") == {"model": f"dev.{model}", "version": 2, "alias": None}

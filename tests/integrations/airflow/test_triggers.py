@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import cairn
-from cairn.integrations.airflow.triggers import CairnModelVersionTrigger, CairnPromotionRequestTrigger
 from cairn.integrations.airflow.provider import get_provider_info
+from cairn.integrations.airflow.triggers import CairnModelVersionTrigger, CairnPromotionRequestTrigger
 from tests.integrations.airflow.conftest import World
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def test_the_promotion_trigger_waits_for_a_decision(world: World) -> None:
     event = asyncio.run(first_event(rebuilt(CairnPromotionRequestTrigger(request_id=second.id, poll_interval=0.1)),
                                     lambda: world.bob.reject(second.id, comment="not on a Friday")))
     assert event["status"] == "failed"
-    assert event["message"].endswith(f"was rejected by bob: not on a Friday")
+    assert event["message"].endswith("was rejected by bob: not on a Friday")
 
     missing = asyncio.run(first_event(CairnPromotionRequestTrigger(request_id=999_999, poll_interval=0.1)))
     assert missing["status"] == "error" and "999999 does not exist" in missing["message"]

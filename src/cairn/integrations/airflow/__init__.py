@@ -38,7 +38,19 @@ _WHERE = {
     "CairnPromotionRequestTrigger": "triggers",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "CairnBranchOnMetricOperator",
+    "CairnEndRunOperator",
+    "CairnHook",
+    "CairnModelVersionSensor",
+    "CairnModelVersionTrigger",
+    "CairnPromoteModelOperator",
+    "CairnPromotionApprovalSensor",
+    "CairnPromotionRequestTrigger",
+    "CairnRegisterModelOperator",
+    "CairnSetAliasOperator",
+    "cairn_run",
+]
 
 
 def __getattr__(name: str) -> Any:
