@@ -115,3 +115,46 @@ def render(template: str, **names: str) -> str:
     for key, value in names.items():
         template = template.replace(key, value)
     return template
+
+REGISTER_AND_PROMOTE = '''
+from airflow.sdk import dag, task
+
+from cairn.integrations.airflow import (CairnPromoteModelOperator, CairnPromotionApprovalSensor,
+    CairnRegisterModelOperator, cairn_run)
+
+
+class Scorer:
+    def predict(self, rows):
+        return [0.5 for _ in rows]
+
+
+@dag(dag_id="DAG_ID", schedule=None, catchup=False)
+def register_and_promote():
+    @task
+    def train() -> str:
+        with cairn_run(experiment="EXPERIMENT", end=True) as run:
+            run.log_model(Scorer())                       # logged, not registered
+            return run.id
+
+    register = CairnRegisterModelOperator(task_id="register", run_id="{{ ti.xcom_pull('train') }}",
+        name="dev.MODEL", tags={"dag": "{{ dag.dag_id }}"}, aliases=["candidate"])
+    to_staging = CairnPromoteModelOperator(task_id="to_staging", model="dev.MODEL",
+        version="{{ ti.xcom_pull('register')['version'] }}", to="staging.MODEL", note="no approval needed",
+        cairn_conn_id="cairn_deploy")
+    nothing_to_approve = CairnPromotionApprovalSensor(task_id="nothing_to_approve",
+        request_id="{{ ti.xcom_pull('to_staging') }}", deferrable=True)
+    forced = CairnPromoteModelOperator(task_id="forced_into_prod", model="dev.MODEL",
+        version="{{ ti.xcom_pull('register')['version'] }}", to="prod.MODEL", mode="direct",
+        cairn_conn_id="cairn_deploy")
+    rejected = CairnPromoteModelOperator(task_id="ask_prod", model="dev.MODEL",
+        version="{{ ti.xcom_pull('register')['version'] }}", to="prod.MODEL", note="try it")
+    soft = CairnPromotionApprovalSensor(task_id="soft_approval", request_id="{{ ti.xcom_pull('ask_prod') }}",
+        deferrable=True, poll_interval=0.2, soft_fail=True)
+
+    train() >> register >> [to_staging, forced, rejected]
+    to_staging >> nothing_to_approve
+    rejected >> soft
+
+
+dag_object = register_and_promote()
+'''

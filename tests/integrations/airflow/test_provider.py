@@ -213,3 +213,30 @@ class _Scorer:
 
 def dags_scorer() -> _Scorer:
     return _Scorer()
+
+
+def test_register_promote_directly_and_soft_fail(world: World) -> None:
+    model, experiment = unique("plain"), unique("register")
+    world.root.create_registry("staging")  # unprotected: promotion needs no approval there
+    dag = load_dag(dags.REGISTER_AND_PROMOTE, DAG_ID=unique("register"), MODEL=model, EXPERIMENT=experiment)
+    reviewer = decide_when_requested(world.bob, model, approve=False, comment="not this one")
+    _, states, xcom = dag_run_of(dag)
+    reviewer.join(5)
+
+    assert states == {"train": "success", "register": "success", "to_staging": "success",
+                      "nothing_to_approve": "success", "forced_into_prod": "failed", "ask_prod": "success",
+                      "soft_approval": "skipped"}, states
+    [run] = world.client().search_runs(experiment)
+    assert xcom("register") == {"model": f"dev.{model}", "version": 1, "uri": f"models:/dev.{model}/1",
+                                "run_id": run.id, "aliases": ["candidate"]}
+    assert xcom("to_staging") == {"action": "promoted", "request_id": None, "model": f"staging.{model}", "version": 1,
+                                  "source_model": f"dev.{model}", "source_version": 1}
+    assert xcom("nothing_to_approve") == {"request_id": None, "status": "promoted", "model": f"staging.{model}",
+                                          "version": 1}
+    client = world.client()
+    assert client.get_model_version(f"dev.{model}", 1).tags == {"dag": dag.dag_id}
+    staged = client.get_model_version(f"staging.{model}", 1)
+    assert (staged.run_id, staged.created_by, staged.note) == (run.id, "deployer", "no approval needed")
+    assert client.get_promotion_request(xcom("ask_prod")["request_id"]).status == "rejected"
+    with pytest.raises(cairn.NotFoundError):
+        client.get_registered_model(f"prod.{model}")  # mode="direct" was refused: prod requires approval
