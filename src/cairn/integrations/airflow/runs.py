@@ -17,12 +17,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException, TaskDeferred
 
 import cairn
 from cairn.integrations.airflow.hooks import CairnHook, CairnTarget
 
 TAG = "airflow."
 XCOM_RUN_ID = "cairn_run_id"
+NOT_FAILURES = (AirflowSkipException, AirflowRescheduleException, TaskDeferred)
 
 
 def run_key(dag_id: str, dag_run_id: str) -> str:
@@ -68,6 +70,10 @@ def cairn_run(experiment: str, *, cairn_conn_id: str = CairnHook.default_conn_na
     ti.xcom_push(key=XCOM_RUN_ID, value=run.id)
     try:
         yield run
+    except NOT_FAILURES as exc:  # the task skips, defers or reschedules itself: nothing went wrong
+        run.set_tag(attempt, type(exc).__name__)
+        run.detach()
+        raise
     except BaseException as exc:
         run.set_tag(attempt, f"failed: {type(exc).__name__}")
         run.__exit__(type(exc), exc, exc.__traceback__)
