@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 
@@ -54,19 +55,33 @@ def dag_run_of(dag: Any, **conf: Any) -> tuple[Any, dict[str, str], Callable[[st
     return dag_run, states, xcom
 
 
-def decide_when_requested(reviewer: cairn.Client, model: str, *, approve: bool, comment: str) -> threading.Thread:
-    """A second person, in another thread, decides the promotion request as soon as the DAG opens it."""
+def deferrals(dag_id: str) -> int:
+    """How many task instances of the DAG have deferred to a trigger so far."""
+    with create_session() as session:
+        return session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
+                                                  TaskInstance.trigger_id.is_not(None)).count()
+
+
+def decide_when_requested(reviewer: cairn.Client, model: str, dag_id: str, *, approve: bool,
+                          comment: str) -> threading.Thread:
+    """A second person, in another thread, decides the promotion request once the DAG has opened it and the
+    approval sensor is waiting for it in a trigger (so the decision really comes while the sensor waits)."""
+    before = deferrals(dag_id)
+
     def review() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             pending = [r for r in reviewer.list_promotion_requests(status="pending") if r.model == f"dev.{model}"]
-            if pending:
+            if pending and deferrals(dag_id) > before:
                 if approve:
                     reviewer.approve(pending[0].id, comment=comment)
                 else:
                     reviewer.reject(pending[0].id, comment=comment)
                 return
             time.sleep(0.2)
+        for request in reviewer.list_promotion_requests(status="pending"):  # never a hung DAG: fail it
+            if request.model == f"dev.{model}":
+                reviewer.cancel_promotion_request(request.id)
 
     thread = threading.Thread(target=review, daemon=True)
     thread.start()
@@ -80,7 +95,7 @@ def unique(prefix: str) -> str:
 def test_retrain_gate_promote_approve_deploy(world: World) -> None:
     model, experiment = unique("churn"), unique("retrain")
     dag = load_dag(dags.RETRAIN, DAG_ID=unique("retrain_churn"), MODEL=model, EXPERIMENT=experiment)
-    reviewer = decide_when_requested(world.bob, model, approve=True, comment="eval report checked")
+    reviewer = decide_when_requested(world.bob, model, dag.dag_id, approve=True, comment="eval report checked")
     dag_run, states, xcom = dag_run_of(dag, val_auc=0.91)
     reviewer.join(5)
 
@@ -120,7 +135,7 @@ def test_retrain_gate_promote_approve_deploy(world: World) -> None:
 def test_a_rejected_promotion_fails_the_sensor_with_the_reviewers_comment(world: World) -> None:
     model, experiment = unique("fraud"), unique("retrain")
     dag = load_dag(dags.RETRAIN, DAG_ID=unique("retrain_fraud"), MODEL=model, EXPERIMENT=experiment)
-    reviewer = decide_when_requested(world.bob, model, approve=False, comment="the holdout set leaked")
+    reviewer = decide_when_requested(world.bob, model, dag.dag_id, approve=False, comment="the holdout set leaked")
     dag_run, states, xcom = dag_run_of(dag, val_auc=0.8)
     reviewer.join(5)
 
@@ -140,7 +155,7 @@ def test_the_gate_branches_both_ways(world: World) -> None:
     model, experiment = unique("gate"), unique("retrain")
     client = world.client()
     dag = load_dag(dags.RETRAIN, DAG_ID=unique("retrain_gate"), MODEL=model, EXPERIMENT=experiment)
-    reviewer = decide_when_requested(world.bob, model, approve=True, comment="ok")
+    reviewer = decide_when_requested(world.bob, model, dag.dag_id, approve=True, comment="ok")
     dag_run, states, xcom = dag_run_of(dag, val_auc=0.90)
     reviewer.join(5)
     assert states["deploy"] == "success"
@@ -157,7 +172,7 @@ def test_the_gate_branches_both_ways(world: World) -> None:
     assert client.get_model_version_by_alias(f"prod.{model}", "champion").version == 1
 
     # better by more than min_delta: promote (approved by bob), and the champion moves
-    reviewer = decide_when_requested(world.bob, model, approve=True, comment="better")
+    reviewer = decide_when_requested(world.bob, model, dag.dag_id, approve=True, comment="better")
     dag_run, states, xcom = dag_run_of(dag, val_auc=0.95)
     reviewer.join(5)
     assert xcom("beats_champion", "comparison")["branch"] == "promote" and states["keep_champion"] == "skipped"
@@ -219,7 +234,7 @@ def test_register_promote_directly_and_soft_fail(world: World) -> None:
     model, experiment = unique("plain"), unique("register")
     world.root.create_registry("staging")  # unprotected: promotion needs no approval there
     dag = load_dag(dags.REGISTER_AND_PROMOTE, DAG_ID=unique("register"), MODEL=model, EXPERIMENT=experiment)
-    reviewer = decide_when_requested(world.bob, model, approve=False, comment="not this one")
+    reviewer = decide_when_requested(world.bob, model, dag.dag_id, approve=False, comment="not this one")
     _, states, xcom = dag_run_of(dag)
     reviewer.join(5)
 
