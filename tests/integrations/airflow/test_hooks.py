@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -36,3 +38,18 @@ def test_the_test_button(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         {"conn_type": "cairn", "host": world.url, "password": world.ci_token, "extra": {"workspace": "nope"}}))
     ok, message = CairnHook("cairn_elsewhere").test_connection()
     assert not ok and message.startswith("404")
+
+
+def test_airflows_own_connection_test_uses_the_hook(world: World) -> None:
+    """``airflow connections test`` runs what the UI's Test button runs (enabled by core.test_connection)."""
+    bad = json.dumps({"conn_type": "cairn", "host": world.url, "password": "cairn_wrong", "extra": {"workspace": "ml"}})
+    env = {**os.environ, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "AIRFLOW_CONN_CAIRN_BAD": bad}
+
+    def airflow_test(conn_id: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "airflow", "connections", "test", conn_id], env=env,
+                              capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL)
+
+    good = airflow_test("cairn_default")
+    assert good.returncode == 0 and "Connection success!" in good.stdout, good.stdout[-2000:] + good.stderr[-2000:]
+    refused = airflow_test("cairn_bad")
+    assert "Connection failed!" in refused.stdout and "401" in refused.stdout, refused.stdout[-2000:]

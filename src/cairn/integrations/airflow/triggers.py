@@ -58,8 +58,8 @@ class _CairnPollTrigger(BaseTrigger):
         except RefusedError as exc:
             return {"status": "error", "message": str(exc)}
         except (httpx.TransportError, TransientError) as exc:
-            log.warning("cairn: polling %s failed, trying again in %ss: %s", target_name(self), self.poll_interval,
-                        exc)
+            log.warning("cairn: polling %s failed, trying again in %ss: %s", type(self).__name__,
+                        self.poll_interval, exc)
             return None
         if check.failure is not None:
             return {"status": "failed", "message": check.failure}
@@ -70,10 +70,6 @@ class _CairnPollTrigger(BaseTrigger):
 
 class TransientError(Exception):
     """A 5xx or 429 answer: worth asking again."""
-
-
-def target_name(trigger: BaseTrigger) -> str:
-    return type(trigger).__name__
 
 
 async def get_json(http: httpx.AsyncClient, path: str) -> dict[str, Any] | None:
