@@ -34,6 +34,12 @@ from cairn.server.services import accounts, workspaces
 from cairn.server.services.context import Context
 from cairn.server.settings import Settings
 
+# The Airflow provider's tests need Airflow, which lives in its own virtual environment (.venv-airflow: its
+# pins are not the test environment's); scripts/test runs them there, with CAIRN_AIRFLOW_TESTS=1, as a second
+# pytest invocation. Anywhere else they are left out, not skipped: that run does not import them at all.
+if os.environ.get("CAIRN_AIRFLOW_TESTS") != "1":
+    collect_ignore = ["integrations/airflow"]
+
 PG_ENV = "CAIRN_TEST_POSTGRES_URL"
 STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

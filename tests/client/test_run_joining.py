@@ -127,3 +127,34 @@ def test_offline_processes_with_one_key_meet_when_synced(remote: LiveServer, tmp
                    check=True)
     run = cairn.Client().get_run(ids.pop())
     assert run.run_key == "night" and set(run.metrics) == {"part_a", "part_b"} and run.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_start_run_takes_a_token_so_one_process_logs_as_several_identities(tmp_path: Path, sdk_env: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'auth.db'}"
+    env = {**os.environ, "CAIRN_PASSWORD": "root passphrase 1"}
+    for args in (["create-user", "root", "--admin"], ["create-user", "ci", "--service"],
+                 ["create-user", "trainer", "--service"], ["add-member", "default", "ci", "editor"],
+                 ["add-member", "default", "trainer", "editor"]):
+        done = subprocess.run([sys.executable, "-m", "cairn", "admin", "--store-uri", store, *args], env=env,
+                              capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+    tokens = {}
+    for user in ("ci", "trainer"):
+        made = subprocess.run([sys.executable, "-m", "cairn", "admin", "--store-uri", store, "create-token", user,
+                               "--name", "t", "--expires", "1d"], capture_output=True, text=True, timeout=120,
+                              check=False, stdin=subprocess.DEVNULL)
+        assert made.returncode == 0, made.stderr
+        tokens[user] = made.stdout.strip()
+    live = LiveServer(tmp_path / "home", store, args=("--auth",)).start()
+    try:
+        runs = {}
+        for user, token in tokens.items():  # no CAIRN_TOKEN in the environment (sdk_env): only the argument
+            with cairn.start_run("identities", tracking_uri=live.url, token=token) as run:
+                run.log_metric("loss", 0.1, step=0)
+            runs[user] = run.id
+        reader = cairn.Client(live.url, token=tokens["ci"])
+        assert {user: reader.get_run(run_id).user for user, run_id in runs.items()} == {"ci": "ci",
+                                                                                        "trainer": "trainer"}
+    finally:
+        live.stop()

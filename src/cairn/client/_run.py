@@ -328,7 +328,7 @@ def _join(folder: str | None, name: str) -> str:
 def start_run(experiment: str | int | None = None, *, name: str | None = None, tags: Mapping[str, Any] | None = None,
               parent_run_id: str | None = None, nested: bool = True, workspace: str | None = None,
               tracking_uri: str | None = None, capture_source: bool = True, run_id: str | None = None,
-              run_key: str | None = None, end_on_exit: bool | None = None) -> ActiveRun:
+              run_key: str | None = None, end_on_exit: bool | None = None, token: str | None = None) -> ActiveRun:
     """Start a run in ``experiment`` (a name, created if missing, or an id; "Default" if omitted).
 
     A run started while another is active becomes its child unless ``nested=False``.
@@ -344,10 +344,13 @@ def start_run(experiment: str | int | None = None, *, name: str | None = None, t
     Who ends a run: ``finish()`` always ends it. Leaving the ``with`` block ends a run this call created;
     a joined run is left RUNNING for whoever owns it (a worker must not end its pipeline's run), unless
     ``end_on_exit=True``. An exception inside the block ends either kind FAILED (KILLED on Ctrl-C).
+
+    ``tracking_uri``, ``token`` and ``workspace`` default to CAIRN_TRACKING_URI, CAIRN_TOKEN and
+    CAIRN_WORKSPACE; passing them lets one process log to several servers or as several identities.
     """
     if run_id is not None and run_key is not None:
         raise ValueError("pass run_id (resume that run) or run_key (get or create the run with that key), not both")
-    config = Config.from_env(tracking_uri, workspace=workspace)
+    config = Config.from_env(tracking_uri, token, workspace)
     user_tags = {k: str(v) for k, v in (tags or {}).items()}
     if run_id is not None:
         return _resume(config, run_id, experiment, user_tags, end_on_exit)
