@@ -45,6 +45,11 @@ def shared_transport(config: Config) -> Transport:
     return _transports[key]
 
 
+def forget_transports() -> None:
+    """Drop this process's connections without closing them (a forked child: they are the parent's)."""
+    _transports.clear()
+
+
 def close_transports() -> None:
     while _transports:
         _transports.popitem()[1].close()

@@ -31,6 +31,7 @@ import orjson
 from cairn.client._client import (
     Client,
     close_transports,
+    forget_transports,
     describe_unit,
     folder_uploads,
     run_many,
@@ -111,6 +112,22 @@ def sender_close_timeout(sender: Sender) -> float:
 
 
 atexit.register(shutdown)
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing's workers: Kedro's ParallelRunner, DataLoader workers) inherits the
+    parent's senders without their threads, and its connections: it must make its own. Nothing inherited is
+    closed (the parent still uses it); runs active in the parent get a new sender on their next write."""
+    global _senders_lock, _fork_generation
+    _senders_lock = threading.Lock()
+    _senders.clear()
+    forget_transports()
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_number(key: str, value: Any) -> float:
@@ -142,9 +159,17 @@ class ActiveRun:
         self.status = "RUNNING"
         self.joined = False  # the run existed before this process started it (see start_run)
         self.end_on_exit = True
-        self._sender = sender_for(config)
+        self._own_sender = sender_for(config)
+        self._generation = _fork_generation
         self._steps: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    @property
+    def _sender(self) -> Sender:
+        """This process's sender for the run (a forked child makes its own: see _after_fork_in_child)."""
+        if self._generation != _fork_generation:
+            self._own_sender, self._generation = sender_for(self.config), _fork_generation
+        return self._own_sender
 
     # metrics -----------------------------------------------------------------------------------------
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
