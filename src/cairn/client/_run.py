@@ -353,10 +353,12 @@ def _join(folder: str | None, name: str) -> str:
 def start_run(experiment: str | int | None = None, *, name: str | None = None, tags: Mapping[str, Any] | None = None,
               parent_run_id: str | None = None, nested: bool = True, workspace: str | None = None,
               tracking_uri: str | None = None, capture_source: bool = True, run_id: str | None = None,
-              run_key: str | None = None, end_on_exit: bool | None = None) -> ActiveRun:
+              run_key: str | None = None, end_on_exit: bool | None = None,
+              source_dir: str | os.PathLike[str] | None = None) -> ActiveRun:
     """Start a run in ``experiment`` (a name, created if missing, or an id; "Default" if omitted).
 
-    A run started while another is active becomes its child unless ``nested=False``.
+    A run started while another is active becomes its child unless ``nested=False``. The run's source tags
+    record the git state of ``source_dir`` (default: the entry point's folder).
 
     Joining a run, so that several processes or invocations write into one:
 
@@ -378,7 +380,8 @@ def start_run(experiment: str | int | None = None, *, name: str | None = None, t
         return _resume(config, run_id, experiment, user_tags, end_on_exit)
     if parent_run_id is None and nested and _active:
         parent_run_id = _active[-1].id
-    all_tags = {**(source_tags() if capture_source else {}), **user_tags}
+    source = Path(source_dir) if source_dir is not None else None
+    all_tags = {**(source_tags(source) if capture_source else {}), **user_tags}
     proposed = keyed_run_id(config.workspace, experiment, run_key) if run_key is not None else uuid.uuid4().hex
     run = ActiveRun(config, proposed, name, experiment)
     body: dict[str, Any] = {"run_id": run.id, "name": name, "tags": all_tags, "parent_run_id": parent_run_id,

@@ -102,7 +102,8 @@ class CairnHooks:
             run = cairn.start_run(run_id=settings.run_id, tags=tags, **where)
         else:
             name = settings.run_name or _run_name(run_params, package)
-            run = cairn.start_run(experiment, name=name, tags=tags, run_key=settings.run_key, nested=False, **where)
+            run = cairn.start_run(experiment, name=name, tags=tags, run_key=settings.run_key, nested=False,
+                                  source_dir=run_params.get("project_path"), **where)
             if run.joined:
                 run.set_tags(tags)
         runtime.set_pipeline_run(run, {runtime.RUN_ID_ENV: run.id, **settings.tracking_env()},
