@@ -31,9 +31,9 @@ import orjson
 from cairn.client._client import (
     Client,
     close_transports,
-    forget_transports,
     describe_unit,
     folder_uploads,
+    forget_transports,
     run_many,
     shared_transport,
     upload_file,

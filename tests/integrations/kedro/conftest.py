@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import kedro  # noqa: F401 - the tests need the real Kedro; missing, they must fail
+import kedro  # noqa: F401 the tests need the real Kedro; missing, they must fail
 import pytest
 
 import cairn

@@ -31,7 +31,7 @@ def test_two_invocations_join_one_run_by_key(remote: Kedro) -> None:
     remote.run("run", "--nodes", "evaluate", CAIRN_RUN_KEY="airflow-2026-12-02")
     run = only_run(remote, "churn-keyed")
     assert run.id == first.id and run.tags["kedro.nodes"] == "evaluate"
-    check_training_run(remote, run)
+    check_training_run(remote, run, one_session=False)
 
 
 def test_server_down_spools_and_cairn_sync_uploads(remote: Kedro, auth_server: Server) -> None:

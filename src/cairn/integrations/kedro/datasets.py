@@ -7,7 +7,7 @@ to Cairn is guarded: if tracking fails the save still succeeds locally (a warnin
 
 from __future__ import annotations
 
-import pickle  # noqa: S403 - the local fallback copy of a model this process wrote itself
+import pickle  # the local fallback copy of a model this process wrote itself
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,7 @@ def _unwrapped(loaded: Any, *, unwrap: bool) -> Any:
     return loaded.raw if unwrap else loaded
 
 
-class RegistryModelDataset(AbstractDataset[None, Any]):
+class RegistryModelDataset(AbstractDataset[Any, Any]):
     """Load-only: a registered model by ``model_uri`` (``models:/prod.churn@champion``,
     ``models:/dev.churn/3``), or by ``name`` with ``alias`` or ``version``. Kedro's environments pick the
     registry (``conf/prod/catalog.yml`` points at ``prod.churn``)."""
@@ -257,7 +257,7 @@ class RegistryModelDataset(AbstractDataset[None, Any]):
     def load(self) -> Any:
         return _unwrapped(_client().load_model(self._model_uri), unwrap=self._unwrap)
 
-    def save(self, data: None) -> None:
+    def save(self, data: Any) -> None:
         raise DatasetError(f"RegistryModelDataset is load-only ({self._model_uri}): log models with ModelDataset")
 
     def _exists(self) -> bool:

@@ -90,20 +90,21 @@ class CairnHooks:
 
     # internals ----------------------------------------------------------------------------------------
     def _open_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        import cairn
         from kedro.framework.project import PACKAGE_NAME
+
+        import cairn
 
         settings = self._settings or CairnSettings.from_dict({})
         package = PACKAGE_NAME or "kedro"
         tags = {**kedro_tags(run_params, package), **settings.run_tags}
-        where = {"tracking_uri": settings.tracking_uri, "workspace": settings.workspace}
+        uri, workspace = settings.tracking_uri, settings.workspace
         experiment = settings.experiment or package
         if settings.run_id:
-            run = cairn.start_run(run_id=settings.run_id, tags=tags, **where)
+            run = cairn.start_run(run_id=settings.run_id, tags=tags, tracking_uri=uri, workspace=workspace)
         else:
             name = settings.run_name or _run_name(run_params, package)
             run = cairn.start_run(experiment, name=name, tags=tags, run_key=settings.run_key, nested=False,
-                                  source_dir=run_params.get("project_path"), **where)
+                                  source_dir=run_params.get("project_path"), tracking_uri=uri, workspace=workspace)
             if run.joined:
                 run.set_tags(tags)
         runtime.set_pipeline_run(run, {runtime.RUN_ID_ENV: run.id, **settings.tracking_env()},

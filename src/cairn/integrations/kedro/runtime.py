@@ -87,7 +87,7 @@ def guarded(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | N
     """``fn(*args)``, or None and a warning if it fails: tracking never fails the pipeline."""
     try:
         return fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - any failure of tracking is reported, not raised
+    except Exception as exc:  # any failure of tracking is reported, not raised
         log.warning("cairn: could not %s: %s: %s", what, type(exc).__name__, exc)
         return None
 
@@ -96,7 +96,7 @@ def guarded(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | N
 def guard(what: str) -> Iterator[None]:
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - see guarded
+    except Exception as exc:  # see guarded
         log.warning("cairn: could not %s: %s: %s", what, type(exc).__name__, exc)
 
 

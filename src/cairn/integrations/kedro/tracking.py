@@ -141,8 +141,8 @@ def dataset_reference(catalog: Any, name: str, role: str) -> DatasetRef | None:
 
 def _describe(dataset: Any) -> dict[str, Any]:
     try:
-        described = dataset._describe()  # noqa: SLF001 - Kedro's own description of a dataset
-    except Exception:  # noqa: BLE001 - a dataset that cannot describe itself is still referenced
+        described = dataset._describe()  # Kedro's own description of a dataset
+    except Exception:  # a dataset that cannot describe itself is still referenced
         return {}
     return described if isinstance(described, dict) else {}
 
@@ -153,6 +153,6 @@ def _version(dataset: Any, role: str) -> str:
         return ""
     try:
         stamp = dataset.resolve_save_version() if role == "output" else dataset.resolve_load_version()
-    except Exception:  # noqa: BLE001 - no version exists yet (an input never written)
+    except Exception:  # no version exists yet (an input never written)
         return ""
     return str(stamp or "")
