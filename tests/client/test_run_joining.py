@@ -127,3 +127,25 @@ def test_offline_processes_with_one_key_meet_when_synced(remote: LiveServer, tmp
                    check=True)
     run = cairn.Client().get_run(ids.pop())
     assert run.run_key == "night" and set(run.metrics) == {"part_a", "part_b"} and run.status == "FINISHED"
+
+
+def _log_in_child(run: cairn.ActiveRun, value: float) -> None:
+    run.log_metric("from_child", value, step=0)  # the parent's run object, in a forked child
+    cairn.flush(timeout=30)
+
+
+def test_a_forked_child_logs_into_the_parents_run(sdk_env: Path) -> None:
+    """multiprocessing's fork workers (Kedro's ParallelRunner) inherit senders and the embedded server without
+    their threads: the child makes its own, and what it logs lands in the run."""
+    import multiprocessing
+
+    with cairn.start_run("forked") as run:
+        run.log_metric("from_parent", 1.0)
+        cairn.flush(timeout=30)
+        child = multiprocessing.get_context("fork").Process(target=_log_in_child, args=(run, 2.0))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        run.log_metric("from_parent", 3.0)
+    got = cairn.Client().get_run(run.id)
+    assert got.metrics["from_child"].last == 2.0 and got.metrics["from_parent"].count == 2

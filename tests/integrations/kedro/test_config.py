@@ -37,3 +37,14 @@ def test_params_and_keys() -> None:
     assert metric_key("kedro.node", "train([a;b]) -> [c]", "seconds") == "kedro.node.train([a;b]) -> [c].seconds"
     long = metric_key("kedro.node", "n" * 400, "seconds")
     assert len(long) <= MAX_KEY and long != metric_key("kedro.node", "n" * 399, "seconds")
+
+
+def test_loading_the_plugin_does_not_import_the_sdk() -> None:
+    """Kedro loads the hooks and commands at every ``kedro`` command: the SDK waits until a pipeline runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cairn.integrations.kedro.hooks, cairn.integrations.kedro.cli; "
+            "print(sorted(m for m in sys.modules if m.startswith(('cairn.client', 'httpx', 'orjson'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
