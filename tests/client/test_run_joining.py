@@ -102,6 +102,7 @@ def test_an_error_in_a_joined_run_fails_it(sdk_env: Path) -> None:
     with pytest.raises(RuntimeError), cairn.start_run(run_id=owner.id):
         raise RuntimeError("node failed")
     assert cairn.Client().get_run(owner.id).status == "FAILED"
+    owner.detach()
 
 
 OFFLINE = textwrap.dedent("""
