@@ -135,9 +135,11 @@ def _log_in_child(run: cairn.ActiveRun, value: float) -> None:
     cairn.flush(timeout=30)
 
 
-def test_a_forked_child_logs_into_the_parents_run(sdk_env: Path) -> None:
-    """multiprocessing's fork workers (Kedro's ParallelRunner) inherit senders and the embedded server without
-    their threads: the child makes its own, and what it logs lands in the run."""
+@pytest.mark.slow
+def test_a_forked_child_logs_into_the_parents_run(remote: LiveServer) -> None:
+    """multiprocessing's fork workers inherit the senders without their threads: the child makes its own, and
+    what it logs lands in the run. (Against a server: SQLite must not be used across a fork, so the Kedro
+    plugin spawns its workers in embedded mode.)"""
     import multiprocessing
 
     with cairn.start_run("forked") as run:

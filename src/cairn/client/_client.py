@@ -30,6 +30,7 @@ from cairn.client._registry import RegistryMixin
 from cairn.client._transport import Transport, open_transport
 
 _transports: dict[tuple[str, str, str | None], Transport] = {}
+_inherited: list[Transport] = []
 T = TypeVar("T")
 FILE_THREADS = 4  # requests at once in upload_artifacts and a folder's download_artifact
 BATCH_FILE_BYTES = 1024 * 1024  # files up to this size go up together, in one request (one transaction)
@@ -46,7 +47,10 @@ def shared_transport(config: Config) -> Transport:
 
 
 def forget_transports() -> None:
-    """Drop this process's connections without closing them (a forked child: they are the parent's)."""
+    """Stop using this process's connections without closing them (a forked child: they are the parent's).
+    They are kept referenced, never collected: an embedded transport holds SQLite connections, and closing
+    one inherited across a fork drops the locks the child's own connections hold."""
+    _inherited.extend(_transports.values())
     _transports.clear()
 
 

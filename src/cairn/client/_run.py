@@ -113,6 +113,7 @@ def sender_close_timeout(sender: Sender) -> float:
 
 atexit.register(shutdown)
 _fork_generation = 0
+_inherited_senders: list[Sender] = []
 
 
 def _after_fork_in_child() -> None:
@@ -121,6 +122,7 @@ def _after_fork_in_child() -> None:
     closed (the parent still uses it); runs active in the parent get a new sender on their next write."""
     global _senders_lock, _fork_generation
     _senders_lock = threading.Lock()
+    _inherited_senders.extend(_senders.values())  # kept, never collected (see forget_transports)
     _senders.clear()
     forget_transports()
     _fork_generation += 1

@@ -10,6 +10,7 @@ next to nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -107,8 +108,8 @@ class CairnHooks:
                                   source_dir=run_params.get("project_path"), tracking_uri=uri, workspace=workspace)
             if run.joined:
                 run.set_tags(tags)
-        runtime.set_pipeline_run(run, {runtime.RUN_ID_ENV: run.id, **settings.tracking_env()},
-                                 end=_ends(settings, run))
+        exported = {runtime.RUN_ID_ENV: run.id, **settings.tracking_env(), **_worker_start(settings)}
+        runtime.set_pipeline_run(run, exported, end=_ends(settings, run))
         if settings.log_params and self._context is not None:
             log_parameters(run, self._context.params, settings.params_include, settings.params_exclude)
         if settings.log_datasets:
@@ -172,6 +173,15 @@ def _ends(settings: CairnSettings, run: Any) -> str:
     if settings.end != "auto":
         return settings.end
     return "on_failure" if settings.run_id else "always"
+
+
+def _worker_start(settings: CairnSettings) -> dict[str, str]:
+    """With the embedded store, ParallelRunner's workers are spawned, not forked: a forked child inherits
+    SQLite's in-process lock bookkeeping of the parent's connections, and its own writes could then wait on
+    a lock that no live connection holds (SQLite: never carry a connection across fork). A project's own
+    ``KEDRO_MP_CONTEXT`` is kept."""
+    embedded = not (settings.tracking_uri or os.environ.get("CAIRN_TRACKING_URI"))
+    return {"KEDRO_MP_CONTEXT": "spawn"} if embedded and "KEDRO_MP_CONTEXT" not in os.environ else {}
 
 
 def _describe_error(error: BaseException) -> str:

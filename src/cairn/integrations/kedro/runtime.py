@@ -19,7 +19,7 @@ log = logging.getLogger("cairn.integrations.kedro")
 T = TypeVar("T")
 
 RUN_ID_ENV = "CAIRN_RUN_ID"
-EXPORTED = ("CAIRN_RUN_ID", "CAIRN_TRACKING_URI", "CAIRN_WORKSPACE")
+EXPORTED = ("CAIRN_RUN_ID", "CAIRN_TRACKING_URI", "CAIRN_WORKSPACE", "KEDRO_MP_CONTEXT")
 
 
 class _State:
