@@ -7,6 +7,7 @@ the other. The same routes, validation and transactions serve embedded and remot
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,22 @@ import httpx
 
 _lock = threading.Lock()
 _bridges: dict[str, ASGIBridge] = {}
+_inherited: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing's workers) inherits the bridges without their event-loop threads:
+    a request would wait forever. It makes its own server (and store connections) on first use. The
+    inherited ones are kept, never used nor collected: closing an inherited SQLite connection would drop
+    the POSIX locks that the child's own connection holds on the same file."""
+    global _lock
+    _lock = threading.Lock()
+    _inherited.extend(_bridges.values())
+    _bridges.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ASGIBridge(httpx.BaseTransport):

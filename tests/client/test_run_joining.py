@@ -102,6 +102,7 @@ def test_an_error_in_a_joined_run_fails_it(sdk_env: Path) -> None:
     with pytest.raises(RuntimeError), cairn.start_run(run_id=owner.id):
         raise RuntimeError("node failed")
     assert cairn.Client().get_run(owner.id).status == "FAILED"
+    owner.detach()
 
 
 OFFLINE = textwrap.dedent("""
@@ -158,3 +159,27 @@ def test_start_run_takes_a_token_so_one_process_logs_as_several_identities(tmp_p
                                                                                         "trainer": "trainer"}
     finally:
         live.stop()
+
+
+def _log_in_child(run: cairn.ActiveRun, value: float) -> None:
+    run.log_metric("from_child", value, step=0)  # the parent's run object, in a forked child
+    cairn.flush(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_forked_child_logs_into_the_parents_run(remote: LiveServer) -> None:
+    """multiprocessing's fork workers inherit the senders without their threads: the child makes its own, and
+    what it logs lands in the run. (Against a server: SQLite must not be used across a fork, so the Kedro
+    plugin spawns its workers in embedded mode.)"""
+    import multiprocessing
+
+    with cairn.start_run("forked") as run:
+        run.log_metric("from_parent", 1.0)
+        cairn.flush(timeout=30)
+        child = multiprocessing.get_context("fork").Process(target=_log_in_child, args=(run, 2.0))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        run.log_metric("from_parent", 3.0)
+    got = cairn.Client().get_run(run.id)
+    assert got.metrics["from_child"].last == 2.0 and got.metrics["from_parent"].count == 2

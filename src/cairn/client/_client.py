@@ -32,6 +32,7 @@ from cairn.client._registry import RegistryMixin
 from cairn.client._transport import Transport, open_transport
 
 _transports: dict[tuple[str, str, str | None], Transport] = {}
+_inherited: list[Transport] = []
 T = TypeVar("T")
 FILE_THREADS = 4  # requests at once in upload_artifacts and a folder's download_artifact
 BATCH_FILE_BYTES = 1024 * 1024  # files up to this size go up together, in one request (one transaction)
@@ -45,6 +46,14 @@ def shared_transport(config: Config) -> Transport:
     if key not in _transports:
         _transports[key] = open_transport(config.tracking_uri, str(config.home), config.workspace, config.token)
     return _transports[key]
+
+
+def forget_transports() -> None:
+    """Stop using this process's connections without closing them (a forked child: they are the parent's).
+    They are kept referenced, never collected: an embedded transport holds SQLite connections, and closing
+    one inherited across a fork drops the locks the child's own connections hold."""
+    _inherited.extend(_transports.values())
+    _transports.clear()
 
 
 def close_transports() -> None:

@@ -33,6 +33,7 @@ from cairn.client._client import (
     close_transports,
     describe_unit,
     folder_uploads,
+    forget_transports,
     run_many,
     shared_transport,
     upload_file,
@@ -111,6 +112,24 @@ def sender_close_timeout(sender: Sender) -> float:
 
 
 atexit.register(shutdown)
+_fork_generation = 0
+_inherited_senders: list[Sender] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing's workers: Kedro's ParallelRunner, DataLoader workers) inherits the
+    parent's senders without their threads, and its connections: it must make its own. Nothing inherited is
+    closed (the parent still uses it); runs active in the parent get a new sender on their next write."""
+    global _senders_lock, _fork_generation
+    _senders_lock = threading.Lock()
+    _inherited_senders.extend(_senders.values())  # kept, never collected (see forget_transports)
+    _senders.clear()
+    forget_transports()
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_number(key: str, value: Any) -> float:
@@ -142,9 +161,17 @@ class ActiveRun:
         self.status = "RUNNING"
         self.joined = False  # the run existed before this process started it (see start_run)
         self.end_on_exit = True
-        self._sender = sender_for(config)
+        self._own_sender = sender_for(config)
+        self._generation = _fork_generation
         self._steps: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    @property
+    def _sender(self) -> Sender:
+        """This process's sender for the run (a forked child makes its own: see _after_fork_in_child)."""
+        if self._generation != _fork_generation:
+            self._own_sender, self._generation = sender_for(self.config), _fork_generation
+        return self._own_sender
 
     # metrics -----------------------------------------------------------------------------------------
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
@@ -328,10 +355,12 @@ def _join(folder: str | None, name: str) -> str:
 def start_run(experiment: str | int | None = None, *, name: str | None = None, tags: Mapping[str, Any] | None = None,
               parent_run_id: str | None = None, nested: bool = True, workspace: str | None = None,
               tracking_uri: str | None = None, capture_source: bool = True, run_id: str | None = None,
-              run_key: str | None = None, end_on_exit: bool | None = None, token: str | None = None) -> ActiveRun:
+              run_key: str | None = None, end_on_exit: bool | None = None, token: str | None = None,
+              source_dir: str | os.PathLike[str] | None = None) -> ActiveRun:
     """Start a run in ``experiment`` (a name, created if missing, or an id; "Default" if omitted).
 
-    A run started while another is active becomes its child unless ``nested=False``.
+    A run started while another is active becomes its child unless ``nested=False``. The run's source tags
+    record the git state of ``source_dir`` (default: the entry point's folder).
 
     Joining a run, so that several processes or invocations write into one:
 
@@ -356,7 +385,8 @@ def start_run(experiment: str | int | None = None, *, name: str | None = None, t
         return _resume(config, run_id, experiment, user_tags, end_on_exit)
     if parent_run_id is None and nested and _active:
         parent_run_id = _active[-1].id
-    all_tags = {**(source_tags() if capture_source else {}), **user_tags}
+    source = Path(source_dir) if source_dir is not None else None
+    all_tags = {**(source_tags(source) if capture_source else {}), **user_tags}
     proposed = keyed_run_id(config.workspace, experiment, run_key) if run_key is not None else uuid.uuid4().hex
     run = ActiveRun(config, proposed, name, experiment)
     body: dict[str, Any] = {"run_id": run.id, "name": name, "tags": all_tags, "parent_run_id": parent_run_id,

@@ -69,11 +69,13 @@ def _strip_credentials(url: str) -> str:
     return url
 
 
-def source_tags() -> dict[str, str]:
-    """The source tags of a run starting now. Git is asked at most once per SOURCE_TTL seconds per folder
-    (about 10 ms a time); a run started later sees a commit or an edit made in between."""
+def source_tags(source_dir: Path | None = None) -> dict[str, str]:
+    """The source tags of a run starting now: the git state of ``source_dir``, by default the entry point's
+    folder (a tool's console script, such as ``kedro``, names the project it runs in instead). Git is asked at
+    most once per SOURCE_TTL seconds per folder (about 10 ms a time); a run started later sees a commit or an
+    edit made in between."""
     entry = entry_point()
-    cwd = Path(entry).parent if entry.startswith("/") else Path.cwd()
+    cwd = source_dir if source_dir is not None else Path(entry).parent if entry.startswith("/") else Path.cwd()
     now = time.monotonic()
     with _captured_lock:
         cached = _captured.get(cwd)
