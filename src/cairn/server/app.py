@@ -14,6 +14,7 @@ from cairn.server.api import accounts, artifacts, experiments, mlflow, registry,
 from cairn.server.api.auth import Access, HostCheck, WorkspacePrefix, requires
 from cairn.server.api.common import JSON, install_error_handlers
 from cairn.server.api.direct import DirectRoutes
+from cairn.server.api.limits import BodyLimits, SecurityHeaders
 from cairn.server.db.engine import Database
 from cairn.server.settings import Settings
 from cairn.server.storage.blobs import LocalBlobStore
@@ -30,8 +31,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.blobs = LocalBlobStore(settings.resolved_artifact_root)
     install_error_handlers(app)
     app.add_middleware(DirectRoutes, fastapi=app)  # innermost: after the Host check and the workspace prefix
+    app.add_middleware(BodyLimits, fastapi=app)  # every body bounded before a route (or the above) reads it
     app.add_middleware(WorkspacePrefix)
     app.add_middleware(HostCheck, settings=settings)
+    app.add_middleware(SecurityHeaders)
     # runs first: a request is matched against the routes in order, and logging is the busiest path.
     # Safe because the runs router has no catch-all (artifacts, reviews and registry also serve paths
     # under /api/v1/runs/...). Reviews before registry: the registry's catch-all for stray /models/...

@@ -46,7 +46,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
-    max_request_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int = 64 * 1024 * 1024  # a body read whole (JSON, a batch of small files)
+    max_upload_bytes: int = 10 * 1024**3  # a body streamed to disk (an artifact file, a model bundle)
+    max_unauthenticated_bytes: int = 64 * 1024  # with --auth: a body sent before the caller is known
+    bundle_max_members: int = 10_000  # files in one imported model bundle
     default_workspace: str = "default"
     auth: bool = False
     insecure_no_auth: bool = False
@@ -63,8 +66,9 @@ class Settings:
         env = os.environ
         settings = cls(store_uri=env.get("CAIRN_STORE_URI") or None,
                        artifact_root=Path(env["CAIRN_ARTIFACT_ROOT"]) if env.get("CAIRN_ARTIFACT_ROOT") else None)
-        if env.get("CAIRN_MAX_REQUEST_BYTES"):
-            settings.max_request_bytes = int(env["CAIRN_MAX_REQUEST_BYTES"])
+        for name in ("max_request_bytes", "max_upload_bytes", "max_unauthenticated_bytes", "bundle_max_members"):
+            if env.get(f"CAIRN_{name.upper()}"):
+                setattr(settings, name, int(env[f"CAIRN_{name.upper()}"]))
         settings.auth = _flag(env.get("CAIRN_AUTH"))
         settings.secure_cookies = _flag(env.get("CAIRN_SECURE_COOKIES"))
         settings.secret_key = env.get("CAIRN_SECRET_KEY") or None
@@ -133,6 +137,9 @@ class Settings:
         env = {"CAIRN_HOME": str(self.home), "CAIRN_STORE_URI": self.resolved_store_uri,
                "CAIRN_ARTIFACT_ROOT": str(self.resolved_artifact_root),
                "CAIRN_MAX_REQUEST_BYTES": str(self.max_request_bytes), "CAIRN_AUTH": "1" if self.auth else "0",
+               "CAIRN_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+               "CAIRN_MAX_UNAUTHENTICATED_BYTES": str(self.max_unauthenticated_bytes),
+               "CAIRN_BUNDLE_MAX_MEMBERS": str(self.bundle_max_members),
                "CAIRN_HOST": self.host, "CAIRN_SESSION_TTL": str(self.session_ttl_seconds),
                "CAIRN_SECURE_COOKIES": "1" if self.secure_cookies else "0"}
         if self.secret_key:

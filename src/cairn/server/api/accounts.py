@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import LOCAL_ACTOR, SESSION_COOKIE, Access, authenticate, requires
-from cairn.server.api.common import JSON
+from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import collab as schemas
 from cairn.server.services import accounts, events
 from cairn.server.services.accounts import Identity
 from cairn.server.services.errors import InvalidInputError, NotAuthenticatedError, PermissionDeniedError
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1", tags=["accounts"], route_class=Route)
 
 
 def _write(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:

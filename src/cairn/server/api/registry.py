@@ -11,13 +11,13 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async
+from cairn.server.api.common import JSON, Route, call, call_async
 from cairn.server.schemas import registry as schemas
 from cairn.server.services import bundles, versions
 from cairn.server.services import registry as svc
 from cairn.server.services.errors import InvalidInputError
 
-router = APIRouter(prefix="/api/v1", tags=["registry"])
+router = APIRouter(prefix="/api/v1", tags=["registry"], route_class=Route)
 MODEL = "/models/{name}"
 VERSION = "/models/{name}/versions/{version}"
 
