@@ -12,6 +12,7 @@ from typing import Any
 
 from cairn.server.db.engine import sqlite_url
 from cairn.server.services.accounts import LoginPolicy
+from cairn.server.storage.blobs import private_dir
 
 MIN_SECRET_KEY = 32
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -124,7 +125,7 @@ class Settings:
         """The secret kept in the data folder, made on first start (readable by this user only)."""
         path = self.home / "secret_key"
         if not path.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.home)
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))

@@ -28,6 +28,7 @@ from cairn.server.services.errors import (
     TooManyAttemptsError,
 )
 from cairn.server.services.experiments import resolve_workspace
+from cairn.server.services.validation import MAX_JSON_DEPTH, check_depth
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -97,24 +98,6 @@ async def read_body(request: Request) -> bytes:
     """The whole request body. Its size is bounded before any of it is read, in front of every route
     (``cairn.server.api.limits.BodyLimits``): this only collects what is allowed through."""
     return b"".join([chunk async for chunk in request.stream()])
-
-
-MAX_JSON_DEPTH = 64  # arrays and objects inside each other; a real body needs a handful
-
-
-def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
-    """Refuse JSON nested deeper than ``limit``: code that walks it recursively (serializers, validators)
-    would otherwise fail on it or spend its stack. Iterative, so it cannot itself run out of stack."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            raise InvalidInputError(f"the request body nests arrays and objects more than {limit} deep",
-                                    field="body")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def _may_be_deep(body: bytes) -> bool:

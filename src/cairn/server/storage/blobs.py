@@ -1,4 +1,9 @@
-"""Content-addressed blob stores. A blob's name is its sha256; writes are atomic (temp, fsync, rename)."""
+"""Content-addressed blob stores. A blob's name is its sha256; writes are atomic (temp, fsync, rename).
+
+Deduplication happens after the write: every upload is written, synced and renamed into place whether
+or not the same bytes are stored already (by anyone, in any workspace), so how long an upload takes
+says nothing about what others stored. Folders are created 0700 and files 0600: readable by the
+server's user only."""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ class StoredBlob:
 
 
 class BlobStore(Protocol):
+    def stage(self) -> BlobWriter: ...
+    def commit_staged(self, writer: BlobWriter) -> StoredBlob: ...
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob: ...
     def put_bytes(self, data: bytes) -> StoredBlob: ...
     def open(self, digest: str) -> Iterator[bytes]: ...
@@ -37,7 +44,7 @@ class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._tmp = self.root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        private_dir(self._tmp)
 
     def path_for(self, digest: str) -> Path:
         algo, _, hexdigest = digest.partition(":")
@@ -48,11 +55,19 @@ class LocalBlobStore:
             raise ValueError("blob path escapes the store")
         return path
 
+    def stage(self) -> BlobWriter:
+        """A temp file to write and hash a blob into; ``commit_staged`` stores it, ``discard`` drops it."""
+        return BlobWriter(self._tmp)
+
+    def commit_staged(self, writer: BlobWriter) -> StoredBlob:
+        writer.sync()
+        return self._commit(writer.path, writer.digest(), writer.size)
+
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob:
         """Store a request body as it arrives. Hashing, writing and the final fsync run in a worker thread,
         a batch of about ``CHUNK`` bytes at a time, while the event loop receives the next batch (and serves
         other requests): on the loop, a 1 GB upload's hashing alone held every other request for 0.7 s."""
-        writer = _BlobWriter(self._tmp)
+        writer = BlobWriter(self._tmp)
         pending: asyncio.Future[None] | None = None
         try:
             batch: list[bytes] = []
@@ -74,15 +89,13 @@ class LocalBlobStore:
                 await asyncio.wait([pending])
             writer.discard()
 
-    def _finish(self, writer: _BlobWriter, last: list[bytes]) -> StoredBlob:
+    def _finish(self, writer: BlobWriter, last: list[bytes]) -> StoredBlob:
         writer.write(last)
         writer.sync()
         return self._commit(writer.path, writer.digest(), writer.size)
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        if self.exists(digest):
-            return StoredBlob(digest, len(data))
         fd, tmp = tempfile.mkstemp(dir=self._tmp)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -94,15 +107,16 @@ class LocalBlobStore:
             Path(tmp).unlink(missing_ok=True)
 
     def _commit(self, tmp: Path, digest: str, size: int) -> StoredBlob:
+        """Rename into place even when the blob exists (the same bytes replace the same bytes): the cost of
+        an upload does not depend on whether anyone stored it before."""
         final = self.path_for(digest)
-        if not final.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            dir_fd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        private_dir(final.parent)
+        os.replace(tmp, final)
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         return StoredBlob(digest, size)
 
     def open(self, digest: str) -> Iterator[bytes]:
@@ -121,7 +135,22 @@ class LocalBlobStore:
         self.path_for(digest).unlink(missing_ok=True)
 
 
-class _BlobWriter:
+def private_dir(path: Path) -> None:
+    """Create ``path`` and any missing parents as 0700 (``mkdir(parents=True)`` gives parents the umask's
+    default). Folders that exist already are left as they are: their owner chose."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process or thread
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is also cut by the umask: make it exactly 0700
+
+
+class BlobWriter:
     """A temp file being written and hashed; used by one thread at a time."""
 
     def __init__(self, tmp_dir: Path) -> None:
@@ -138,6 +167,8 @@ class _BlobWriter:
             self.size += len(chunk)
 
     def sync(self) -> None:
+        if self._out.closed:
+            return
         self._out.flush()
         os.fsync(self._out.fileno())
         self._out.close()
