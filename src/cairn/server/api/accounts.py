@@ -170,6 +170,13 @@ def update_user(name: str, body: schemas.UserUpdate, request: Request,
     return JSON(schemas.user_out(row))
 
 
+@router.post("/users/{name}/unlock")
+def unlock_user(name: str, request: Request, access: Access = requires("admin.manage")) -> Any:
+    """Lift the sign-in locks on a user (after failed sign-ins from some address) and reset their counts."""
+    cleared = _write(request, accounts.unlock_user, access.actor, name, access.client_addr)
+    return JSON({"user": name, "cleared": cleared})
+
+
 @router.get("/teams")
 def list_teams(request: Request, access: Access = requires("admin.read")) -> Any:
     return JSON({"teams": [schemas.team_out(t, m) for t, m in _read(request, accounts.list_teams)]})
