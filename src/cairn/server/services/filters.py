@@ -40,6 +40,7 @@ MAX_FILTER_LENGTH = 4000
 MAX_COMPARISONS = 100
 MAX_DEPTH = 20
 MAX_ORDER_BY = 10
+MAX_PATTERN = 500  # characters of one LIKE / ILIKE pattern; patterns are matched by the database, never a regex
 
 EntityKind = Literal["metric", "param", "tag", "attribute", "dataset"]
 Scalar: TypeAlias = float | int | str
@@ -478,6 +479,9 @@ class _Parser:
         if op in _LIST_OPS:
             return tuple(rule.convert(value, pos, rule.subject) for value, pos in self.parse_list(op))
         value, pos = self.parse_value(op_token.text)
+        if op in ("LIKE", "ILIKE") and isinstance(value, str) and len(value) > MAX_PATTERN:
+            raise FilterError(f"a {op} pattern may be at most {MAX_PATTERN} characters (this one has {len(value)})",
+                              pos)
         return rule.convert(value, pos, rule.subject)
 
     def parse_value(self, after: str) -> tuple[Scalar, int]:

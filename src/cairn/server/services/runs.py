@@ -106,7 +106,7 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
     start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
     name = check_key("name", spec.name) if spec.name else _generated_name()
     user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
-    tags = _string_map("tags", spec.tags, _tag_value) if spec.tags else {}
+    tags = _authored(ctx, _string_map("tags", spec.tags, _tag_value)) if spec.tags else {}
     values = {"id": run_id, "workspace_id": ctx.workspace_id, "experiment_id": experiment.id, "name": name,
               "status": "RUNNING", "start_time": start, "end_time": None, "user": user,
               "parent_run_id": spec.parent_run_id, "lifecycle": "active", "updated_at": start}
@@ -276,7 +276,7 @@ def log_batch(
                                 "end_time", field=sorted(unknown)[0])
     batches = _parse_metric_batches(body.get("metrics") or [])
     params = _string_map("params", body.get("params") or {}, param_value)
-    tags = _string_map("tags", body.get("tags") or {}, _tag_value)
+    tags = _no_author_change(ctx, _string_map("tags", body.get("tags") or {}, _tag_value))
     status, end_time = body.get("status"), body.get("end_time")
     if status is not None:
         check_status("status", status)
@@ -314,6 +314,24 @@ def _parse_metric_batches(raw: Any) -> list[metrics.SeriesBatch]:
     total = sum(len(m.get("values") or ()) for m in raw if isinstance(m, dict) and isinstance(m.get("values"), list))
     check_count("metrics", total, MAX_BATCH_POINTS)
     return [metrics.parse_series(item, f"metrics[{i}]", now) for i, item in enumerate(raw)]
+
+
+SOURCE_USER = "cairn.source.user"  # who started the run, as the SDK captures it
+
+
+def _authored(ctx: Context, tags: dict[str, str]) -> dict[str, str]:
+    """When the server knows the caller, the run's author tag names the caller, whatever the client sent
+    (the local single-user mode takes the client's word: there is no one else to be)."""
+    if ctx.guard.enforced and SOURCE_USER in tags:
+        tags[SOURCE_USER] = ctx.actor
+    return tags
+
+
+def _no_author_change(ctx: Context, tags: dict[str, str]) -> dict[str, str]:
+    if ctx.guard.enforced and SOURCE_USER in tags:
+        raise InvalidInputError(f"{SOURCE_USER} is set by the server when the run is created, from the signed-in "
+                                "caller; it cannot be changed", field=f"tags[{SOURCE_USER!r}]")
+    return tags
 
 
 def _tag_value(field_name: str, value: Any) -> str:
@@ -390,7 +408,7 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
     row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
-    clean = _string_map("tags", tags, _tag_value)
+    clean = _no_author_change(ctx, _string_map("tags", tags, _tag_value))
     _set_tags(session, run_id, clean)
     _touch(session, run_id)
     events.record(session, ctx, "run.set_tags", "run", run_id, after=clean)
