@@ -532,6 +532,8 @@ def parse_filter(text: str | None) -> Node | None:
     """Parse a run-search filter; ``None``, empty or blank text gives ``None``."""
     if text is None:
         return None
+    if not isinstance(text, str):
+        raise FilterError(f"the filter must be a string, not {type(text).__name__}", 0)
     parser = _Parser(text)
     if parser.peek().kind == "end":
         return None
@@ -546,6 +548,8 @@ def parse_order_by(clauses: Sequence[str] | None) -> list[OrderBy]:
     """Parse order-by clauses such as ``metrics.loss.min ASC``; a bare string is one clause."""
     if clauses is None:
         return []
+    if not isinstance(clauses, str | list | tuple):
+        raise FilterError(f"order_by must be a string or a list of strings, not {type(clauses).__name__}", 0)
     items = [clauses] if isinstance(clauses, str) else list(clauses)
     if len(items) > MAX_ORDER_BY:
         raise FilterError(f"too many order_by clauses (at most {MAX_ORDER_BY})", 0, clause=MAX_ORDER_BY)
