@@ -131,10 +131,11 @@ def test_hostile_payloads(app: Any, api: httpx.Client, objects: dict[str, str], 
     """Every case of the route; all failures are reported together (cases known to fail in the adapter are
     checked, strictly, by ``test_known_adapter_failures``)."""
     failures = []
+    counts = [_row_counts(app)]  # the store as it is: refreshed after each accepted request
     for case_id, body in _cases(method, path):
         if case_id in ADAPTER_XFAIL:
             continue
-        problem = _check(app, api, objects, method, path, body)
+        problem = _check(app, api, objects, method, path, body, counts)
         if problem:
             failures.append(f"{case_id}: {problem}")
     assert not failures, "\n".join(failures)
@@ -147,23 +148,27 @@ def test_known_adapter_failures(app: Any, api: httpx.Client, objects: dict[str, 
         return
     method, path, _ = case_id.split(" ", 2)
     body = dict(_cases(method, path))[case_id]
-    problem = _check(app, api, objects, method, path, body)
+    problem = _check(app, api, objects, method, path, body, [_row_counts(app)])
     assert not problem, problem
 
 
-def _check(app: Any, api: httpx.Client, objects: dict[str, str], method: str, path: str, body: Any) -> str:
-    """What is wrong with the answer to one hostile request ('' if nothing)."""
-    before = _row_counts(app)
+def _check(app: Any, api: httpx.Client, objects: dict[str, str], method: str, path: str, body: Any,
+           counts: list[dict[str, int]]) -> str:
+    """What is wrong with the answer to one hostile request ('' if nothing). ``counts[0]`` holds the store's
+    row counts before the request, and is brought up to date after it."""
+    before = counts[0]
     try:
         answer = _send(api, method, path, _fill(body, objects))
     except Exception as exc:
+        counts[0] = _row_counts(app)
         return f"server error: {exc!r}"[:300]
+    counts[0] = _row_counts(app)
     if answer.status_code >= 500:
         return f"{answer.status_code} {answer.text[:300]}"
     if answer.status_code >= 400:
         if not answer.json().get("error_code"):
             return f"{answer.status_code} without an error code: {answer.text[:300]}"
-        if _row_counts(app) != before:
+        if counts[0] != before:
             return f"refused with {answer.status_code} but the store changed"
     return ""
 
