@@ -106,3 +106,28 @@ def test_gc_command(registered: str, sdk_env: Path) -> None:
     done = cli("gc", "--store-uri", f"sqlite:///{sdk_env / 'cairn.db'}", "--artifact-root", str(sdk_env / "artifacts"))
     assert done.returncode == 0 and "purged 1 runs, 1 models, 1 versions" in done.stdout
     assert "bytes" in done.stdout
+
+
+def test_admin_unlock_user(store_uri: str) -> None:
+    """An operator lifts a sign-in lock from the command line (the store is the server's)."""
+    from cairn.server.db.engine import Database
+    from cairn.server.services import accounts
+
+    made = cli("admin", "--store-uri", store_uri, "create-user", "carol",
+               env={**os.environ, "CAIRN_PASSWORD": "a long passphrase 42"})
+    assert made.returncode == 0, made.stderr
+    db = Database(store_uri)
+    policy = accounts.LoginPolicy(block_after=2, max_delay=0.0)
+    try:
+        for _ in range(2):
+            with db.session(write=True) as session:
+                accounts.verify_login(session, "carol", "wrong password", policy, "203.0.113.1")
+        with pytest.raises(accounts.TooManyAttemptsError), db.session(write=False) as session:
+            accounts.check_throttle(session, "carol", "203.0.113.1")
+        unlocked = cli("admin", "--store-uri", store_uri, "unlock-user", "carol")
+        assert unlocked.returncode == 0 and "carol unlocked" in unlocked.stdout, unlocked.stderr
+        with db.session(write=False) as session:
+            accounts.check_throttle(session, "carol", "203.0.113.1")
+        assert cli("admin", "--store-uri", store_uri, "unlock-user", "nobody").returncode != 0
+    finally:
+        db.dispose()

@@ -437,6 +437,18 @@ def admin_disable_user(ctx: click.Context, name: str, enable: bool) -> None:
     click.echo(f"{name} {'enabled' if enable else 'disabled'}")
 
 
+@admin.command("unlock-user")
+@click.argument("name")
+@click.pass_context
+def admin_unlock_user(ctx: click.Context, name: str) -> None:
+    """Lift the sign-in locks that failed passwords put on a user, from every address."""
+    from cairn.server.services import accounts
+
+    with _store(ctx) as (session, actor):
+        cleared = accounts.unlock_user(session, actor, name)
+    click.echo(f"{name} unlocked ({cleared} failure counters cleared)")
+
+
 @admin.command("list-users")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

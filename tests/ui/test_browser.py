@@ -150,8 +150,8 @@ def test_find_compare_and_drill_into_runs(page: Any, seeded: dict[str, Any]) -> 
     page.get_by_label("aggregation", exact=True).select_option("min")
     page.locator('.head [data-column="metric:loss"] span').click()
     page.locator('.head [data-column="metric:loss"] span').click()  # second click: ascending
-    page.wait_for_function("document.querySelector('[data-testid=run-row] [data-column=\"metric:loss\"]')"
-                           "?.innerText === '0.1'")
+    expect(page.locator('[data-testid=run-row] [data-column="metric:loss"]').first).to_have_text(
+                           "0.1", timeout=30_000)
     api_order = client.search_runs(seeded["experiment"], order_by=["metrics.loss.min ASC"])
     expected = [f"{r.metrics['loss'].min:g}" for r in api_order if "loss" in r.metrics]
     assert cells(page, "metric:loss")[:3] == expected
@@ -162,7 +162,7 @@ def test_find_compare_and_drill_into_runs(page: Any, seeded: dict[str, Any]) -> 
     # a valid filter, then an invalid one with the error at its position
     page.get_by_label("filter").fill("metrics.loss.min < 0.25")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=run-row]').length === 2")
+    expect(page.get_by_test_id("run-row")).to_have_count(2, timeout=30_000)
     page.get_by_label("filter").fill("metrics.loss <<< 1")
     page.get_by_role("button", name="Filter").click()
     error = page.get_by_test_id("filter-error")
@@ -286,8 +286,8 @@ def test_ten_thousand_runs_stay_smooth(page: Any, seeded: dict[str, Any]) -> Non
     first = time.monotonic() - started
     assert page.get_by_test_id("run-row").count() < 200  # virtualized: only what is on screen is in the page
     page.locator('.head [data-column="metric:acc"] span').click()  # sort 10,000 runs by a metric, on the server
-    page.wait_for_function("document.querySelector('[data-testid=run-row] [data-column=\"metric:acc\"]')"
-                           "?.innerText === '0.9999'")
+    expect(page.locator('[data-testid=run-row] [data-column="metric:acc"]').first).to_have_text(
+                           "0.9999", timeout=30_000)
     grid = page.get_by_test_id("runs-grid")
     scrolled = time.monotonic()
     done = f"Runs ({MANY})"
@@ -326,8 +326,8 @@ def test_a_new_user_finds_compares_and_promotes_the_best_run_locally(tmp_path: P
         page.get_by_label("aggregation", exact=True).select_option("min")
         page.locator('.head [data-column="metric:loss"] span').click()
         page.locator('.head [data-column="metric:loss"] span').click()
-        page.wait_for_function("document.querySelector('[data-testid=run-row] [data-column=\"metric:loss\"]')"
-                               "?.innerText === '0.2'")
+        expect(page.locator('[data-testid=run-row] [data-column="metric:loss"]').first).to_have_text(
+                               "0.2", timeout=30_000)
         for name in ("a", "b", "c"):
             page.get_by_label(f"select {name}").check()
         page.get_by_role("button", name="Compare (3)").click()

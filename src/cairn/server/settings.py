@@ -12,6 +12,7 @@ from typing import Any
 
 from cairn.server.db.engine import sqlite_url
 from cairn.server.services.accounts import LoginPolicy
+from cairn.server.storage.blobs import private_dir
 
 MIN_SECRET_KEY = 32
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -46,7 +47,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
-    max_request_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int = 64 * 1024 * 1024  # a body read whole (JSON, a batch of small files)
+    max_upload_bytes: int = 10 * 1024**3  # a body streamed to disk (an artifact file, a model bundle)
+    max_unauthenticated_bytes: int = 64 * 1024  # with --auth: a body sent before the caller is known
+    bundle_max_members: int = 10_000  # files in one imported model bundle
     default_workspace: str = "default"
     auth: bool = False
     insecure_no_auth: bool = False
@@ -65,8 +69,9 @@ class Settings:
         env = os.environ
         settings = cls(store_uri=env.get("CAIRN_STORE_URI") or None,
                        artifact_root=env.get("CAIRN_ARTIFACT_ROOT") or None)
-        if env.get("CAIRN_MAX_REQUEST_BYTES"):
-            settings.max_request_bytes = int(env["CAIRN_MAX_REQUEST_BYTES"])
+        for name in ("max_request_bytes", "max_upload_bytes", "max_unauthenticated_bytes", "bundle_max_members"):
+            if env.get(f"CAIRN_{name.upper()}"):
+                setattr(settings, name, int(env[f"CAIRN_{name.upper()}"]))
         settings.auth = _flag(env.get("CAIRN_AUTH"))
         settings.secure_cookies = _flag(env.get("CAIRN_SECURE_COOKIES"))
         settings.secret_key = env.get("CAIRN_SECRET_KEY") or None
@@ -138,7 +143,7 @@ class Settings:
         """The secret kept in the data folder, made on first start (readable by this user only)."""
         path = self.home / "secret_key"
         if not path.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.home)
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
@@ -151,6 +156,9 @@ class Settings:
         env = {"CAIRN_HOME": str(self.home), "CAIRN_STORE_URI": self.resolved_store_uri,
                "CAIRN_ARTIFACT_ROOT": self.resolved_artifact_root,
                "CAIRN_MAX_REQUEST_BYTES": str(self.max_request_bytes), "CAIRN_AUTH": "1" if self.auth else "0",
+               "CAIRN_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
+               "CAIRN_MAX_UNAUTHENTICATED_BYTES": str(self.max_unauthenticated_bytes),
+               "CAIRN_BUNDLE_MAX_MEMBERS": str(self.bundle_max_members),
                "CAIRN_HOST": self.host, "CAIRN_SESSION_TTL": str(self.session_ttl_seconds),
                "CAIRN_SECURE_COOKIES": "1" if self.secure_cookies else "0",
                "CAIRN_METRICS": "1" if self.metrics else "0", "CAIRN_LOG_FORMAT": self.log_format}

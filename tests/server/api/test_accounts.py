@@ -248,3 +248,46 @@ def test_session_state_is_public_and_never_an_error(world: AuthWorld, alice: str
     browser = world.client(None)
     csrf = login(browser).json()["csrf_token"]
     assert browser.get(f"{API}/auth/session").json()["csrf_token"] == csrf
+
+
+# sign-in throttling per account and address ---------------------------------------------------------------
+
+def _client_from(world: AuthWorld, addr: str) -> httpx.Client:
+    """A client whose requests come from ``addr`` (the in-process transport lets the test say so)."""
+    client = world.client(None, "team")
+    client._transport._inner = httpx.ASGITransport(app=world.app, client=(addr, 40000))  # type: ignore[attr-defined]
+    return client
+
+
+def test_a_lock_from_one_address_does_not_lock_the_user_out_elsewhere(world: AuthWorld, alice: str) -> None:
+    attacker, user = _client_from(world, "203.0.113.9"), _client_from(world, "198.51.100.7")
+    assert [login(attacker, "alice", f"guess {i}").status_code for i in range(5)] == [401] * 5
+    assert login(attacker).status_code == 429  # the attacker's address is locked, even with the password
+    assert login(user).status_code == 200  # alice, from an address with no recent failures, gets in
+    basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    assert user.get(f"{API}/experiments", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+
+def test_an_admin_lifts_a_lock(world: AuthWorld, alice: str) -> None:
+    locked = _client_from(world, "203.0.113.10")
+    for i in range(5):
+        login(locked, "alice", f"guess {i}")
+    assert login(locked).status_code == 429
+    admin = world.client(world.user("root", admin=True))
+    assert world.client(alice).post(f"{API}/users/alice/unlock").status_code == 403  # admins only
+    answer = admin.post(f"{API}/users/alice/unlock")
+    assert answer.status_code == 200 and answer.json()["cleared"] >= 2
+    assert login(locked).status_code == 200
+    assert admin.post(f"{API}/users/nobody-at-all/unlock").status_code == 404
+    events = admin.get(f"{API}/admin/events", params={"action": "user.unlock"}).json()["events"]
+    assert [(e["actor"], e["object_id"]) for e in events] == [("root", "alice")]
+
+
+def test_one_address_guessing_many_accounts_is_locked(world: AuthWorld, alice: str) -> None:
+    world.app.state.settings.login_policy = world.app.state.settings.login_policy.__class__(
+        delay_after=100, block_after=5, addr_block_after=8, max_delay=0.0)
+    sprayer = _client_from(world, "203.0.113.11")
+    statuses = [login(sprayer, f"user{i}", "guess-guess").status_code for i in range(8)]
+    assert statuses == [401] * 8
+    assert login(sprayer).status_code == 429  # the address, not alice, is locked
+    assert login(_client_from(world, "198.51.100.8")).status_code == 200

@@ -161,3 +161,18 @@ def test_a_file_cannot_take_a_folders_path_and_wildcards_in_paths_are_plain(api:
         assert refused.status_code == 409 and "directory" in refused.json()["message"], refused.text
     for lookalike in ("dataX1", "data%1", "100X", "10"):  # "_" and "%" are characters here, not wildcards
         assert upload(api, run_id, lookalike, b"w").status_code == 201, lookalike
+
+
+def test_a_path_is_a_file_or_a_folder_never_both(api: httpx.Client, run_id: str) -> None:
+    """Before: `fd` then `fd/child` was accepted, and the listing hid `fd/child`."""
+    base = f"/api/v1/runs/{run_id}/artifacts"
+    assert api.put(base, params={"path": "fd"}, content=b"file").status_code == 201
+    refused = api.put(base, params={"path": "fd/child"}, content=b"child")
+    assert refused.status_code == 409 and "'fd'" in refused.json()["message"], refused.text
+    assert api.put(base, params={"path": "fd/a/b/c"}, content=b"deep").status_code == 409
+    assert api.put(base, params={"path": "dir/child"}, content=b"child").status_code == 201
+    assert api.put(base, params={"path": "dir"}, content=b"file").status_code == 409
+    batch = b'{"files": [{"path": "x", "size": 1}, {"path": "x/y", "size": 1}]}\n' + b"12"
+    assert api.post(f"{base}/batch", content=batch).status_code == 409
+    listed = api.get(base).json()["files"]
+    assert [(e["path"], e["is_dir"]) for e in listed] == [("dir", True), ("fd", False)]

@@ -167,8 +167,10 @@ def test_with_a_token_and_two_workspaces(store_uri: str, tmp_path: Path, monkeyp
         client = MlflowClient()
         spoofed = client.create_run(client.get_experiment_by_name("mnist").experiment_id,
                                     tags={"mlflow.user": "mallory"})
-        client.set_tag(spoofed.info.run_id, "mlflow.user", "mallory")
-        client.log_batch(spoofed.info.run_id, tags=[RunTag("mlflow.user", "mallory")])
+        for change in (lambda: client.set_tag(spoofed.info.run_id, "mlflow.user", "mallory"),
+                       lambda: client.log_batch(spoofed.info.run_id, tags=[RunTag("mlflow.user", "mallory")])):
+            with pytest.raises(MlflowException, match="cannot name someone else"):
+                change()
         seen = client.get_run(spoofed.info.run_id)
         assert (seen.info.user_id, seen.data.tags["mlflow.user"]) == ("root", "root")
         mlflow.set_workspace("nlp")

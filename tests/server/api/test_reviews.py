@@ -172,14 +172,20 @@ def test_a_requester_with_only_a_grant_can_cancel(world: AuthWorld, people: dict
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 
 
-def test_a_grant_to_a_member_through_a_team(world: AuthWorld, people: dict[str, httpx.Client]) -> None:
+def test_a_member_through_a_team_is_granted_through_the_team(world: AuthWorld,
+                                                             people: dict[str, httpx.Client]) -> None:
+    """A grant goes to a direct member (it dies with that membership): a user who belongs only through a
+    team is refused one of their own; the team can hold it."""
     admin = world.client(world.user("root", admin=True))
     world.user("tess")
     admin.post(f"{API}/teams", json={"name": "ops"})
     admin.post(f"{API}/teams/ops/members", json={"user": "tess"})
     olga = people["olga"]
     assert olga.post(f"{API}/workspaces/team/members", json={"team": "ops", "role": "viewer"}).status_code == 201
-    grant = olga.post(f"{API}/workspaces/team/grants", json={"user": "tess", "resource_type": "registry",
+    refused = olga.post(f"{API}/workspaces/team/grants", json={"user": "tess", "resource_type": "registry",
+                                                                "resource": "prod", "role": "maintainer"})
+    assert refused.status_code == 400 and "direct member" in refused.json()["message"], refused.text
+    grant = olga.post(f"{API}/workspaces/team/grants", json={"team": "ops", "resource_type": "registry",
                                                               "resource": "prod", "role": "maintainer"})
     assert grant.status_code == 201, grant.text
 

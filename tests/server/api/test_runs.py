@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from typing import Any
 
 import httpx
 
@@ -220,3 +221,26 @@ def test_metric_buckets_keep_spikes(api: httpx.Client, run_id: str) -> None:
     assert zoom["first_steps"] == list(range(4300, 4400, 10)) and zoom["max"][2] == 99.0
     assert api.get(f"/api/v1/runs/{run_id}/metrics/buckets", params={"key": "nope"}).status_code == 404
     assert api.get(f"/api/v1/runs/{run_id}/metrics/buckets", params={"key": "loss", "buckets": 0}).status_code == 400
+
+
+def test_the_author_tag_names_the_signed_in_caller(world: Any) -> None:
+    """cairn.source.user comes from the authenticated identity when the server knows the caller."""
+    token = world.user("alice")
+    world.workspace("team", {"alice": "editor"})
+    alice = world.client(token, "team")
+    made = alice.post("/api/v1/runs", json={"experiment_name": "e", "user": "mallory",
+                                            "tags": {"cairn.source.user": "mallory", "cairn.source.host": "h"}})
+    assert made.status_code == 201, made.text
+    run_id = made.json()["run_id"]
+    stored = alice.get(f"/api/v1/runs/{run_id}").json()
+    assert stored["tags"]["cairn.source.user"] == "alice" and stored["user"] == "alice"
+    assert stored["tags"]["cairn.source.host"] == "h"
+    for answer in (alice.post(f"/api/v1/runs/{run_id}/tags", json={"cairn.source.user": "mallory"}),
+                   batch(alice, run_id, {"tags": {"cairn.source.user": "mallory"}})):
+        assert answer.status_code == 400 and "cairn.source.user" in answer.json()["message"], answer.text
+    assert alice.get(f"/api/v1/runs/{run_id}").json()["tags"]["cairn.source.user"] == "alice"
+
+
+def test_the_local_mode_keeps_the_clients_author(api: httpx.Client) -> None:
+    made = api.post("/api/v1/runs", json={"experiment_name": "e", "tags": {"cairn.source.user": "me"}})
+    assert made.json()["tags"]["cairn.source.user"] == "me"

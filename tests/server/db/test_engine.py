@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from cairn.server.db.engine import NOT_NOW, Database
+from cairn.server.db.engine import NOT_NOW, Database, sqlite_url
 
 
 def count_workspaces(session: object) -> int:
@@ -63,3 +64,16 @@ def test_write_now_runs_at_once_or_not_at_all(store_uri: str) -> None:
         assert db.write_now(count_workspaces) == 1
     finally:
         db.dispose()
+
+
+def test_a_new_sqlite_store_is_readable_by_its_user_only(tmp_path: Path) -> None:
+    """The SQLite file holds password hashes."""
+    path = tmp_path / "home" / "cairn.db"
+    db = Database(sqlite_url(path))
+    db.upgrade()
+    with db.session(write=True) as session:
+        session.execute(text("SELECT 1"))
+    db.dispose()
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    for made in path.parent.iterdir():
+        assert made.stat().st_mode & 0o777 == 0o600, made

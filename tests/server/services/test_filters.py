@@ -636,3 +636,11 @@ def test_valid_expressions_parse(expression: tuple[str, int]) -> None:
     node = parse_filter(text)
     assert node is not None
     assert count_comparisons(node) == expected
+
+
+def test_like_patterns_are_capped() -> None:
+    """Patterns go to the database's LIKE (linear), never a regex; their length is bounded too."""
+    parse_filter("tags.t LIKE '" + "%a" * 250 + "'")
+    with pytest.raises(FilterError, match="at most 500") as caught:
+        parse_filter("tags.t ILIKE '" + "%" * 501 + "'")
+    assert caught.value.position == len("tags.t ILIKE ")

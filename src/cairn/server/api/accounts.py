@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import LOCAL_ACTOR, SESSION_COOKIE, Access, authenticate, requires
-from cairn.server.api.common import JSON
+from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import collab as schemas
 from cairn.server.services import accounts, events, removal
 from cairn.server.services.accounts import Identity
 from cairn.server.services.errors import InvalidInputError, NotAuthenticatedError, PermissionDeniedError
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1", tags=["accounts"], route_class=Route)
 
 
 def _write(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -175,6 +175,13 @@ def delete_user(name: str, request: Request, access: Access = requires("admin.ma
     """Delete a user or service account (PATCH ``disabled`` keeps it instead)."""
     _write(request, removal.delete_user, access.actor, name, access.client_addr)
     return JSON({})
+
+
+@router.post("/users/{name}/unlock")
+def unlock_user(name: str, request: Request, access: Access = requires("admin.manage")) -> Any:
+    """Lift the sign-in locks on a user (after failed sign-ins from some address) and reset their counts."""
+    cleared = _write(request, accounts.unlock_user, access.actor, name, access.client_addr)
+    return JSON({"user": name, "cleared": cleared})
 
 
 @router.get("/teams")

@@ -11,13 +11,13 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async, read_body
+from cairn.server.api.common import JSON, Route, call, call_async, read_body
 from cairn.server.schemas.tracking import artifact_out, version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs
 from cairn.server.storage.paths import clean_artifact_path
 
-router = APIRouter(prefix="/api/v1/runs/{run_id}/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/api/v1/runs/{run_id}/artifacts", tags=["artifacts"], route_class=Route)
 PathQuery = Query(max_length=1024, description="path inside the run, e.g. plots/confusion.png")
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -23,11 +24,11 @@ from cairn.server.services.context import Context
 from cairn.server.services.errors import (
     InvalidInputError,
     NotAuthenticatedError,
-    PayloadTooLargeError,
     ServiceError,
     TooManyAttemptsError,
 )
 from cairn.server.services.experiments import resolve_workspace
+from cairn.server.services.validation import MAX_JSON_DEPTH, check_depth
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -94,18 +95,14 @@ def context(session: Session, access: Access, cache: TTLCache | None = None) -> 
 
 
 async def read_body(request: Request) -> bytes:
-    """The whole request body, refused (413) past ``max_request_bytes`` whether declared or streamed."""
-    limit = request.app.state.settings.max_request_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):  # no int() of 5,000 digits
-        raise PayloadTooLargeError(f"the request body is {declared} bytes; the limit is {limit}", field="body")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"the request body exceeds the limit of {limit} bytes", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The whole request body. Its size is bounded before any of it is read, in front of every route
+    (``cairn.server.api.limits.BodyLimits``): this only collects what is allowed through."""
+    return b"".join([chunk async for chunk in request.stream()])
+
+
+def _may_be_deep(body: bytes) -> bool:
+    """Fewer brackets than the limit cannot nest past it: most bodies skip the walk."""
+    return body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
 
 
 async def read_json(request: Request) -> Any:
@@ -126,9 +123,42 @@ async def read_model(request: Request, model: type[M]) -> M:
 
 def _parse_json(body: bytes) -> Any:
     try:
-        return orjson.loads(body) if body else {}
+        value = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the request body is not valid JSON: {exc}", field="body") from exc
+    if _may_be_deep(body):
+        check_depth(value)
+    return value
+
+
+class _BoundedRequest(Request):
+    """A request whose JSON body is parsed as the direct routes parse theirs: depth-checked."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = json.loads(body)
+            except RecursionError as exc:
+                raise StarletteHTTPException(400, f"the request body nests arrays and objects more than "
+                                                  f"{MAX_JSON_DEPTH} deep") from exc
+            if _may_be_deep(body):
+                try:
+                    check_depth(self._json)
+                except InvalidInputError as exc:
+                    raise StarletteHTTPException(400, exc.message) from exc
+        return self._json
+
+
+class Route(APIRoute):
+    """The route class of every native router: FastAPI parses its JSON body through ``_BoundedRequest``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request) -> Response:
+            return await handler(_BoundedRequest(request.scope, request.receive))
+        return bounded
 
 
 def error_body(code: str, message: str, field: str | None = None, position: int | None = None) -> dict[str, Any]:

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Path, Query, Request
 
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import call
+from cairn.server.api.common import Route, call
 from cairn.server.schemas.tracking import MAX_ID, ExperimentCreate, ExperimentUpdate, experiment_out
 from cairn.server.services import experiments as svc
 
-router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
+router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"], route_class=Route)
 ExperimentId = Path(ge=0, le=MAX_ID)
 
 

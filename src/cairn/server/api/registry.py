@@ -12,13 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api.artifacts import DirectQuery, redirect_to_blob
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async
+from cairn.server.api.common import JSON, Route, call, call_async
 from cairn.server.schemas import registry as schemas
 from cairn.server.services import bundles, logged_models, removal, versions
 from cairn.server.services import registry as svc
 from cairn.server.services.errors import InvalidInputError
 
-router = APIRouter(prefix="/api/v1", tags=["registry"])
+router = APIRouter(prefix="/api/v1", tags=["registry"], route_class=Route)
 MODEL = "/models/{name}"
 VERSION = "/models/{name}/versions/{version}"
 
@@ -275,12 +275,14 @@ async def export_version(name: str, version: str, request: Request, access: Acce
 async def import_version(name: str, request: Request, access: Access = requires("model.write")) -> Any:
     """Register a bundle made by export as the next version of ``name``; every file's digest is checked."""
     await call_async(request, access, False, svc.writable_registry, name)
-    with tempfile.TemporaryDirectory() as tmp:
+    settings = request.app.state.settings
+    limits = bundles.BundleLimits(max_members=settings.bundle_max_members, max_bytes=settings.max_upload_bytes)
+    with tempfile.TemporaryDirectory() as tmp:  # the upload goes to disk (its size is bounded by BodyLimits)
         path = Path(tmp) / "bundle.tar"
         with path.open("wb") as out:
             async for chunk in request.stream():
                 out.write(chunk)
-        meta, files = await run_in_threadpool(bundles.read_bundle, path, request.app.state.blobs)
+        meta, files = await run_in_threadpool(bundles.read_bundle, path, request.app.state.blobs, limits)
     view = await call_async(request, access, True, bundles.import_version, name, meta, files)
     return JSON(schemas.version_out(view), status_code=201)
 

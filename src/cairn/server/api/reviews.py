@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Path, Query, Request
 
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call
+from cairn.server.api.common import JSON, Route, call
 from cairn.server.schemas import collab as schemas
 from cairn.server.services import comments, promotions
 
-router = APIRouter(prefix="/api/v1", tags=["review"])
+router = APIRouter(prefix="/api/v1", tags=["review"], route_class=Route)
 REQUEST = "/promotion-requests/{request_id}"
 RequestId = Path(ge=1, le=2**31 - 1)
 CommentId = Path(ge=1, le=2**31 - 1)

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query, Request
 
 from cairn.server.api import direct
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_small_write, read_json, read_model
+from cairn.server.api.common import JSON, Route, call, call_small_write, read_json, read_model
 from cairn.server.schemas import tracking as schemas
 from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
 from cairn.server.services import search
 from cairn.server.services.errors import ServiceError
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=Route)
 
 
 def _read(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:

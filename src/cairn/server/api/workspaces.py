@@ -8,12 +8,12 @@ from fastapi import APIRouter, Path, Query, Request
 
 from cairn.server.api.accounts import event_query, events_page
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call
+from cairn.server.api.common import JSON, Route, call
 from cairn.server.schemas import collab as schemas
 from cairn.server.services import events, removal
 from cairn.server.services import workspaces as svc
 
-router = APIRouter(prefix="/api/v1", tags=["workspaces"])
+router = APIRouter(prefix="/api/v1", tags=["workspaces"], route_class=Route)
 WORKSPACE = "/workspaces/{workspace}"
 KIND = Path(pattern="^(users|teams)$")
 

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from cairn.server.storage.blobs import private_dir
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -51,7 +53,7 @@ def make_engine(url: str, *, busy_ms: int = 30_000) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_ms / 1000})
         _configure_sqlite(engine, busy_ms)
         return engine
@@ -59,6 +61,14 @@ def make_engine(url: str, *, busy_ms: int = 30_000) -> Engine:
         return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
     raise ValueError(f"unsupported store URI {parsed.render_as_string(hide_password=True)!r}: "
                      "use sqlite:///PATH or postgresql+psycopg://...")
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file holds password hashes: create it (and its folder) readable by this user only.
+    SQLite gives its -wal and -shm files the same mode as the database file."""
+    private_dir(path.parent)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class TTLCache:

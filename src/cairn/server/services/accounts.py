@@ -62,8 +62,16 @@ class Identity:
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    delay_after: int = 5  # failures in the window after which answers are slowed
-    block_after: int = 10  # failures in the window after which the key is refused for block_seconds
+    """Failed sign-ins are counted per account, per (account, source address) and per address.
+
+    Only the pair and the address are ever locked: an attacker's wrong passwords lock the account for
+    the attacker's address, never for the user signing in from elsewhere. Failures on the account from
+    everywhere slow every further failure (``delay_after``), which bounds guessing from many addresses.
+    """
+
+    delay_after: int = 5  # failures of the account in the window after which failed answers are slowed
+    block_after: int = 10  # failures of one (account, address) pair after which the pair is refused
+    addr_block_after: int = 50  # failures from one address, over all accounts, after which it is refused
     window_seconds: int = 900
     block_seconds: int = 900
     max_delay: float = 4.0
@@ -205,18 +213,42 @@ def _dummy() -> str:
 
 # password login, with throttling ---------------------------------------------------------------------
 
-def _throttle_keys(name: str, client_addr: str) -> list[str]:
-    return [f"user:{_sha256(name.lower())}", f"addr:{client_addr[:64]}"]
+def _account_key(name: str) -> str:
+    return f"user:{_sha256(name.lower())}"
+
+
+def _pair_prefix(name: str) -> str:
+    return f"pair:{_sha256(name.lower())[:32]}:"
+
+
+def _throttle_keys(name: str, client_addr: str) -> dict[str, str]:
+    """The counters one sign-in touches, by kind: the account, the (account, address) pair, the address."""
+    return {"account": _account_key(name), "pair": _pair_prefix(name) + _sha256(client_addr)[:32],
+            "addr": f"addr:{client_addr[:64]}"}
 
 
 def check_throttle(session: Session, name: str, client_addr: str) -> None:
     now = events.now_ms()
+    keys = _throttle_keys(name, client_addr)
     blocked = session.scalars(select(LoginThrottleRow.blocked_until).where(
-        LoginThrottleRow.key.in_(_throttle_keys(name, client_addr)), LoginThrottleRow.blocked_until > now))
+        LoginThrottleRow.key.in_([keys["pair"], keys["addr"]]), LoginThrottleRow.blocked_until > now))
     until = max(blocked, default=0)
     if until:
         wait = max(1, (until - now + 999) // 1000)
-        raise TooManyAttemptsError(f"too many failed sign-ins; try again in {wait} s", retry_after=wait)
+        raise TooManyAttemptsError(f"too many failed sign-ins from this address; try again in {wait} s",
+                                   retry_after=wait)
+
+
+def unlock_user(session: Session, actor: str, name: str, client_addr: str = "") -> int:
+    """Lift every lock and count of failed sign-ins on ``name`` (an admin's call); returns how many
+    counters were cleared."""
+    get_user(session, name, "name")
+    cleared = session.execute(delete(LoginThrottleRow).where(
+        (LoginThrottleRow.key == _account_key(name))
+        | LoginThrottleRow.key.startswith(_pair_prefix(name), autoescape=True)))
+    count = int(getattr(cleared, "rowcount", 0) or 0)
+    events.record_global(session, actor, client_addr, "user.unlock", "user", name, after={"cleared": count})
+    return count
 
 
 def verify_login(session: Session, name: str, password: str, policy: LoginPolicy, client_addr: str) -> LoginOutcome:
@@ -227,7 +259,8 @@ def verify_login(session: Session, name: str, password: str, policy: LoginPolicy
     stored = row.password_hash if row is not None and not row.disabled else None
     ok = _verify(stored or _dummy(), password or "")  # the same argon2 work whether or not the user exists
     if ok and stored and row is not None:
-        session.execute(delete(LoginThrottleRow).where(LoginThrottleRow.key == _throttle_keys(name, client_addr)[0]))
+        pair = _throttle_keys(name, client_addr)["pair"]
+        session.execute(delete(LoginThrottleRow).where(LoginThrottleRow.key == pair))
         events.record_global(session, name, client_addr, "login.success", "user", name)
         return LoginOutcome(row)
     failures = _count_failure(session, name, client_addr, policy)
@@ -240,10 +273,12 @@ def verify_login(session: Session, name: str, password: str, policy: LoginPolicy
 
 
 def _count_failure(session: Session, name: str, client_addr: str, policy: LoginPolicy) -> int:
+    """Count one failure on each counter; returns the account's count (what slows the answer)."""
     now = events.now_ms()
     window_start = now - policy.window_seconds * 1000
-    worst = 0
-    for key in _throttle_keys(str(name), client_addr):
+    block_at = {"account": None, "pair": policy.block_after, "addr": policy.addr_block_after}
+    counts: dict[str, int] = {}
+    for kind, key in sorted(_throttle_keys(str(name), client_addr).items(), key=lambda item: item[1]):
         insert_ignore(session, LoginThrottleRow, [{"key": key, "failures": 0, "first_failure_at": now,
                                                     "blocked_until": 0}], ["key"])
         row = session.get(LoginThrottleRow, key, with_for_update=True)
@@ -251,10 +286,11 @@ def _count_failure(session: Session, name: str, client_addr: str, policy: LoginP
         if row.first_failure_at < window_start:
             row.failures, row.first_failure_at = 0, now
         row.failures += 1
-        if row.failures >= policy.block_after:
+        limit = block_at[kind]
+        if limit is not None and row.failures >= limit:
             row.blocked_until = now + policy.block_seconds * 1000
-        worst = max(worst, row.failures)
-    return worst
+        counts[kind] = row.failures
+    return counts["account"]
 
 
 def password_identity(session: Session, name: str, password: str) -> Identity | None:

@@ -48,6 +48,10 @@ def record_version(session: Session, ctx: Context, run_id: str, path: str, blob:
         ArtifactVersionRow.run_id == run_id, ArtifactVersionRow.path == path))
     if _is_prefix_of_file(session, run_id, path):
         raise InvalidStateError(f"{path!r} is a directory of this run's artifacts, not a file", field="path")
+    file_above = _file_above(session, run_id, path)
+    if file_above is not None:
+        raise InvalidStateError(f"{path!r} would be inside {file_above!r}, which is a file of this run's artifacts",
+                                field="path")
     version = ArtifactVersionRow(run_id=run_id, path=path, version=(current or 0) + 1, digest=blob.digest,
                                  size=blob.size, created_at=events.now_ms(), created_by=ctx.actor)
     session.add(version)
@@ -117,6 +121,16 @@ def _is_prefix_of_file(session: Session, run_id: str, path: str) -> bool:
         ArtifactVersionRow.run_id == run_id,
         ArtifactVersionRow.path.like(escaped + "/%", escape="\\")).limit(1)
     return session.scalar(query) is not None
+
+
+def _file_above(session: Session, run_id: str, path: str) -> str | None:
+    """The file among ``path``'s parent folders, if one is a file: a path is a file or a folder, never both."""
+    parts = path.split("/")
+    parents = ["/".join(parts[:end]) for end in range(1, len(parts))]
+    if not parents:
+        return None
+    return session.scalar(select(ArtifactVersionRow.path).where(
+        ArtifactVersionRow.run_id == run_id, ArtifactVersionRow.path.in_(parents)).limit(1))
 
 
 def list_artifacts(session: Session, ctx: Context, run_id: str, prefix: str = "") -> list[ArtifactEntry]:

@@ -40,6 +40,7 @@ MAX_FILTER_LENGTH = 4000
 MAX_COMPARISONS = 100
 MAX_DEPTH = 20
 MAX_ORDER_BY = 10
+MAX_PATTERN = 500  # characters of one LIKE / ILIKE pattern; patterns are matched by the database, never a regex
 
 EntityKind = Literal["metric", "param", "tag", "attribute", "dataset"]
 Scalar: TypeAlias = float | int | str
@@ -517,6 +518,9 @@ class _Parser:
         if op in _LIST_OPS:
             return tuple(rule.convert(value, pos, rule.subject) for value, pos in self.parse_list(op))
         value, pos = self.parse_value(op_token.text)
+        if op in ("LIKE", "ILIKE") and isinstance(value, str) and len(value) > MAX_PATTERN:
+            raise FilterError(f"a {op} pattern may be at most {MAX_PATTERN} characters (this one has {len(value)})",
+                              pos)
         return rule.convert(value, pos, rule.subject)
 
     def parse_value(self, after: str) -> tuple[Scalar, int]:
@@ -567,6 +571,8 @@ def parse_filter(text: str | None, vocabulary: Vocabulary = RUNS) -> Node | None
     """Parse a search filter over ``vocabulary``; ``None``, empty or blank text gives ``None``."""
     if text is None:
         return None
+    if not isinstance(text, str):
+        raise FilterError(f"the filter must be a string, not {type(text).__name__}", 0)
     parser = _Parser(text, vocabulary)
     if parser.peek().kind == "end":
         return None
@@ -581,6 +587,8 @@ def parse_order_by(clauses: Sequence[str] | None, vocabulary: Vocabulary = RUNS)
     """Parse order-by clauses such as ``metrics.loss.min ASC``; a bare string is one clause."""
     if clauses is None:
         return []
+    if not isinstance(clauses, str | list | tuple):
+        raise FilterError(f"order_by must be a string or a list of strings, not {type(clauses).__name__}", 0)
     items = [clauses] if isinstance(clauses, str) else list(clauses)
     if len(items) > MAX_ORDER_BY:
         raise FilterError(f"too many order_by clauses (at most {MAX_ORDER_BY})", 0, clause=MAX_ORDER_BY)

@@ -35,6 +35,7 @@ from cairn.server.services.validation import (
 
 DEFAULT_REGISTRY = "dev"
 _REGISTRY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_NAME_PATTERN = 250
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}$")
 
 
@@ -263,7 +264,9 @@ def search_models(session: Session, ctx: Context, *, registry: str | None = None
         RegisteredModelRow.workspace_id == ctx.workspace_id)
     if registry is not None:
         query = query.where(RegistryRow.id == get_registry(session, ctx, registry).id)
-    if name_like:
+    if name_like:  # matched by the database's LIKE (linear in the name), never turned into a regex
+        if len(name_like) > MAX_NAME_PATTERN:
+            raise InvalidInputError(f"name_like may be at most {MAX_NAME_PATTERN} characters", field="name_like")
         query = query.where(RegisteredModelRow.name.like(name_like))
     if not include_deleted:
         query = query.where(RegisteredModelRow.lifecycle == "active")

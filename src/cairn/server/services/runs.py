@@ -340,7 +340,7 @@ def log_batch(
                                 "end_time", field=sorted(unknown)[0])
     batches = _parse_metric_batches(body.get("metrics") or [])
     params = _string_map("params", body.get("params") or {}, param_value)
-    tags = authored(ctx, _string_map("tags", body.get("tags") or {}, _tag_value))
+    tags = no_author_change(ctx, _string_map("tags", body.get("tags") or {}, _tag_value))
     limits.check(sum(len(b.values) for b in batches), len(params), len(tags))
     status, end_time = body.get("status"), body.get("end_time")
     if status is not None:
@@ -390,6 +390,16 @@ def authored(ctx: Context, tags: dict[str, str]) -> dict[str, str]:
     if not ctx.guard.enforced:
         return tags
     return {k: (ctx.actor if k in AUTHOR_TAGS else v) for k, v in tags.items()}
+
+
+def no_author_change(ctx: Context, tags: dict[str, str]) -> dict[str, str]:
+    """After a run is made, its author tags cannot be changed to name someone else when the server knows
+    the caller."""
+    for key in AUTHOR_TAGS:
+        if ctx.guard.enforced and key in tags and tags[key] != ctx.actor:
+            raise InvalidInputError(f"{key} is set by the server from the signed-in caller ({ctx.actor}); it "
+                                    "cannot name someone else", field=f"tags[{key!r}]")
+    return tags
 
 
 def find_run(session: Session, ctx: Context, run_id: Any) -> RunRow | None:
@@ -472,7 +482,7 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
     row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
-    clean = authored(ctx, _string_map("tags", tags, _tag_value))
+    clean = no_author_change(ctx, _string_map("tags", tags, _tag_value))
     _set_tags(session, run_id, clean)
     _touch(session, run_id)
     events.record(session, ctx, "run.set_tags", "run", run_id, after=clean)

@@ -107,3 +107,21 @@ MLFLOW_BATCH = BatchLimits(metrics=1000, params=100, tags=100, total=1000)  # ML
 def check_count(field: str, count: int, limit: int) -> None:
     if count > limit:
         raise PayloadTooLargeError(f"{field} has {count} items; the limit per request is {limit}", field=field)
+
+
+MAX_JSON_DEPTH = 64  # arrays and objects inside each other; a real body needs a handful
+
+
+def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested deeper than ``limit``: code that walks it recursively (serializers, validators)
+    would otherwise fail on it or spend its stack. Iterative, so it cannot itself run out of stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            raise InvalidInputError(f"the request body nests arrays and objects more than {limit} deep",
+                                    field="body")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))

@@ -117,8 +117,15 @@ def list_workspaces(session: Session, identity: Identity | None) -> list[tuple[W
 _ROLES_IN = select(WorkspaceRow.id, MemberRow.role).outerjoin(
     MemberRow, (MemberRow.workspace_id == WorkspaceRow.id)
     & _principal_clause(MemberRow, bindparam("user_id"))).where(WorkspaceRow.name == bindparam("name"))
+# A grant counts only while the membership it was given under stands: a user's grant while the user is a
+# direct member, a team's while the team is a member. (Removing a membership also deletes its grants;
+# this keeps grants left by older versions, or by a race, from ever counting.)
+_HELD_BY_MEMBER = select(MemberRow.id).where(
+    MemberRow.workspace_id == GrantRow.workspace_id, MemberRow.principal_kind == GrantRow.principal_kind,
+    MemberRow.principal_id == GrantRow.principal_id).exists()
 _GRANTS_IN = select(GrantRow.resource_type, GrantRow.resource_id, GrantRow.role).where(
-    GrantRow.workspace_id == bindparam("workspace_id"), _principal_clause(GrantRow, bindparam("user_id")))
+    GrantRow.workspace_id == bindparam("workspace_id"), _principal_clause(GrantRow, bindparam("user_id")),
+    _HELD_BY_MEMBER)
 
 
 def default_workspace_of(session: Session, identity: Identity, fallback: str) -> str:
@@ -246,14 +253,10 @@ def grant(session: Session, ctx: Context, resource_type: str, resource: str, rol
         raise InvalidInputError("owner is a workspace role; grant at most maintainer on one resource", field="role")
     resource_id, resource_name = _resource(session, ctx, resource_type, resource)
     kind, principal_id, name = _principal(session, user, team)
-    is_member = session.scalar(select(MemberRow.id).where(
-        MemberRow.workspace_id == ctx.workspace_id,
-        _principal_clause(MemberRow, principal_id) if kind == "user"
-        else (MemberRow.principal_kind == "team") & (MemberRow.principal_id == principal_id)).limit(1))
-    if is_member is None:
+    if _membership(session, ctx, kind, principal_id) is None:  # direct members only, not members by a team
         raise InvalidInputError(
-            f"{kind} {name} is not a member of {ctx.workspace} (directly or through a team); add them first",
-            field=kind)
+            f"{kind} {name} is not a direct member of {ctx.workspace}; add them as a member first (a grant "
+            "lasts as long as that membership)", field=kind)
     existing = session.scalar(select(GrantRow).where(
         GrantRow.resource_type == resource_type, GrantRow.resource_id == resource_id,
         GrantRow.principal_kind == kind, GrantRow.principal_id == principal_id))

@@ -2,7 +2,11 @@
 
 Two stores keep the same protocol: ``LocalBlobStore`` (a folder) and ``S3BlobStore`` (a bucket, in
 ``s3.py``). ``open_blob_store`` picks one from the artifact root: ``s3://BUCKET/PREFIX`` or a path.
-"""
+
+Deduplication happens after the write: every upload is written, synced and renamed into place whether
+or not the same bytes are stored already (by anyone, in any workspace), so how long an upload takes
+says nothing about what others stored. Folders are created 0700 and files 0600: readable by the
+server's user only."""
 
 from __future__ import annotations
 
@@ -35,6 +39,9 @@ class BlobStore(Protocol):
     direct: bool  # hands out presigned URLs, so bytes can bypass the server
 
     def check(self) -> None: ...
+
+    def stage(self) -> BlobWriter: ...
+    def commit_staged(self, writer: BlobWriter) -> StoredBlob: ...
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob: ...
     def put_bytes(self, data: bytes) -> StoredBlob: ...
     def open(self, digest: str) -> Iterator[bytes]: ...
@@ -73,7 +80,7 @@ class LocalBlobStore:
         self.root = root.resolve()
         self.location = str(self.root)
         self._tmp = self.root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        private_dir(self._tmp)
 
     def check(self) -> None:
         """The folder was made (or found) on construction; nothing more to check."""
@@ -88,6 +95,14 @@ class LocalBlobStore:
         if not path.is_relative_to(self.root):
             raise ValueError("blob path escapes the store")
         return path
+
+    def stage(self) -> BlobWriter:
+        """A temp file to write and hash a blob into; ``commit_staged`` stores it, ``discard`` drops it."""
+        return BlobWriter(self._tmp)
+
+    def commit_staged(self, writer: BlobWriter) -> StoredBlob:
+        writer.sync()
+        return self._commit(writer.path, writer.digest(), writer.size)
 
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob:
         """Store a request body as it arrives. Hashing, writing and the final fsync run in a worker thread,
@@ -122,8 +137,6 @@ class LocalBlobStore:
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        if self.exists(digest):
-            return StoredBlob(digest, len(data))
         fd, tmp = tempfile.mkstemp(dir=self._tmp)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -135,15 +148,16 @@ class LocalBlobStore:
             Path(tmp).unlink(missing_ok=True)
 
     def _commit(self, tmp: Path, digest: str, size: int) -> StoredBlob:
+        """Rename into place even when the blob exists (the same bytes replace the same bytes): the cost of
+        an upload does not depend on whether anyone stored it before."""
         final = self.path_for(digest)
-        if not final.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            dir_fd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        private_dir(final.parent)
+        os.replace(tmp, final)
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
         return StoredBlob(digest, size)
 
     def open(self, digest: str) -> Iterator[bytes]:
@@ -173,6 +187,21 @@ class LocalBlobStore:
         self.path_for(digest).unlink(missing_ok=True)
 
 
+def private_dir(path: Path) -> None:
+    """Create ``path`` and any missing parents as 0700 (``mkdir(parents=True)`` gives parents the umask's
+    default). Folders that exist already are left as they are: their owner chose."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another process or thread
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is also cut by the umask: make it exactly 0700
+
+
 class BlobWriter:
     """A temp file being written and hashed; used by one thread at a time."""
 
@@ -190,6 +219,8 @@ class BlobWriter:
             self.size += len(chunk)
 
     def sync(self) -> None:
+        if self._out.closed:
+            return
         self._out.flush()
         os.fsync(self._out.fileno())
         self._out.close()

@@ -133,6 +133,17 @@ class S3BlobStore:
         finally:
             writer.discard()
 
+    def stage(self) -> BlobWriter:
+        """A local temp file to write and hash a blob into; ``commit_staged`` sends it to the bucket."""
+        return BlobWriter(self._spool_dir())
+
+    def commit_staged(self, writer: BlobWriter) -> StoredBlob:
+        writer.close()
+        try:
+            return self._send_file(writer.path, writer.digest(), writer.size)
+        finally:
+            writer.discard()
+
     def _spool_dir(self) -> Path:
         spool = self._spool or Path(tempfile.gettempdir())
         spool.mkdir(parents=True, exist_ok=True)
