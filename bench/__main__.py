@@ -185,7 +185,7 @@ def machine() -> dict[str, Any]:
 
 
 def versions(selected: list[System]) -> dict[str, str]:
-    out = {"cairn": metadata.version("cairn")}
+    out = {"cairn": metadata.version("cairn-ml")}
     for peer in sorted({s.client_env for s in selected if s.client_env}):
         out[peer] = systems.peer_version(peer)
     return out

@@ -62,7 +62,7 @@ def _mlflow() -> Any:
     try:
         import mlflow
     except ImportError as exc:
-        raise CairnError("reading an MLflow store needs the mlflow client: pip install 'cairn[mlflow]'") from exc
+        raise CairnError("reading an MLflow store needs the mlflow client: pip install 'cairn-ml[mlflow]'") from exc
     return mlflow
 
 

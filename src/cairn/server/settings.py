@@ -137,7 +137,7 @@ class Settings:
         except StorageError as exc:
             raise SettingsError(str(exc)) from exc
         except ImportError as exc:
-            raise SettingsError(f"an s3:// artifact root needs boto3: pip install 'cairn[s3]' ({exc})") from exc
+            raise SettingsError(f"an s3:// artifact root needs boto3: pip install 'cairn-ml[s3]' ({exc})") from exc
 
     def _stored_secret(self) -> str:
         """The secret kept in the data folder, made on first start (readable by this user only)."""

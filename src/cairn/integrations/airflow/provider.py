@@ -14,7 +14,7 @@ PACKAGE = "cairn.integrations.airflow"
 
 def get_provider_info() -> dict[str, Any]:
     return {
-        "package-name": "cairn",  # the distribution's name (Airflow checks they match)
+        "package-name": "cairn-ml",  # the distribution's name (Airflow checks they match)
         "name": "Cairn",
         "description": "Cairn experiment tracking and model registry: one run per DAG run, registry operators, "
                        "a metric gate and deferrable sensors on model versions and promotion approvals.",
