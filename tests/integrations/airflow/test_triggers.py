@@ -102,7 +102,7 @@ def test_the_provider_declares_its_connection_form_and_classes() -> None:
 
     info = get_provider_info()
     manager = ProvidersManager()  # what the API server builds the connection form from
-    assert manager.providers["cairn"].data["name"] == "Cairn"  # found through the entry point
+    assert manager.providers["cairn-ml"].data["name"] == "Cairn"  # found through the entry point
     hook = ProvidersManagerTaskRuntime().hooks["cairn"]  # what a worker resolves conn_type "cairn" to
     assert hook is not None and hook.hook_class_name == "cairn.integrations.airflow.hooks.CairnHook"
     behaviour = manager.field_behaviours["cairn"]
