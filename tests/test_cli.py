@@ -55,7 +55,7 @@ def test_errors_are_clear_and_exit_nonzero(logged_run: str) -> None:
     bad = cli("runs", "list", "-e", "mnist", "--filter", "metrics.val_loss <")
     assert bad.returncode == 1 and "position" in bad.stderr
     missing = cli("runs", "show", "0" * 32)
-    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert missing.returncode == 1 and "not found" in missing.stderr
 
 
 def test_db_upgrade(tmp_path: Path) -> None:

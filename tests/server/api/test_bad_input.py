@@ -16,13 +16,15 @@ def post_batch(api: httpx.Client, run_id: str, body: object) -> httpx.Response:
     return api.post(f"/api/v1/runs/{run_id}/batch", json=body)
 
 
-@pytest.mark.parametrize("path", [
-    f"/api/v1/runs/{MISSING_RUN}", "/api/v1/runs/not-a-run-id", "/api/v1/runs/%00", "/api/v1/experiments/999",
+@pytest.mark.parametrize(("path", "says"), [
+    (f"/api/v1/runs/{MISSING_RUN}", f"Run with id={MISSING_RUN} not found"),  # MLflow's wording, which code matches
+    ("/api/v1/runs/not-a-run-id", "Run with id=not-a-run-id not found"), ("/api/v1/runs/%00", "not found"),
+    ("/api/v1/experiments/999", "experiment 999 does not exist"),
 ])
-def test_unknown_objects_are_404(api: httpx.Client, path: str) -> None:
+def test_unknown_objects_are_404(api: httpx.Client, path: str, says: str) -> None:
     response = api.get(path)
     assert response.status_code == 404
-    assert "does not exist" in response.json()["message"]
+    assert says in response.json()["message"]
 
 
 def test_logging_to_unknown_run_is_404(api: httpx.Client) -> None:

@@ -20,7 +20,6 @@ from sqlalchemy import text
 from cairn.server.db.engine import Database, _alembic_config
 from cairn.server.services import metrics
 from cairn.server.services.gc import collect
-from cairn.server.storage.blobs import LocalBlobStore
 
 Point = tuple[int, int, float | None]  # step, timestamp, value (None: NaN)
 
@@ -305,7 +304,7 @@ def test_deleting_a_run_deletes_its_rollups(app: Any, api: httpx.Client, run_id:
     with db.session(write=False) as session:
         assert session.execute(text(count), {"s": sid}).scalar_one() > 0
     assert api.delete(f"/api/v1/runs/{run_id}").status_code == 200
-    collect(db, LocalBlobStore(app.state.settings.resolved_artifact_root))
+    collect(db, app.state.blobs)
     with db.session(write=False) as session:
         assert session.execute(text(count), {"s": sid}).scalar_one() == 0
 

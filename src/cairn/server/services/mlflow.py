@@ -151,12 +151,12 @@ def create_logged_model(session: Session, ctx: Context, *, experiment_id: Any, n
                         params: dict[str, str] | None = None) -> LoggedModelRow:
     """An MLflow logged model, in its run or outside any run; its files are uploaded afterwards. A source run
     id that names no run of the workspace is kept as given, as MLflow keeps it, and the model stands alone."""
-    experiment = experiment_for(session, ctx, experiment_id)
     run = runs.find_run(session, ctx, source_run_id) if source_run_id else None
-    if run is not None:  # the model belongs to its run's experiment (the client may name the active one)
+    if run is not None:  # the model belongs to its run's experiment (the client may name another, active one)
         runs.writable_run(session, ctx, run.id)
         experiment = experiments.get_experiment(session, ctx, run.experiment_id)
     else:
+        experiment = experiment_for(session, ctx, experiment_id)
         ctx.authorize("experiment", experiment.id)
     run_id = run.id if run is not None else None
     name = check_key("name", name) if name else runs.generated_name()

@@ -157,12 +157,11 @@ async def get_artifact(request: Request, path: str = "", run_uuid: str = "", run
 @artifacts_router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files")
 async def get_logged_model_file(model_id: str, request: Request, artifact_file_path: str = "",
                                 access: Access = requires("artifact.read")) -> Any:
-    """The MLflow UI's download of one file of a logged model."""
-    if not artifact_file_path:
-        raise InvalidInputError("Request must specify artifact_file_path.", field="artifact_file_path")
-
+    """The MLflow UI's download of one file of a logged model (another workspace's model answers 404 first)."""
     def find(session: Any, ctx: Any) -> tuple[str, int]:
         row = logged_models.get_logged_model(session, ctx, model_id.removeprefix("m-"))
+        if not artifact_file_path:
+            raise InvalidInputError("Request must specify artifact_file_path.", field="artifact_file_path")
         return logged_models.file_digest(session, row, artifact_file_path)
     digest, size = await call_async(request, access, False, find)
     return await run_in_threadpool(_stream, request, digest, size, artifact_file_path)

@@ -29,5 +29,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_runs_experiment_key", table_name="runs")
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("run_key")
+    # in place (SQLite 3.35+, PostgreSQL): a batch rebuild would drop the runs that other tables refer to
+    op.execute("ALTER TABLE runs DROP COLUMN run_key")

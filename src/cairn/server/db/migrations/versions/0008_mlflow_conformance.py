@@ -94,8 +94,8 @@ def downgrade() -> None:
     with op.batch_alter_table('logged_model_files', schema=None) as batch_op:
         batch_op.drop_index('ix_logged_model_files_digest')
     op.drop_table('logged_model_files')
-    with op.batch_alter_table('model_versions', schema=None) as batch_op:
-        batch_op.drop_column('stage')
+    # dropped in place (SQLite 3.35+, PostgreSQL): a batch rebuild would drop rows other tables refer to
+    op.execute("ALTER TABLE model_versions DROP COLUMN stage")
     op.execute("DELETE FROM logged_models WHERE run_id IS NULL")
     with op.batch_alter_table('logged_models', schema=None) as batch_op:
         batch_op.drop_index('ix_logged_models_experiment_id')
@@ -105,10 +105,6 @@ def downgrade() -> None:
         batch_op.alter_column('run_id', existing_type=sa.String(length=32), nullable=False)
         batch_op.drop_column('experiment_id')
         batch_op.drop_column('workspace_id')
-    with op.batch_alter_table('dataset_inputs', schema=None) as batch_op:
-        batch_op.drop_column('input_tags')
-        batch_op.drop_column('profile')
-        batch_op.drop_column('dataset_schema')
-        batch_op.drop_column('source_type')
-    with op.batch_alter_table('experiments', schema=None) as batch_op:
-        batch_op.drop_column('artifact_location')
+    for column in ('input_tags', 'profile', 'dataset_schema', 'source_type'):
+        op.execute(f"ALTER TABLE dataset_inputs DROP COLUMN {column}")
+    op.execute("ALTER TABLE experiments DROP COLUMN artifact_location")
