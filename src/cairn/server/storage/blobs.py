@@ -109,25 +109,10 @@ class LocalBlobStore:
         a batch of about ``CHUNK`` bytes at a time, while the event loop receives the next batch (and serves
         other requests): on the loop, a 1 GB upload's hashing alone held every other request for 0.7 s."""
         writer = BlobWriter(self._tmp)
-        pending: asyncio.Future[None] | None = None
         try:
-            batch: list[bytes] = []
-            size = 0
-            async for chunk in chunks:
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= CHUNK:
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.ensure_future(run_in_threadpool(writer.write, batch))
-                    batch, size = [], 0
-            if pending is not None:
-                await pending
-                pending = None
-            return await run_in_threadpool(self._finish, writer, batch)
+            last = await fill(writer, chunks)
+            return await run_in_threadpool(self._finish, writer, last)
         finally:
-            if pending is not None:  # the body failed midway: let the thread stop writing before cleaning up
-                await asyncio.wait([pending])
             writer.discard()
 
     def _finish(self, writer: BlobWriter, last: list[bytes]) -> StoredBlob:
@@ -200,6 +185,30 @@ def private_dir(path: Path) -> None:
         except FileExistsError:  # made meanwhile by another process or thread
             continue
         os.chmod(folder, 0o700)  # mkdir's mode is also cut by the umask: make it exactly 0700
+
+
+async def fill(writer: BlobWriter, chunks: AsyncIterator[bytes]) -> list[bytes]:
+    """Write a body into ``writer`` as it arrives: about ``CHUNK`` bytes at a time in a worker thread, while
+    the event loop receives the next batch. Returns the last, partial batch, not yet written."""
+    pending: asyncio.Future[None] | None = None
+    try:
+        batch: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= CHUNK:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run_in_threadpool(writer.write, batch))
+                batch, size = [], 0
+        if pending is not None:
+            await pending
+            pending = None
+        return batch
+    finally:
+        if pending is not None:  # the body failed midway: let the thread stop writing before cleaning up
+            await asyncio.wait([pending])
 
 
 class BlobWriter:

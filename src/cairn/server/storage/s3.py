@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
 
-from cairn.server.storage.blobs import CHUNK, BlobWriter, StoredBlob, check_digest
+from cairn.server.storage.blobs import CHUNK, BlobWriter, StoredBlob, check_digest, fill
 
 MAX_COPY = 5 * 1024**3  # S3's limit for one CopyObject; past it, a checksum needs a read
 PART_MIN = 16 * 1024 * 1024
@@ -119,15 +119,7 @@ class S3BlobStore:
         """Spool the body to a temp file while hashing it, then send it to its key (if not there yet)."""
         writer = BlobWriter(self._spool_dir())
         try:
-            batch: list[bytes] = []
-            size = 0
-            async for chunk in chunks:
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= CHUNK:
-                    await run_in_threadpool(writer.write, batch)
-                    batch, size = [], 0
-            await run_in_threadpool(writer.write, batch)
+            await run_in_threadpool(writer.write, await fill(writer, chunks))
             writer.close()
             return await run_in_threadpool(self._send_file, writer.path, writer.digest(), writer.size)
         finally:
