@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api } from "./api";
@@ -47,7 +47,7 @@ export function Plot({ title, xs, lines, bands = [], integerX = false, timeX = f
       scales: { x: { time: timeX }, y: { distr: log ? 3 : 1 } },
       axes: [{ ...axisStyle, ...(integerX ? { incrs: INTEGER_INCREMENTS } : {}) }, axisStyle],
       series: [{ label: xLabel }, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: l.width ?? 1.5, spanGaps: true }))],
-      bands: bands.map(([hi, lo]) => ({ series: [hi + 1, lo + 1] as [number, number], fill: lines[hi].color + "26" })),
+      bands: bands.filter(([hi, lo]) => lines[hi] && lines[lo]).map(([hi, lo]) => ({ series: [hi + 1, lo + 1] as [number, number], fill: lines[hi].color + "26" })),
       hooks: {
         setCursor: [(u) => setIdx(u.cursor.idx ?? null)],
         setSelect: onSelect ? [(u) => {
@@ -77,6 +77,7 @@ export function Plot({ title, xs, lines, bands = [], integerX = false, timeX = f
 }
 
 export type XAxis = "step" | "time" | "relative";
+const BAND: [number, number][] = [[2, 1]];
 
 /** A metric chart of one run from server-side buckets (min, max and mean per bucket), refetched finer on zoom. */
 export function MetricChart({ runId, metric, bestStep, log, x = "step", smoothing = 0 }: {
@@ -93,20 +94,20 @@ export function MetricChart({ runId, metric, bestStep, log, x = "step", smoothin
     return () => { cancelled = true; };
   }, [runId, metric, range]);
   const [xs, lines] = useLinesOf(data?.buckets ?? null, x, smoothing);
-  const onSelect = (lo: number, hi: number) => { if (x === "step") setRange([Math.floor(lo), Math.ceil(hi)]); };
-  const draw = (u: uPlot) => {
+  const onSelect = useCallback((lo: number, hi: number) => { if (x === "step") setRange([Math.floor(lo), Math.ceil(hi)]); }, [x]);
+  const draw = useCallback((u: uPlot) => {
     if (bestStep === null || bestStep === undefined || x !== "step") return;
     const at = u.valToPos(bestStep, "x", true);
     const ctx = u.ctx;
     ctx.save(); ctx.strokeStyle = cssVar("--ok"); ctx.setLineDash([4, 4]);
     ctx.beginPath(); ctx.moveTo(at, u.bbox.top); ctx.lineTo(at, u.bbox.top + u.bbox.height); ctx.stroke();
     ctx.restore();
-  };
+  }, [bestStep, x]);
   return (
     <div className="card" data-testid={`chart-${metric}`}>
       {failed ? <div className="error" role="alert">{failed}</div>
         : !data ? <div className="state" role="status"><span className="spinner" aria-hidden="true" />Loading {metric}…</div>
-        : <Plot title={metric} xs={xs} lines={lines} bands={[[2, 1]]} integerX={x === "step"} timeX={x === "time"}
+        : <Plot title={metric} xs={xs} lines={lines} bands={BAND} integerX={x === "step"} timeX={x === "time"}
                 log={log} onSelect={onSelect} draw={draw} xLabel={x === "step" ? "step" : "time"} />}
       <div className="muted small">
         {data && <span data-testid="chart-drawn">{data.buckets.counts.reduce((a, b) => a + b, 0)} points drawn in {data.ms} ms</span>}
@@ -117,18 +118,17 @@ export function MetricChart({ runId, metric, bestStep, log, x = "step", smoothin
 }
 
 function useLinesOf(data: Buckets | null, x: XAxis, smoothing: number): [number[], Line[]] {
-  const [out, setOut] = useState<[number[], Line[]]>([[], []]);
-  useEffect(() => {
-    if (!data) return;
+  // computed during render (not in an effect) so the lines always belong to the buckets being drawn
+  return useMemo(() => {
+    if (!data) return [[], []];
     const start = data.first_timestamps[0] ?? 0;
     const xs = x === "step" ? data.first_steps : x === "time" ? data.first_timestamps.map((t) => t / 1000)
       : data.first_timestamps.map((t) => (t - start) / 1000);
     const color = COLORS[0];
-    setOut([xs, [{ label: "mean", color, values: smooth(data.mean.map(num), smoothing), width: 2 },
+    return [xs, [{ label: "mean", color, values: smooth(data.mean.map(num), smoothing), width: 2 },
                  { label: "min", color: color + "66", values: data.min.map(num), width: 1 },
-                 { label: "max", color: color + "66", values: data.max.map(num), width: 1 }]]);
+                 { label: "max", color: color + "66", values: data.max.map(num), width: 1 }]];
   }, [data, x, smoothing]);
-  return out;
 }
 
 /** Exponential moving average (0: none), skipping gaps. */

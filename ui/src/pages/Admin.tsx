@@ -72,12 +72,13 @@ function Tokens({ act }: { act: Act }) {
   return (
     <div className="card">
       <h2>Your API tokens</h2>
-      <table className="plain" data-testid="tokens"><tbody>{tokens.map((t) => (
+      {tokens.length === 0 ? <p className="muted" data-testid="tokens">No tokens yet. Create one for scripts and CI:
+        it is shown once, so copy it then.</p> : <table className="plain" data-testid="tokens"><tbody>{tokens.map((t) => (
         <tr key={t.id}><td>{t.name}</td><td>{t.scope}</td><td>created <Time ms={t.created_at} /></td>
           <td>{t.expires_at ? <>expires <Time ms={t.expires_at} /></> : "never expires"}</td>
           <td>{t.last_used_at ? <>used <Time ms={t.last_used_at} /></> : <span className="muted">never used</span>}</td>
           <td>{t.revoked_at ? "revoked" : <button onClick={() => void act(() => api("DELETE", `/api/v1/tokens/${t.id}`), load)}>
-            Revoke {t.name}</button>}</td></tr>))}</tbody></table>
+            Revoke {t.name}</button>}</td></tr>))}</tbody></table>}
       <div className="toolbar" style={{ marginTop: 8 }}>
         <input aria-label="token name" placeholder="what it is for" value={name} onChange={(e) => setName(e.target.value)} />
         <select aria-label="token scope" value={scope} onChange={(e) => setScope(e.target.value)}>

@@ -41,16 +41,16 @@ export function RunsPage() {
     void api<Experiment>("GET", `/api/v1/experiments/${experimentId}`).then(setExperiment, () => setExperiment(null));
   }, [experimentId]);
 
-  const loading = useRef<string | null>(null);  // the page token being fetched: each page is asked for once
+  const fetched = useRef(new Set<string>());  // the page tokens of this search asked for: each page is asked for once
   // Each new search (filter, sort, aggregation) supersedes the last: an answer that arrives after a newer search
   // started is dropped, or a slow first answer could overwrite the table the user asked for next.
   const generation = useRef(0);
   const search = async (pageToken: string | null) => {
     if (pageToken) {
-      if (loading.current === pageToken) return;
-      loading.current = pageToken;
+      if (fetched.current.has(pageToken)) return;
+      fetched.current.add(pageToken);
     } else {
-      loading.current = null;
+      fetched.current = new Set();
     }
     const mine = pageToken ? generation.current : ++generation.current;
     const current = () => mine === generation.current;
@@ -74,7 +74,6 @@ export function RunsPage() {
       setError(null);
       setRuns((old) => (pageToken ? [...old, ...page.runs] : page.runs));
       setLoaded(true);
-      loading.current = null;
       setToken(page.next_page_token ?? null);
     } catch (failure) {
       if (!current()) return;
@@ -94,6 +93,10 @@ export function RunsPage() {
   const shown = useMemo(() => brushed(runs, brushes, how), [runs, brushes, how]);
   const rows = useMemo(() => nest(shown, collapsed), [shown, collapsed]);
   const parents = useMemo(() => hasChildren(runs), [runs]);
+  // the charts follow the selection, else the first 100 rows; the same runs keep the same array (no refetch)
+  const chartPick = (selected.size ? runs.filter((r) => selected.has(r.run_id)) : shown.slice(0, 100));
+  const chartKey = chartPick.map((r) => r.run_id).join(",");
+  const chartRuns = useMemo(() => chartPick, [chartKey]);
   const scroller = useRef<HTMLDivElement>(null);
   const virtual = useVirtualizer({ count: rows.length, getScrollElement: () => scroller.current, estimateSize: () => 30,
                                    overscan: 20 });
@@ -226,6 +229,7 @@ export function RunsPage() {
           <div className="cell name" role="columnheader" style={{ width: widthOf("name") }}>
             <button className="sort" onClick={() => clickHeader("attr:run_name")}><span>Run{sort === "attr:run_name" ? (descending ? " ▼" : " ▲") : ""}</span></button>
             <div className="resizer" role="separator" aria-orientation="vertical" aria-label="resize Run" tabIndex={0}
+                 aria-valuenow={widthOf("name")} aria-valuemin={60} aria-valuemax={1200}
                  onPointerDown={(e) => resize("name", e)} onKeyDown={(e) => keyResize("name", e)} />
           </div>
           {columns.map((c) => (
@@ -242,7 +246,7 @@ export function RunsPage() {
                   {AGGREGATIONS.map((a) => <option key={a}>{a}</option>)}
                 </select>)}
               <div className="resizer" role="separator" aria-orientation="vertical" aria-label={`resize ${columnLabel(c)}`}
-                   tabIndex={0} onPointerDown={(e) => resize(c, e)} onKeyDown={(e) => keyResize(c, e)} />
+                   aria-valuenow={widthOf(c)} aria-valuemin={60} aria-valuemax={1200} tabIndex={0} onPointerDown={(e) => resize(c, e)} onKeyDown={(e) => keyResize(c, e)} />
             </div>
           ))}
         </div>
@@ -276,7 +280,7 @@ export function RunsPage() {
         </div>
       </div>)}
       {runs.length > 0 && (
-        <ChartsPanel runs={selected.size ? runs.filter((r) => selected.has(r.run_id)) : shown.slice(0, 100)}
+        <ChartsPanel runs={chartRuns}
                      all={runs} metricKeys={metricKeys} paramKeys={paramKeys} tagKeys={tagKeys} how={how}
                      brushes={brushes} onBrush={setBrushes} from={selected.size ? "selected" : "visible"} />
       )}

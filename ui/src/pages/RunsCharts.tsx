@@ -26,7 +26,7 @@ export function ChartsPanel({ runs, all, metricKeys, paramKeys, tagKeys, how, br
         {metricKeys.map((m) => (
           <label key={m}><input type="checkbox" aria-label={`chart ${m}`} checked={metrics.includes(m)}
                                 onChange={() => setMetrics(metrics.includes(m) ? metrics.filter((k) => k !== m) : [...metrics, m])} /> {m}</label>))}
-        <label>grouped by <select aria-label="chart group by" value={group} onChange={(e) => setGroup(e.target.value)}>
+        <label>grouped by <select aria-label="overlay grouping" value={group} onChange={(e) => setGroup(e.target.value)}>
           <option value="">each run</option>
           {[...paramKeys.map((k) => `param:${k}`), ...tagKeys.map((k) => `tag:${k}`)].map((g) => <option key={g}>{g}</option>)}
         </select></label>
