@@ -70,7 +70,7 @@ def test_empty_pages_say_what_to_do_next(browser: Any, tmp_path: Path, scheme: s
         page.screenshot(path=str(SHOTS / f"models-empty-{scheme}.png"))
         assert axe_violations(page) == []
         page.get_by_role("link", name="Workspace").click()
-        page.get_by_test_id("tokens").wait_for()
+        page.get_by_test_id("no-auth").wait_for()
         assert axe_violations(page) == []
         assert page.errors == []
     finally:
@@ -92,6 +92,7 @@ def test_overlay_across_fifty_runs_grouped_and_brushed(page: Any, seeded: dict[s
     expect(chart.get_by_test_id("legend")).to_contain_text("a (25)")
     page.screenshot(path=str(SHOTS / "runs-charts.png"), full_page=True)
     # brush the top of the lr axis: the table keeps only runs with a large learning rate
+    page.get_by_test_id("parallel").scroll_into_view_if_needed()
     axis = page.get_by_test_id("brush-param:lr").bounding_box()
     page.mouse.move(axis["x"] + axis["width"] / 2, axis["y"] + 2)
     page.mouse.down()
@@ -110,16 +111,17 @@ def test_a_saved_view_opens_from_its_url(browser: Any, seeded: dict[str, Any]) -
     sign_in(page, url)
     page.goto(f"{url}/experiments/{seeded['experiment']}")
     page.get_by_test_id("run-row").first.wait_for()
-    page.get_by_text("Columns").click()
-    page.get_by_test_id("column-chooser").get_by_label("User").uncheck()
+    page.locator("summary", has_text="Columns").click()
+    page.get_by_test_id("column-chooser").get_by_role("checkbox", name="User", exact=True).uncheck()
     page.get_by_role("button", name="move loss left").click()
+    page.locator("summary", has_text="Columns").click()  # closed again, off the headers
     page.locator('.head [data-column="param:lr"] span').click()
-    page.get_by_text("Views").click()
+    page.locator("summary", has_text="Views").click()
     page.get_by_label("view name").fill("by lr")
     page.get_by_role("button", name="Save view").click()
     href = page.get_by_test_id("views").get_by_role("link", name="by lr").get_attribute("href")
     other = page.context.new_page()
-    other.goto(f"{url}/experiments/{seeded['experiment']}{href}")
+    other.goto(f"{url}{href}")  # the link holds the whole view: filter, columns, sort
     other.get_by_test_id("run-row").first.wait_for()
     headers = other.locator(".head [data-column]").evaluate_all("cells => cells.map(c => c.dataset.column)")
     assert "attr:user" not in headers

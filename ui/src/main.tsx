@@ -54,7 +54,7 @@ function Shell() {
   };
   const switchTo = (name: string) => { setWorkspace(name); setCurrent(name); navigate("/"); };
   const standing = { role: spaces.find((w) => w.name === current)?.role ?? (me.auth ? null : "owner"),
-                     admin: !!me.user.admin };
+                     admin: !!me.user.admin, auth: me.auth };
   return (
     <div>
       <header className="top">

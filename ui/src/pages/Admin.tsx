@@ -1,7 +1,7 @@
 import { useContext, useEffect, useState } from "react";
 import { api, ApiError, workspace } from "../api";
 import { Link } from "react-router-dom";
-import { Crumbs, Time } from "../ui";
+import { Crumbs, Empty, Time } from "../ui";
 import { StandingContext, useCan } from "../roles";
 
 interface Member { kind: string; user?: string; team?: string; role: string }
@@ -14,7 +14,7 @@ const ROLES = ["viewer", "editor", "maintainer", "owner"];
 export function AdminPage() {
   const ws = workspace() ?? "default";
   const owner = useCan("owner");
-  const admin = useContext(StandingContext).admin;
+  const { admin, auth = true } = useContext(StandingContext);
   const [error, setError] = useState<string | null>(null);
   const act = async (fn: () => Promise<unknown>, then: () => Promise<unknown>) => {
     setError(null);
@@ -25,10 +25,17 @@ export function AdminPage() {
       <Crumbs items={[{ label: "Workspace" }, { label: ws }]} />
       <h1>Workspace {ws}</h1>
       {error && <div className="error" role="alert">{error}</div>}
-      {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
-      <Tokens act={act} />
-      {admin && <ServerAdmin act={act} />}
-      {owner && <Audit />}
+      {!auth ? (
+        <Empty title="This server runs without sign-in" testId="no-auth">
+          <p>Everything here belongs to you, so there are no members, teams or tokens to manage. Start the server
+            with <code>cairn server --auth</code> to share it with a team.</p>
+        </Empty>
+      ) : <>
+        {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
+        <Tokens act={act} />
+        {admin && <ServerAdmin act={act} />}
+        {owner && <Audit />}
+      </>}
     </div>
   );
 }
