@@ -86,7 +86,7 @@ export function Overlay({ runs, metric, groupBy, onDrawn }: { runs: Run[]; metri
 /** One value of each run against another, as points. */
 export function Scatter({ runs, x, y, how }: { runs: Run[]; x: string; y: string; how: Aggregation }) {
   const width = 520, height = 300, pad = 44;
-  const points = runs.map((r) => ({ run: r, x: valueOf(r, x, how), y: valueOf(r, y, how) }))
+  const points = runs.slice(0, DRAWN).map((r) => ({ run: r, x: valueOf(r, x, how), y: valueOf(r, y, how) }))
     .filter((p): p is { run: Run; x: number; y: number } => typeof p.x === "number" && typeof p.y === "number"
       && Number.isFinite(p.x) && Number.isFinite(p.y));
   const scale = (values: number[], lo: number, hi: number) => {
@@ -111,6 +111,8 @@ export function Scatter({ runs, x, y, how }: { runs: Run[]; x: string; y: string
 }
 
 export type Brushes = Record<string, [number, number]>;
+/** Runs drawn in a scatter or parallel chart: more are unreadable and slow every re-render of a 10,000-run table. */
+const DRAWN = 1000;
 
 /** Runs whose values fall inside every brushed range (a run without a value on a brushed axis is out). */
 export function brushed(runs: Run[], brushes: Brushes, how: Aggregation): Run[] {
@@ -160,7 +162,7 @@ export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; a
       <svg ref={svg} width={width} height={height} data-testid="parallel" role="img"
            aria-label={`parallel coordinates of ${axes.join(", ")}`}
            onPointerMove={(e) => drag && setDrag({ ...drag, to: yOf(e) })} onPointerUp={finish} onPointerLeave={finish}>
-        {runs.map((r, i) => {
+        {runs.slice(0, DRAWN).map((r, i) => {
           const points = axes.map((a, j) => { const v = valueOf(r, a, how); return typeof v === "number" && Number.isFinite(v) ? `${60 + j * gap},${toY(j, v)}` : null; })
             .filter(Boolean);
           return <polyline key={r.run_id} fill="none" stroke={kept.has(r.run_id) ? colorOf(i) : "#8888"} strokeWidth={kept.has(r.run_id) ? 1.5 : 0.7}
