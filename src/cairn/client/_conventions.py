@@ -118,25 +118,25 @@ class ConventionsMixin:
                         experiment: str | int | None = None) -> ConventionSettings:
         """Set the workspace's conventions (``mode`` off, warn or enforce; ``preset`` recommended or minimal;
         ``rules`` turns single rules on, off or sets their parameters), or with ``experiment`` that one's."""
-        body = {"mode": mode, "preset": preset, "rules": rules, "experiment_id": self._experiment_id(experiment)}
+        body = {"mode": mode, "preset": preset, "rules": rules, "experiment_id": self._scope_id(experiment)}
         return ConventionSettings.from_json(self._t.request("PUT", "/api/v1/conventions", json=body))
 
     def get_conventions(self, experiment: str | int | None = None) -> ConventionSettings:
         """The conventions in force for the workspace, or for one experiment (its own, else the workspace's)."""
-        found = self._experiment_id(experiment)
+        found = self._scope_id(experiment)
         params = {"experiment_id": found} if found is not None else None
         return ConventionSettings.from_json(self._t.request("GET", "/api/v1/conventions", params=params))
 
     def clear_conventions(self, experiment: str | int) -> ConventionSettings:
         """Remove an experiment's own conventions: the workspace's apply to it again."""
-        params = {"experiment_id": self._experiment_id(experiment)}
+        params = {"experiment_id": self._scope_id(experiment)}
         return ConventionSettings.from_json(self._t.request("DELETE", "/api/v1/conventions", params=params))
 
     def check_run(self, run_id: str) -> Compliance:
         """Which conventions the run meets and which it misses, and why."""
         return compliance_of(self._t, run_id)
 
-    def _experiment_id(self, experiment: str | int | None) -> int | None:
+    def _scope_id(self, experiment: str | int | None) -> int | None:
         if experiment is None or isinstance(experiment, int):
             return experiment
         return int(self._t.request("GET", "/api/v1/experiments/by-name", params={"name": experiment})["experiment_id"])
