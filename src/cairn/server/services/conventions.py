@@ -414,15 +414,27 @@ def version_report(session: Session, workspace_id: int, run_id: str | None, mani
 
 
 def _registry_ready(manifest: dict[str, Any], lineage: dict[str, Any]) -> RuleResult:
-    mlflow = manifest.get("mlflow") if isinstance(manifest.get("mlflow"), dict) else {}
-    missing = [] if manifest.get("signature") or mlflow.get("signature") else ["signature"]
-    if not (manifest.get("requirements") or mlflow.get("requirements")):
+    missing = [] if _has_signature(manifest) else ["signature"]
+    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    if not (manifest.get("requirements") or any(f in files for f in _REQUIREMENT_FILES)):
         missing.append("requirements")
     goals = [k for k, s in (lineage.get("metrics") or {}).items() if isinstance(s, dict) and s.get("goal")]
     missing += [f"metrics at the best step of {k}" for k in goals if k not in (lineage.get("at_best") or {})]
     return RuleResult("registry_ready", not missing, missing,
                       f"missing: {', '.join(missing)}" if missing else "signature, requirements and best-step "
                       "metrics are recorded")
+
+
+_REQUIREMENT_FILES = ("requirements.txt", "python_env.yaml", "conda.yaml")  # what MLflow saves with a model
+
+
+def _has_signature(manifest: dict[str, Any]) -> bool:
+    """A Cairn manifest carries its signature; an MLflow model keeps it in its MLmodel file, which the server
+    does not parse: the input example MLflow saves beside it (and infers the signature from) stands for it."""
+    if manifest.get("flavor") != "mlflow":
+        return bool(manifest.get("signature"))
+    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    return "input_example.json" in files or "serving_input_example.json" in files
 
 
 def check_version(session: Session, ctx: Context, protected: bool, run_id: str | None, manifest: dict[str, Any],
