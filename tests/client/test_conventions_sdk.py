@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 import cairn
 from cairn.client._conventions import FRAMEWORKS
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, admin_with_workspace
 
 X = np.array([[0.0, 0.1], [0.2, 0.0], [0.9, 1.0], [1.0, 0.8]])
 Y = np.array([0, 0, 1, 1])
@@ -50,9 +50,8 @@ def test_enforced_required_tags_refuse_the_start_before_training(sdk_env: Path, 
     client = cairn.Client()
     client.set_conventions("enforce", preset="recommended")
     trained = []
-    with pytest.raises(cairn.CairnError, match="variant"):
-        with start(tmp_path, {"task": "classification"}):
-            trained.append(True)
+    with pytest.raises(cairn.CairnError, match="variant"), start(tmp_path, {"task": "classification"}):
+        trained.append(True)
     assert trained == []
     with start(tmp_path) as run:
         run.set_tags(GIT)
@@ -64,18 +63,18 @@ def test_enforced_required_tags_refuse_the_start_before_training(sdk_env: Path, 
 def test_warn_mode_logs_one_warning_and_keeps_the_report(sdk_env: Path, tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     cairn.Client().set_conventions("warn", preset="minimal")
-    with caplog.at_level(logging.WARNING, logger="cairn"):
-        with cairn.start_run(experiment="mnist", source_dir=tmp_path) as run:
-            run.log_metric("loss", 0.5)
+    with caplog.at_level(logging.WARNING, logger="cairn"), cairn.start_run(experiment="mnist",
+                                                                           source_dir=tmp_path) as run:
+        run.log_metric("loss", 0.5)
     warned = [r.getMessage() for r in caplog.records if "conventions" in r.getMessage()]
     assert len(warned) == 1 and "dataset_reference" in warned[0] and "code_reference" in warned[0]
     report = run.compliance
     assert report.compliant is False and set(report.missing) == {"dataset_reference", "code_reference"}
     assert "MISS" in str(report)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="cairn"):
-        with cairn.start_run(experiment="mnist", source_dir=tmp_path, tags=GIT) as run:
-            run.log_dataset("mnist", uri="s3://data/mnist")
+    with caplog.at_level(logging.WARNING, logger="cairn"), cairn.start_run(experiment="mnist", source_dir=tmp_path,
+                                                                           tags=GIT) as run:
+        run.log_dataset("mnist", uri="s3://data/mnist")
     assert [r for r in caplog.records if "conventions" in r.getMessage()] == []
 
 
@@ -121,18 +120,11 @@ def registry_refusal(tmp_path: Path) -> None:
         client.register_model(f"runs:/{bare.id}/model", "prod.detector")
 
 
-PASSWORD = "root passphrase 1"
 
 
 @pytest.fixture
 def auth_server(sdk_env: Path, store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    env = {**os.environ, "CAIRN_PASSWORD": PASSWORD}
-    admin = [sys.executable, "-m", "cairn", "admin", "--store-uri", store_uri]
-    subprocess.run([*admin, "create-user", "root", "--admin"], env=env, check=True, capture_output=True)
-    subprocess.run([*admin, "create-workspace", "vision", "--owner", "root"], env=env, check=True,
-                   capture_output=True)
-    token = subprocess.run([*admin, "create-token", "root", "--name", "sdk", "--scope", "write"], env=env,
-                           check=True, capture_output=True, text=True).stdout.strip()
+    token = admin_with_workspace(store_uri, "vision")
     live = LiveServer(tmp_path / "auth-home", store_uri, args=("--auth",)).start()
     monkeypatch.setenv("CAIRN_TRACKING_URI", live.url)
     monkeypatch.setenv("CAIRN_TOKEN", token)

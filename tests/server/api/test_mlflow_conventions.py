@@ -5,9 +5,6 @@ non-compliant version until it is fixed."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,14 +17,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, admin_with_workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::FutureWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 X = np.array([[0.0, 0.1], [0.2, 0.0], [0.9, 1.0], [1.0, 0.8]])
 Y = np.array([0, 0, 1, 1])
-PASSWORD = "root passphrase 1"
 TAGS = {"developer": "ada", "format": "script", "framework": "sklearn", "task": "classification", "variant": "lr"}
 GIT = {"mlflow.source.git.repoURL": "https://git.example/v.git", "mlflow.source.git.branch": "main",
        "mlflow.source.git.commit": "0123abcd"}
@@ -53,13 +49,7 @@ def server(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.chdir(tmp_path)
-    env = {**os.environ, "CAIRN_PASSWORD": PASSWORD}
-    admin = [sys.executable, "-m", "cairn", "admin", "--store-uri", store_uri]
-    subprocess.run([*admin, "create-user", "root", "--admin"], env=env, check=True, capture_output=True)
-    subprocess.run([*admin, "create-workspace", "vision", "--owner", "root"], env=env, check=True,
-                   capture_output=True)
-    token = subprocess.run([*admin, "create-token", "root", "--name", "ml", "--scope", "write"], env=env,
-                           check=True, capture_output=True, text=True).stdout.strip()
+    token = admin_with_workspace(store_uri, "vision")
     live = LiveServer(tmp_path / "auth-home", store_uri, args=("--auth",)).start()
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
     mlflow.set_tracking_uri(live.url)

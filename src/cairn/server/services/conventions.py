@@ -290,8 +290,8 @@ def _load_facts(session: Session, rows: list[RunRow]) -> dict[str, _Facts]:
         facts[run_id].datasets.append(tuple(dataset))  # type: ignore[arg-type]
     counted = select(LoggedModelRow.run_id, func.count()).where(LoggedModelRow.run_id.in_(ids),
                                                                   LoggedModelRow.step < 0)
-    for run_id, count in session.execute(counted.group_by(LoggedModelRow.run_id)):
-        facts[run_id].models = count
+    for model_run, count in session.execute(counted.group_by(LoggedModelRow.run_id)):
+        facts[str(model_run)].models = count
     established = {e: _established(session, e) for e in {r.experiment_id for r in rows}}
     for row in rows:
         facts[row.id].established = established[row.experiment_id]
@@ -415,7 +415,7 @@ def version_report(session: Session, workspace_id: int, run_id: str | None, mani
 
 def _registry_ready(manifest: dict[str, Any], lineage: dict[str, Any]) -> RuleResult:
     missing = [] if _has_signature(manifest) else ["signature"]
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    files: dict[str, Any] = manifest["files"] if isinstance(manifest.get("files"), dict) else {}
     if not (manifest.get("requirements") or any(f in files for f in _REQUIREMENT_FILES)):
         missing.append("requirements")
     goals = [k for k, s in (lineage.get("metrics") or {}).items() if isinstance(s, dict) and s.get("goal")]
@@ -433,7 +433,7 @@ def _has_signature(manifest: dict[str, Any]) -> bool:
     does not parse: the input example MLflow saves beside it (and infers the signature from) stands for it."""
     if manifest.get("flavor") != "mlflow":
         return bool(manifest.get("signature"))
-    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    files: dict[str, Any] = manifest["files"] if isinstance(manifest.get("files"), dict) else {}
     return "input_example.json" in files or "serving_input_example.json" in files
 
 
