@@ -1,6 +1,7 @@
 import { useContext, useEffect, useState } from "react";
 import { api, ApiError, workspace } from "../api";
 import { formatTime } from "../format";
+import { ConventionsSection } from "../conventions";
 import { StandingContext, useCan } from "../roles";
 
 interface Member { kind: string; user?: string; team?: string; role: string }
@@ -24,6 +25,7 @@ export function AdminPage() {
       <h1>Workspace {ws}</h1>
       {error && <div className="error" role="alert">{error}</div>}
       {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
+      <ConventionsSection />
       <Tokens act={act} />
       {admin && <ServerAdmin act={act} />}
       {owner && <Audit />}

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, ApiError, linkTo, type Run } from "../api";
+import { ComplianceBadge, ComplianceReport } from "../conventions";
 import { MetricChart, type XAxis } from "../chart";
 import { formatDuration, formatNumber, formatTime, toNumber } from "../format";
 import { useCan } from "../roles";
@@ -31,7 +32,7 @@ export function RunPage() {
   const source = Object.entries(run.tags).filter(([k]) => k.startsWith("cairn.source."));
   return (
     <div className="page">
-      <h1>{run.name} <span className="muted">{run.status}</span></h1>
+      <h1>{run.name} <span className="muted">{run.status}</span> <ComplianceBadge compliant={run.compliant} /></h1>
       <div className="card">
         <div>Experiment: <Link to={`/experiments/${run.experiment_id}`}>{run.experiment_name}</Link></div>
         <div>Started {formatTime(run.start_time)} · {formatDuration(run.start_time, run.end_time)} · by {run.user}</div>
@@ -40,6 +41,7 @@ export function RunPage() {
         {source.map(([k, v]) => <div key={k} className="muted">{k.replace("cairn.source.", "")}: {v}</div>)}
         {run.datasets.map((d) => <div key={d.name + d.digest}>Dataset {d.role}: {d.name} {d.uri} {d.digest}</div>)}
       </div>
+      <ComplianceReport runId={run.run_id} />
       <h2>Metrics</h2>
       <div className="toolbar">
         <label><input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} /> log scale</label>

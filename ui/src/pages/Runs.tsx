@@ -2,6 +2,7 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, type Run } from "../api";
+import { ComplianceBadge } from "../conventions";
 import { aggregate, AGGREGATIONS, type Aggregation, formatDuration, formatNumber, groupStats, hasChildren, nest,
   orderBy } from "../format";
 
@@ -150,6 +151,7 @@ export function RunsPage() {
           <div className="cell" onClick={() => clickHeader("attr:start_time")}>Duration</div>
           <div className="cell">User</div>
           <div className="cell">Commit</div>
+          <div className="cell" onClick={() => clickHeader("attr:compliant")}>Conventions</div>
           {columns.map((c) => (
             <div key={c} className={c.startsWith("metric:") ? "cell num" : "cell"} data-column={c}>
               <span onClick={() => clickHeader(c)}>
@@ -192,6 +194,7 @@ export function RunsPage() {
                 <div className="cell">{run.user}</div>
                 <div className="cell" title={run.tags["cairn.source.git.commit"] ?? ""}>
                   {(run.tags["cairn.source.git.commit"] ?? "").slice(0, 8)}</div>
+                <div className="cell"><ComplianceBadge compliant={run.compliant} /></div>
                 {columns.map((c) => {
                   if (c.startsWith("metric:")) {
                     const { value, step } = aggregate(run.metrics[c.slice(7)], aggOf(c));
