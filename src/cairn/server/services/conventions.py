@@ -51,7 +51,7 @@ CODE_TAGS = {
     "branch": ("cairn.source.git.branch", "mlflow.source.git.branch", "branch"),
     "commit": ("cairn.source.git.commit", "mlflow.source.git.commit", "commit"),
 }
-TRAINING_ROLES = ("", "training", "train")
+TRAINING_ROLES = ("", "training", "train", "input")  # MLflow says training; Kedro hooks say input
 _CHUNK = 500
 
 
@@ -259,7 +259,7 @@ def _consistent_experiment(_params: dict[str, Any], facts: _Facts) -> RuleResult
     if task is not None and facts.tags.get("task") not in (None, task):
         off.append(f"task (the experiment's is {task!r})")
     uris = {d[0] for d in facts.datasets if d[0] and d[3] in TRAINING_ROLES}
-    if uri is not None and uris and uris != {uri}:
+    if uri is not None and uris and uri not in uris:
         off.append(f"training dataset (the experiment's is {uri!r})")
     return RuleResult("consistent_experiment", not off, off,
                       f"differs from the experiment's first run: {', '.join(off)}" if off
