@@ -15,8 +15,16 @@ export function ComplianceBadge({ compliant }: { compliant: boolean | null | und
 }
 
 export function ComplianceReport({ runId }: { runId: string }) {
+  return <Report path={`/api/v1/runs/${runId}/compliance`} />;
+}
+
+export function VersionCompliance({ model, version }: { model: string; version: number }) {
+  return <Report path={`/api/v1/models/${encodeURIComponent(model)}/versions/${version}/compliance`} />;
+}
+
+function Report({ path }: { path: string }) {
   const [report, setReport] = useState<Compliance | null>(null);
-  useEffect(() => { api<Compliance>("GET", `/api/v1/runs/${runId}/compliance`).then(setReport).catch(() => setReport(null)); }, [runId]);
+  useEffect(() => { api<Compliance>("GET", path).then(setReport).catch(() => setReport(null)); }, [path]);
   if (!report || report.compliant === null) return null;
   return (
     <div className="card" data-testid="compliance-report">

@@ -235,3 +235,19 @@ def test_with_auth_maintainers_set_conventions_and_others_read_them(world: AuthW
     assert clients["vic"].get(f"/api/v1/runs/{made.json()['run_id']}/compliance").json()["compliant"] is False
     other = world.client(tokens["olive"], "default")
     assert other.get(f"/api/v1/runs/{made.json()['run_id']}/compliance").status_code in (403, 404)
+
+
+def test_a_version_shows_its_compliance_and_warn_never_refuses_it(api: httpx.Client) -> None:
+    only(api, "warn", "registry_ready")
+    run_id = new_run(api).json()["run_id"]
+    log_model(api, run_id, "net", None)
+    for name in ("dev.m", "prod.m"):  # warn mode: a protected registry takes it too, and shows what it misses
+        answer = api.post(f"/api/v1/models/{name}/versions", json={"source": f"runs:/{run_id}/net"})
+        assert answer.status_code == 201, answer.text
+        report = api.get(f"/api/v1/models/{name}/versions/1/compliance").json()
+        assert report["compliant"] is False and report["rules"][-1]["missing"] == ["signature", "requirements"]
+    assert api.get("/api/v1/models/dev.m/versions/9/compliance").status_code == 404
+    only(api, "enforce", "registry_ready")
+    refused = api.post("/api/v1/models/prod.m/versions", json={"source": f"runs:/{run_id}/net"})
+    assert refused.status_code == 409 and "signature, requirements" in refused.json()["message"]
+    assert api.post("/api/v1/models/dev.m/versions", json={"source": f"runs:/{run_id}/net"}).status_code == 201

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { Link } from "react-router-dom";
 import { api, ApiError } from "../api";
+import { VersionCompliance } from "../conventions";
 import { formatTime } from "../format";
 import { useCan } from "../roles";
 
@@ -119,6 +120,7 @@ function VersionDetails({ v, model, act }: { v: Version; model: string; act: (fn
   return (
     <div className="card" data-testid="version-details">
       <h2>{model} v{v.version}</h2>
+      <VersionCompliance model={model} version={v.version} />
       <div>flavor {v.flavor}{v.run_id && <> · source run <Link to={`/runs/${v.run_id}`}>{v.run_id.slice(0, 8)}</Link></>}</div>
       {(v.lineage.datasets ?? []).map((d) => <div key={d.name + d.digest} className="muted">dataset {d.name} {d.digest}</div>)}
       {Object.entries(v.lineage.source ?? {}).map(([k, value]) => <div key={k} className="muted">{k.replace("cairn.source.", "")}: {value}</div>)}

@@ -46,3 +46,11 @@ def clear_conventions(request: Request, experiment_id: int = Query(ge=1, le=2**3
 def get_compliance(run_id: str, request: Request, access: Access = requires("run.read")) -> schemas.ComplianceOut:
     """Which conventions the run meets and which it misses, rule by rule, under the conventions in force now."""
     return schemas.compliance_out(call(request, access, False, svc.run_report, run_id))
+
+
+@router.get("/models/{name}/versions/{version}/compliance")
+def get_version_compliance(name: str, version: str, request: Request,
+                           access: Access = requires("model.read")) -> schemas.ComplianceOut:
+    """A model version's standing: its source run's conventions and, with ``registry_ready``, what a protected
+    registry requires of it."""
+    return schemas.compliance_out(call(request, access, False, svc.version_compliance, name, version))

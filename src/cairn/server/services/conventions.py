@@ -437,6 +437,14 @@ def _has_signature(manifest: dict[str, Any]) -> bool:
     return "input_example.json" in files or "serving_input_example.json" in files
 
 
+def version_compliance(session: Session, ctx: Context, full_name: str, version: Any) -> Report:
+    """A registered version's standing under the conventions in force now (shown on its page)."""
+    from cairn.server.services.versions import get_version  # versions calls this module when it registers
+
+    row = get_version(session, ctx, full_name, version).row
+    return version_report(session, ctx.workspace_id, row.run_id, row.manifest, row.lineage)
+
+
 def check_version(session: Session, ctx: Context, protected: bool, run_id: str | None, manifest: dict[str, Any],
                   lineage: dict[str, Any]) -> None:
     """A protected registry of an enforcing workspace refuses a version that misses a convention, naming what."""
