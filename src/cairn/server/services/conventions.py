@@ -277,8 +277,9 @@ _CHECKS = {"required_tags": _required_tags, "dataset_reference": _dataset_refere
            "one_model": _one_model}
 
 
-def _load_facts(session: Session, rows: list[RunRow]) -> dict[str, _Facts]:
-    """The facts of many runs in a few queries (a change of conventions re-evaluates every run it covers)."""
+def _load_facts(session: Session, rows: list[RunRow], *, consistency: bool = True) -> dict[str, _Facts]:
+    """The facts of many runs in a few queries (a change of conventions re-evaluates every run it covers); what
+    the experiment's first runs established is read only for the rule that needs it."""
     facts = {r.id: _Facts() for r in rows}
     ids = list(facts)
     for run_id, key, value in session.execute(select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
@@ -292,19 +293,21 @@ def _load_facts(session: Session, rows: list[RunRow]) -> dict[str, _Facts]:
                                                                   LoggedModelRow.step < 0)
     for model_run, count in session.execute(counted.group_by(LoggedModelRow.run_id)):
         facts[str(model_run)].models = count
-    established = {e: _established(session, e) for e in {r.experiment_id for r in rows}}
-    for row in rows:
-        facts[row.id].established = established[row.experiment_id]
+    if consistency:
+        established = {e: _established(session, e) for e in {r.experiment_id for r in rows}}
+        for row in rows:
+            facts[row.id].established = established[row.experiment_id]
     return facts
 
 
 def _established(session: Session, experiment_id: int) -> tuple[str | None, str | None]:
-    """The task and training dataset URI of the experiment's first run that has them: what later runs match."""
-    first = select(RunRow.id).where(RunRow.experiment_id == experiment_id, RunRow.lifecycle == "active")
+    """The task and training dataset URI of the experiment's first run that has them: what later runs match.
+    Read in the (experiment, start time) index's order, stopping at the first run that has one."""
+    first = (RunRow.experiment_id == experiment_id, RunRow.lifecycle == "active")
     task = session.scalar(select(RunTagRow.value).join(RunRow, RunRow.id == RunTagRow.run_id).where(
-        RunTagRow.key == "task", RunTagRow.run_id.in_(first)).order_by(RunRow.start_time, RunRow.id).limit(1))
+        *first, RunTagRow.key == "task").order_by(RunRow.start_time, RunRow.id).limit(1))
     uri = session.scalar(select(DatasetInputRow.uri).join(RunRow, RunRow.id == DatasetInputRow.run_id).where(
-        DatasetInputRow.run_id.in_(first), DatasetInputRow.uri != "", DatasetInputRow.role.in_(TRAINING_ROLES))
+        *first, DatasetInputRow.uri != "", DatasetInputRow.role.in_(TRAINING_ROLES))
         .order_by(RunRow.start_time, RunRow.id, DatasetInputRow.id).limit(1))
     return task, uri
 
@@ -329,7 +332,8 @@ def check_start(session: Session, ctx: Context, experiment_id: int, tags: dict[s
     conventions = effective(session, ctx.workspace_id, experiment_id)
     if not conventions.active:
         return None
-    facts = _Facts(tags=dict(tags), established=_established(session, experiment_id))
+    consistency = "consistent_experiment" in conventions.rules
+    facts = _Facts(tags=dict(tags), established=_established(session, experiment_id) if consistency else (None, None))
     report = evaluate(conventions, facts)
     required = next((r for r in report.rules if r.rule == "required_tags"), None)
     if conventions.mode == "enforce" and required is not None and not required.met:
@@ -348,7 +352,8 @@ def refresh(session: Session, run_id: str, workspace_id: int, experiment_id: int
     row = session.get(RunRow, run_id)
     if row is None:
         return
-    flag = evaluate(conventions, _load_facts(session, [row])[row.id]).compliant
+    facts = _load_facts(session, [row], consistency="consistent_experiment" in conventions.rules)
+    flag = evaluate(conventions, facts[row.id]).compliant
     if flag != row.compliant:
         session.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(compliant=flag))
         session.expire(row, ["compliant"])
