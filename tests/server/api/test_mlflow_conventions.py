@@ -55,7 +55,9 @@ def server(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     mlflow.set_tracking_uri(live.url)
     mlflow.set_workspace("vision")
     mlflow.set_experiment("mnist")
-    yield Server(live.url, token)
+    server = Server(live.url, token)
+    yield server
+    server.api.close()
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_workspace(None)
