@@ -1,6 +1,6 @@
 // The runs table's view: columns (chosen, ordered, sized) and saved views, kept per experiment in localStorage.
 
-export const ATTRIBUTE_COLUMNS = ["attr:status", "attr:start_time", "attr:duration", "attr:user", "attr:commit", "attr:tags"];
+export const ATTRIBUTE_COLUMNS = ["attr:status", "attr:start_time", "attr:duration", "attr:user", "attr:commit", "attr:compliant", "attr:tags"];
 export const DEFAULT_WIDTH = 140;
 
 export function parseColumns(text: string | null): string[] | null {
@@ -13,7 +13,7 @@ export function serializeColumns(columns: string[]): string {
 }
 
 export function defaultColumns(metrics: string[], params: string[]): string[] {
-  return [...ATTRIBUTE_COLUMNS.filter((c) => c !== "attr:commit"), ...metrics.slice(0, 4).map((k) => `metric:${k}`),
+  return [...ATTRIBUTE_COLUMNS.filter((c) => c !== "attr:commit" && c !== "attr:compliant"), ...metrics.slice(0, 4).map((k) => `metric:${k}`),
           ...params.slice(0, 3).map((k) => `param:${k}`)];
 }
 
@@ -51,6 +51,6 @@ export function columnLabel(column: string): string {
   const [kind, ...rest] = column.split(":");
   const name = rest.join(":");
   if (kind === "attr") return { status: "Status", start_time: "Started", duration: "Duration", user: "User",
-                                commit: "Commit", tags: "Tags" }[name] ?? name;
+                                commit: "Commit", compliant: "Conventions", tags: "Tags" }[name] ?? name;
   return kind === "metric" ? name : `${kind} ${name}`;
 }

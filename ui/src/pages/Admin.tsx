@@ -1,5 +1,6 @@
 import { useContext, useEffect, useState } from "react";
 import { api, ApiError, workspace } from "../api";
+import { ConventionsSection } from "../conventions";
 import { Link } from "react-router-dom";
 import { Crumbs, Empty, Time } from "../ui";
 import { StandingContext, useCan } from "../roles";
@@ -32,6 +33,7 @@ export function AdminPage() {
         </Empty>
       ) : <>
         {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
+        <ConventionsSection />
         <Tokens act={act} />
         {admin && <ServerAdmin act={act} />}
         {owner && <Audit />}

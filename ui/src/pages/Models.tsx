@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api } from "../api";
+import { VersionCompliance } from "../conventions";
 import { formatNumber, toNumber } from "../format";
 import { useCan } from "../roles";
 import { CopyId, Crumbs, Empty, Failed, Loaded, messageOf, Time, useLoad } from "../ui";
@@ -207,6 +208,7 @@ function VersionDetails({ v, model, act }: { v: Version; model: string; act: (fn
   return (
     <section className="card" data-testid="version-details" aria-label={`version ${v.version}`}>
       <h2>{model} v{v.version}</h2>
+      <VersionCompliance model={model} version={v.version} />
       <table className="plain kv"><tbody>
         <tr><th>Flavor</th><td>{v.flavor}</td></tr>
         <tr><th>Lineage</th><td>{v.lineage.promoted_from && <>promoted from <Link to={`/models/${enc(v.lineage.promoted_from.model)}`}>{v.lineage.promoted_from.model}</Link> v{v.lineage.promoted_from.version} ← </>}

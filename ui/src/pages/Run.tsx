@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, ApiError, linkTo, type Run } from "../api";
+import { ComplianceBadge, ComplianceReport } from "../conventions";
 import { MetricChart, type XAxis } from "../chart";
 import { diffLines, formatBytes, formatDuration, formatNumber, formatTime, toNumber } from "../format";
 import { CopyId, Crumbs, Empty, Failed, Loading, Status, Time } from "../ui";
@@ -37,7 +38,7 @@ export function RunPage() {
     <div className="page">
       <Crumbs items={[{ label: "Experiments", to: "/" }, { label: run.experiment_name, to: `/experiments/${run.experiment_id}` },
                       { label: run.name }]} />
-      <h1>{run.name} <Status status={run.status} /> <CopyId value={run.run_id} label="run id" /></h1>
+      <h1>{run.name} <Status status={run.status} /> <CopyId value={run.run_id} label="run id" /> <ComplianceBadge compliant={run.compliant} /></h1>
       <table className="plain kv card" data-testid="run-overview"><tbody>
         <tr><th>Run id</th><td><code>{run.run_id}</code></td></tr>
         <tr><th>Started</th><td><Time ms={run.start_time} /> <span className="muted">({formatTime(run.start_time)} UTC) by {run.user}</span></td></tr>
@@ -49,6 +50,7 @@ export function RunPage() {
         <tr><th>Datasets</th><td>{run.datasets.length === 0 ? <span className="muted">none logged</span>
           : run.datasets.map((d) => <div key={d.name + d.digest}><span className="chip">{d.role}</span>{d.name} <span className="muted">{d.uri}</span> <code>{d.digest.slice(0, 12)}</code></div>)}</td></tr>
       </tbody></table>
+      <ComplianceReport runId={run.run_id} />
       <h2>Metrics</h2>
       <div className="toolbar">
         <label><input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} /> log scale</label>

@@ -2,6 +2,7 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { api, ApiError, type Experiment, type Run } from "../api";
+import { ComplianceBadge } from "../conventions";
 import { aggregate, AGGREGATIONS, type Aggregation, formatDuration, formatNumber, groupStats, hasChildren, nest,
   orderBy } from "../format";
 import { ATTRIBUTE_COLUMNS, columnLabel, DEFAULT_WIDTH, defaultColumns, moveColumn, parseColumns, readStored,
@@ -11,7 +12,7 @@ import { type Brushes, brushed } from "./RunCharts";
 import { ChartsPanel } from "./RunsCharts";
 
 interface Page { runs: Run[]; next_page_token?: string | null }
-const SORTABLE = new Set(["attr:status", "attr:start_time", "attr:user"]);
+const SORTABLE = new Set(["attr:status", "attr:start_time", "attr:user", "attr:compliant"]);
 
 export function RunsPage() {
   const { experimentId = "" } = useParams();
@@ -299,6 +300,7 @@ function Cell({ run, column, width, how }: { run: Run; column: string; width: nu
     case "attr:start_time": return <div className="cell" {...props}><Time ms={run.start_time} /></div>;
     case "attr:duration": return <div className="cell num" {...props}>{formatDuration(run.start_time, run.end_time)}</div>;
     case "attr:user": return <div className="cell" {...props}>{run.user}</div>;
+    case "attr:compliant": return <div className="cell" {...props}><ComplianceBadge compliant={run.compliant} /></div>;
     case "attr:commit": {
       const commit = run.tags["cairn.source.git.commit"] ?? "";
       return <div className="cell mono" {...props} title={commit}>{commit.slice(0, 8)}</div>;

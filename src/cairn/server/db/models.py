@@ -66,6 +66,18 @@ class ExperimentRow(Base):
     artifact_location: Mapped[str] = mapped_column(Text, default="", server_default="")  # as a client gave it
 
 
+class ConventionsRow(Base):
+    """The conventions of a workspace (``experiment_id`` 0) or of one experiment that overrides them."""
+
+    __tablename__ = "conventions"
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(KEY_LEN))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class ExperimentTagRow(Base):
     __tablename__ = "experiment_tags"
     experiment_id: Mapped[int] = mapped_column(
@@ -96,6 +108,7 @@ class RunRow(Base):
     lifecycle: Mapped[str] = mapped_column(String(16), default="active")
     updated_at: Mapped[int] = mapped_column(BigInteger)
     run_key: Mapped[str | None] = mapped_column(String(KEY_LEN), nullable=True)
+    compliant: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: no conventions in force
 
 
 SEARCHABLE_VALUE = 200  # params and tags up to this long are in the (key, value) search indexes
