@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from cairn.server import observability
 from cairn.server.db import points
 from cairn.server.db import series as db_series
-from cairn.server.db.models import MetricPointRow, MetricSeriesRow
+from cairn.server.db.models import MetricSeriesRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.validation import MAX_INT64, check_int, check_key
@@ -183,7 +183,9 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
             rollups.extend(_rollup_parts(state.id, batch))
     points.insert_points(session, parts)
     for series_id in crossed:  # from all its points, this batch's too; replacing any left from before 0006
-        points.build_rollups(session, series_id, LEVELS)
+        points.delete_rollups(session, series_id)
+        steps, stamps, values = zip(*points.read_point_range(session, series_id, _STEP_MIN, _STEP_MAX), strict=True)
+        rollups.extend(_rollup_parts(series_id, SeriesBatch("", list(steps), list(values), list(stamps))))
     points.upsert_rollups(session, rollups)
     db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
     stored = sum(len(batch.values) for batch in batches)
@@ -376,14 +378,8 @@ def list_series(session: Session, run_ids: list[str]) -> dict[str, list[SeriesSt
 
 def values_at_step(session: Session, run_id: str, step: int) -> dict[str, float]:
     """The value of each of the run's metrics at one step (the last logged there)."""
-    s, p = MetricSeriesRow, MetricPointRow
-    query = (
-        select(s.key, p.value)
-        .join(p, p.series_id == s.id)
-        .where(s.run_id == run_id, p.step == step)
-        .order_by(s.key, p.seq)
-    )
-    return {key: (math.nan if value is None else value) for key, value in session.execute(query)}
+    found = points.values_at_step(session, run_id, step)
+    return {key: (math.nan if value is None else value) for key, value in found.items()}
 
 
 @dataclass(frozen=True)
