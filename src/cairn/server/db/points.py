@@ -1,5 +1,6 @@
-"""Fast paths for metric points and their rollups: bulk insert (executemany on SQLite, packed chunks on
-PostgreSQL: ``cairn.server.db.chunks``), rollup upserts that merge into existing buckets, and range reads through the driver.
+"""Fast paths for metric points and their rollups: bulk insert (executemany on SQLite, packed chunks
+on PostgreSQL: ``cairn.server.db.chunks``), rollup upserts that merge into existing buckets, and range
+reads through the driver.
 
 These are the only statements written as SQL text; they are constants with bound parameters.
 """
@@ -11,11 +12,9 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cairn.server.db import chunks
-from cairn.server.db.models import MetricPointRow
 
 # (series_id, steps, seq of the first point, timestamps, values)
 PointColumns = tuple[int, Sequence[int], int, Sequence[int], Sequence[float | None]]
@@ -171,6 +170,13 @@ def _merge_parts(rows: Sequence[RollupTuple]) -> list[RollupTuple]:
     return list(merged.values())
 
 
+def skip_commit_flush(session: Session) -> None:
+    """This transaction (PostgreSQL) commits without waiting for its WAL to reach the disk: opt-in."""
+    raw = _postgres(session)
+    if raw is not None:
+        raw.execute("SET LOCAL synchronous_commit = off")
+
+
 def _postgres(session: Session) -> Any:
     """The driver connection on PostgreSQL, where points are stored packed; None on SQLite."""
     connection = session.connection()
@@ -182,7 +188,7 @@ def values_at_step(session: Session, run_id: str, step: int) -> dict[str, float 
     raw = _postgres(session)
     if raw is not None:
         return chunks.values_at_step(raw, run_id, step)
-    return {key: value for key, value in _fetch(session, _AT_STEP, (run_id, step))}
+    return dict(_fetch(session, _AT_STEP, (run_id, step)))
 
 
 def _fetch(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -229,29 +235,12 @@ def read_points(
 ) -> list[tuple[int, int, float | None]]:
     """(step, timestamp, value) in step order, then logging order. Read through the driver's cursor:
     a 100,000-point history is one range scan and should not pay for ORM row objects."""
+    low = _STEP_MIN if start_step is None else start_step
+    high = _STEP_MAX if end_step is None else end_step
     raw = _postgres(session)
     if raw is not None:
-        found = chunks.read_range(raw, series_id, _STEP_MIN if start_step is None else start_step,
-                                  _STEP_MAX if end_step is None else end_step)
+        found = chunks.read_range(raw, series_id, low, high)
         return found if limit is None else found[:limit]
-    p = MetricPointRow
-    query = select(p.step, p.timestamp, p.value).where(p.series_id == series_id)
-    if start_step is not None:
-        query = query.where(p.step >= start_step)
-    if end_step is not None:
-        query = query.where(p.step <= end_step)
-    query = query.order_by(p.step, p.seq)
-    if limit is not None:
-        query = query.limit(limit)
-    connection = session.connection()
-    compiled = query.compile(dialect=connection.dialect)
-    raw: Any = connection.connection.driver_connection
-    cursor = raw.cursor()
-    try:
-        params = compiled.params if connection.dialect.name == "postgresql" else tuple(
-            compiled.params[name] for name in compiled.positiontup or ())
-        cursor.execute(str(compiled), params)
-        rows: list[tuple[int, int, float | None]] = cursor.fetchall()
-    finally:
-        cursor.close()
-    return rows
+    if limit is None:
+        return _fetch(session, _POINT_RANGE, (series_id, low, high))
+    return _fetch(session, _POINT_RANGE + " LIMIT {p}", (series_id, low, high, limit))

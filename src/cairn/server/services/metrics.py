@@ -168,6 +168,8 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
     Rollups are kept only for series of at least ``SMALL_SERIES`` points, the only ones read from them:
     most series (a run's loss over a few hundred epochs, a metric logged once) never pay for them. The
     batch that takes a series past the threshold builds its rollups from all its stored points."""
+    if session.info.get("fast_metric_commit"):
+        points.skip_commit_flush(session)
     series = lock_series(session, run_id, sorted({b.key for b in batches}))
     parts: list[points.PointColumns] = []
     rollups: list[points.RollupTuple] = []
