@@ -8,8 +8,8 @@ These are the only statements written as SQL text; they are constants with bound
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from itertools import chain
+from collections.abc import Callable, Sequence
+from itertools import chain, pairwise
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,6 +22,8 @@ _POINT_INTO = "INSERT INTO metric_points (series_id, step, seq, timestamp, value
 
 # (series_id, level, bucket, count, numeric_count, sum, min, max, first_step, last_step, first_timestamp)
 RollupTuple = tuple[int, int, int, int, int, float | None, float | None, float | None, int, int, int]
+# the finest rollup level's rows of a series from its points: (steps, values, timestamps) -> rows
+FinestLevel = Callable[[list[int], list[float | None], list[int]], list[RollupTuple]]
 _ROLLUP_INTO = ("INSERT INTO metric_rollups (series_id, level, bucket, count, numeric_count, sum, min_value, "
                 "max_value, first_step, last_step, first_timestamp) VALUES ")
 # Merging a part into a stored bucket: a NULL sum means NaN and stays NULL (NULL + x); a NULL min/max
@@ -93,6 +95,18 @@ _AT_STEP = ("SELECT s.key, p.value FROM metric_series s JOIN metric_points p ON 
             "WHERE s.run_id = {p} AND p.step = {p} ORDER BY s.key, p.seq")
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 _DELETE_ROLLUPS = "DELETE FROM metric_rollups WHERE series_id = {p}"
+# count(value) counts the points that are not NaN (stored as NULL); the sum of no numbers is 0.0. A NULL sum
+# means NaN, so one NULL among the parts (count(sum) < count(*)) makes the whole NULL.
+_BUILD_FINEST = _ROLLUP_INTO.replace(" VALUES ", " ") + """
+SELECT series_id, {level}, step >> {level}, count(*), count(value),
+ CASE WHEN count(value) = 0 THEN 0.0 ELSE sum(value) END, min(value), max(value), min(step), max(step),
+ min(timestamp)
+FROM metric_points WHERE series_id = {p} GROUP BY series_id, step >> {level}"""
+_BUILD_LEVEL = _ROLLUP_INTO.replace(" VALUES ", " ") + """
+SELECT series_id, {level}, bucket >> {shift}, sum(count), sum(numeric_count),
+ CASE WHEN count(sum) < count(*) THEN NULL ELSE sum(sum) END, min(min_value), max(max_value), min(first_step),
+ max(last_step), min(first_timestamp)
+FROM metric_rollups WHERE series_id = {p} AND level = {below} GROUP BY series_id, bucket >> {shift}"""
 
 
 def insert_points(session: Session, parts: Sequence[PointColumns]) -> None:
@@ -143,12 +157,25 @@ def upsert_rollups(session: Session, rows: Sequence[RollupTuple]) -> None:
         cursor.execute(_PG_ROLLUP, [list(column) for column in zip(*rows, strict=True)])
 
 
-def delete_rollups(session: Session, series_id: int) -> None:
+def build_rollups(session: Session, series_id: int, levels: Sequence[int], finest: FinestLevel) -> None:
+    """The series' rollups, replacing any it has, built from its stored points: the finest level by the
+    database on SQLite, by ``finest(steps, values, timestamps)`` from the unpacked points on PostgreSQL;
+    each coarser one from the level below, by the database."""
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
+    sqlite = connection.dialect.name == "sqlite"
+    p = "?" if sqlite else "%s"
     cursor = raw.cursor()
     try:
-        cursor.execute(_DELETE_ROLLUPS.format(p="?" if connection.dialect.name == "sqlite" else "%s"), (series_id,))
+        cursor.execute(_DELETE_ROLLUPS.format(p=p), (series_id,))
+        if sqlite:
+            cursor.execute(_BUILD_FINEST.format(p=p, level=int(levels[0])), (series_id,))
+        else:
+            steps, stamps, values = zip(*chunks.read_range(raw, series_id, _STEP_MIN, _STEP_MAX), strict=True)
+            upsert_rollups(session, finest(list(steps), list(values), list(stamps)))
+        for below, level in pairwise(levels):
+            cursor.execute(_BUILD_LEVEL.format(p=p, level=int(level), below=int(below), shift=int(level - below)),
+                           (series_id,))
     finally:
         cursor.close()
 

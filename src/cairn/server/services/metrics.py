@@ -12,6 +12,7 @@ points then reads at most about 4 rollup rows per bucket drawn instead of every 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from bisect import bisect_left
@@ -185,9 +186,7 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
             rollups.extend(_rollup_parts(state.id, batch))
     points.insert_points(session, parts)
     for series_id in crossed:  # from all its points, this batch's too; replacing any left from before 0006
-        points.delete_rollups(session, series_id)
-        steps, stamps, values = zip(*points.read_point_range(session, series_id, _STEP_MIN, _STEP_MAX), strict=True)
-        rollups.extend(_rollup_parts(series_id, SeriesBatch("", list(steps), list(values), list(stamps))))
+        points.build_rollups(session, series_id, LEVELS, functools.partial(_finest_rollups, series_id))
     points.upsert_rollups(session, rollups)
     db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
     stored = sum(len(batch.values) for batch in batches)
@@ -260,6 +259,12 @@ def _rollup_parts(series_id: int, batch: SeriesBatch) -> list[points.RollupTuple
         level = level.coarser(above, above - below)
         rows += level.rows(series_id)
     return rows
+
+
+def _finest_rollups(series_id: int, steps: list[int], values: list[float | None],
+                    stamps: list[int]) -> list[points.RollupTuple]:
+    """The finest level's rows from all of a series' points, in step order."""
+    return _Level.of_points(steps, values, stamps, LEVELS[0]).rows(series_id)
 
 
 def _edges(keys: list[int], shift: int) -> list[int]:
