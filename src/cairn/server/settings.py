@@ -88,7 +88,7 @@ class Settings:
         settings.log_format = env.get("CAIRN_LOG_FORMAT") or "text"
         settings.metric_commit = env.get("CAIRN_METRIC_COMMIT") or "durable"
         if settings.metric_commit not in ("durable", "fast"):
-            raise ValueError(f"CAIRN_METRIC_COMMIT must be 'durable' or 'fast', got {settings.metric_commit!r}")
+            raise SettingsError(f"CAIRN_METRIC_COMMIT must be 'durable' or 'fast', got {settings.metric_commit!r}")
         return settings
 
     @property
