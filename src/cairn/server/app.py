@@ -35,7 +35,7 @@ from cairn.server.storage.blobs import open_blob_store
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
-    db = Database(settings.resolved_store_uri)
+    db = Database(settings.resolved_store_uri, fast_metric_commit=settings.metric_commit == "fast")
     try:
         if migrate:
             db.upgrade()

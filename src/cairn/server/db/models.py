@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -193,6 +194,25 @@ class MetricPointRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class MetricChunkRow(Base):
+    """PostgreSQL's points, packed: one series' points of one batch (``cairn.server.db.chunks``). ``seq`` is
+    its first point's; ``steps`` is NULL when they run from ``first_step`` one by one; the arrays are
+    little-endian int64 (steps, timestamps) and float64 (values, NaN for NaN). SQLite keeps ``metric_points``.
+    """
+
+    __tablename__ = "metric_chunks"
+    __table_args__ = {"sqlite_with_rowid": False}
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    timestamps: Mapped[bytes] = mapped_column(LargeBinary)
+    point_values: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class MetricRollupRow(Base):
