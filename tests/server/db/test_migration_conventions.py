@@ -20,7 +20,7 @@ def test_conventions_migration_downgrades_and_upgrades(store_uri: str) -> None:
                           "lifecycle, updated_at, compliant) SELECT 'r1', 1, id, 'r', 'RUNNING', 0, 'u', 'active', "
                           "0, true FROM experiments WHERE name = 'e'"))
     with engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), "0008")
+        command.downgrade(_alembic_config(conn), "0010")
     with engine.connect() as conn:
         assert "compliant" not in {c["name"] for c in inspect(conn).get_columns("runs")}
         assert not inspect(conn).has_table("conventions")
