@@ -56,7 +56,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     url = os.environ.get(PG_ENV)
     if not url:
         if os.environ.get("CAIRN_TEST_SKIP_POSTGRES") == "1":
@@ -68,18 +68,30 @@ def postgres_url() -> str:
         conn.execute(text("CREATE SCHEMA public"))
     db.upgrade()
     db.dispose()
-    return url
+    yield url
+    for engine in _PG_ENGINES.values():
+        engine.dispose()
+
+
+_PG_ENGINES: dict[str, Any] = {}
 
 
 def _truncate_postgres(url: str) -> None:
-    engine = create_engine(url)
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    """Empty the tables a test wrote to and restart every id sequence. Deleting from the few non-empty tables
+    is ~10x cheaper than TRUNCATE of all of them, which rewrites every table's files (the suite's largest
+    per-test cost on PostgreSQL)."""
+    engine = _PG_ENGINES.get(url) or _PG_ENGINES.setdefault(url, create_engine(url, pool_size=1))
+    tables = Base.metadata.sorted_tables
+    probe = " UNION ALL ".join(f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM {t.name})" for t in tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        filled = set(conn.execute(text(probe)).scalars())
+        for table in reversed(tables):  # children before their parents
+            if table.name in filled:
+                conn.execute(text(f"DELETE FROM {table.name}"))
+        conn.execute(text("SELECT setval(oid, 1, false) FROM pg_class WHERE relkind = 'S'"))
         conn.execute(text("INSERT INTO workspaces (name, created_at) VALUES ('default', 0)"))
         conn.execute(text("INSERT INTO registries (workspace_id, name, description, protected, created_at) "
                           "VALUES (1, 'dev', '', false, 0), (1, 'prod', '', true, 0)"))
-    engine.dispose()
 
 
 @pytest.fixture(params=STORES)

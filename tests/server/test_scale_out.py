@@ -183,6 +183,13 @@ def test_sdk_and_mlflow_clients_spread_over_the_servers(cluster: Cluster, sdk_en
     assert seen.params["lr"] == "0.1" and seen.metrics["loss"].last == 0.5
 
 
+def wait_until(condition: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
 def test_a_server_killed_mid_ingest_loses_no_acknowledged_point(cluster: Cluster) -> None:
     with cluster.client(0) as api:
         run_id = api.post(f"{API}/runs", json={"experiment_name": "ingest"}).json()["run_id"]
@@ -208,9 +215,11 @@ def test_a_server_killed_mid_ingest_loses_no_acknowledged_point(cluster: Cluster
     threads = [threading.Thread(target=ingest, args=(i,)) for i in range(3)]
     for thread in threads:
         thread.start()
-    time.sleep(2)
+    wait_until(lambda: all(len(steps) >= 200 for steps in acked))  # every writer is under way
     cluster.servers[2].kill()
-    time.sleep(1)
+    before = [len(steps) for steps in acked]
+    # the other servers keep taking batches after the kill (or their writer stopped on a refusal)
+    wait_until(lambda: all(len(acked[i]) > before[i] or not threads[i].is_alive() for i in (0, 1)))
     stop.set()
     for thread in threads:
         thread.join(60)

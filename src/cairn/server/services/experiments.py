@@ -95,7 +95,7 @@ def get_experiment(session: Session, ctx: Context, experiment_id: int) -> Experi
 
 
 def get_experiment_by_name(session: Session, ctx: Context, name: str) -> ExperimentRow:
-    row = _by_name(session, ctx, name)
+    row = _by_name(session, ctx, check_key("name", name))
     if row is None:
         raise NotFoundError(f"experiment {name!r} does not exist", field="name")
     return row

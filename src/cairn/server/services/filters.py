@@ -142,6 +142,8 @@ class _Token:
 
 
 def _tokenize(text: str) -> list[_Token]:
+    if "\x00" in text:  # no stored name or value holds NUL, and PostgreSQL refuses it in a query
+        raise FilterError("the filter contains a NUL character", text.index("\x00"))
     tokens: list[_Token] = []
     pos = 0
     while True:

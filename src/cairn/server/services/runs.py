@@ -505,6 +505,7 @@ def delete_tag(session: Session, ctx: Context, run_id: str, key: str) -> None:
 
 def param_history(session: Session, ctx: Context, run_id: str, key: str) -> list[ParamHistoryRow]:
     get_run_row(session, ctx, run_id)
+    check_key("key", key)  # a key no write accepts cannot exist; PostgreSQL would refuse its NUL
     query = select(ParamHistoryRow).where(ParamHistoryRow.run_id == run_id, ParamHistoryRow.key == key)
     rows = list(session.scalars(query.order_by(ParamHistoryRow.id)))
     if not rows:
