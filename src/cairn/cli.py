@@ -478,7 +478,7 @@ def admin_create_token(ctx: click.Context, user: str, name: str, scope: str, exp
 
     with _store(ctx) as (session, actor):
         owner = accounts.get_user(session, user)
-        identity = accounts.Identity(owner.id, actor, True, "admin", "local")
+        identity = accounts.Identity.local_admin(actor, user_id=owner.id)
         seconds = None if expires == "never" else events.parse_duration(expires, "--expires")
         row, secret = accounts.create_token(session, identity, name, scope, seconds, user=user)
         token_id, expires_at = row.id, row.expires_at
@@ -497,7 +497,7 @@ def admin_revoke_token(ctx: click.Context, token_id: str) -> None:
     from cairn.server.services import accounts
 
     with _store(ctx) as (session, actor):
-        accounts.revoke_token(session, accounts.Identity(0, actor, True, "admin", "local"), token_id)
+        accounts.revoke_token(session, accounts.Identity.local_admin(actor), token_id)
     click.echo(f"token {token_id} revoked")
 
 
@@ -512,7 +512,7 @@ def admin_create_workspace(ctx: click.Context, name: str, owners: tuple[str, ...
     from cairn.server.services import workspaces
 
     with _store(ctx) as (session, actor):
-        row = workspaces.create_workspace(session, actor, name, description, require_approval)
+        row = workspaces.create_workspace(session, actor, name, description, require_approval=require_approval)
         for owner in owners:
             workspaces.add_member(session, _operator_context(row, actor), "owner", user=owner)
     click.echo(f"created workspace {name}" + (f" owned by {', '.join(owners)}" if owners else ""))

@@ -49,7 +49,7 @@ def raw_points(db: Database, sid: int) -> list[Point]:
     with db.session(write=False) as session:
         rows = session.execute(text("SELECT step, timestamp, value FROM metric_points WHERE series_id = :s"),
                                {"s": sid})
-        return [(int(s), int(t), None if v is None or v != v else float(v)) for s, t, v in rows]
+        return [(int(s), int(t), None if v is None or math.isnan(v) else float(v)) for s, t, v in rows]
 
 
 def aggregate(pts: list[Point]) -> dict[str, Any]:

@@ -146,7 +146,8 @@ def list_artifacts(session: Session, ctx: Context, run_id: str, prefix: str = ""
     )
     query = select(a).join(latest, (a.path == latest.c.path) & (a.version == latest.c.version)).where(
         a.run_id == run_id).order_by(a.path)
-    files = (ArtifactEntry(r.path, False, r.size, r.version, r.digest, r.created_at) for r in session.scalars(query))
+    files = (ArtifactEntry(r.path, is_dir=False, size=r.size, version=r.version, digest=r.digest,
+                           created_at=r.created_at) for r in session.scalars(query))
     return children(files, base)
 
 
@@ -157,7 +158,7 @@ def children(files: Iterable[ArtifactEntry], base: str) -> list[ArtifactEntry]:
     for entry in files:
         head, sep, _rest = entry.path[len(base):].partition("/")
         if sep:
-            entries.setdefault(base + head, ArtifactEntry(base + head, True))
+            entries.setdefault(base + head, ArtifactEntry(base + head, is_dir=True))
         else:
             entries[entry.path] = entry
     return sorted(entries.values(), key=lambda e: e.path)

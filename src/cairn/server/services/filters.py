@@ -211,14 +211,14 @@ def _check_dotted(name: str, pos: int) -> None:
         raise FilterError(f"invalid name {name!r}: empty segment between dots", pos)
 
 
-def _make_entity(kind: EntityKind, name: str, pos: int, quoted: bool, suffix: tuple[str, int] | None,
+def _make_entity(kind: EntityKind, name: str, pos: int, *, quoted: bool, suffix: tuple[str, int] | None,
                  vocabulary: Vocabulary) -> Entity:
     if not name:
         raise FilterError("empty name", pos)
     if not quoted:
         _check_dotted(name, pos)
     if kind == "metric":
-        return _metric_entity(name, quoted, suffix)
+        return _metric_entity(name, quoted=quoted, suffix=suffix)
     if suffix is not None:
         raise FilterError(f"only metrics take a summary suffix, got '.{suffix[0]}'", suffix[1])
     if kind == "attribute":
@@ -228,7 +228,7 @@ def _make_entity(kind: EntityKind, name: str, pos: int, quoted: bool, suffix: tu
     return Entity(kind, name)
 
 
-def _metric_entity(name: str, quoted: bool, suffix: tuple[str, int] | None) -> Entity:
+def _metric_entity(name: str, *, quoted: bool, suffix: tuple[str, int] | None) -> Entity:
     if not quoted:
         key, dot, last = name.rpartition(".")
         if dot and last in _AGGS:
@@ -474,13 +474,15 @@ class _Parser:
         if not dot and kind is not None:
             raise FilterError(f"expected '.' and a name after {head!r}", token.end)
         if not dot:
-            return _make_entity("attribute", token.text, token.start, False, None, self.vocabulary)
+            return _make_entity("attribute", token.text, token.start, quoted=False, suffix=None,
+                                vocabulary=self.vocabulary)
         if kind is None:
             raise FilterError(f"unknown column type {head!r} (expected metrics, params, tags, ...)", token.start)
         if kind not in self.vocabulary.kinds:
             raise FilterError(f"{self.vocabulary.what} have no {kind}s to filter or sort on", token.start)
         if rest:
-            return _make_entity(kind, rest, token.start + len(head) + 1, False, None, self.vocabulary)
+            return _make_entity(kind, rest, token.start + len(head) + 1, quoted=False, suffix=None,
+                                vocabulary=self.vocabulary)
         return self.parse_quoted_name(kind, token)
 
     def parse_quoted_name(self, kind: EntityKind, prefix: _Token) -> Entity:
@@ -492,7 +494,7 @@ class _Parser:
         if following.kind == "word" and following.start == name.end and following.text.startswith("."):
             self.advance()
             suffix = (following.text[1:], following.start + 1)
-        return _make_entity(kind, name.value, name.start, True, suffix, self.vocabulary)
+        return _make_entity(kind, name.value, name.start, quoted=True, suffix=suffix, vocabulary=self.vocabulary)
 
     def parse_operator(self, column: str) -> tuple[str, _Token]:
         token = self.advance()

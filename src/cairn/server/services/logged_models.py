@@ -243,7 +243,7 @@ def list_files(session: Session, row: LoggedModelRow, prefix: str = "") -> list[
     """Direct children of ``prefix`` among the model's files (paths relative to the model)."""
     prefix = clean_artifact_path(prefix, field="path", allow_empty=True)
     base = f"{prefix}/" if prefix else ""
-    files = (artifacts.ArtifactEntry(path, False, size, 1, digest) for path, (digest, size)
+    files = (artifacts.ArtifactEntry(path, is_dir=False, size=size, version=1, digest=digest) for path, (digest, size)
              in stored_files(session, row).items() if path.startswith(base))
     return artifacts.children(files, base)
 

@@ -116,7 +116,7 @@ def get_registry(session: Session, ctx: Context, name: str, field_name: str = "r
     return row
 
 
-def create_registry(session: Session, ctx: Context, name: str, description: str = "",
+def create_registry(session: Session, ctx: Context, name: str, description: str = "", *,
                     protected: bool = False) -> RegistryRow:
     if not isinstance(name, str) or not _REGISTRY_NAME.match(name):
         raise InvalidInputError("registry name must be 1-64 lowercase letters, digits, '_' or '-'", field="name")
@@ -205,7 +205,7 @@ def _model_row(session: Session, ctx: Context, full_name: str, *, lock: bool = F
     return row, registry
 
 
-def get_model(session: Session, ctx: Context, full_name: str, include_deleted: bool = False) -> ModelView:
+def get_model(session: Session, ctx: Context, full_name: str, *, include_deleted: bool = False) -> ModelView:
     row, registry = _model_row(session, ctx, full_name, include_deleted=include_deleted)
     return model_views(session, [(row, registry.name)])[0]
 

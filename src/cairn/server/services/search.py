@@ -214,7 +214,7 @@ def _ordered(query: Select[Any], order: list[OrderBy], joins: _Joins, *, lead: A
     """``query`` sorted by ``order`` (runs without a value last), then newest first; ``lead`` is the first
     key's column when it is known to have a value (no NULLS LAST, so an index can give the order)."""
     sort = [] if lead is None else [lead.asc() if order[0].ascending else lead.desc()]
-    sort += [_sort_key(column_for(o.entity, joins), o.ascending) for o in order[len(sort):]]
+    sort += [_sort_key(column_for(o.entity, joins), ascending=o.ascending) for o in order[len(sort):]]
     sort += [RunRow.start_time.desc(), RunRow.id]
     return joins.apply(query).order_by(*sort)
 
@@ -251,7 +251,7 @@ def _read_split(session: Session, query: Select[Any], order: list[OrderBy], offs
     return rows + list(session.scalars(rest))
 
 
-def _sort_key(column: Any, ascending: bool) -> Any:
+def _sort_key(column: Any, *, ascending: bool) -> Any:
     return column.asc().nulls_last() if ascending else column.desc().nulls_last()
 
 

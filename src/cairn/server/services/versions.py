@@ -68,12 +68,13 @@ def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
     }
 
 
-def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,
+# every way a version is made (register, promote, import) passes through here, naming each part
+def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,  # noqa: PLR0913
                  source_version_id: int | None, manifest: dict[str, Any], lineage: dict[str, Any],
                  files: dict[str, tuple[str, int]], description: str, note: str = "",
                  approved: bool = False) -> ModelVersionRow:
     model, reg = registry.ensure_model(session, ctx, full_name)
-    check_approval(session, ctx, reg, approved)
+    check_approval(session, ctx, reg, approved=approved)
     model.last_version += 1
     now = events.now_ms()
     row = ModelVersionRow(model_id=model.id, version=model.last_version, run_id=run_id,
@@ -128,7 +129,7 @@ def _version_number(version: Any) -> int:
     return version
 
 
-def get_version(session: Session, ctx: Context, full_name: str, version: Any,
+def get_version(session: Session, ctx: Context, full_name: str, version: Any, *,
                 include_deleted: bool = False) -> VersionView:
     row, model, reg = _version_row(session, ctx, full_name, version, include_deleted=include_deleted)
     return version_views(session, [row], model, reg.name)[0]
@@ -144,7 +145,8 @@ def get_version_by_alias(session: Session, ctx: Context, full_name: str, alias: 
     return version_views(session, [row], model, reg.name)[0]
 
 
-def list_versions(session: Session, ctx: Context, full_name: str, include_deleted: bool = False) -> list[VersionView]:
+def list_versions(session: Session, ctx: Context, full_name: str, *,
+                  include_deleted: bool = False) -> list[VersionView]:
     model, reg = registry._model_row(session, ctx, full_name)
     query = select(ModelVersionRow).where(ModelVersionRow.model_id == model.id)
     if not include_deleted:
@@ -198,7 +200,8 @@ def set_version_lifecycle(session: Session, ctx: Context, full_name: str, versio
         raise InvalidStateError(f"version {row.version} of {full_name} is already {lifecycle}", field="version")
     if lifecycle == "deleted":
         for alias in session.scalars(select(ModelAliasRow).where(ModelAliasRow.version_id == row.id)):
-            _move(session, ctx, model, alias.alias, row.version, None, "version deleted")
+            _move(session, ctx, model, alias.alias, from_version=row.version, to_version=None,
+                  reason="version deleted")
             session.delete(alias)
     row.lifecycle, row.updated_at = lifecycle, events.now_ms()
     events.record(session, ctx, f"model_version.{'delete' if lifecycle == 'deleted' else 'restore'}",
@@ -251,10 +254,10 @@ def _point_alias(session: Session, ctx: Context, model: RegisteredModelRow, row:
         current.version_id, current.updated_at = row.id, events.now_ms()
     else:
         session.add(ModelAliasRow(model_id=model.id, alias=alias, version_id=row.id, updated_at=events.now_ms()))
-    _move(session, ctx, model, alias, previous, row.version, reason)
+    _move(session, ctx, model, alias, from_version=previous, to_version=row.version, reason=reason)
 
 
-def _move(session: Session, ctx: Context, model: RegisteredModelRow, alias: str, from_version: int | None,
+def _move(session: Session, ctx: Context, model: RegisteredModelRow, alias: str, *, from_version: int | None,
           to_version: int | None, reason: str) -> None:
     session.add(AliasMoveRow(model_id=model.id, alias=alias, from_version=from_version, to_version=to_version,
                              actor=ctx.actor, reason=check_text("reason", reason, MAX_DESCRIPTION),
@@ -271,7 +274,8 @@ def delete_alias(session: Session, ctx: Context, full_name: str, alias: str) -> 
         raise NotFoundError(f"model {full_name} has no alias {alias!r}", field="alias")
     old = session.get(ModelVersionRow, current.version_id)
     session.delete(current)
-    _move(session, ctx, model, alias, old.version if old else None, None, "alias deleted")
+    _move(session, ctx, model, alias, from_version=old.version if old else None, to_version=None,
+          reason="alias deleted")
 
 
 def alias_history(session: Session, ctx: Context, full_name: str, alias: str) -> list[AliasMoveRow]:
@@ -296,7 +300,7 @@ def rollback_alias(session: Session, ctx: Context, full_name: str, alias: str) -
 
 # promotion ---------------------------------------------------------------------------------------------
 
-def check_approval(session: Session, ctx: Context, target: RegistryRow, approved: bool) -> None:
+def check_approval(session: Session, ctx: Context, target: RegistryRow, *, approved: bool) -> None:
     """New versions in a protected registry of a workspace that requires approval come only from an
     approved promotion request."""
     if not target.protected or approved:
@@ -317,7 +321,7 @@ def promote(session: Session, ctx: Context, full_name: str, version: Any, to: st
     if target_registry == reg.name:
         raise InvalidInputError(f"cannot promote within registry {reg.name!r}; choose another registry",
                                 field="to")
-    check_approval(session, ctx, registry.get_registry(session, ctx, target_registry, "to"), approved)
+    check_approval(session, ctx, registry.get_registry(session, ctx, target_registry, "to"), approved=approved)
     for alias in aliases or []:
         check_alias(alias)
     target_full = f"{target_registry}.{target_name}"

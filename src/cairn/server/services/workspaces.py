@@ -55,7 +55,7 @@ def get_workspace(session: Session, name: Any) -> WorkspaceRow:
     return row
 
 
-def create_workspace(session: Session, actor: str, name: str, description: str = "",
+def create_workspace(session: Session, actor: str, name: str, description: str = "", *,
                      require_approval: bool = False, client_addr: str = "") -> WorkspaceRow:
     if not isinstance(name, str) or not _WORKSPACE_NAME.match(name):
         raise InvalidInputError("workspace name must be 1-64 lowercase letters, digits, '_' or '-'", field="name")
