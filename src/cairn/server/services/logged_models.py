@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cairn.server.db.models import ArtifactVersionRow, BlobRow, LoggedModelFileRow, LoggedModelRow, RunRow
+from cairn.server.db.models import BlobRow, LoggedModelFileRow, LoggedModelRow, RunRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import artifacts, events, experiments, runs
 from cairn.server.services.context import Context
@@ -138,12 +138,7 @@ def manifest_files(manifest: Any) -> dict[str, dict[str, Any]]:
 
 def latest_artifacts(session: Session, run_id: str, base: str) -> dict[str, tuple[str, int]]:
     """The latest version of each of the run's artifacts under ``base/``: path -> (digest, size)."""
-    a = ArtifactVersionRow
-    latest = select(a.path, func.max(a.version).label("v")).where(
-        a.run_id == run_id, a.path.startswith(base + "/", autoescape=True)).group_by(a.path).subquery()
-    query = select(a.path, a.digest, a.size).join(
-        latest, (a.path == latest.c.path) & (a.version == latest.c.v)).where(a.run_id == run_id)
-    return {str(path): (str(digest), int(size)) for path, digest, size in session.execute(query)}
+    return {row.path: (row.digest, row.size) for row in session.scalars(artifacts.latest_versions(run_id, base + "/"))}
 
 
 def list_logged_models(session: Session, ctx: Context, run_id: str) -> list[LoggedModelRow]:
