@@ -13,6 +13,7 @@ from cairn.server.services import events
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidStateError, NotFoundError
 from cairn.server.services.tags import rename_and_describe, write_tags
+from cairn.server.services.tenancy import in_workspace
 from cairn.server.services.validation import (
     MAX_DESCRIPTION,
     check_key,
@@ -88,8 +89,8 @@ def find_experiment(session: Session, ctx: Context, name: str) -> ExperimentRow 
 
 
 def get_experiment(session: Session, ctx: Context, experiment_id: int) -> ExperimentRow:
-    row = session.get(ExperimentRow, experiment_id)
-    if row is None or row.workspace_id != ctx.workspace_id:
+    row = in_workspace(session, ctx, ExperimentRow, experiment_id)
+    if row is None:
         raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_id")
     return row
 

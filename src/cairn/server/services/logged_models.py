@@ -21,6 +21,7 @@ from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import artifacts, events, experiments, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, NotFoundError
+from cairn.server.services.tenancy import in_workspace, referenced
 from cairn.server.services.validation import check_int, check_key
 from cairn.server.storage.blobs import StoredBlob
 from cairn.server.storage.paths import clean_artifact_path
@@ -151,8 +152,9 @@ def list_logged_models(session: Session, ctx: Context, run_id: str) -> list[Logg
 def get_logged_model(session: Session, ctx: Context, model_id: Any, *, field_name: str = "model_id",
                      write: bool = False) -> LoggedModelRow:
     """A logged model of this workspace by id; another workspace's answers like a missing one."""
-    row = session.get(LoggedModelRow, model_id) if isinstance(model_id, str) and _MODEL_ID.match(model_id) else None
-    if row is None or row.workspace_id != ctx.workspace_id:
+    well_formed = isinstance(model_id, str) and _MODEL_ID.match(model_id)
+    row = in_workspace(session, ctx, LoggedModelRow, model_id) if well_formed else None
+    if row is None:
         raise NotFoundError(f"Logged model with ID '{str(model_id)[:80]}' not found", field=field_name)
     if write:
         ctx.authorize("experiment", row.experiment_id)
@@ -181,7 +183,7 @@ def resolve_logged_model(session: Session, ctx: Context, source: str) -> LoggedM
 
 
 def run_of(session: Session, row: LoggedModelRow) -> RunRow | None:
-    return session.get(RunRow, row.run_id) if row.run_id is not None else None
+    return referenced(session, RunRow, row.run_id) if row.run_id is not None else None
 
 
 def experiment_of(session: Session, ctx: Context, row: LoggedModelRow) -> Any:

@@ -49,6 +49,7 @@ from cairn.server.services.filters import (
     parse_filter,
     parse_order_by,
 )
+from cairn.server.services.tenancy import in_workspace
 
 MAX_RESULTS = 50_000  # MLflow's own limit for one page of runs
 INDEXED_SCOPE = 5000  # runs in a search's scope from which it reads from the indexes (see above)
@@ -260,8 +261,7 @@ def _experiment_ids(session: Session, ctx: Context, q: RunQuery) -> list[int] | 
         return None
     ids = list(q.experiment_ids)
     for experiment_id in q.experiment_ids:
-        row = session.get(ExperimentRow, experiment_id)
-        if row is None or row.workspace_id != ctx.workspace_id:
+        if in_workspace(session, ctx, ExperimentRow, experiment_id) is None:
             raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_ids")
     for name in q.experiment_names:
         found = session.scalar(select(ExperimentRow.id).where(

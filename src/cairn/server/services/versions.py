@@ -30,6 +30,7 @@ from cairn.server.services.errors import (
 )
 from cairn.server.services.registry import VersionView, check_alias
 from cairn.server.services.tags import write_tags
+from cairn.server.services.tenancy import referenced
 from cairn.server.services.validation import MAX_DESCRIPTION, check_text
 from cairn.server.storage.paths import clean_artifact_path
 
@@ -96,7 +97,7 @@ def finish_version(session: Session, ctx: Context, full_name: str, row: ModelVer
     """Tag the new version and point its aliases at it; its view is made from what was written (only its
     files are read back, in the store's order)."""
     write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
-    model = session.get(RegisteredModelRow, row.model_id)
+    model = referenced(session, RegisteredModelRow, row.model_id)
     assert model is not None
     for alias in aliases:
         _point_alias(session, ctx, model, row, check_alias(alias), "")
@@ -247,7 +248,7 @@ def _point_alias(session: Session, ctx: Context, model: RegisteredModelRow, row:
     current = session.get(ModelAliasRow, (model.id, alias))
     previous = None
     if current is not None:
-        old = session.get(ModelVersionRow, current.version_id)
+        old = referenced(session, ModelVersionRow, current.version_id)
         previous = old.version if old is not None else None
         if current.version_id == row.id:
             return
@@ -272,7 +273,7 @@ def delete_alias(session: Session, ctx: Context, full_name: str, alias: str) -> 
     current = session.get(ModelAliasRow, (model.id, alias))
     if current is None:
         raise NotFoundError(f"model {full_name} has no alias {alias!r}", field="alias")
-    old = session.get(ModelVersionRow, current.version_id)
+    old = referenced(session, ModelVersionRow, current.version_id)
     session.delete(current)
     _move(session, ctx, model, alias, from_version=old.version if old else None, to_version=None,
           reason="alias deleted")
