@@ -46,3 +46,18 @@ def rename_and_describe(session: Session, ctx: Context, row: Any, *, object_type
     row.updated_at = events.now_ms()
     events.record(session, ctx, f"{object_type}.update", object_type, row.id, before=before,
                   after={"name": row.name, "description": row.description})
+
+
+def describe_and_set(session: Session, ctx: Context, row: Any, *, object_type: str, object_id: str | int,
+                     description: str | None, flags: dict[str, bool | None]) -> None:
+    """The one update of a registry's or a workspace's description and flags (None leaves a value as it is),
+    with one ``<object_type>.update`` event holding their values before and after."""
+    fields = ["description", *flags]
+    before = {name: getattr(row, name) for name in fields}
+    if description is not None:
+        row.description = check_text("description", description, MAX_DESCRIPTION)
+    for name, value in flags.items():
+        if value is not None:
+            setattr(row, name, value)
+    events.record(session, ctx, f"{object_type}.update", object_type, object_id, before=before,
+                  after={name: getattr(row, name) for name in fields})
