@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -440,7 +441,7 @@ def _parent(path: str) -> str:
 
 def _json_number(value: float) -> float | str:
     value = float(value)
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "Infinity" if value > 0 else "-Infinity"

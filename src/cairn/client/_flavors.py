@@ -288,7 +288,8 @@ def save_model(model: object, path: Path, *, flavor: str | None = None, input_ex
     staging = path.parent / f".{path.name}.{secrets.token_hex(4)}.partial"
     staging.mkdir()
     try:
-        manifest = _write_folder(staging, spec, model, sig, input_example, requirements, extra_files, meta)
+        manifest = _write_folder(staging, spec, model, signature=sig, example=input_example, requirements=requirements,
+                                 extra_files=extra_files, metadata=meta)
         if path.exists():
             path.rmdir()  # checked empty above
         staging.rename(path)
@@ -304,7 +305,7 @@ def _check_target(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _write_folder(folder: Path, spec: _Flavor, model: object, signature: dict[str, Any] | None, example: object,
+def _write_folder(folder: Path, spec: _Flavor, model: object, *, signature: dict[str, Any] | None, example: object,
                   requirements: list[str] | None, extra_files: Mapping[str, str | Path] | None,
                   metadata: dict[str, Any]) -> dict[str, Any]:
     loader = spec.save(model, folder)

@@ -116,7 +116,8 @@ class RegistryMixin:
         data = self._t.request("GET", "/api/v1/registries")
         return [Registry(r["name"], r["description"], r["protected"]) for r in data["registries"]]
 
-    def create_registry(self, name: str, description: str = "", protected: bool = False) -> Registry:
+    # the registry methods' booleans stay positional: the public SDK has taken them so since 0.1
+    def create_registry(self, name: str, description: str = "", protected: bool = False) -> Registry:  # noqa: FBT001, FBT002
         r = self._t.request("POST", "/api/v1/registries",
                             json={"name": name, "description": description, "protected": protected})
         return Registry(r["name"], r["description"], r["protected"])
@@ -145,7 +146,7 @@ class RegistryMixin:
         return RegisteredModel.from_json(self._t.request("GET", _m(name)))
 
     def search_registered_models(self, registry: str | None = None, name_like: str | None = None,
-                                 tags: dict[str, str] | None = None, include_deleted: bool = False,
+                                 tags: dict[str, str] | None = None, include_deleted: bool = False,  # noqa: FBT001, FBT002
                                  max_results: int = 100) -> list[RegisteredModel]:
         params: list[tuple[str, Any]] = [("include_deleted", include_deleted), ("max_results", max_results)]
         params += [("registry", registry)] if registry else []
@@ -186,7 +187,7 @@ class RegistryMixin:
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return ModelVersion.from_json(self._t.request("GET", f"{_m(name)}/aliases/{quote(alias, safe='')}"))
 
-    def list_model_versions(self, name: str, include_deleted: bool = False) -> list[ModelVersion]:
+    def list_model_versions(self, name: str, include_deleted: bool = False) -> list[ModelVersion]:  # noqa: FBT001, FBT002
         data = self._t.request("GET", _m(name) + "/versions", params={"include_deleted": include_deleted})
         return [ModelVersion.from_json(v) for v in data["versions"]]
 
@@ -231,7 +232,8 @@ class RegistryMixin:
         return ModelVersion.from_json(self._t.request("POST", f"{_m(name)}/versions/{int(version)}/promote",
                                                       json=body))
 
-    def log_model(self, model: Any, name: str = "model", *, experiment: int | str, flavor: str | None = None,
+    # log_model's options are keyword-only: their count is no trap
+    def log_model(self, model: Any, name: str = "model", *, experiment: int | str, flavor: str | None = None,  # noqa: PLR0913
                   signature: dict[str, Any] | None = None, input_example: Any = None,
                   requirements: list[str] | None = None, registered_model_name: str | None = None,
                   tags: dict[str, str] | None = None, aliases: list[str] | None = None) -> Any:

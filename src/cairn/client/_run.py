@@ -287,7 +287,8 @@ class ActiveRun:
                                  params=(("path", path),), file=str(staged)))
 
     # models ------------------------------------------------------------------------------------------
-    def log_model(self, model: Any, name: str = "model", *, flavor: str | None = None,
+    # log_model's options are keyword-only: their count is no trap
+    def log_model(self, model: Any, name: str = "model", *, flavor: str | None = None,  # noqa: PLR0913
                   signature: dict[str, Any] | None = None, input_example: Any = None,
                   requirements: list[str] | None = None, registered_model_name: str | None = None,
                   tags: Mapping[str, str] | None = None, aliases: list[str] | None = None, step: int | None = None,
@@ -368,7 +369,8 @@ def _join(folder: str | None, name: str) -> str:
     return f"{folder.strip('/')}/{name}" if folder and folder.strip("/") else name
 
 
-def start_run(experiment: str | int | None = None, *, name: str | None = None, tags: Mapping[str, Any] | None = None,
+# start_run's options are keyword-only: their count is no trap
+def start_run(experiment: str | int | None = None, *, name: str | None = None, tags: Mapping[str, Any] | None = None,  # noqa: PLR0913
               parent_run_id: str | None = None, nested: bool = True, workspace: str | None = None,
               tracking_uri: str | None = None, capture_source: bool = True, run_id: str | None = None,
               run_key: str | None = None, end_on_exit: bool | None = None, token: str | None = None,
@@ -398,7 +400,7 @@ def start_run(experiment: str | int | None = None, *, name: str | None = None, t
     config = Config.from_env(tracking_uri, token, workspace)
     user_tags = {k: str(v) for k, v in (tags or {}).items()}
     if run_id is not None:
-        return _resume(config, run_id, experiment, user_tags, end_on_exit)
+        return _resume(config, run_id, experiment, user_tags, end_on_exit=end_on_exit)
     if parent_run_id is None and nested and _active:
         parent_run_id = _active[-1].id
     source = Path(source_dir) if source_dir is not None else None
@@ -428,7 +430,7 @@ def keyed_run_id(workspace: str, experiment: str | int | None, run_key: str) -> 
     return hashlib.sha256(material).hexdigest()[:32]
 
 
-def _resume(config: Config, run_id: str, experiment: str | int | None, tags: dict[str, str],
+def _resume(config: Config, run_id: str, experiment: str | int | None, tags: dict[str, str], *,
             end_on_exit: bool | None) -> ActiveRun:
     """Resume ``run_id``: one request that checks it exists and makes it RUNNING again if it had ended.
     When the server is unreachable the resumption is queued with everything after it."""

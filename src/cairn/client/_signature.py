@@ -223,14 +223,14 @@ def check_input(schema: Mapping[str, Any], data: object, *, convert: bool = True
     """
     kind = schema.get("type")
     if kind == "tensor":
-        return _check_tensor(schema, data, convert)
+        return _check_tensor(schema, data, convert=convert)
     if kind == "dataframe":
-        return _check_dataframe(schema, data, convert)
+        return _check_dataframe(schema, data, convert=convert)
     return data
 
 
 def _compatible(expected: str, actual: str | None) -> bool:
-    if actual is None or actual == expected or expected == "object" or expected not in LOGICAL_TYPES:
+    if actual is None or expected in (actual, "object") or expected not in LOGICAL_TYPES:
         return True
     return expected == "double" and actual == "long"
 
@@ -246,7 +246,7 @@ def _missing(columns: list[Mapping[str, Any]]) -> SignatureMismatchError:
     return SignatureMismatchError(f"missing {noun} {listed}", column=columns[0]["name"], expected=columns[0]["type"])
 
 
-def _check_dataframe(schema: Mapping[str, Any], data: object, convert: bool) -> object:
+def _check_dataframe(schema: Mapping[str, Any], data: object, *, convert: bool) -> object:
     columns: list[Mapping[str, Any]] = list(schema.get("columns") or [])
     if is_dataframe(data):
         _check_frame(columns, data)
@@ -300,7 +300,7 @@ def _describe(schema: Mapping[str, Any]) -> str:
     return "tensor" + (f" of shape {list(shape)}" if shape is not None else "")
 
 
-def _check_tensor(schema: Mapping[str, Any], data: object, convert: bool) -> object:
+def _check_tensor(schema: Mapping[str, Any], data: object, *, convert: bool) -> object:
     np = _optional("numpy")
     if np is None:  # nothing can hold a tensor without numpy; leave it to the model
         return data

@@ -14,8 +14,9 @@ from cairn.client._transport import open_transport
 def _config_for(target: str, workspace: str) -> Config:
     base = Config.from_env(workspace=workspace)
     if target.startswith("embedded:"):
-        return Config(None, Path(target.removeprefix("embedded:")), base.token, workspace, False, 30.0)
-    return Config(target, base.home, base.token, workspace, False, 30.0)
+        return Config(None, Path(target.removeprefix("embedded:")), base.token, workspace, offline=False,
+                      retry_timeout=30.0)
+    return Config(target, base.home, base.token, workspace, offline=False, retry_timeout=30.0)
 
 
 def sync_spool(*, dry_run: bool = False, echo: Callable[[str], None] = print) -> int:

@@ -12,6 +12,7 @@ Safe to run again and to resume after an interruption:
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -339,7 +340,7 @@ def _without_credentials(uri: str) -> str:
 
 
 def _json_value(value: float) -> float | str:
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "Infinity" if value > 0 else "-Infinity"

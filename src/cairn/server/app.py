@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,6 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
-import cairn
 from cairn.server import observability
 from cairn.server.api import (
     accounts,
@@ -32,6 +32,9 @@ from cairn.server.db.engine import Database
 from cairn.server.settings import Settings
 from cairn.server.storage.blobs import open_blob_store
 
+# the distribution's metadata, not ``cairn.__version__``: importing the SDK package would load it into the server
+VERSION = version("cairn-ml")
+
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
@@ -44,7 +47,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     except BaseException:
         db.dispose()
         raise
-    app = FastAPI(title="Cairn", version=cairn.__version__, default_response_class=JSON)
+    app = FastAPI(title="Cairn", version=VERSION, default_response_class=JSON)
     app.state.settings = settings
     app.state.db = db
     app.state.blobs = open_blob_store(settings.resolved_artifact_root, spool=settings.home / "tmp")
@@ -84,7 +87,7 @@ def install_operations(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, Any]:
-        return {"status": "ok", "version": cairn.__version__}
+        return {"status": "ok", "version": VERSION}
 
     @app.get("/ready", tags=["meta"])
     def ready(access: Access = requires("public")) -> Any:

@@ -198,7 +198,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def log_config(json_lines: bool) -> dict[str, Any]:
+def log_config(*, json_lines: bool) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the server and uvicorn: plain text, or JSON lines."""
     formatter = ({"()": "cairn.server.observability.JsonFormatter"} if json_lines
                  else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"})

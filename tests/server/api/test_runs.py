@@ -211,7 +211,7 @@ def test_metric_buckets_keep_spikes(api: httpx.Client, run_id: str) -> None:
     values = [0.5] * 10_000
     values[4321] = 99.0  # a spike in the middle of a bucket
     values[10] = float("nan")
-    body = {"metrics": [{"key": "loss", "steps": steps, "values": ["NaN" if v != v else v for v in values]}]}
+    body = {"metrics": [{"key": "loss", "steps": steps, "values": ["NaN" if math.isnan(v) else v for v in values]}]}
     assert api.post(f"/api/v1/runs/{run_id}/batch", json=body).status_code == 200
     answer = api.get(f"/api/v1/runs/{run_id}/metrics/buckets", params={"key": "loss", "buckets": 100}).json()
     assert len(answer["first_steps"]) == 100 and sum(answer["counts"]) == 10_000

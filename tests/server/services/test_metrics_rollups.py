@@ -54,7 +54,7 @@ def raw_points(db: Database, sid: int) -> list[Point]:
                                     {"s": sid}).all()
         if not rows:  # PostgreSQL from 0010 on keeps them packed
             rows = points.read_point_range(session, sid, -(2**63), 2**63 - 1)
-        return [(int(s), int(t), None if v is None or v != v else float(v)) for s, t, v in rows]
+        return [(int(s), int(t), None if v is None or math.isnan(v) else float(v)) for s, t, v in rows]
 
 
 def aggregate(pts: list[Point]) -> dict[str, Any]:
@@ -399,5 +399,5 @@ def test_migration_0010_keeps_every_point(app: Any, api: httpx.Client, run_id: s
         for key, want in expected.items():
             rows = session.execute(text("SELECT step, timestamp, value FROM metric_points WHERE series_id = :s "
                                         "ORDER BY step, seq"), {"s": series_id(db, run_id, key)})
-            assert [(int(s), int(t), None if v is None or v != v else float(v)) for s, t, v in rows] == want
+            assert [(int(s), int(t), None if v is None or math.isnan(v) else float(v)) for s, t, v in rows] == want
     assert {key: history(api, run_id, key) for key in expected} == expected

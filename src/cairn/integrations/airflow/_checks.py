@@ -35,13 +35,13 @@ def promotion_check(request: cairn.PromotionRequest) -> Check:
     if request.status == "pending":
         return WAITING
     if request.status == "approved":
-        return Check(True, {"request_id": request.id, "status": "approved", "model": request.to,
-                            "version": request.result_version, "decided_by": request.decided_by,
-                            "comment": request.decision_comment})
+        return Check(done=True, payload={"request_id": request.id, "status": "approved", "model": request.to,
+                                         "version": request.result_version, "decided_by": request.decided_by,
+                                         "comment": request.decision_comment})
     who = f" by {request.decided_by}" if request.decided_by else ""
     reason = f": {request.decision_comment}" if request.decision_comment else ""
-    return Check(True, failure=f"promotion request {request.id} ({request.model} version {request.version} -> "
-                               f"{request.to}) was {request.status}{who}{reason}")
+    return Check(done=True, failure=f"promotion request {request.id} ({request.model} version "
+                                    f"{request.version} -> {request.to}) was {request.status}{who}{reason}")
 
 
 def promotion_path(request_id: int) -> str:
@@ -87,14 +87,14 @@ def version_check(model: str, latest: int | None, after_version: int | None) -> 
     """A version of ``model`` newer than ``after_version`` (any version when it is None)."""
     if latest is None or (after_version is not None and latest <= after_version):
         return WAITING
-    return Check(True, {"model": model, "version": latest, "alias": None})
+    return Check(done=True, payload={"model": model, "version": latest, "alias": None})
 
 
 def alias_check(model: str, alias: str, version: cairn.ModelVersion | None, after_version: int | None) -> Check:
     """``alias`` points at a version other than ``after_version`` (at any version when it is None)."""
     if version is None or version.version == after_version:
         return WAITING
-    return Check(True, {"model": model, "version": version.version, "alias": alias})
+    return Check(done=True, payload={"model": model, "version": version.version, "alias": alias})
 
 
 def model_path(model: str) -> str:

@@ -88,8 +88,8 @@ class CairnPromotionApprovalSensor(_CairnSensor):
     def check(self, context: Any) -> _checks.Check:
         direct = _checks.direct_promotion(self.request_id)
         if direct is not None:
-            return _checks.Check(True, {"request_id": None, "status": "promoted", "model": direct.get("model"),
-                                        "version": direct.get("version")})
+            return _checks.Check(done=True, payload={"request_id": None, "status": "promoted",
+                                                     "model": direct.get("model"), "version": direct.get("version")})
         return _checks.check_promotion(self.client(), _checks.request_id_of(self.request_id))
 
     def trigger(self) -> CairnPromotionRequestTrigger:

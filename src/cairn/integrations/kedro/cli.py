@@ -25,7 +25,7 @@ def cairn_group() -> None:
 @click.option("--env", "-e", default="base", show_default=True, help="The configuration environment to write into.")
 @click.option("--force", is_flag=True, help="Overwrite an existing cairn.yml.")
 @click.pass_obj
-def init(metadata: Any, env: str, force: bool) -> None:  # click passes flags by keyword
+def init(metadata: Any, env: str, *, force: bool) -> None:  # click passes flags by keyword
     """Write conf/<env>/cairn.yml with every setting and its default, commented."""
     from kedro.framework.project import settings
 

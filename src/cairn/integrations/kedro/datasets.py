@@ -170,7 +170,8 @@ class ModelDataset(AbstractDataset[Any, Any]):
     A model that could not be logged (server away) is kept in a local copy so the pipeline's later nodes
     can still load it in this run."""
 
-    def __init__(self, *, flavor: str | None = None, name: str = "model", registered_model_name: str | None = None,
+    # the catalog entry's options are keyword-only: their count is no trap
+    def __init__(self, *, flavor: str | None = None, name: str = "model", registered_model_name: str | None = None,  # noqa: PLR0913
                  aliases: list[str] | None = None, tags: dict[str, str] | None = None,
                  requirements: list[str] | None = None, signature: dict[str, Any] | None = None,
                  run_id: str | None = None, model_uri: str | None = None, unwrap: bool = True,

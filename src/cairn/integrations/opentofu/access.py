@@ -45,7 +45,7 @@ class Workspace(Base):
         return self.full({"id": found["name"], "name": found["name"],
                           "description": keep_null(prior.get("description"), found["description"], ""),
                           "require_approval": keep_null(prior.get("require_approval"), found["require_approval"],
-                                                        False)})
+                                                        default=False)})
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         body = {"name": planned["name"], "description": planned.get("description") or "",

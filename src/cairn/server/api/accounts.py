@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import LOCAL_ACTOR, SESSION_COOKIE, Access, authenticate, requires
 from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import collab as schemas
@@ -16,16 +17,6 @@ from cairn.server.services.accounts import Identity
 from cairn.server.services.errors import InvalidInputError, NotAuthenticatedError, PermissionDeniedError
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"], route_class=Route)
-
-
-def _write(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    with request.app.state.db.session(write=True) as session:
-        return fn(session, *args, **kwargs)
-
-
-def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    with request.app.state.db.session(write=False) as session:
-        return fn(session, *args, **kwargs)
 
 
 def _identity(access: Access) -> Identity:
@@ -53,7 +44,7 @@ async def login(body: schemas.Login, request: Request, access: Access = requires
         secret = accounts.create_session(session, outcome.user, settings.session_ttl_seconds, access.client_addr)
         return outcome, secret, schemas.user_out(outcome.user)
 
-    outcome, secret, user = await run_in_threadpool(_write, request, check)
+    outcome, secret, user = await run_in_threadpool(tx.write_instance, request, check)
     if secret is None:
         await asyncio.sleep(outcome.delay)
         raise NotAuthenticatedError("wrong user name or password")
@@ -66,7 +57,7 @@ async def login(body: schemas.Login, request: Request, access: Access = requires
 
 @router.post("/auth/logout")
 def logout(request: Request, access: Access = requires("account.self")) -> Any:
-    _write(request, accounts.end_session, _identity(access), access.client_addr)
+    tx.write_instance(request, accounts.end_session, _identity(access), access.client_addr)
     response = JSON({})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -79,8 +70,7 @@ def session_state(request: Request, access: Access = requires("public")) -> Any:
     if not settings.auth:
         return JSON({"auth": False, "signed_in": True, "user": {"name": access.actor or LOCAL_ACTOR, "admin": True}})
     try:
-        with request.app.state.db.session(write=False) as session:
-            identity = authenticate(request, session)
+        identity = tx.read_instance(request, lambda session: authenticate(request, session))
     except NotAuthenticatedError:
         return JSON({"auth": True, "signed_in": False})
     out: dict[str, Any] = {"auth": True, "signed_in": True, "user": {"name": identity.name, "admin": identity.is_admin},
@@ -95,7 +85,7 @@ def whoami(request: Request, access: Access = requires("account.self")) -> Any:
     if access.identity is None:
         return JSON({"user": {"name": access.actor, "admin": True}, "auth": False, "scope": "admin"})
     identity = access.identity
-    user = _read(request, accounts.get_user, identity.name)
+    user = tx.read_instance(request, accounts.get_user, identity.name)
     out = {"user": schemas.user_out(user), "auth": True, "scope": identity.scope, "method": identity.method}
     if identity.session_id:
         out["csrf_token"] = accounts.csrf_token(request.app.state.settings.secret_key, identity.session_id)
@@ -111,8 +101,8 @@ async def change_password(body: schemas.PasswordChange, request: Request,
     if identity.method not in ("session", "password"):
         raise PermissionDeniedError("sign in with your password to change it (not with a token)")
     settings = request.app.state.settings
-    outcome = await run_in_threadpool(_write, request, accounts.change_own_password, identity, body.old_password,
-                                      body.new_password, settings.login_policy, access.client_addr)
+    outcome = await run_in_threadpool(tx.write_instance, request, accounts.change_own_password, identity,
+                                      body.old_password, body.new_password, settings.login_policy, access.client_addr)
     if outcome.user is None:
         await asyncio.sleep(outcome.delay)
         raise PermissionDeniedError("the current password is wrong", field="old_password")
@@ -124,20 +114,20 @@ async def change_password(body: schemas.PasswordChange, request: Request,
 @router.post("/tokens", status_code=201)
 def create_token(body: schemas.TokenCreate, request: Request, access: Access = requires("account.write")) -> Any:
     """A new API token; its secret is in this answer and never again."""
-    row, secret = _write(request, accounts.create_token, _identity(access), body.name, body.scope, body.expires_in,
-                         user=body.user, client_addr=access.client_addr)
+    row, secret = tx.write_instance(request, accounts.create_token, _identity(access), body.name, body.scope,
+                                    body.expires_in, user=body.user, client_addr=access.client_addr)
     return JSON(schemas.token_out(row, body.user or access.actor, secret), status_code=201)
 
 
 @router.get("/tokens")
 def list_tokens(request: Request, user: str | None = None, access: Access = requires("account.self")) -> Any:
-    rows = _read(request, accounts.list_tokens, _identity(access), user)
+    rows = tx.read_instance(request, accounts.list_tokens, _identity(access), user)
     return JSON({"tokens": [schemas.token_out(row, name) for row, name in rows]})
 
 
 @router.delete("/tokens/{token_id}")
 def revoke_token(token_id: str, request: Request, access: Access = requires("account.write")) -> Any:
-    row = _write(request, accounts.revoke_token, _identity(access), token_id, access.client_addr)
+    row = tx.write_instance(request, accounts.revoke_token, _identity(access), token_id, access.client_addr)
     return JSON({"id": row.id, "revoked_at": row.revoked_at})
 
 
@@ -145,53 +135,54 @@ def revoke_token(token_id: str, request: Request, access: Access = requires("acc
 
 @router.get("/users")
 def list_users(request: Request, access: Access = requires("admin.read")) -> Any:
-    return JSON({"users": [schemas.user_out(u) for u in _read(request, accounts.list_users)]})
+    return JSON({"users": [schemas.user_out(u) for u in tx.read_instance(request, accounts.list_users)]})
 
 
 @router.post("/users", status_code=201)
 def create_user(body: schemas.UserCreate, request: Request, access: Access = requires("admin.manage")) -> Any:
-    row = _write(request, accounts.create_user, access.actor, body.name, body.password, admin=body.admin,
-                 service=body.service, display_name=body.display_name, email=body.email,
-                 client_addr=access.client_addr)
+    row = tx.write_instance(request, accounts.create_user, access.actor, body.name, body.password, admin=body.admin,
+                            service=body.service, display_name=body.display_name, email=body.email,
+                            client_addr=access.client_addr)
     return JSON(schemas.user_out(row), status_code=201)
 
 
 @router.get("/users/{name}")
 def get_user(name: str, request: Request, access: Access = requires("admin.read")) -> Any:
-    return JSON(schemas.user_out(_read(request, accounts.get_user, name, "name")))
+    return JSON(schemas.user_out(tx.read_instance(request, accounts.get_user, name, "name")))
 
 
 @router.patch("/users/{name}")
 def update_user(name: str, body: schemas.UserUpdate, request: Request,
                 access: Access = requires("admin.manage")) -> Any:
-    row = _write(request, accounts.update_user, access.actor, name, admin=body.admin, disabled=body.disabled,
-                 password=body.password, display_name=body.display_name, email=body.email,
-                 client_addr=access.client_addr)
+    row = tx.write_instance(request, accounts.update_user, access.actor, name, admin=body.admin, disabled=body.disabled,
+                            password=body.password, display_name=body.display_name, email=body.email,
+                            client_addr=access.client_addr)
     return JSON(schemas.user_out(row))
 
 
 @router.delete("/users/{name}")
 def delete_user(name: str, request: Request, access: Access = requires("admin.manage")) -> Any:
     """Delete a user or service account (PATCH ``disabled`` keeps it instead)."""
-    _write(request, removal.delete_user, access.actor, name, access.client_addr)
+    tx.write_instance(request, removal.delete_user, access.actor, name, access.client_addr)
     return JSON({})
 
 
 @router.post("/users/{name}/unlock")
 def unlock_user(name: str, request: Request, access: Access = requires("admin.manage")) -> Any:
     """Lift the sign-in locks on a user (after failed sign-ins from some address) and reset their counts."""
-    cleared = _write(request, accounts.unlock_user, access.actor, name, access.client_addr)
+    cleared = tx.write_instance(request, accounts.unlock_user, access.actor, name, access.client_addr)
     return JSON({"user": name, "cleared": cleared})
 
 
 @router.get("/teams")
 def list_teams(request: Request, access: Access = requires("admin.read")) -> Any:
-    return JSON({"teams": [schemas.team_out(t, m) for t, m in _read(request, accounts.list_teams)]})
+    return JSON({"teams": [schemas.team_out(t, m) for t, m in tx.read_instance(request, accounts.list_teams)]})
 
 
 @router.post("/teams", status_code=201)
 def create_team(body: schemas.TeamCreate, request: Request, access: Access = requires("admin.manage")) -> Any:
-    row = _write(request, accounts.create_team, access.actor, body.name, body.description, access.client_addr)
+    row = tx.write_instance(request, accounts.create_team, access.actor, body.name, body.description,
+                            access.client_addr)
     return JSON(schemas.team_out(row, []), status_code=201)
 
 
@@ -200,7 +191,7 @@ def get_team(team: str, request: Request, access: Access = requires("admin.read"
     def read(session: Any) -> Any:
         row = accounts.get_team(session, team)
         return schemas.team_out(row, accounts.team_members(session, row))
-    return JSON(_read(request, read))
+    return JSON(tx.read_instance(request, read))
 
 
 @router.patch("/teams/{team}")
@@ -209,26 +200,26 @@ def update_team(team: str, body: schemas.TeamUpdate, request: Request,
     def update(session: Any) -> Any:
         row = removal.update_team(session, access.actor, team, body.description, access.client_addr)
         return schemas.team_out(row, accounts.team_members(session, row))
-    return JSON(_write(request, update))
+    return JSON(tx.write_instance(request, update))
 
 
 @router.delete("/teams/{team}")
 def delete_team(team: str, request: Request, access: Access = requires("admin.manage")) -> Any:
     """Delete a team with its workspace memberships and grants; its users stay."""
-    _write(request, removal.delete_team, access.actor, team, access.client_addr)
+    tx.write_instance(request, removal.delete_team, access.actor, team, access.client_addr)
     return JSON({})
 
 
 @router.post("/teams/{team}/members", status_code=201)
 def add_team_member(team: str, body: schemas.TeamMember, request: Request,
                     access: Access = requires("admin.manage")) -> Any:
-    _write(request, accounts.add_team_member, access.actor, team, body.user, access.client_addr)
+    tx.write_instance(request, accounts.add_team_member, access.actor, team, body.user, access.client_addr)
     return JSON({"team": team, "user": body.user}, status_code=201)
 
 
 @router.delete("/teams/{team}/members/{user}")
 def remove_team_member(team: str, user: str, request: Request, access: Access = requires("admin.manage")) -> Any:
-    _write(request, accounts.remove_team_member, access.actor, team, user, access.client_addr)
+    tx.write_instance(request, accounts.remove_team_member, access.actor, team, user, access.client_addr)
     return JSON({})
 
 
@@ -238,7 +229,7 @@ def server_events(request: Request, since: str | None = None, until: str | None 
                   page_token: str | None = None, access: Access = requires("admin.read")) -> Any:
     """Server-wide events: sign-ins, users, teams, tokens."""
     query = event_query(since, until, actor, action, None, None, max_results, page_token)
-    rows = _read(request, events.list_events, None, query)
+    rows = tx.read_instance(request, events.list_events, None, query)
     return JSON(events_page(rows, max_results))
 
 

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, Route, call, call_async, read_body
+from cairn.server.api.common import JSON, Route, read_body
 from cairn.server.schemas.tracking import artifact_out, version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs
@@ -33,9 +34,9 @@ async def upload_artifact(run_id: str, request: Request, path: str = PathQuery,
         row = await run_in_threadpool(_store_small, request, access, run_id, clean, body)
         return JSON(version_out(row), status_code=201)
     # refuse before reading the body; the run is named as the one being written (grants apply)
-    await call_async(request, access, False, partial(runs.get_run_row, write=True), run_id)
+    await tx.read_async(request, access, partial(runs.get_run_row, write=True), run_id)
     blob = await request.app.state.blobs.put_stream(request.stream())
-    row = await call_async(request, access, True, svc.record_version, run_id, clean, blob)
+    row = await tx.write_async(request, access, svc.record_version, run_id, clean, blob)
     return JSON(version_out(row), status_code=201)
 
 
@@ -48,9 +49,9 @@ def _declared_size(request: Request) -> int:
 
 
 def _store_small(request: Request, access: Access, run_id: str, path: str, body: bytes) -> Any:
-    call(request, access, False, partial(runs.get_run_row, write=True), run_id)
+    tx.read(request, access, partial(runs.get_run_row, write=True), run_id)
     blob = request.app.state.blobs.put_bytes(body)  # outside any transaction: the fsyncs hold no lock
-    return call(request, access, True, svc.record_version, run_id, path, blob)
+    return tx.write(request, access, svc.record_version, run_id, path, blob)
 
 
 @router.post("/batch", status_code=201,
@@ -60,7 +61,7 @@ async def upload_artifact_batch(run_id: str, request: Request, access: Access = 
     one JSON line ``{"files": [{"path": "a/b.txt", "size": 12}, ...]}`` and then the files' bytes in that
     order. Meant for many small files (a folder upload): one request and one transaction for all."""
     # refuse before reading the body, as a single upload does
-    await call_async(request, access, False, partial(runs.get_run_row, write=True), run_id)
+    await tx.read_async(request, access, partial(runs.get_run_row, write=True), run_id)
     body = await read_body(request)
     files, start = svc.parse_batch(body)
     rows = await run_in_threadpool(_store_batch, request, access, run_id, files, memoryview(body)[start:])
@@ -80,24 +81,24 @@ def _store_batch(request: Request, access: Access, run_id: str, files: list[tupl
     parts = [bytes(data[starts[i]:starts[i + 1]]) for i in range(len(files))]
     blobs = list(_BLOB_WRITERS.map(request.app.state.blobs.put_bytes, parts))
     stored = [(path, blob) for (path, _), blob in zip(files, blobs, strict=True)]
-    return call(request, access, True, svc.record_versions, run_id, stored)
+    return tx.write(request, access, svc.record_versions, run_id, stored)
 
 
 @router.get("")
 def list_artifacts(run_id: str, request: Request, path: str = Query("", max_length=1024),
                    access: Access = requires("artifact.read")) -> Any:
-    entries = call(request, access, False, svc.list_artifacts, run_id, path)
+    entries = tx.read(request, access, svc.list_artifacts, run_id, path)
     return JSON({"root": path, "files": [artifact_out(e) for e in entries]})
 
 
 @router.get("/versions")
 def list_artifact_versions(run_id: str, request: Request, path: str = PathQuery,
                            access: Access = requires("artifact.read")) -> Any:
-    rows = call(request, access, False, svc.list_versions, run_id, path)
+    rows = tx.read(request, access, svc.list_versions, run_id, path)
     return JSON({"path": path, "versions": [version_out(r) for r in rows]})
 
 
-DirectQuery = Query(False, description="with a bucket store: answer 307 to a presigned URL of the bucket for a "
+DirectQuery = Query(default=False, description="with a bucket store: answer 307 to a presigned URL of the bucket for a "
                                        "file over 1 MiB, so the bytes do not pass through the server")
 
 
@@ -119,7 +120,7 @@ async def download_artifact(run_id: str, request: Request, path: str = PathQuery
 def _find_content(request: Request, access: Access, run_id: str, path: str,
                   version: int | None) -> tuple[Any, bytes | None]:
     """The version, and its bytes if it is small (one answer, no streaming, in the same thread hop)."""
-    row = call(request, access, False, svc.get_version, run_id, path, version)
+    row = tx.read(request, access, svc.get_version, run_id, path, version)
     return row, request.app.state.blobs.read_bytes(row.digest) if row.size <= SMALL_BODY else None
 
 

@@ -1,4 +1,4 @@
-"""Plumbing shared by the routers: one transaction per call, JSON bodies, error answers."""
+"""Plumbing shared by the routers: JSON bodies and error answers (transactions: ``transaction``)."""
 
 from __future__ import annotations
 
@@ -14,23 +14,16 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cairn.server.api.auth import Access
-from cairn.server.db.engine import NOT_NOW, TTLCache
-from cairn.server.services.context import Context
 from cairn.server.services.errors import (
     InvalidInputError,
     NotAuthenticatedError,
     ServiceError,
     TooManyAttemptsError,
 )
-from cairn.server.services.experiments import resolve_workspace
 from cairn.server.services.validation import MAX_JSON_DEPTH, check_depth
 
-T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 MLFLOW_PATHS = ("/api/2.0/", "/ajax-api/2.0/", "/api/3.0/", "/ajax-api/3.0/")
 log = logging.getLogger("cairn.server")
@@ -44,54 +37,6 @@ class JSON(Response):
             return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:  # an integer past 64 bits that a client stored in a free-form JSON field
             return json.dumps(content, default=str).encode()
-
-
-def call(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run one service call in one transaction, as ``access``'s caller in its workspace."""
-    db = request.app.state.db
-    with db.session(write=write) as session:
-        return _as_caller(session, access, db.cache, fn, *args, **kwargs)
-
-
-def _as_caller(session: Session, access: Access, cache: TTLCache, fn: Callable[..., T], *args: Any,
-               **kwargs: Any) -> T:
-    result = fn(session, context(session, access, cache), *args, **kwargs)
-    access.guard.check_done()  # raising here rolls the transaction back
-    return result
-
-
-async def call_async(request: Request, access: Access, write: bool, fn: Callable[..., T], *args: Any,
-                     **kwargs: Any) -> T:
-    return await run_in_threadpool(call, request, access, write, fn, *args, **kwargs)
-
-
-SMALL_WRITE_BYTES = 4096
-
-
-async def call_small_write(request: Request, access: Access, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """A write whose request body was at most ``SMALL_WRITE_BYTES`` (a log_metric, a few points): on SQLite,
-    when the store's write lock is free, it runs right here on the event loop, a fraction of a millisecond;
-    the hop to a worker thread and back would cost about as much again. Otherwise (a larger body, a busy
-    store, PostgreSQL's network round trips) it runs as :func:`call_async`."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) <= SMALL_WRITE_BYTES:
-        db = request.app.state.db
-        result = db.write_now(lambda session: _as_caller(session, access, db.cache, fn, *args, **kwargs))
-        if result is not NOT_NOW:
-            return result  # type: ignore[no-any-return]
-    return await call_async(request, access, True, fn, *args, **kwargs)
-
-
-def context(session: Session, access: Access, cache: TTLCache | None = None) -> Context:
-    """The caller's Context; the workspace's id is cached for a few seconds per process."""
-    if access.workspace_id is not None:
-        return Context(access.workspace_id, access.workspace, access.actor, access.client_addr, access.guard)
-    workspace_id = cache.get(("workspace", access.workspace)) if cache is not None else None
-    if workspace_id is None:
-        workspace_id = resolve_workspace(session, access.workspace).id
-        if cache is not None:
-            cache.put(("workspace", access.workspace), workspace_id)
-    return Context(workspace_id, access.workspace, access.actor, access.client_addr, access.guard)
 
 
 async def read_body(request: Request) -> bytes:

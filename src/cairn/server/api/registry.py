@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.artifacts import DirectQuery, redirect_to_blob
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, Route, call, call_async
+from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import registry as schemas
 from cairn.server.services import bundles, logged_models, removal, versions
 from cairn.server.services import registry as svc
@@ -25,35 +26,35 @@ VERSION = "/models/{name}/versions/{version}"
 
 @router.get("/registries")
 def list_registries(request: Request, access: Access = requires("registry.read")) -> Any:
-    rows = call(request, access, False, svc.list_registries)
+    rows = tx.read(request, access, svc.list_registries)
     return JSON({"registries": [schemas.registry_out(r) for r in rows]})
 
 
 @router.post("/registries", status_code=201)
 def create_registry(body: schemas.RegistryCreate, request: Request,
                     access: Access = requires("registry.manage")) -> Any:
-    row = call(request, access, True, svc.create_registry, body.name, body.description, body.protected)
+    row = tx.write(request, access, svc.create_registry, body.name, body.description, protected=body.protected)
     return JSON(schemas.registry_out(row), status_code=201)
 
 
 @router.patch("/registries/{name}")
 def update_registry(name: str, body: schemas.RegistryUpdate, request: Request,
                     access: Access = requires("registry.manage")) -> Any:
-    row = call(request, access, True, removal.update_registry, name, description=body.description,
-               protected=body.protected)
+    row = tx.write(request, access, removal.update_registry, name, description=body.description,
+                   protected=body.protected)
     return JSON(schemas.registry_out(row))
 
 
 @router.post("/registries/{name}/reset")
 def reset_registry(name: str, request: Request, access: Access = requires("registry.manage")) -> Any:
     """``dev`` and ``prod`` back to the settings of a new workspace (what deleting them would mean)."""
-    return JSON(schemas.registry_out(call(request, access, True, removal.reset_registry, name)))
+    return JSON(schemas.registry_out(tx.write(request, access, removal.reset_registry, name)))
 
 
 @router.delete("/registries/{name}")
 def delete_registry(name: str, request: Request, access: Access = requires("workspace.manage")) -> Any:
     """Delete a registry holding no active model (soft-deleted ones go with it). Workspace owners."""
-    call(request, access, True, removal.delete_registry, name)
+    tx.write(request, access, removal.delete_registry, name)
     return JSON({})
 
 
@@ -63,8 +64,8 @@ def search_models(request: Request, registry: str | None = None, name_like: str 
                   include_deleted: bool = False, max_results: int = Query(100, ge=1, le=1000),
                   offset: int = Query(0, ge=0, le=2**62), access: Access = requires("model.read")) -> Any:
     tags = dict(t.partition("=")[::2] for t in tag)
-    views = call(request, access, False, svc.search_models, registry=registry, name_like=name_like, tags=tags,
-                 include_deleted=include_deleted, limit=max_results, offset=offset)
+    views = tx.read(request, access, svc.search_models, registry=registry, name_like=name_like, tags=tags,
+                    include_deleted=include_deleted, limit=max_results, offset=offset)
     return JSON({"models": [schemas.model_out(v) for v in views]})
 
 
@@ -73,12 +74,12 @@ def create_model(body: schemas.ModelCreate, request: Request, access: Access = r
     def create(session: Any, ctx: Any) -> Any:
         svc.create_model(session, ctx, body.name, body.description, body.tags)
         return svc.get_model(session, ctx, body.name)
-    return JSON(schemas.model_out(call(request, access, True, create)), status_code=201)
+    return JSON(schemas.model_out(tx.write(request, access, create)), status_code=201)
 
 
 @router.get(MODEL)
 def get_model(name: str, request: Request, access: Access = requires("model.read")) -> Any:
-    return JSON(schemas.model_out(call(request, access, False, svc.get_model, name)))
+    return JSON(schemas.model_out(tx.read(request, access, svc.get_model, name)))
 
 
 @router.patch(MODEL)
@@ -87,91 +88,91 @@ def update_model(name: str, body: schemas.ModelUpdate, request: Request,
     def update(session: Any, ctx: Any) -> Any:
         row = svc.update_model(session, ctx, name, new_name=body.name, description=body.description)
         return svc.get_model(session, ctx, f"{svc.split_name(name)[0]}.{row.name}")
-    return JSON(schemas.model_out(call(request, access, True, update)))
+    return JSON(schemas.model_out(tx.write(request, access, update)))
 
 
 @router.delete(MODEL)
 def delete_model(name: str, request: Request, access: Access = requires("model.manage")) -> Any:
-    call(request, access, True, svc.set_model_lifecycle, name, "deleted")
+    tx.write(request, access, svc.set_model_lifecycle, name, "deleted")
     return JSON({})
 
 
 @router.post(MODEL + "/restore")
 def restore_model(name: str, request: Request, access: Access = requires("model.manage")) -> Any:
-    call(request, access, True, svc.set_model_lifecycle, name, "active")
+    tx.write(request, access, svc.set_model_lifecycle, name, "active")
     return JSON({})
 
 
 @router.post(MODEL + "/tags")
 def set_model_tags(name: str, tags: dict[str, str], request: Request, access: Access = requires("model.write")) -> Any:
-    call(request, access, True, svc.set_model_tags, name, tags)
+    tx.write(request, access, svc.set_model_tags, name, tags)
     return JSON({})
 
 
 @router.delete(MODEL + "/tags")
 def delete_model_tag(name: str, request: Request, key: str = Query(max_length=250),
                      access: Access = requires("model.write")) -> Any:
-    call(request, access, True, svc.delete_model_tag, name, key)
+    tx.write(request, access, svc.delete_model_tag, name, key)
     return JSON({})
 
 
 @router.post(MODEL + "/versions", status_code=201)
 def create_version(name: str, body: schemas.VersionCreate, request: Request,
                    access: Access = requires("model.write")) -> Any:
-    view = call(request, access, True, versions.create_version, name, body.source, tags=body.tags,
-                aliases=body.aliases, description=body.description)
+    view = tx.write(request, access, versions.create_version, name, body.source, tags=body.tags,
+                    aliases=body.aliases, description=body.description)
     return JSON(schemas.version_out(view), status_code=201)
 
 
 @router.get(MODEL + "/versions")
 def list_versions(name: str, request: Request, include_deleted: bool = False,
                   access: Access = requires("model.read")) -> Any:
-    views = call(request, access, False, versions.list_versions, name, include_deleted)
+    views = tx.read(request, access, versions.list_versions, name, include_deleted=include_deleted)
     return JSON({"versions": [schemas.version_out(v) for v in views]})
 
 
 @router.get(VERSION)
 def get_version(name: str, version: str, request: Request, access: Access = requires("model.read")) -> Any:
-    return JSON(schemas.version_out(call(request, access, False, versions.get_version, name, version)))
+    return JSON(schemas.version_out(tx.read(request, access, versions.get_version, name, version)))
 
 
 @router.patch(VERSION)
 def update_version(name: str, version: str, body: schemas.VersionUpdate, request: Request,
                    access: Access = requires("model.write")) -> Any:
-    return JSON(schemas.version_out(call(request, access, True, versions.update_version, name, version,
-                                         body.description)))
+    return JSON(schemas.version_out(tx.write(request, access, versions.update_version, name, version,
+                                             body.description)))
 
 
 @router.delete(VERSION)
 def delete_version(name: str, version: str, request: Request, access: Access = requires("model.manage")) -> Any:
-    call(request, access, True, versions.set_version_lifecycle, name, version, "deleted")
+    tx.write(request, access, versions.set_version_lifecycle, name, version, "deleted")
     return JSON({})
 
 
 @router.post(VERSION + "/restore")
 def restore_version(name: str, version: str, request: Request, access: Access = requires("model.manage")) -> Any:
-    call(request, access, True, versions.set_version_lifecycle, name, version, "active")
+    tx.write(request, access, versions.set_version_lifecycle, name, version, "active")
     return JSON({})
 
 
 @router.post(VERSION + "/tags")
 def set_version_tags(name: str, version: str, tags: dict[str, str], request: Request,
                      access: Access = requires("model.write")) -> Any:
-    call(request, access, True, versions.set_version_tags, name, version, tags)
+    tx.write(request, access, versions.set_version_tags, name, version, tags)
     return JSON({})
 
 
 @router.delete(VERSION + "/tags")
 def delete_version_tag(name: str, version: str, request: Request, key: str = Query(max_length=250),
                        access: Access = requires("model.write")) -> Any:
-    call(request, access, True, versions.delete_version_tag, name, version, key)
+    tx.write(request, access, versions.delete_version_tag, name, version, key)
     return JSON({})
 
 
 @router.get(VERSION + "/files/content")
 async def download_version_file(name: str, version: str, request: Request, path: str = Query(max_length=1024),
                                 direct: bool = DirectQuery, access: Access = requires("model.read")) -> Any:
-    file = await call_async(request, access, False, versions.version_file, name, version, path)
+    file = await tx.read_async(request, access, versions.version_file, name, version, path)
     headers = {"X-Cairn-Digest": file.digest}
     if direct and (moved := await redirect_to_blob(request, file.digest, file.size, headers)) is not None:
         return moved
@@ -183,45 +184,45 @@ async def download_version_file(name: str, version: str, request: Request, path:
 @router.post(VERSION + "/promote", status_code=201)
 def promote(name: str, version: str, body: schemas.Promotion, request: Request,
             access: Access = requires("model.manage")) -> Any:
-    view = call(request, access, True, versions.promote, name, version, body.to, aliases=body.aliases,
-                note=body.note)
+    view = tx.write(request, access, versions.promote, name, version, body.to, aliases=body.aliases,
+                    note=body.note)
     return JSON(schemas.version_out(view), status_code=201)
 
 
 @router.get(MODEL + "/aliases/{alias}")
 def get_alias(name: str, alias: str, request: Request, access: Access = requires("model.read")) -> Any:
-    return JSON(schemas.version_out(call(request, access, False, versions.get_version_by_alias, name, alias)))
+    return JSON(schemas.version_out(tx.read(request, access, versions.get_version_by_alias, name, alias)))
 
 
 @router.put(MODEL + "/aliases/{alias}")
 def set_alias(name: str, alias: str, body: schemas.AliasSet, request: Request,
               access: Access = requires("model.manage")) -> Any:
-    view = call(request, access, True, versions.set_alias, name, alias, body.version, body.reason)
+    view = tx.write(request, access, versions.set_alias, name, alias, body.version, body.reason)
     return JSON(schemas.version_out(view))
 
 
 @router.delete(MODEL + "/aliases/{alias}")
 def delete_alias(name: str, alias: str, request: Request, access: Access = requires("model.manage")) -> Any:
-    call(request, access, True, versions.delete_alias, name, alias)
+    tx.write(request, access, versions.delete_alias, name, alias)
     return JSON({})
 
 
 @router.get(MODEL + "/aliases/{alias}/history")
 def alias_history(name: str, alias: str, request: Request, access: Access = requires("model.read")) -> Any:
-    rows = call(request, access, False, versions.alias_history, name, alias)
+    rows = tx.read(request, access, versions.alias_history, name, alias)
     return JSON({"name": name, "alias": alias, "moves": [schemas.move_out(r) for r in rows]})
 
 
 @router.post(MODEL + "/aliases/{alias}/rollback")
 def rollback_alias(name: str, alias: str, request: Request, access: Access = requires("model.manage")) -> Any:
-    return JSON(schemas.version_out(call(request, access, True, versions.rollback_alias, name, alias)))
+    return JSON(schemas.version_out(tx.write(request, access, versions.rollback_alias, name, alias)))
 
 
 @router.post("/runs/{run_id}/logged-models", status_code=201)
 def log_model(run_id: str, body: schemas.LoggedModelCreate, request: Request,
               access: Access = requires("run.write")) -> Any:
-    row = call(request, access, True, logged_models.log_model, run_id, name=body.name, artifact_path=body.artifact_path,
-               manifest=body.manifest, step=body.step)
+    row = tx.write(request, access, logged_models.log_model, run_id, name=body.name, artifact_path=body.artifact_path,
+                   manifest=body.manifest, step=body.step)
     return JSON(schemas.logged_model_out(row), status_code=201)
 
 
@@ -229,35 +230,35 @@ def log_model(run_id: str, body: schemas.LoggedModelCreate, request: Request,
 def log_standalone_model(experiment_id: int, body: schemas.StandaloneModelCreate, request: Request,
                          access: Access = requires("run.write")) -> Any:
     """A model outside any run: the manifest now, its files next (PUT .../files), registered when complete."""
-    row = call(request, access, True, logged_models.create_standalone, experiment_id, name=body.name,
-               manifest=body.manifest)
+    row = tx.write(request, access, logged_models.create_standalone, experiment_id, name=body.name,
+                   manifest=body.manifest)
     return JSON(schemas.logged_model_out(row), status_code=201)
 
 
 @router.put("/logged-models/{model_id}/files")
 async def upload_model_file(model_id: str, path: str, request: Request, access: Access = requires("run.write")) -> Any:
     """One file of a model logged outside a run, as listed in its manifest."""
-    await call_async(request, access, False, lambda s, c: logged_models.get_logged_model(s, c, model_id, write=True))
+    await tx.read_async(request, access, lambda s, c: logged_models.get_logged_model(s, c, model_id, write=True))
     blob = await request.app.state.blobs.put_stream(request.stream())
-    await call_async(request, access, True, logged_models.put_file, model_id, path, blob)
+    await tx.write_async(request, access, logged_models.put_file, model_id, path, blob)
     return JSON({"path": path, "digest": blob.digest, "size": blob.size})
 
 
 @router.get("/logged-models/{model_id}")
 def get_logged_model(model_id: str, request: Request, access: Access = requires("run.read")) -> Any:
-    return JSON(schemas.logged_model_out(call(request, access, False, logged_models.get_logged_model, model_id)))
+    return JSON(schemas.logged_model_out(tx.read(request, access, logged_models.get_logged_model, model_id)))
 
 
 @router.get("/runs/{run_id}/logged-models")
 def list_logged_models(run_id: str, request: Request, access: Access = requires("run.read")) -> Any:
-    rows = call(request, access, False, logged_models.list_logged_models, run_id)
+    rows = tx.read(request, access, logged_models.list_logged_models, run_id)
     return JSON({"models": [schemas.logged_model_out(r) for r in rows]})
 
 
 @router.get(VERSION + "/export")
 async def export_version(name: str, version: str, request: Request, access: Access = requires("model.read")) -> Any:
     """The version as a self-contained tar bundle (bundle.json + files/)."""
-    view = await call_async(request, access, False, versions.get_version, name, version)
+    view = await tx.read_async(request, access, versions.get_version, name, version)
     out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response generator below
     await run_in_threadpool(bundles.write_bundle, bundles.bundle_meta(view), request.app.state.blobs, out)
     size = out.tell()
@@ -274,7 +275,7 @@ async def export_version(name: str, version: str, request: Request, access: Acce
              openapi_extra={"requestBody": {"content": {"application/x-tar": {}}}})
 async def import_version(name: str, request: Request, access: Access = requires("model.write")) -> Any:
     """Register a bundle made by export as the next version of ``name``; every file's digest is checked."""
-    await call_async(request, access, False, svc.writable_registry, name)
+    await tx.read_async(request, access, svc.writable_registry, name)
     settings = request.app.state.settings
     limits = bundles.BundleLimits(max_members=settings.bundle_max_members, max_bytes=settings.max_upload_bytes)
     with tempfile.TemporaryDirectory() as tmp:  # the upload goes to disk (its size is bounded by BodyLimits)
@@ -283,7 +284,7 @@ async def import_version(name: str, request: Request, access: Access = requires(
             async for chunk in request.stream():
                 out.write(chunk)
         meta, files = await run_in_threadpool(bundles.read_bundle, path, request.app.state.blobs, limits)
-    view = await call_async(request, access, True, bundles.import_version, name, meta, files)
+    view = await tx.write_async(request, access, bundles.import_version, name, meta, files)
     return JSON(schemas.version_out(view), status_code=201)
 
 

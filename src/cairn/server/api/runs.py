@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from cairn.server.api import direct
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, Route, call, call_small_write, read_json, read_model
+from cairn.server.api.common import JSON, Route, read_json, read_model
 from cairn.server.schemas import tracking as schemas
 from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
@@ -39,7 +40,7 @@ async def _create_run(request: Request, access: Access, body: schemas.RunCreateB
         view, created = svc.create_run_view(session, ctx, spec)
         return {**schemas.run_out(view), "created": created} if spec.run_key is not None else schemas.run_out(view)
     spec = svc.RunCreate(**body.model_dump())
-    answer = await call_small_write(request, access, create, spec)
+    answer = await tx.write_small(request, access, create, spec)
     return JSON(answer, status_code=200 if answer.get("created") is False else 201)
 
 
@@ -47,7 +48,7 @@ async def _create_run(request: Request, access: Access, body: schemas.RunCreateB
 def search_runs(body: schemas.RunSearch, request: Request, access: Access = requires("run.read")) -> Any:
     query = search.RunQuery(tuple(body.experiment_ids), tuple(body.experiment_names), body.filter,
                             tuple(body.order_by), body.max_results, body.page_token, body.run_view_type)
-    page = call(request, access, False, search.search_runs, query)
+    page = tx.read(request, access, search.search_runs, query)
     return JSON({"runs": [schemas.run_out(v) for v in page.runs], "next_page_token": page.next_page_token})
 
 
@@ -64,7 +65,7 @@ def check_search(body: schemas.SearchCheck, request: Request, access: Access = r
 
 @router.get("/{run_id}")
 def get_run(run_id: str, request: Request, access: Access = requires("run.read")) -> Any:
-    return JSON(call(request, access, False, _read, run_id))
+    return JSON(tx.read(request, access, _read, run_id))
 
 
 @router.patch("/{run_id}")
@@ -72,24 +73,24 @@ def update_run(run_id: str, body: schemas.RunUpdate, request: Request, access: A
     def update(session: Any, ctx: Any) -> dict[str, Any]:
         svc.update_run(session, ctx, run_id, status=body.status, end_time=body.end_time, name=body.name)
         return _read(session, ctx, run_id)
-    return JSON(call(request, access, True, update))
+    return JSON(tx.write(request, access, update))
 
 
 @router.post("/{run_id}/resume")
 def resume_run(run_id: str, request: Request, access: Access = requires("run.write")) -> Any:
     """Resume a run: an ended run is RUNNING again; a running one is unchanged. Answers the run."""
-    return JSON(schemas.run_out(call(request, access, True, svc.resume_run, run_id)))
+    return JSON(schemas.run_out(tx.write(request, access, svc.resume_run, run_id)))
 
 
 @router.delete("/{run_id}")
 def delete_run(run_id: str, request: Request, access: Access = requires("run.delete")) -> dict[str, Any]:
-    call(request, access, True, svc.set_run_lifecycle, run_id, "deleted")
+    tx.write(request, access, svc.set_run_lifecycle, run_id, "deleted")
     return {}
 
 
 @router.post("/{run_id}/restore")
 def restore_run(run_id: str, request: Request, access: Access = requires("run.delete")) -> dict[str, Any]:
-    call(request, access, True, svc.set_run_lifecycle, run_id, "active")
+    tx.write(request, access, svc.set_run_lifecycle, run_id, "active")
     return {}
 
 
@@ -110,33 +111,33 @@ async def log_batch(run_id: str, request: Request, access: Access = requires("ru
 async def log_batch_direct(request: Request, access: Access, run_id: str) -> Any:
     body = await read_json(request)
     key = request.headers.get("idempotency-key")
-    return JSON(await call_small_write(request, access, svc.log_batch, run_id, body, key))
+    return JSON(await tx.write_small(request, access, svc.log_batch, run_id, body, key))
 
 
 @router.post("/{run_id}/tags")
 def set_tags(run_id: str, tags: dict[str, str], request: Request,
              access: Access = requires("run.write")) -> dict[str, Any]:
-    call(request, access, True, svc.set_tags, run_id, tags)
+    tx.write(request, access, svc.set_tags, run_id, tags)
     return {}
 
 
 @router.delete("/{run_id}/tags")
 def delete_tag(run_id: str, request: Request, key: str = Query(max_length=250),
                access: Access = requires("run.write")) -> dict[str, Any]:
-    call(request, access, True, svc.delete_tag, run_id, key)
+    tx.write(request, access, svc.delete_tag, run_id, key)
     return {}
 
 
 @router.get("/{run_id}/params/history")
 def get_param_history(run_id: str, request: Request, key: str = Query(max_length=250),
                       access: Access = requires("run.read")) -> Any:
-    return JSON(schemas.param_history_out(call(request, access, False, svc.param_history, run_id, key)))
+    return JSON(schemas.param_history_out(tx.read(request, access, svc.param_history, run_id, key)))
 
 
 @router.post("/{run_id}/metrics/define")
 def define_metric(run_id: str, body: schemas.MetricDefinition, request: Request,
                   access: Access = requires("run.write")) -> Any:
-    row = call(request, access, True, svc.define_metric, run_id, body.key, body.goal)
+    row = tx.write(request, access, svc.define_metric, run_id, body.key, body.goal)
     return JSON(schemas.summary_out(row))
 
 
@@ -146,8 +147,8 @@ def get_metric_history(run_id: str, request: Request, key: str = Query(max_lengt
                        end_step: int | None = Query(None, ge=-(2**63) + 1, le=2**63 - 1),
                        max_points: int | None = Query(None, ge=1, le=2**62),
                        access: Access = requires("run.read")) -> Any:
-    points = call(request, access, False, svc.metric_history, run_id, key, start_step=start_step,
-                  end_step=end_step, max_points=max_points)
+    points = tx.read(request, access, svc.metric_history, run_id, key, start_step=start_step,
+                     end_step=end_step, max_points=max_points)
     return JSON(schemas.history_out(key, points))
 
 
@@ -159,8 +160,8 @@ def get_metric_buckets(run_id: str, request: Request, key: str = Query(max_lengt
                        access: Access = requires("run.read")) -> Any:
     """A downsampled history for charts: per bucket of steps, its first and last step, count, min, max and
     mean (NaN points are counted, not averaged)."""
-    rows = call(request, access, False, svc.metric_buckets, run_id, key, buckets, start_step=start_step,
-                end_step=end_step)
+    rows = tx.read(request, access, svc.metric_buckets, run_id, key, buckets, start_step=start_step,
+                   end_step=end_step)
     return JSON({"key": key, "first_steps": [b.first_step for b in rows], "last_steps": [b.last_step for b in rows],
                  "first_timestamps": [b.first_timestamp for b in rows],
                  "counts": [b.count for b in rows], "min": nums([b.min for b in rows]),
@@ -170,5 +171,5 @@ def get_metric_buckets(run_id: str, request: Request, key: str = Query(max_lengt
 @router.post("/{run_id}/datasets", status_code=201)
 def log_dataset(run_id: str, body: schemas.DatasetInput, request: Request,
                 access: Access = requires("run.write")) -> Any:
-    row = call(request, access, True, svc.log_dataset, run_id, **body.model_dump())
+    row = tx.write(request, access, svc.log_dataset, run_id, **body.model_dump())
     return JSON(schemas.dataset_out(row), status_code=201)

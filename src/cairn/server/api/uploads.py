@@ -17,8 +17,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call_async
+from cairn.server.api.common import JSON
 from cairn.server.schemas.tracking import version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs, uploads
@@ -53,7 +54,7 @@ class UploadComplete(BaseModel):
 
 
 async def _writable_run(request: Request, access: Access, run_id: str) -> None:
-    await call_async(request, access, False, partial(runs.get_run_row, write=True), run_id)
+    await tx.read_async(request, access, partial(runs.get_run_row, write=True), run_id)
 
 
 @router.post("")
@@ -91,7 +92,7 @@ async def complete_upload(run_id: str, upload_id: str, body: UploadComplete, req
     blob = await run_in_threadpool(partial(
         uploads.finish_upload, store, upload_id, multipart_id=body.multipart_id,
         parts=[(p.part_number, p.etag) for p in body.parts], digest=body.digest, size=body.size))
-    row = await call_async(request, access, True, svc.record_version, run_id, path, blob)
+    row = await tx.write_async(request, access, svc.record_version, run_id, path, blob)
     return JSON(version_out(row), status_code=201)
 
 

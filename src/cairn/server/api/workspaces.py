@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.accounts import event_query, events_page
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, Route, call
+from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import collab as schemas
 from cairn.server.services import events, removal
 from cairn.server.services import workspaces as svc
@@ -24,26 +25,23 @@ def _who(kind: str, name: str) -> dict[str, str]:
 
 @router.get("/workspaces")
 def list_workspaces(request: Request, access: Access = requires("account.self")) -> Any:
-    with request.app.state.db.session(write=False) as session:
-        rows = svc.list_workspaces(session, access.identity)
+    rows = tx.read_instance(request, svc.list_workspaces, access.identity)
     return JSON({"workspaces": [schemas.workspace_out(row, role) for row, role in rows]})
 
 
 @router.post("/workspaces", status_code=201)
 def create_workspace(body: schemas.WorkspaceCreate, request: Request, access: Access = requires("admin.manage")) -> Any:
     """A new workspace, with a ``dev`` registry and a protected ``prod`` one. Server admins only."""
-    with request.app.state.db.session(write=True) as session:
-        row = svc.create_workspace(session, access.actor, body.name, body.description, body.require_approval,
-                                   access.client_addr)
-        out = schemas.workspace_out(row)
-    return JSON(out, status_code=201)
+    row = tx.write_instance(request, svc.create_workspace, access.actor, body.name, body.description,
+                            require_approval=body.require_approval, client_addr=access.client_addr)
+    return JSON(schemas.workspace_out(row), status_code=201)
 
 
 @router.get(WORKSPACE)
 def get_workspace(workspace: str, request: Request, access: Access = requires("workspace.read")) -> Any:
     def get(session: Any, ctx: Any) -> Any:
         return schemas.workspace_out(svc.get_workspace(session, ctx.workspace), ctx.guard.role)
-    return JSON(call(request, access, False, get))
+    return JSON(tx.read(request, access, get))
 
 
 @router.patch(WORKSPACE)
@@ -52,54 +50,53 @@ def update_workspace(workspace: str, body: schemas.WorkspaceUpdate, request: Req
     def update(session: Any, ctx: Any) -> Any:
         row = svc.update_workspace(session, ctx, description=body.description, require_approval=body.require_approval)
         return schemas.workspace_out(row, ctx.guard.role)
-    return JSON(call(request, access, True, update))
+    return JSON(tx.write(request, access, update))
 
 
 @router.delete(WORKSPACE)
 def delete_workspace(workspace: str, request: Request, access: Access = requires("admin.manage")) -> Any:
     """Delete a workspace holding no active experiment or model. Server admins only, like creating one."""
-    with request.app.state.db.session(write=True) as session:
-        removal.delete_workspace(session, access.actor, workspace, access.client_addr)
+    tx.write_instance(request, removal.delete_workspace, access.actor, workspace, access.client_addr)
     request.app.state.db.cache.clear()  # its name -> id, so a workspace made again under the name is found
     return JSON({})
 
 
 @router.get(WORKSPACE + "/members")
 def list_members(workspace: str, request: Request, access: Access = requires("workspace.read")) -> Any:
-    return JSON({"members": [schemas.member_out(m) for m in call(request, access, False, svc.list_members)]})
+    return JSON({"members": [schemas.member_out(m) for m in tx.read(request, access, svc.list_members)]})
 
 
 @router.post(WORKSPACE + "/members", status_code=201)
 def add_member(workspace: str, body: schemas.MemberAdd, request: Request,
                access: Access = requires("workspace.manage")) -> Any:
-    member = call(request, access, True, svc.add_member, body.role, user=body.user, team=body.team)
+    member = tx.write(request, access, svc.add_member, body.role, user=body.user, team=body.team)
     return JSON(schemas.member_out(member), status_code=201)
 
 
 @router.patch(WORKSPACE + "/members/{kind}/{name}")
 def set_member_role(workspace: str, name: str, body: schemas.RoleChange, request: Request, kind: str = KIND,
                     access: Access = requires("workspace.manage")) -> Any:
-    member = call(request, access, True, svc.set_member_role, body.role, **_who(kind, name))
+    member = tx.write(request, access, svc.set_member_role, body.role, **_who(kind, name))
     return JSON(schemas.member_out(member))
 
 
 @router.delete(WORKSPACE + "/members/{kind}/{name}")
 def remove_member(workspace: str, name: str, request: Request, kind: str = KIND,
                   access: Access = requires("workspace.manage")) -> Any:
-    call(request, access, True, svc.remove_member, **_who(kind, name))
+    tx.write(request, access, svc.remove_member, **_who(kind, name))
     return JSON({})
 
 
 @router.get(WORKSPACE + "/grants")
 def list_grants(workspace: str, request: Request, access: Access = requires("workspace.read")) -> Any:
-    return JSON({"grants": call(request, access, False, svc.list_grants)})
+    return JSON({"grants": tx.read(request, access, svc.list_grants)})
 
 
 @router.post(WORKSPACE + "/grants", status_code=201)
 def add_grant(workspace: str, body: schemas.GrantCreate, request: Request,
               access: Access = requires("workspace.manage")) -> Any:
-    row = call(request, access, True, svc.grant, body.resource_type, body.resource, body.role, user=body.user,
-               team=body.team)
+    row = tx.write(request, access, svc.grant, body.resource_type, body.resource, body.role, user=body.user,
+                   team=body.team)
     return JSON({"id": row.id, "resource_type": body.resource_type, "resource": body.resource, "role": body.role,
                  **({"user": body.user} if body.user else {"team": body.team})}, status_code=201)
 
@@ -107,7 +104,7 @@ def add_grant(workspace: str, body: schemas.GrantCreate, request: Request,
 @router.delete(WORKSPACE + "/grants/{grant_id}")
 def revoke_grant(workspace: str, request: Request, grant_id: int = Path(ge=1, le=2**31 - 1),
                  access: Access = requires("workspace.manage")) -> Any:
-    call(request, access, True, svc.revoke_grant, grant_id)
+    tx.write(request, access, svc.revoke_grant, grant_id)
     return JSON({})
 
 
@@ -122,4 +119,4 @@ def list_events(request: Request, since: str | None = Query(None, max_length=64)
 
     def read(session: Any, ctx: Any) -> Any:
         return events.list_events(session, ctx.workspace_id, query)
-    return JSON(events_page(call(request, access, False, read), max_results))
+    return JSON(events_page(tx.read(request, access, read), max_results))

@@ -11,6 +11,7 @@ point (``metric_points``, without rowid): its B-tree stores about 33 bytes a poi
 
 from __future__ import annotations
 
+import math
 import struct
 import sys
 from array import array
@@ -58,8 +59,8 @@ def _pack_values(values: Sequence[float | None]) -> bytes:
 def _unpack_values(blob: bytes) -> list[float | None]:
     values: list[Any] = unpack("d", blob)
     total = sum(values)
-    if total != total:  # a NaN among them (or +inf with -inf): find them one by one
-        values = [None if v != v else v for v in values]
+    if math.isnan(total):  # a NaN among them (or +inf with -inf): find them one by one
+        values = [None if math.isnan(v) else v for v in values]
     return values
 
 
@@ -130,5 +131,5 @@ def values_at_step(raw: Any, run_id: str, step: int) -> dict[str, float | None]:
                 i for i, s in enumerate(unpack("q", step_blob)) if s == step]
             if at:
                 value = struct.unpack_from("<d", value_blob, 8 * at[-1])[0]
-                out[key] = None if value != value else value
+                out[key] = None if math.isnan(value) else value
     return out

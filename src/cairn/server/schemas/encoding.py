@@ -8,7 +8,7 @@ import math
 def num(value: float | None) -> float | str | None:
     if value is None or -math.inf < value < math.inf:
         return value
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
 

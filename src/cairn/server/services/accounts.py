@@ -59,6 +59,11 @@ class Identity:
     session_id: str | None = None
     token_id: str | None = None
 
+    @classmethod
+    def local_admin(cls, actor: str, user_id: int = 0) -> Identity:
+        """The operator at the server's own console (the ``cairn`` CLI on the store): an admin by position."""
+        return cls(user_id, actor, is_admin=True, scope="admin", method="local")
+
 
 @dataclass(frozen=True)
 class LoginPolicy:
@@ -307,7 +312,7 @@ def password_identity(session: Session, name: str, password: str) -> Identity | 
 
 def remember_password(row: UserRow, password: str) -> None:
     if row.password_hash:
-        _verified.put((row.password_hash, _sha256(password)), True)
+        _verified.put((row.password_hash, _sha256(password)), value=True)
 
 
 def identity_of(row: UserRow, method: str, session_id: str | None = None) -> Identity:

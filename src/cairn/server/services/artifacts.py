@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cairn.server import observability
@@ -138,16 +138,21 @@ def list_artifacts(session: Session, ctx: Context, run_id: str, prefix: str = ""
     runs.get_run_row(session, ctx, run_id)
     prefix = clean_artifact_path(prefix, field="path", allow_empty=True)
     base = f"{prefix}/" if prefix else ""
+    files = (ArtifactEntry(r.path, is_dir=False, size=r.size, version=r.version, digest=r.digest,
+                           created_at=r.created_at) for r in session.scalars(latest_versions(run_id, base)))
+    return children(files, base)
+
+
+def latest_versions(run_id: str, base: str) -> Select[ArtifactVersionRow]:
+    """The latest version of each of the run's artifacts whose path starts with ``base``, by path."""
     a = ArtifactVersionRow
     latest = (
         select(a.path, func.max(a.version).label("version"))
         .where(a.run_id == run_id, a.path.startswith(base, autoescape=True))
         .group_by(a.path).subquery()
     )
-    query = select(a).join(latest, (a.path == latest.c.path) & (a.version == latest.c.version)).where(
+    return select(a).join(latest, (a.path == latest.c.path) & (a.version == latest.c.version)).where(
         a.run_id == run_id).order_by(a.path)
-    files = (ArtifactEntry(r.path, False, r.size, r.version, r.digest, r.created_at) for r in session.scalars(query))
-    return children(files, base)
 
 
 def children(files: Iterable[ArtifactEntry], base: str) -> list[ArtifactEntry]:
@@ -157,7 +162,7 @@ def children(files: Iterable[ArtifactEntry], base: str) -> list[ArtifactEntry]:
     for entry in files:
         head, sep, _rest = entry.path[len(base):].partition("/")
         if sep:
-            entries.setdefault(base + head, ArtifactEntry(base + head, True))
+            entries.setdefault(base + head, ArtifactEntry(base + head, is_dir=True))
         else:
             entries[entry.path] = entry
     return sorted(entries.values(), key=lambda e: e.path)

@@ -31,6 +31,7 @@ from cairn.server.db.models import (
 from cairn.server.services import events
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, InvalidStateError, NotFoundError, PermissionDeniedError
+from cairn.server.services.tenancy import referenced
 
 MODES = ("off", "warn", "enforce")
 WORKSPACE = 0  # the experiment_id of a workspace's own conventions
@@ -349,7 +350,7 @@ def refresh(session: Session, run_id: str, workspace_id: int, experiment_id: int
     conventions = effective(session, workspace_id, experiment_id)
     if not conventions.active:
         return
-    row = session.get(RunRow, run_id)
+    row = referenced(session, RunRow, run_id)
     if row is None:
         return
     facts = _load_facts(session, [row], consistency="consistent_experiment" in conventions.rules)
@@ -404,7 +405,7 @@ def version_report(session: Session, workspace_id: int, run_id: str | None, mani
                    lineage: dict[str, Any]) -> Report:
     """Is a model version fit for a protected registry: its signature and requirements, a source run that meets
     the conventions, and the metrics at the best step of each metric with a goal recorded with it."""
-    run = session.get(RunRow, run_id) if run_id is not None else None
+    run = referenced(session, RunRow, run_id) if run_id is not None else None
     experiment_id = run.experiment_id if run is not None else int(lineage.get("experiment_id") or WORKSPACE)
     conventions = effective(session, workspace_id, experiment_id)
     if not conventions.active:

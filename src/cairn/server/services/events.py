@@ -30,17 +30,19 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    _add(session, ctx.workspace_id, ctx.actor, ctx.client_addr, action, object_type, object_id, before, after)
+    _add(session, ctx.workspace_id, ctx.actor, ctx.client_addr, action, object_type=object_type, object_id=object_id,
+         before=before, after=after)
 
 
 def record_global(session: Session, actor: str, client_addr: str, action: str, object_type: str,
                   object_id: str | int, *, before: dict[str, Any] | None = None,
                   after: dict[str, Any] | None = None) -> None:
     """A server-wide change (accounts, tokens, sign-ins): kept with no workspace, read by admins."""
-    _add(session, None, actor, client_addr, action, object_type, object_id, before, after)
+    _add(session, None, actor, client_addr, action, object_type=object_type, object_id=object_id, before=before,
+         after=after)
 
 
-def _add(session: Session, workspace_id: int | None, actor: str, client_addr: str, action: str, object_type: str,
+def _add(session: Session, workspace_id: int | None, actor: str, client_addr: str, action: str, *, object_type: str,
          object_id: str | int, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
     # a plain insert, not an ORM object: most writes record an event, and a flush of one more object costs
     # more than the statement (events are never read back in the transaction that writes them)

@@ -12,7 +12,8 @@ from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import events
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidStateError, NotFoundError
-from cairn.server.services.tags import write_tags
+from cairn.server.services.tags import rename_and_describe, write_tags
+from cairn.server.services.tenancy import in_workspace
 from cairn.server.services.validation import (
     MAX_DESCRIPTION,
     check_key,
@@ -88,8 +89,8 @@ def find_experiment(session: Session, ctx: Context, name: str) -> ExperimentRow 
 
 
 def get_experiment(session: Session, ctx: Context, experiment_id: int) -> ExperimentRow:
-    row = session.get(ExperimentRow, experiment_id)
-    if row is None or row.workspace_id != ctx.workspace_id:
+    row = in_workspace(session, ctx, ExperimentRow, experiment_id)
+    if row is None:
         raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_id")
     return row
 
@@ -135,17 +136,14 @@ def update_experiment(
 ) -> ExperimentRow:
     row = get_experiment(session, ctx, experiment_id)
     ctx.authorize("experiment", row.id)
-    before = {"name": row.name, "description": row.description}
-    if name is not None and name != row.name:
-        check_key("name", name)
-        if _by_name(session, ctx, name) is not None:
-            raise ConflictError(f"experiment {name!r} already exists", field="name")
-        row.name = name
-    if description is not None:
-        row.description = check_text("description", description, MAX_DESCRIPTION)
-    row.updated_at = events.now_ms()
-    events.record(session, ctx, "experiment.update", "experiment", row.id, before=before,
-                  after={"name": row.name, "description": row.description})
+
+    def claim(new_name: str) -> str:
+        check_key("name", new_name)
+        if _by_name(session, ctx, new_name) is not None:
+            raise ConflictError(f"experiment {new_name!r} already exists", field="name")
+        return new_name
+    rename_and_describe(session, ctx, row, object_type="experiment", name=name, description=description,
+                        claim_name=claim)
     return row
 
 

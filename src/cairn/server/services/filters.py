@@ -36,6 +36,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from cairn.server.services.filter_tokens import FilterError as FilterError  # re-exported: callers catch it here
+from cairn.server.services.filter_tokens import Token, describe_token, tokenize
+
 MAX_FILTER_LENGTH = 4000
 MAX_COMPARISONS = 100
 MAX_DEPTH = 20
@@ -45,20 +48,6 @@ MAX_PATTERN = 500  # characters of one LIKE / ILIKE pattern; patterns are matche
 EntityKind = Literal["metric", "param", "tag", "attribute", "dataset"]
 Scalar: TypeAlias = float | int | str
 Value: TypeAlias = Scalar | tuple[Scalar, ...] | None
-
-
-class FilterError(ValueError):
-    """A malformed filter or order-by clause; ``position`` is a 0-based offset."""
-
-    def __init__(self, message: str, position: int, clause: int | None = None) -> None:
-        self.message = message
-        self.position = position
-        self.clause = clause
-        super().__init__(message, position, clause)
-
-    def __str__(self) -> str:
-        where = "filter" if self.clause is None else f"order_by clause {self.clause}"
-        return f"invalid {where} at position {self.position}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -117,93 +106,8 @@ _NULL_OPS = frozenset({"IS NULL", "IS NOT NULL"})
 _LIST_OPS = frozenset({"IN", "NOT IN"})
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-
-# ---------------------------------------------------------------------------- tokenizer
-
-TokenKind = Literal["word", "number", "string", "qname", "op", "(", ")", ",", "end"]
-
-_SPACE = re.compile(r"\s+")
-_WORD = re.compile(r"[A-Za-z0-9_\-/.:]+")
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DIGITS = re.compile(r"[0-9]{1,19}")
-_OPERATORS = ("==", "!=", "<>", "<=", ">=", "=", "<", ">")
-_ESCAPABLE = ("'", '"', "\\")
-_PUNCTUATION: dict[str, TokenKind] = {"(": "(", ")": ")", ",": ","}
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: TokenKind
-    text: str  # the source text of the token
-    value: str  # decoded contents for quoted tokens, else the text
-    start: int
-    end: int
-
-
-def _tokenize(text: str) -> list[_Token]:
-    if "\x00" in text:  # no stored name or value holds NUL, and PostgreSQL refuses it in a query
-        raise FilterError("the filter contains a NUL character", text.index("\x00"))
-    tokens: list[_Token] = []
-    pos = 0
-    while True:
-        space = _SPACE.match(text, pos)
-        if space:
-            pos = space.end()
-        if pos >= len(text):
-            tokens.append(_Token("end", "", "", pos, pos))
-            return tokens
-        token = _next_token(text, pos)
-        tokens.append(token)
-        pos = token.end
-
-
-def _next_token(text: str, pos: int) -> _Token:
-    char = text[pos]
-    if char in _PUNCTUATION:
-        return _Token(_PUNCTUATION[char], char, char, pos, pos + 1)
-    if char in "'\"`":
-        return _scan_quoted(text, pos)
-    for op in _OPERATORS:
-        if text.startswith(op, pos):
-            return _Token("op", op, op, pos, pos + len(op))
-    number = _NUMBER.match(text, pos)
-    if number and not _WORD.match(text, number.end()):
-        return _Token("number", number.group(), number.group(), pos, number.end())
-    word = _WORD.match(text, pos)
-    if word is None:
-        raise FilterError(f"unexpected character {char!r}", pos)
-    return _Token("word", word.group(), word.group(), pos, word.end())
-
-
-def _scan_quoted(text: str, start: int) -> _Token:
-    quote = text[start]
-    parts: list[str] = []
-    pos = start + 1
-    while pos < len(text):
-        char = text[pos]
-        if char == quote and text.startswith(quote, pos + 1):
-            parts.append(quote)
-            pos += 2
-        elif char == quote:
-            kind: TokenKind = "qname" if quote == "`" else "string"
-            return _Token(kind, text[start : pos + 1], "".join(parts), start, pos + 1)
-        elif char == "\\" and quote != "`" and text[pos + 1 : pos + 2] in _ESCAPABLE:
-            parts.append(text[pos + 1])
-            pos += 2
-        else:
-            parts.append(char)
-            pos += 1
-    what = "quoted name" if quote == "`" else "string"
-    raise FilterError(f"unterminated {what} (missing closing {quote})", start)
-
-
-def _describe(token: _Token) -> str:
-    if token.kind == "end":
-        return "end of input"
-    text = token.text if len(token.text) <= 40 else token.text[:37] + "..."
-    return repr(text)
-
 
 # ------------------------------------------------------------------------------ entities
 
@@ -213,14 +117,14 @@ def _check_dotted(name: str, pos: int) -> None:
         raise FilterError(f"invalid name {name!r}: empty segment between dots", pos)
 
 
-def _make_entity(kind: EntityKind, name: str, pos: int, quoted: bool, suffix: tuple[str, int] | None,
+def _make_entity(kind: EntityKind, name: str, pos: int, *, quoted: bool, suffix: tuple[str, int] | None,
                  vocabulary: Vocabulary) -> Entity:
     if not name:
         raise FilterError("empty name", pos)
     if not quoted:
         _check_dotted(name, pos)
     if kind == "metric":
-        return _metric_entity(name, quoted, suffix)
+        return _metric_entity(name, quoted=quoted, suffix=suffix)
     if suffix is not None:
         raise FilterError(f"only metrics take a summary suffix, got '.{suffix[0]}'", suffix[1])
     if kind == "attribute":
@@ -230,7 +134,7 @@ def _make_entity(kind: EntityKind, name: str, pos: int, quoted: bool, suffix: tu
     return Entity(kind, name)
 
 
-def _metric_entity(name: str, quoted: bool, suffix: tuple[str, int] | None) -> Entity:
+def _metric_entity(name: str, *, quoted: bool, suffix: tuple[str, int] | None) -> Entity:
     if not quoted:
         key, dot, last = name.rpartition(".")
         if dot and last in _AGGS:
@@ -367,13 +271,13 @@ def _rule_for(entity: Entity, vocabulary: Vocabulary) -> _Rule:
     return _Rule(ops, convert, f"{noun} takes", noun)
 
 
-def _check_op(rule: _Rule, op: str, token: _Token) -> None:
+def _check_op(rule: _Rule, op: str, token: Token) -> None:
     if op not in rule.ops:
         allowed = ", ".join(o for o in _ALL_OPS if o in rule.ops)
         raise FilterError(f"operator {op} cannot be used with {rule.noun} (allowed: {allowed})", token.start)
 
 
-def _to_number(token: _Token) -> Scalar:
+def _to_number(token: Token) -> Scalar:
     if _INTEGER.fullmatch(token.text):
         number = int(token.text)
         if not _INT_MIN <= number <= _INT_MAX:
@@ -403,16 +307,16 @@ class _Parser:
             raise FilterError(f"text is longer than {MAX_FILTER_LENGTH} characters", MAX_FILTER_LENGTH)
         self.text = text
         self.vocabulary = vocabulary
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.index = 0
         self.depth = 0
         self.comparisons = 0
 
     # token helpers
-    def peek(self) -> _Token:
+    def peek(self) -> Token:
         return self.tokens[self.index]
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         token = self.tokens[self.index]
         if token.kind != "end":
             self.index += 1
@@ -425,7 +329,7 @@ class _Parser:
     def expect_keyword(self, word: str, after: str) -> None:
         token = self.advance()
         if token.kind != "word" or token.text.lower() != word:
-            raise FilterError(f"expected {word.upper()} after {after}, got {_describe(token)}", token.start)
+            raise FilterError(f"expected {word.upper()} after {after}, got {describe_token(token)}", token.start)
 
     # boolean structure: an "or" of "and"s of primaries
     def parse_or(self) -> Node:
@@ -445,7 +349,7 @@ class _Parser:
         node = self.parse_group() if self.peek().kind == "(" else self.parse_comparison()
         token = self.peek()
         if token.kind not in ("end", ")") and not self.at_keyword("and", "or"):
-            raise FilterError(f"expected 'and' or 'or' between comparisons, got {_describe(token)}", token.start)
+            raise FilterError(f"expected 'and' or 'or' between comparisons, got {describe_token(token)}", token.start)
         return node
 
     def parse_group(self) -> Node:
@@ -456,7 +360,7 @@ class _Parser:
         node = self.parse_or()
         closing = self.advance()
         if closing.kind != ")":
-            message = f"expected ')' to close the '(' at position {opening.start}, got {_describe(closing)}"
+            message = f"expected ')' to close the '(' at position {opening.start}, got {describe_token(closing)}"
             raise FilterError(message, closing.start)
         self.depth -= 1
         return node
@@ -476,23 +380,25 @@ class _Parser:
     def parse_entity(self) -> Entity:
         token = self.advance()
         if token.kind != "word" or token.text.lower() in _KEYWORDS:
-            message = f"expected a column such as metrics.loss or params.lr, got {_describe(token)}"
+            message = f"expected a column such as metrics.loss or params.lr, got {describe_token(token)}"
             raise FilterError(message, token.start)
         head, dot, rest = token.text.partition(".")
         kind = _KINDS.get(head.lower())
         if not dot and kind is not None:
             raise FilterError(f"expected '.' and a name after {head!r}", token.end)
         if not dot:
-            return _make_entity("attribute", token.text, token.start, False, None, self.vocabulary)
+            return _make_entity("attribute", token.text, token.start, quoted=False, suffix=None,
+                                vocabulary=self.vocabulary)
         if kind is None:
             raise FilterError(f"unknown column type {head!r} (expected metrics, params, tags, ...)", token.start)
         if kind not in self.vocabulary.kinds:
             raise FilterError(f"{self.vocabulary.what} have no {kind}s to filter or sort on", token.start)
         if rest:
-            return _make_entity(kind, rest, token.start + len(head) + 1, False, None, self.vocabulary)
+            return _make_entity(kind, rest, token.start + len(head) + 1, quoted=False, suffix=None,
+                                vocabulary=self.vocabulary)
         return self.parse_quoted_name(kind, token)
 
-    def parse_quoted_name(self, kind: EntityKind, prefix: _Token) -> Entity:
+    def parse_quoted_name(self, kind: EntityKind, prefix: Token) -> Entity:
         name = self.advance()
         if name.start != prefix.end or not (name.kind == "qname" or name.text.startswith('"')):
             raise FilterError(f"expected a name after {prefix.text!r}", prefix.end)
@@ -501,9 +407,9 @@ class _Parser:
         if following.kind == "word" and following.start == name.end and following.text.startswith("."):
             self.advance()
             suffix = (following.text[1:], following.start + 1)
-        return _make_entity(kind, name.value, name.start, True, suffix, self.vocabulary)
+        return _make_entity(kind, name.value, name.start, quoted=True, suffix=suffix, vocabulary=self.vocabulary)
 
-    def parse_operator(self, column: str) -> tuple[str, _Token]:
+    def parse_operator(self, column: str) -> tuple[str, Token]:
         token = self.advance()
         if token.kind == "op":
             return _SYMBOL_OPS[token.text], token
@@ -519,9 +425,9 @@ class _Parser:
                 self.advance()
             self.expect_keyword("null", "IS NOT" if negated else "IS")
             return ("IS NOT NULL" if negated else "IS NULL"), token
-        raise FilterError(f"expected an operator after {column!r}, got {_describe(token)}", token.start)
+        raise FilterError(f"expected an operator after {column!r}, got {describe_token(token)}", token.start)
 
-    def parse_operand(self, op: str, op_token: _Token, rule: _Rule) -> Value:
+    def parse_operand(self, op: str, op_token: Token, rule: _Rule) -> Value:
         if op in _NULL_OPS:
             return None
         if op in _LIST_OPS:
@@ -540,20 +446,21 @@ class _Parser:
             return token.value, token.start
         if token.kind == "end":
             raise FilterError(f"expected a value after {after!r}", token.start)
-        message = f"expected a number or a quoted string after {after!r}, got {_describe(token)}"
+        message = f"expected a number or a quoted string after {after!r}, got {describe_token(token)}"
         raise FilterError(message, token.start)
 
     def parse_list(self, op: str) -> list[tuple[Scalar, int]]:
         opening = self.advance()
         if opening.kind != "(":
-            raise FilterError(f"{op} needs a parenthesized list of values, got {_describe(opening)}", opening.start)
+            raise FilterError(f"{op} needs a parenthesized list of values, got {describe_token(opening)}",
+                              opening.start)
         if self.peek().kind == ")":
             raise FilterError(f"the {op} list must not be empty", self.peek().start)
         values = [self.parse_value(f"{op} (")]
         while (separator := self.advance()).kind == ",":
             values.append(self.parse_value(","))
         if separator.kind != ")":
-            raise FilterError(f"expected ',' or ')' in the {op} list, got {_describe(separator)}", separator.start)
+            raise FilterError(f"expected ',' or ')' in the {op} list, got {describe_token(separator)}", separator.start)
         return values
 
     # order-by
@@ -569,7 +476,7 @@ class _Parser:
             ascending = self.advance().text.lower() == "asc"
         token = self.peek()
         if token.kind != "end":
-            raise FilterError(f"expected ASC, DESC or the end of the clause, got {_describe(token)}", token.start)
+            raise FilterError(f"expected ASC, DESC or the end of the clause, got {describe_token(token)}", token.start)
         return OrderBy(entity, ascending)
 
 

@@ -54,7 +54,7 @@ def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False,
             session.execute(delete(ModelVersionRow).where(ModelVersionRow.id.in_(dead_versions)))
             session.execute(delete(RegisteredModelRow).where(RegisteredModelRow.lifecycle == "deleted"))
             session.execute(delete(RunRow).where(RunRow.lifecycle == "deleted"))
-    freed = _free_blobs(db, blobs, dry_run, progress)
+    freed = _free_blobs(db, blobs, dry_run=dry_run, progress=progress)
     report.blobs, report.bytes_freed = len(freed), sum(size for _, size in freed)
     if not dry_run:
         report.orphan_files = _remove_orphan_files(db, blobs)
@@ -62,7 +62,7 @@ def collect(db: Database, blobs: BlobStore, *, dry_run: bool = False,
     return report
 
 
-def _unreferenced(dry_run: bool) -> Select[str, int]:
+def _unreferenced(*, dry_run: bool) -> Select[str, int]:
     """Blobs nothing refers to. A dry run has purged nothing, so it counts only live references (what
     would remain after the purge); a real run counts every reference, so an object soft-deleted since
     the purge keeps its bytes and can still be restored."""
@@ -76,10 +76,10 @@ def _unreferenced(dry_run: bool) -> Select[str, int]:
     return select(BlobRow.digest, BlobRow.size).where(~artifact, ~file, ~model_file)
 
 
-def _free_blobs(db: Database, blobs: BlobStore, dry_run: bool,
+def _free_blobs(db: Database, blobs: BlobStore, *, dry_run: bool,
                 progress: Progress | None) -> list[tuple[str, int]]:
     with db.session(write=not dry_run) as session:
-        candidates = [(str(d), int(s)) for d, s in session.execute(_unreferenced(dry_run))]
+        candidates = [(str(d), int(s)) for d, s in session.execute(_unreferenced(dry_run=dry_run))]
         if not dry_run and candidates:
             session.execute(delete(BlobRow).where(BlobRow.digest.in_([d for d, _ in candidates])))
     if dry_run:

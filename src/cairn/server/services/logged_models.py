@@ -13,14 +13,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cairn.server.db.models import ArtifactVersionRow, BlobRow, LoggedModelFileRow, LoggedModelRow, RunRow
+from cairn.server.db.models import BlobRow, LoggedModelFileRow, LoggedModelRow, RunRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import artifacts, conventions, events, experiments, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, NotFoundError
+from cairn.server.services.tenancy import in_workspace, referenced
 from cairn.server.services.validation import check_int, check_key
 from cairn.server.storage.blobs import StoredBlob
 from cairn.server.storage.paths import clean_artifact_path
@@ -140,12 +141,7 @@ def manifest_files(manifest: Any) -> dict[str, dict[str, Any]]:
 
 def latest_artifacts(session: Session, run_id: str, base: str) -> dict[str, tuple[str, int]]:
     """The latest version of each of the run's artifacts under ``base/``: path -> (digest, size)."""
-    a = ArtifactVersionRow
-    latest = select(a.path, func.max(a.version).label("v")).where(
-        a.run_id == run_id, a.path.startswith(base + "/", autoescape=True)).group_by(a.path).subquery()
-    query = select(a.path, a.digest, a.size).join(
-        latest, (a.path == latest.c.path) & (a.version == latest.c.v)).where(a.run_id == run_id)
-    return {str(path): (str(digest), int(size)) for path, digest, size in session.execute(query)}
+    return {row.path: (row.digest, row.size) for row in session.scalars(artifacts.latest_versions(run_id, base + "/"))}
 
 
 def list_logged_models(session: Session, ctx: Context, run_id: str) -> list[LoggedModelRow]:
@@ -158,8 +154,9 @@ def list_logged_models(session: Session, ctx: Context, run_id: str) -> list[Logg
 def get_logged_model(session: Session, ctx: Context, model_id: Any, *, field_name: str = "model_id",
                      write: bool = False) -> LoggedModelRow:
     """A logged model of this workspace by id; another workspace's answers like a missing one."""
-    row = session.get(LoggedModelRow, model_id) if isinstance(model_id, str) and _MODEL_ID.match(model_id) else None
-    if row is None or row.workspace_id != ctx.workspace_id:
+    well_formed = isinstance(model_id, str) and _MODEL_ID.match(model_id)
+    row = in_workspace(session, ctx, LoggedModelRow, model_id) if well_formed else None
+    if row is None:
         raise NotFoundError(f"Logged model with ID '{str(model_id)[:80]}' not found", field=field_name)
     if write:
         ctx.authorize("experiment", row.experiment_id)
@@ -188,7 +185,7 @@ def resolve_logged_model(session: Session, ctx: Context, source: str) -> LoggedM
 
 
 def run_of(session: Session, row: LoggedModelRow) -> RunRow | None:
-    return session.get(RunRow, row.run_id) if row.run_id is not None else None
+    return referenced(session, RunRow, row.run_id) if row.run_id is not None else None
 
 
 def experiment_of(session: Session, ctx: Context, row: LoggedModelRow) -> Any:
@@ -245,7 +242,7 @@ def list_files(session: Session, row: LoggedModelRow, prefix: str = "") -> list[
     """Direct children of ``prefix`` among the model's files (paths relative to the model)."""
     prefix = clean_artifact_path(prefix, field="path", allow_empty=True)
     base = f"{prefix}/" if prefix else ""
-    files = (artifacts.ArtifactEntry(path, False, size, 1, digest) for path, (digest, size)
+    files = (artifacts.ArtifactEntry(path, is_dir=False, size=size, version=1, digest=digest) for path, (digest, size)
              in stored_files(session, row).items() if path.startswith(base))
     return artifacts.children(files, base)
 

@@ -225,7 +225,7 @@ def _update_summary(row: SeriesState, batch: SeriesBatch) -> None:
         # inf + -inf is NaN; SQLite keeps NaN as NULL, so a NULL sum with numeric points means NaN
         prior = math.nan if row.sum is None and row.numeric_count else (row.sum or 0.0)
         total = prior + batch_sum
-        row.sum = None if total != total else total
+        row.sum = None if math.isnan(total) else total
         row.numeric_count = (row.numeric_count or 0) + len(numeric)
     row.count = (row.count or 0) + len(values)
     j = _last_point(steps, stamps)

@@ -33,6 +33,7 @@ from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.logged_models import MLFLOW_FLAVOR, NewModel
 from cairn.server.services.registry import VersionView
+from cairn.server.services.tenancy import referenced
 from cairn.server.services.validation import MAX_KEY, check_key, check_text
 from cairn.server.storage.paths import clean_artifact_path
 
@@ -289,7 +290,7 @@ def _folder_model(session: Session, ctx: Context, run: RunRow, path: str) -> Log
 
 def download_uri(session: Session, ctx: Context, version: VersionView) -> str:
     """Where an MLflow client downloads a version's files from: its logged model's files."""
-    logged = session.get(LoggedModelRow, version.row.logged_model_id) if version.row.logged_model_id else None
+    logged = referenced(session, LoggedModelRow, version.row.logged_model_id) if version.row.logged_model_id else None
     if logged is None or logged.workspace_id != ctx.workspace_id:
         return f"models:/{registry.to_mlflow_name(version.registry, version.model.name)}/{version.row.version}"
     return logged_model_uri(session, ctx, logged)

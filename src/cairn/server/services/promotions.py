@@ -22,6 +22,7 @@ from cairn.server.services.errors import (
     PermissionDeniedError,
 )
 from cairn.server.services.registry import VersionView, check_alias
+from cairn.server.services.tenancy import referenced
 from cairn.server.services.validation import MAX_DESCRIPTION, check_text
 
 STATUSES = ("pending", "approved", "rejected", "cancelled")
@@ -96,12 +97,12 @@ def _decide(session: Session, ctx: Context, request_id: int, comment: str) -> Pr
 
 def approve(session: Session, ctx: Context, request_id: int, comment: str = "") -> RequestView:
     row = _decide(session, ctx, request_id, comment)
-    source = session.get(ModelVersionRow, row.source_version_id)
-    model = session.get(RegisteredModelRow, source.model_id) if source is not None else None
+    source = referenced(session, ModelVersionRow, row.source_version_id)
+    model = referenced(session, RegisteredModelRow, source.model_id) if source is not None else None
     if source is None or model is None or source.lifecycle != "active" or model.lifecycle != "active":
         raise InvalidStateError("the version this request would promote has been deleted", field="request_id")
-    source_registry = session.get(RegistryRow, model.registry_id)
-    target_registry = session.get(RegistryRow, row.target_registry_id)
+    source_registry = referenced(session, RegistryRow, model.registry_id)
+    target_registry = referenced(session, RegistryRow, row.target_registry_id)
     assert source_registry is not None
     assert target_registry is not None
     result: VersionView = versions.promote(
@@ -153,14 +154,14 @@ def list_requests(session: Session, ctx: Context, status: str | None = None, lim
 
 
 def _view(session: Session, row: PromotionRequestRow) -> RequestView:
-    source = session.get(ModelVersionRow, row.source_version_id)
+    source = referenced(session, ModelVersionRow, row.source_version_id)
     assert source is not None
-    model = session.get(RegisteredModelRow, source.model_id)
+    model = referenced(session, RegisteredModelRow, source.model_id)
     assert model is not None
-    source_registry = session.get(RegistryRow, model.registry_id)
-    target_registry = session.get(RegistryRow, row.target_registry_id)
+    source_registry = referenced(session, RegistryRow, model.registry_id)
+    target_registry = referenced(session, RegistryRow, row.target_registry_id)
     assert source_registry is not None
     assert target_registry is not None
-    result = session.get(ModelVersionRow, row.result_version_id) if row.result_version_id else None
+    result = referenced(session, ModelVersionRow, row.result_version_id) if row.result_version_id else None
     return RequestView(row, f"{source_registry.name}.{model.name}", source.version, target_registry.name,
                        result.version if result is not None else None)

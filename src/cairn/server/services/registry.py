@@ -27,7 +27,7 @@ from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import events
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
-from cairn.server.services.tags import write_tags
+from cairn.server.services.tags import rename_and_describe, write_tags
 from cairn.server.services.validation import (
     MAX_DESCRIPTION,
     check_text,
@@ -116,7 +116,7 @@ def get_registry(session: Session, ctx: Context, name: str, field_name: str = "r
     return row
 
 
-def create_registry(session: Session, ctx: Context, name: str, description: str = "",
+def create_registry(session: Session, ctx: Context, name: str, description: str = "", *,
                     protected: bool = False) -> RegistryRow:
     if not isinstance(name, str) or not _REGISTRY_NAME.match(name):
         raise InvalidInputError("registry name must be 1-64 lowercase letters, digits, '_' or '-'", field="name")
@@ -205,7 +205,7 @@ def _model_row(session: Session, ctx: Context, full_name: str, *, lock: bool = F
     return row, registry
 
 
-def get_model(session: Session, ctx: Context, full_name: str, include_deleted: bool = False) -> ModelView:
+def get_model(session: Session, ctx: Context, full_name: str, *, include_deleted: bool = False) -> ModelView:
     row, registry = _model_row(session, ctx, full_name, include_deleted=include_deleted)
     return model_views(session, [(row, registry.name)])[0]
 
@@ -299,9 +299,9 @@ def model_views(session: Session, rows: list[tuple[RegisteredModelRow, str]]) ->
 def update_model(session: Session, ctx: Context, full_name: str, *, new_name: str | None = None,
                  description: str | None = None) -> RegisteredModelRow:
     row, registry = _model_row(session, ctx, full_name, write=True)
-    before = {"name": row.name, "description": row.description}
-    if new_name is not None and new_name != row.name:
-        target_registry, target = split_name(new_name, "new_name") if "." in new_name else (registry.name, new_name)
+
+    def claim(name: str) -> str:
+        target_registry, target = split_name(name, "new_name") if "." in name else (registry.name, name)
         check_model_name(target, "new_name")
         if target_registry != registry.name:
             raise InvalidInputError("renaming cannot move a model to another registry; promote it instead",
@@ -310,12 +310,9 @@ def update_model(session: Session, ctx: Context, full_name: str, *, new_name: st
                                                               RegisteredModelRow.name == target)) is not None:
             raise ConflictError(f"model {registry.name}.{target} already exists", field="new_name")
         _check_unambiguous(session, ctx, registry, target)
-        row.name = target
-    if description is not None:
-        row.description = check_text("description", description, MAX_DESCRIPTION)
-    row.updated_at = events.now_ms()
-    events.record(session, ctx, "model.update", "model", row.id, before=before,
-                  after={"name": row.name, "description": row.description})
+        return target
+    rename_and_describe(session, ctx, row, object_type="model", name=new_name, description=description,
+                        claim_name=claim)
     return row
 
 

@@ -38,7 +38,8 @@ from cairn.server.services import accounts, events
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidStateError
 from cairn.server.services.registry import get_registry
-from cairn.server.services.validation import MAX_DESCRIPTION, check_text
+from cairn.server.services.tags import describe_and_set
+from cairn.server.services.validation import check_text
 from cairn.server.services.workspaces import DEFAULT_REGISTRIES, get_workspace
 
 PROTECTED_WORKSPACE = "default"  # the local user's workspace of embedded mode; always there
@@ -92,13 +93,8 @@ def update_registry(session: Session, ctx: Context, name: str, *, description: s
                     protected: bool | None = None) -> RegistryRow:
     row = get_registry(session, ctx, name, "name")
     ctx.authorize("registry", row.id)
-    before = {"description": row.description, "protected": row.protected}
-    if description is not None:
-        row.description = check_text("description", description, MAX_DESCRIPTION)
-    if protected is not None:
-        row.protected = protected
-    events.record(session, ctx, "registry.update", "registry", row.id, before=before,
-                  after={"description": row.description, "protected": row.protected})
+    describe_and_set(session, ctx, row, object_type="registry", object_id=row.id, description=description,
+                     flags={"protected": protected})
     return row
 
 

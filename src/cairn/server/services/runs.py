@@ -27,6 +27,7 @@ from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import conventions, events, experiments, metrics
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.tenancy import REFERENCED, in_workspace, referenced
 from cairn.server.services.validation import (
     MAX_BATCH_ITEMS,
     MAX_BATCH_POINTS,
@@ -195,7 +196,7 @@ def _experiment_for(session: Session, ctx: Context, spec: RunCreate) -> Any:
 def get_run_row(session: Session, ctx: Context, run_id: str, *, field_name: str = "run_id",
                 write: bool = False) -> RunRow:
     """The run; with ``write`` the caller is about to change it and must be allowed to."""
-    row = session.get(RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
+    row = in_workspace(session, ctx, RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
     _check_found(ctx, run_id, None if row is None else row.workspace_id, field_name)
     assert row is not None
     if write:
@@ -254,7 +255,7 @@ def load_views(session: Session, rows: list[RunRow]) -> list[RunView]:
     views = {r.id: RunView(r) for r in rows}
     ids = list(views)
     names = dict(session.execute(select(ExperimentRow.id, ExperimentRow.name).where(
-        ExperimentRow.id.in_({r.experiment_id for r in rows}))).all())
+        ExperimentRow.id.in_({r.experiment_id for r in rows})).execution_options(**REFERENCED)).all())
     for view in views.values():
         view.experiment_name = names.get(view.row.experiment_id, "")
     tags = select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(RunTagRow.run_id.in_(ids))
@@ -406,8 +407,7 @@ def no_author_change(ctx: Context, tags: dict[str, str]) -> dict[str, str]:
 
 def find_run(session: Session, ctx: Context, run_id: Any) -> RunRow | None:
     """The run of this workspace with this id, or None."""
-    row = session.get(RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
-    return row if row is not None and row.workspace_id == ctx.workspace_id else None
+    return in_workspace(session, ctx, RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
 
 
 def _tag_value(field_name: str, value: Any) -> str:
@@ -475,7 +475,7 @@ def _set_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
 
 
 def _touch(session: Session, run_id: str) -> None:
-    row = session.get(RunRow, run_id)
+    row = referenced(session, RunRow, run_id)
     if row is not None:
         row.updated_at = events.now_ms()
 

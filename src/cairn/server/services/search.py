@@ -49,6 +49,7 @@ from cairn.server.services.filters import (
     parse_filter,
     parse_order_by,
 )
+from cairn.server.services.tenancy import in_workspace
 
 MAX_RESULTS = 50_000  # MLflow's own limit for one page of runs
 INDEXED_SCOPE = 5000  # runs in a search's scope from which it reads from the indexes (see above)
@@ -214,7 +215,7 @@ def _ordered(query: Select[Any], order: list[OrderBy], joins: _Joins, *, lead: A
     """``query`` sorted by ``order`` (runs without a value last), then newest first; ``lead`` is the first
     key's column when it is known to have a value (no NULLS LAST, so an index can give the order)."""
     sort = [] if lead is None else [lead.asc() if order[0].ascending else lead.desc()]
-    sort += [_sort_key(column_for(o.entity, joins), o.ascending) for o in order[len(sort):]]
+    sort += [_sort_key(column_for(o.entity, joins), ascending=o.ascending) for o in order[len(sort):]]
     sort += [RunRow.start_time.desc(), RunRow.id]
     return joins.apply(query).order_by(*sort)
 
@@ -251,7 +252,7 @@ def _read_split(session: Session, query: Select[Any], order: list[OrderBy], offs
     return rows + list(session.scalars(rest))
 
 
-def _sort_key(column: Any, ascending: bool) -> Any:
+def _sort_key(column: Any, *, ascending: bool) -> Any:
     return column.asc().nulls_last() if ascending else column.desc().nulls_last()
 
 
@@ -260,8 +261,7 @@ def _experiment_ids(session: Session, ctx: Context, q: RunQuery) -> list[int] | 
         return None
     ids = list(q.experiment_ids)
     for experiment_id in q.experiment_ids:
-        row = session.get(ExperimentRow, experiment_id)
-        if row is None or row.workspace_id != ctx.workspace_id:
+        if in_workspace(session, ctx, ExperimentRow, experiment_id) is None:
             raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_ids")
     for name in q.experiment_names:
         found = session.scalar(select(ExperimentRow.id).where(

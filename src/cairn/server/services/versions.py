@@ -31,6 +31,7 @@ from cairn.server.services.errors import (
 )
 from cairn.server.services.registry import VersionView, check_alias
 from cairn.server.services.tags import write_tags
+from cairn.server.services.tenancy import referenced
 from cairn.server.services.validation import MAX_DESCRIPTION, check_text
 from cairn.server.storage.paths import clean_artifact_path
 
@@ -70,12 +71,13 @@ def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
     }
 
 
-def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,
+# every way a version is made (register, promote, import) passes through here, naming each part
+def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,  # noqa: PLR0913
                  source_version_id: int | None, manifest: dict[str, Any], lineage: dict[str, Any],
                  files: dict[str, tuple[str, int]], description: str, note: str = "",
                  approved: bool = False) -> ModelVersionRow:
     model, reg = registry.ensure_model(session, ctx, full_name)
-    check_approval(session, ctx, reg, approved)
+    check_approval(session, ctx, reg, approved=approved)
     conventions.check_version(session, ctx, reg.protected, run_id, manifest, lineage)
     model.last_version += 1
     now = events.now_ms()
@@ -98,7 +100,7 @@ def finish_version(session: Session, ctx: Context, full_name: str, row: ModelVer
     """Tag the new version and point its aliases at it; its view is made from what was written (only its
     files are read back, in the store's order)."""
     write_tags(session, ModelVersionTagRow, "version_id", row.id, tags)
-    model = session.get(RegisteredModelRow, row.model_id)
+    model = referenced(session, RegisteredModelRow, row.model_id)
     assert model is not None
     for alias in aliases:
         _point_alias(session, ctx, model, row, check_alias(alias), "")
@@ -131,7 +133,7 @@ def _version_number(version: Any) -> int:
     return version
 
 
-def get_version(session: Session, ctx: Context, full_name: str, version: Any,
+def get_version(session: Session, ctx: Context, full_name: str, version: Any, *,
                 include_deleted: bool = False) -> VersionView:
     row, model, reg = _version_row(session, ctx, full_name, version, include_deleted=include_deleted)
     return version_views(session, [row], model, reg.name)[0]
@@ -147,7 +149,8 @@ def get_version_by_alias(session: Session, ctx: Context, full_name: str, alias: 
     return version_views(session, [row], model, reg.name)[0]
 
 
-def list_versions(session: Session, ctx: Context, full_name: str, include_deleted: bool = False) -> list[VersionView]:
+def list_versions(session: Session, ctx: Context, full_name: str, *,
+                  include_deleted: bool = False) -> list[VersionView]:
     model, reg = registry._model_row(session, ctx, full_name)
     query = select(ModelVersionRow).where(ModelVersionRow.model_id == model.id)
     if not include_deleted:
@@ -201,7 +204,8 @@ def set_version_lifecycle(session: Session, ctx: Context, full_name: str, versio
         raise InvalidStateError(f"version {row.version} of {full_name} is already {lifecycle}", field="version")
     if lifecycle == "deleted":
         for alias in session.scalars(select(ModelAliasRow).where(ModelAliasRow.version_id == row.id)):
-            _move(session, ctx, model, alias.alias, row.version, None, "version deleted")
+            _move(session, ctx, model, alias.alias, from_version=row.version, to_version=None,
+                  reason="version deleted")
             session.delete(alias)
     row.lifecycle, row.updated_at = lifecycle, events.now_ms()
     events.record(session, ctx, f"model_version.{'delete' if lifecycle == 'deleted' else 'restore'}",
@@ -247,17 +251,17 @@ def _point_alias(session: Session, ctx: Context, model: RegisteredModelRow, row:
     current = session.get(ModelAliasRow, (model.id, alias))
     previous = None
     if current is not None:
-        old = session.get(ModelVersionRow, current.version_id)
+        old = referenced(session, ModelVersionRow, current.version_id)
         previous = old.version if old is not None else None
         if current.version_id == row.id:
             return
         current.version_id, current.updated_at = row.id, events.now_ms()
     else:
         session.add(ModelAliasRow(model_id=model.id, alias=alias, version_id=row.id, updated_at=events.now_ms()))
-    _move(session, ctx, model, alias, previous, row.version, reason)
+    _move(session, ctx, model, alias, from_version=previous, to_version=row.version, reason=reason)
 
 
-def _move(session: Session, ctx: Context, model: RegisteredModelRow, alias: str, from_version: int | None,
+def _move(session: Session, ctx: Context, model: RegisteredModelRow, alias: str, *, from_version: int | None,
           to_version: int | None, reason: str) -> None:
     session.add(AliasMoveRow(model_id=model.id, alias=alias, from_version=from_version, to_version=to_version,
                              actor=ctx.actor, reason=check_text("reason", reason, MAX_DESCRIPTION),
@@ -272,9 +276,10 @@ def delete_alias(session: Session, ctx: Context, full_name: str, alias: str) -> 
     current = session.get(ModelAliasRow, (model.id, alias))
     if current is None:
         raise NotFoundError(f"model {full_name} has no alias {alias!r}", field="alias")
-    old = session.get(ModelVersionRow, current.version_id)
+    old = referenced(session, ModelVersionRow, current.version_id)
     session.delete(current)
-    _move(session, ctx, model, alias, old.version if old else None, None, "alias deleted")
+    _move(session, ctx, model, alias, from_version=old.version if old else None, to_version=None,
+          reason="alias deleted")
 
 
 def alias_history(session: Session, ctx: Context, full_name: str, alias: str) -> list[AliasMoveRow]:
@@ -299,7 +304,7 @@ def rollback_alias(session: Session, ctx: Context, full_name: str, alias: str) -
 
 # promotion ---------------------------------------------------------------------------------------------
 
-def check_approval(session: Session, ctx: Context, target: RegistryRow, approved: bool) -> None:
+def check_approval(session: Session, ctx: Context, target: RegistryRow, *, approved: bool) -> None:
     """New versions in a protected registry of a workspace that requires approval come only from an
     approved promotion request."""
     if not target.protected or approved:
@@ -320,7 +325,7 @@ def promote(session: Session, ctx: Context, full_name: str, version: Any, to: st
     if target_registry == reg.name:
         raise InvalidInputError(f"cannot promote within registry {reg.name!r}; choose another registry",
                                 field="to")
-    check_approval(session, ctx, registry.get_registry(session, ctx, target_registry, "to"), approved)
+    check_approval(session, ctx, registry.get_registry(session, ctx, target_registry, "to"), approved=approved)
     for alias in aliases or []:
         check_alias(alias)
     target_full = f"{target_registry}.{target_name}"

@@ -28,6 +28,7 @@ from cairn.server.services import accounts, events
 from cairn.server.services.accounts import Identity
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
+from cairn.server.services.tags import describe_and_set
 from cairn.server.services.validation import MAX_DESCRIPTION, check_text
 
 _WORKSPACE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -55,7 +56,7 @@ def get_workspace(session: Session, name: Any) -> WorkspaceRow:
     return row
 
 
-def create_workspace(session: Session, actor: str, name: str, description: str = "",
+def create_workspace(session: Session, actor: str, name: str, description: str = "", *,
                      require_approval: bool = False, client_addr: str = "") -> WorkspaceRow:
     if not isinstance(name, str) or not _WORKSPACE_NAME.match(name):
         raise InvalidInputError("workspace name must be 1-64 lowercase letters, digits, '_' or '-'", field="name")
@@ -79,13 +80,8 @@ def update_workspace(session: Session, ctx: Context, *, description: str | None 
                      require_approval: bool | None = None) -> WorkspaceRow:
     row = session.get(WorkspaceRow, ctx.workspace_id)
     assert row is not None
-    before = {"description": row.description, "require_approval": row.require_approval}
-    if description is not None:
-        row.description = check_text("description", description, MAX_DESCRIPTION)
-    if require_approval is not None:
-        row.require_approval = require_approval
-    events.record(session, ctx, "workspace.update", "workspace", row.name, before=before,
-                  after={"description": row.description, "require_approval": row.require_approval})
+    describe_and_set(session, ctx, row, object_type="workspace", object_id=row.name, description=description,
+                     flags={"require_approval": require_approval})
     return row
 
 

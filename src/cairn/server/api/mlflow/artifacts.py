@@ -11,8 +11,9 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, call, call_async, read_body
+from cairn.server.api.common import JSON, read_body
 from cairn.server.api.mlflow.protocol import ARTIFACTS_PREFIX, artifacts_router, mlflow_routes, run_id_of, text
 from cairn.server.api.mlflow.shapes import default_experiment_id, file_out
 from cairn.server.services import artifacts as artifact_svc
@@ -39,7 +40,7 @@ async def list_artifacts(request: Request, access: Access, body: dict[str, Any])
         run = runs.get_run_row(session, ctx, run_id)
         default = default_experiment_id(session, ctx)
         return svc.artifact_uri(run, experiment="0" if run.experiment_id == default else None), entries
-    root, entries = await call_async(request, access, False, listing)
+    root, entries = await tx.read_async(request, access, listing)
     return JSON({"root_uri": root, "files": [file_out(e) for e in entries]})
 
 
@@ -64,7 +65,7 @@ def _dot_tail(path: str) -> str:
 @artifacts_router.get(ARTIFACTS_PREFIX + "/artifacts")
 def list_proxy_artifacts(request: Request, path: str = "", access: Access = requires("artifact.read")) -> Any:
     """The direct children of ``<experiment id>/<run id>/artifacts/<path>`` (or of a logged model's folder)."""
-    return JSON({"files": call(request, access, False, _listing, path)})
+    return JSON({"files": tx.read(request, access, _listing, path)})
 
 
 @artifacts_router.get(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
@@ -78,7 +79,7 @@ async def download_proxy_artifact(artifact_path: str, request: Request,
         assert location.run is not None
         row = artifact_svc.get_version(session, ctx, location.run.id, location.path, None)
         return row.digest, row.size, str(row.version)
-    digest, size, version = await call_async(request, access, False, find)
+    digest, size, version = await tx.read_async(request, access, find)
     chunks = await run_in_threadpool(request.app.state.blobs.open, digest)
     return StreamingResponse(chunks, media_type="application/octet-stream",
                              headers={"Content-Length": str(size), "X-Cairn-Version": version})
@@ -86,15 +87,15 @@ async def download_proxy_artifact(artifact_path: str, request: Request,
 
 async def _store(request: Request, access: Access, artifact_path: str) -> None:
     """Uploads land in Cairn's versioned store: a second upload of a run's path is its next version."""
-    location = await call_async(request, access, False, lambda s, c: svc.locate(s, c, artifact_path, write=True))
+    location = await tx.read_async(request, access, lambda s, c: svc.locate(s, c, artifact_path, write=True))
     if not location.path:
         raise InvalidInputError("name a file below the artifact root", field="path")
     blob: StoredBlob = await request.app.state.blobs.put_stream(request.stream())
     if location.model is not None:
-        await call_async(request, access, True, logged_models.put_file, location.model.id, location.path, blob)
+        await tx.write_async(request, access, logged_models.put_file, location.model.id, location.path, blob)
     else:
         assert location.run is not None
-        await call_async(request, access, True, artifact_svc.record_version, location.run.id, location.path, blob)
+        await tx.write_async(request, access, artifact_svc.record_version, location.run.id, location.path, blob)
 
 
 @artifacts_router.put(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
@@ -106,7 +107,7 @@ async def upload_proxy_artifact(artifact_path: str, request: Request,
 
 @artifacts_router.delete(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
 def delete_proxy_artifact(artifact_path: str, request: Request, access: Access = requires("artifact.write")) -> Any:
-    call(request, access, False, lambda s, c: svc.locate(s, c, artifact_path, write=True))
+    tx.read(request, access, lambda s, c: svc.locate(s, c, artifact_path, write=True))
     raise InvalidInputError("Cairn keeps every version of every artifact; they are removed with their run",
                             field="path")
 
@@ -131,7 +132,7 @@ async def upload_artifact(request: Request, run_uuid: str = "", path: str = "",
         run = runs.get_run_row(session, ctx, run_uuid, write=True)
         artifact_svc.record_version(session, ctx, run.id, path, blob)
     blob: StoredBlob = await run_in_threadpool(request.app.state.blobs.put_bytes, data)
-    await call_async(request, access, True, store)
+    await tx.write_async(request, access, store)
     return JSON({})
 
 
@@ -150,7 +151,7 @@ async def get_artifact(request: Request, path: str = "", run_uuid: str = "", run
     wanted = run_uuid or run_id
     if not wanted or not path:
         raise InvalidInputError("Request must specify run_uuid and path.", field="run_uuid" if not wanted else "path")
-    row = await call_async(request, access, False, artifact_svc.get_version, wanted, path, None)
+    row = await tx.read_async(request, access, artifact_svc.get_version, wanted, path, None)
     return await run_in_threadpool(_stream, request, row.digest, row.size, path)
 
 
@@ -163,5 +164,5 @@ async def get_logged_model_file(model_id: str, request: Request, artifact_file_p
         if not artifact_file_path:
             raise InvalidInputError("Request must specify artifact_file_path.", field="artifact_file_path")
         return logged_models.file_digest(session, row, artifact_file_path)
-    digest, size = await call_async(request, access, False, find)
+    digest, size = await tx.read_async(request, access, find)
     return await run_in_threadpool(_stream, request, digest, size, artifact_file_path)

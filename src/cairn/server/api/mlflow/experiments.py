@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import Request
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
-from cairn.server.api.common import JSON, call_async
+from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text, view_of
 from cairn.server.api.mlflow.shapes import experiment_out, paged
 from cairn.server.services import catalog, experiments
@@ -19,8 +20,8 @@ from cairn.server.services.search import VIEW_TYPES
 async def create_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, tags = text(body, "name"), pairs(body, "tags")
     location = svc.artifact_location(text(body, "artifact_location", required=False, default=""))
-    row = await call_async(request, access, True, experiments.create_experiment, name, "", tags,
-                           artifact_location=location)
+    row = await tx.write_async(request, access, experiments.create_experiment, name, "", tags,
+                               artifact_location=location)
     return JSON({"experiment_id": svc.experiment_key(row)})
 
 
@@ -32,7 +33,9 @@ def _experiment(session: Any, ctx: Any, experiment_id: Any) -> dict[str, Any]:
 @mlflow_routes("GET", "/experiments/get", "experiment.read")
 async def get_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
     experiment_id = text(body, "experiment_id")
-    out = await call_async(request, access, str(experiment_id) == "0", _experiment, experiment_id)
+    # the default experiment "0" is made on first read, so reading it may write
+    transaction = tx.write_async if str(experiment_id) == "0" else tx.read_async
+    out = await transaction(request, access, _experiment, experiment_id)
     return JSON({"experiment": out})
 
 
@@ -43,7 +46,7 @@ async def get_experiment_by_name(request: Request, access: Access, body: dict[st
     def get(session: Any, ctx: Any) -> Any:
         row = experiments.get_experiment_by_name(session, ctx, name)
         return experiment_out(experiments.read_experiment(session, ctx, row))
-    return JSON({"experiment": await call_async(request, access, False, get)})
+    return JSON({"experiment": await tx.read_async(request, access, get)})
 
 
 @mlflow_routes("POST", "/experiments/search", "experiment.read")
@@ -52,13 +55,13 @@ async def search_experiments(request: Request, access: Access, body: dict[str, A
     listing = catalog.Listing(text(body, "filter", required=False), tuple(string_list(body, "order_by")),
                               page_size(body, 1000, 50_000), text(body, "page_token", required=False))
     lifecycles = VIEW_TYPES[view_of(body, "view_type")]
-    if not await call_async(request, access, False, svc.has_default_experiment):
-        await call_async(request, access, True, svc.ensure_default_experiment)
+    if not await tx.read_async(request, access, svc.has_default_experiment):
+        await tx.write_async(request, access, svc.ensure_default_experiment)
 
     def found(session: Any, ctx: Any) -> Any:
         page = catalog.search_experiments(session, ctx, listing, lifecycles)
         return [experiment_out(v) for v in page.items], page.next_page_token
-    return JSON(paged("experiments", *await call_async(request, access, False, found)))
+    return JSON(paged("experiments", *await tx.read_async(request, access, found)))
 
 
 @mlflow_routes("POST", "/experiments/update", "experiment.write")
@@ -67,7 +70,7 @@ async def update_experiment(request: Request, access: Access, body: dict[str, An
 
     def update(session: Any, ctx: Any) -> None:
         experiments.update_experiment(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, name=new_name)
-    await call_async(request, access, True, update)
+    await tx.write_async(request, access, update)
     return JSON({})
 
 
@@ -76,7 +79,7 @@ async def _experiment_lifecycle(request: Request, access: Access, body: dict[str
 
     def change(session: Any, ctx: Any) -> None:
         experiments.set_lifecycle(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, lifecycle)
-    await call_async(request, access, True, change)
+    await tx.write_async(request, access, change)
     return JSON({})
 
 
@@ -97,7 +100,7 @@ async def set_experiment_tag(request: Request, access: Access, body: dict[str, A
     def set_tag(session: Any, ctx: Any) -> None:
         row = svc.experiment_for(session, ctx, experiment_id)
         experiments.set_experiment_tags(session, ctx, row.id, {key: value or ""})
-    await call_async(request, access, True, set_tag)
+    await tx.write_async(request, access, set_tag)
     return JSON({})
 
 
@@ -107,5 +110,5 @@ async def delete_experiment_tag(request: Request, access: Access, body: dict[str
 
     def delete(session: Any, ctx: Any) -> None:
         experiments.delete_experiment_tag(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, key)
-    await call_async(request, access, True, delete)
+    await tx.write_async(request, access, delete)
     return JSON({})

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import Request
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
-from cairn.server.api.common import JSON, call_async
+from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
 from cairn.server.api.mlflow.shapes import file_out, logged_model_out, paged
 from cairn.server.services import catalog, logged_models
@@ -28,7 +29,7 @@ async def create_logged_model(request: Request, access: Access, body: dict[str, 
             model_type=text(body, "model_type", required=False, default=""), tags=pairs(body, "tags"),
             params=pairs(body, "params"))
         return logged_model_out(session, ctx, row)
-    return JSON({"model": await call_async(request, access, True, create)})
+    return JSON({"model": await tx.write_async(request, access, create)})
 
 
 def _out(session: Any, ctx: Any, model_id: str) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def _out(session: Any, ctx: Any, model_id: str) -> dict[str, Any]:
 
 @mlflow_routes("GET", "/logged-models/{model_id}", "run.read")
 async def get_logged_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    return JSON({"model": await call_async(request, access, False, _out, _model_id(request))})
+    return JSON({"model": await tx.read_async(request, access, _out, _model_id(request))})
 
 
 @mlflow_routes("PATCH", "/logged-models/{model_id}", "run.write")
@@ -46,12 +47,12 @@ async def finalize_logged_model(request: Request, access: Access, body: dict[str
 
     def finalize(session: Any, ctx: Any) -> Any:
         return logged_model_out(session, ctx, svc.finalize_logged_model(session, ctx, _model_id(request), status))
-    return JSON({"model": await call_async(request, access, True, finalize)})
+    return JSON({"model": await tx.write_async(request, access, finalize)})
 
 
 @mlflow_routes("DELETE", "/logged-models/{model_id}", "run.delete")
 async def delete_logged_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, svc.delete_logged_model, _model_id(request))
+    await tx.write_async(request, access, svc.delete_logged_model, _model_id(request))
     return JSON({})
 
 
@@ -99,25 +100,25 @@ async def search_logged_models(request: Request, access: Access, body: dict[str,
         experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]
         page = catalog.search_logged_models(session, ctx, experiment_ids, listing, datasets)
         return [logged_model_out(session, ctx, row) for row in page.items], page.next_page_token
-    return JSON(paged("models", *await call_async(request, access, False, found)))
+    return JSON(paged("models", *await tx.read_async(request, access, found)))
 
 
 @mlflow_routes("PATCH", "/logged-models/{model_id}/tags", "run.write")
 async def set_logged_model_tags(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, svc.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
+    await tx.write_async(request, access, svc.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
     return JSON({})
 
 
 @mlflow_routes("DELETE", "/logged-models/{model_id}/tags/{tag_key}", "run.write")
 async def delete_logged_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     key = str(request.path_params.get("tag_key", ""))
-    await call_async(request, access, True, svc.delete_logged_model_tag, _model_id(request), key)
+    await tx.write_async(request, access, svc.delete_logged_model_tag, _model_id(request), key)
     return JSON({})
 
 
 @mlflow_routes("POST", "/logged-models/{model_id}/params", "run.write")
 async def log_logged_model_params(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, svc.log_logged_model_params, _model_id(request), pairs(body, "params"))
+    await tx.write_async(request, access, svc.log_logged_model_params, _model_id(request), pairs(body, "params"))
     return JSON({})
 
 
@@ -128,5 +129,5 @@ async def list_logged_model_artifacts(request: Request, access: Access, body: di
     def listing(session: Any, ctx: Any) -> Any:
         row = logged_models.get_logged_model(session, ctx, _model_id(request))
         return [file_out(e) for e in logged_models.list_files(session, row, sub)]
-    return JSON({"root_uri": "", "files": await call_async(request, access, False, listing)})
+    return JSON({"root_uri": "", "files": await tx.read_async(request, access, listing)})
 

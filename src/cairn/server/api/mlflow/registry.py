@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import Request
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
-from cairn.server.api.common import JSON, call_async
+from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
 from cairn.server.api.mlflow.shapes import model_out, paged, version_out
 from cairn.server.services import catalog, versions
@@ -43,14 +44,14 @@ async def create_registered_model(request: Request, access: Access, body: dict[s
         full_name = _name(session, ctx, body)
         registry_svc.create_model(session, ctx, full_name, description, tags)
         return _model_view(session, ctx, full_name)
-    return JSON({"registered_model": await call_async(request, access, True, create)})
+    return JSON({"registered_model": await tx.write_async(request, access, create)})
 
 
 @mlflow_routes("GET", "/registered-models/get", "model.read")
 async def get_registered_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
     def get(session: Any, ctx: Any) -> Any:
         return _model_view(session, ctx, _name(session, ctx, body))
-    return JSON({"registered_model": await call_async(request, access, False, get)})
+    return JSON({"registered_model": await tx.read_async(request, access, get)})
 
 
 @mlflow_routes("POST", "/registered-models/rename", "model.write")
@@ -61,7 +62,7 @@ async def rename_registered_model(request: Request, access: Access, body: dict[s
         full_name, new_full = _name(session, ctx, body), _name(session, ctx, body, "new_name")
         registry_svc.update_model(session, ctx, full_name, new_name=new_full)
         return _model_view(session, ctx, new_full)
-    return JSON({"registered_model": await call_async(request, access, True, rename)})
+    return JSON({"registered_model": await tx.write_async(request, access, rename)})
 
 
 @mlflow_routes("PATCH", "/registered-models/update", "model.write")
@@ -72,14 +73,14 @@ async def update_registered_model(request: Request, access: Access, body: dict[s
         full_name = _name(session, ctx, body)
         registry_svc.update_model(session, ctx, full_name, description=description)
         return _model_view(session, ctx, full_name)
-    return JSON({"registered_model": await call_async(request, access, True, update)})
+    return JSON({"registered_model": await tx.write_async(request, access, update)})
 
 
 @mlflow_routes("DELETE", "/registered-models/delete", "model.manage")
 async def delete_registered_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
     def delete(session: Any, ctx: Any) -> None:
         registry_svc.set_model_lifecycle(session, ctx, _name(session, ctx, body), "deleted")
-    await call_async(request, access, True, delete)
+    await tx.write_async(request, access, delete)
     return JSON({})
 
 
@@ -95,7 +96,7 @@ async def search_registered_models(request: Request, access: Access, body: dict[
             latest = svc.latest_versions(session, ctx, f"{view.registry}.{view.row.name}", [])
             out.append(model_out(view, [version_out(v) for v in latest]))
         return out, page.next_page_token
-    return JSON(paged("registered_models", *await call_async(request, access, False, found)))
+    return JSON(paged("registered_models", *await tx.read_async(request, access, found)))
 
 
 @mlflow_routes("POST", "/registered-models/set-tag", "model.write")
@@ -104,7 +105,7 @@ async def set_registered_model_tag(request: Request, access: Access, body: dict[
 
     def set_tag(session: Any, ctx: Any) -> None:
         registry_svc.set_model_tags(session, ctx, _name(session, ctx, body), tags)
-    await call_async(request, access, True, set_tag)
+    await tx.write_async(request, access, set_tag)
     return JSON({})
 
 
@@ -114,7 +115,7 @@ async def delete_registered_model_tag(request: Request, access: Access, body: di
 
     def delete(session: Any, ctx: Any) -> None:
         registry_svc.delete_model_tag(session, ctx, _name(session, ctx, body), key)
-    await call_async(request, access, True, delete)
+    await tx.write_async(request, access, delete)
     return JSON({})
 
 
@@ -124,7 +125,7 @@ async def set_alias(request: Request, access: Access, body: dict[str, Any]) -> A
 
     def point(session: Any, ctx: Any) -> None:
         versions.set_alias(session, ctx, _name(session, ctx, body), alias, version)
-    await call_async(request, access, True, point)
+    await tx.write_async(request, access, point)
     return JSON({})
 
 
@@ -134,7 +135,7 @@ async def delete_alias(request: Request, access: Access, body: dict[str, Any]) -
 
     def delete(session: Any, ctx: Any) -> None:
         versions.delete_alias(session, ctx, _name(session, ctx, body), alias)
-    await call_async(request, access, True, delete)
+    await tx.write_async(request, access, delete)
     return JSON({})
 
 
@@ -144,7 +145,7 @@ async def get_alias(request: Request, access: Access, body: dict[str, Any]) -> A
 
     def get(session: Any, ctx: Any) -> Any:
         return version_out(versions.get_version_by_alias(session, ctx, _name(session, ctx, body), alias))
-    return JSON({"model_version": await call_async(request, access, False, get)})
+    return JSON({"model_version": await tx.read_async(request, access, get)})
 
 
 async def _latest(request: Request, access: Access, body: dict[str, Any]) -> Any:
@@ -153,7 +154,7 @@ async def _latest(request: Request, access: Access, body: dict[str, Any]) -> Any
 
     def latest(session: Any, ctx: Any) -> list[Any]:
         return [version_out(v) for v in svc.latest_versions(session, ctx, _name(session, ctx, body), stages)]
-    return JSON({"model_versions": await call_async(request, access, False, latest)})
+    return JSON({"model_versions": await tx.read_async(request, access, latest)})
 
 
 @mlflow_routes("POST", "/registered-models/get-latest-versions", "model.read")
@@ -178,7 +179,7 @@ async def create_model_version(request: Request, access: Access, body: dict[str,
         view = svc.create_version(session, ctx, _name(session, ctx, body), source=source, run_id=run_id,
                                   model_id=model_id, tags=tags, description=description)
         return version_out(view)
-    return JSON({"model_version": await call_async(request, access, True, create)})
+    return JSON({"model_version": await tx.write_async(request, access, create)})
 
 
 def _version_call(body: dict[str, Any], fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -191,20 +192,20 @@ def _version_call(body: dict[str, Any], fn: Any, *args: Any, **kwargs: Any) -> A
 
 @mlflow_routes("GET", "/model-versions/get", "model.read")
 async def get_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    view = await call_async(request, access, False, _version_call(body, versions.get_version))
+    view = await tx.read_async(request, access, _version_call(body, versions.get_version))
     return JSON({"model_version": version_out(view)})
 
 
 @mlflow_routes("PATCH", "/model-versions/update", "model.write")
 async def update_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
     description = text(body, "description", required=False, default="")
-    view = await call_async(request, access, True, _version_call(body, versions.update_version, description))
+    view = await tx.write_async(request, access, _version_call(body, versions.update_version, description))
     return JSON({"model_version": version_out(view)})
 
 
 @mlflow_routes("DELETE", "/model-versions/delete", "model.manage")
 async def delete_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, _version_call(body, versions.set_version_lifecycle, "deleted"))
+    await tx.write_async(request, access, _version_call(body, versions.set_version_lifecycle, "deleted"))
     return JSON({})
 
 
@@ -217,19 +218,19 @@ async def search_model_versions(request: Request, access: Access, body: dict[str
     def found(session: Any, ctx: Any) -> Any:
         page = catalog.search_versions(session, ctx, listing)
         return [version_out(v) for v in page.items], page.next_page_token
-    return JSON(paged("model_versions", *await call_async(request, access, False, found)))
+    return JSON(paged("model_versions", *await tx.read_async(request, access, found)))
 
 
 @mlflow_routes("POST", "/model-versions/set-tag", "model.write")
 async def set_model_version_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     tags = {text(body, "key"): text(body, "value", required=False, default="")}
-    await call_async(request, access, True, _version_call(body, versions.set_version_tags, tags))
+    await tx.write_async(request, access, _version_call(body, versions.set_version_tags, tags))
     return JSON({})
 
 
 @mlflow_routes("DELETE", "/model-versions/delete-tag", "model.write")
 async def delete_model_version_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, _version_call(body, versions.delete_version_tag, text(body, "key")))
+    await tx.write_async(request, access, _version_call(body, versions.delete_version_tag, text(body, "key")))
     return JSON({})
 
 
@@ -237,7 +238,7 @@ async def delete_model_version_tag(request: Request, access: Access, body: dict[
 async def get_download_uri(request: Request, access: Access, body: dict[str, Any]) -> Any:
     def uri(session: Any, ctx: Any, full_name: str, version: str) -> str:
         return svc.download_uri(session, ctx, versions.get_version(session, ctx, full_name, version))
-    return JSON({"artifact_uri": await call_async(request, access, False, _version_call(body, uri))})
+    return JSON({"artifact_uri": await tx.read_async(request, access, _version_call(body, uri))})
 
 
 @mlflow_routes("POST", "/model-versions/transition-stage", "model.manage")
@@ -248,6 +249,6 @@ async def transition_stage(request: Request, access: Access, body: dict[str, Any
     archive = body.get("archive_existing_versions", False)
     if not isinstance(archive, bool) and archive not in ("true", "false"):
         raise InvalidInputError("archive_existing_versions must be true or false", field="archive_existing_versions")
-    view = await call_async(request, access, True, _version_call(body, svc.transition_stage, stage,
-                                                                 archive_existing=archive in (True, "true")))
+    view = await tx.write_async(request, access, _version_call(body, svc.transition_stage, stage,
+                                                               archive_existing=archive in (True, "true")))
     return JSON({"model_version": version_out(view)})

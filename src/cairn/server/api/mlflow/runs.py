@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import Request
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
-from cairn.server.api.common import JSON, call_async, call_small_write
+from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import (
     integer,
     invalid,
@@ -42,7 +43,7 @@ async def create_run(request: Request, access: Access, body: dict[str, Any]) -> 
                               parent_run_id=parent.id if parent is not None else None)
         row = runs.create_run(session, ctx, spec)
         return runs_out(session, ctx, [runs.read_run(session, ctx, row.id)])[0]
-    return JSON({"run": await call_async(request, access, True, create)})
+    return JSON({"run": await tx.write_async(request, access, create)})
 
 
 def _run(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def _run(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
 
 @mlflow_routes("GET", "/runs/get", "run.read")
 async def get_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    return JSON({"run": await call_async(request, access, False, _run, run_id_of(body))})
+    return JSON({"run": await tx.read_async(request, access, _run, run_id_of(body))})
 
 
 @mlflow_routes("POST", "/runs/update", "run.write")
@@ -65,18 +66,18 @@ async def update_run(request: Request, access: Access, body: dict[str, Any]) -> 
         if name is not None:
             runs.set_tags(session, ctx, run_id, {"mlflow.runName": name})
         return run_info(row, default_experiment_id(session, ctx))
-    return JSON({"run_info": await call_async(request, access, True, update)})
+    return JSON({"run_info": await tx.write_async(request, access, update)})
 
 
 @mlflow_routes("POST", "/runs/delete", "run.delete")
 async def delete_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, runs.set_run_lifecycle, run_id_of(body), "deleted")
+    await tx.write_async(request, access, runs.set_run_lifecycle, run_id_of(body), "deleted")
     return JSON({})
 
 
 @mlflow_routes("POST", "/runs/restore", "run.delete")
 async def restore_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await call_async(request, access, True, runs.set_run_lifecycle, run_id_of(body), "active")
+    await tx.write_async(request, access, runs.set_run_lifecycle, run_id_of(body), "active")
     return JSON({})
 
 
@@ -139,13 +140,13 @@ def metric_batches(raw: Any) -> tuple[list[dict[str, Any]], list[svc.ModelMetric
 async def _log(request: Request, access: Access, run_id: str, batch: dict[str, Any],
                for_models: list[svc.ModelMetric] | None = None) -> Any:
     if not for_models:
-        await call_small_write(request, access, runs.log_batch, run_id, batch, limits=MLFLOW_BATCH)
+        await tx.write_small(request, access, runs.log_batch, run_id, batch, limits=MLFLOW_BATCH)
         return JSON({})
 
     def log(session: Any, ctx: Any) -> None:  # the run's points and the models' in one transaction
         runs.log_batch(session, ctx, run_id, batch, limits=MLFLOW_BATCH)
         svc.log_model_metrics(session, ctx, run_id, for_models)
-    await call_async(request, access, True, log)
+    await tx.write_async(request, access, log)
     return JSON({})
 
 
@@ -183,14 +184,14 @@ async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any
         if key == "mlflow.runName":
             runs.update_run(session, ctx, run_id, name=value)
         runs.set_tags(session, ctx, run_id, {key: value})
-    await call_async(request, access, True, set_one)
+    await tx.write_async(request, access, set_one)
     return JSON({})
 
 
 @mlflow_routes("POST", "/runs/delete-tag", "run.write")
 async def delete_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     run_id = run_id_of(body)
-    await call_async(request, access, True, runs.delete_tag, run_id, text(body, "key"))
+    await tx.write_async(request, access, runs.delete_tag, run_id, text(body, "key"))
     return JSON({})
 
 
@@ -222,7 +223,7 @@ async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> 
                              uri=text(dataset, "source", required=False, default=""),
                              digest=text(dataset, "digest", required=False, default=""),
                              role=tags.get("mlflow.data.context", ""), details=details)
-    await call_async(request, access, True, log)
+    await tx.write_async(request, access, log)
     return JSON({})
 
 
@@ -241,7 +242,7 @@ def _model_refs(raw: Any, name: str) -> list[tuple[str, int]]:
 async def log_outputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow 3 records the logged models a run produced, at a step."""
     run_id, outputs = run_id_of(body), _model_refs(body.get("models") or [], "models")
-    await call_async(request, access, True, svc.link_models, run_id, outputs, "output")
+    await tx.write_async(request, access, svc.link_models, run_id, outputs, "output")
     return JSON({})
 
 
@@ -249,7 +250,7 @@ async def log_outputs(request: Request, access: Access, body: dict[str, Any]) ->
 async def log_model_json(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow 2 clients report a logged model's MLmodel here; the files are already among the run's artifacts
     and are registered from there."""
-    await call_async(request, access, False, runs.get_run_row, run_id_of(body))
+    await tx.read_async(request, access, runs.get_run_row, run_id_of(body))
     return JSON({})
 
 
@@ -266,7 +267,7 @@ async def search_runs(request: Request, access: Access, body: dict[str, Any]) ->
                                 text(body, "page_token", required=False), view)
         page = search.search_runs(session, ctx, query)
         return {"runs": runs_out(session, ctx, page.runs), "next_page_token": page.next_page_token}
-    out = await call_async(request, access, False, found)
+    out = await tx.read_async(request, access, found)
     if not out["next_page_token"]:
         del out["next_page_token"]
     return JSON(out)
@@ -290,7 +291,7 @@ async def get_metric_history(request: Request, access: Access, body: dict[str, A
             if exc.field == "run_id":
                 raise
             return []  # MLflow answers a metric a run never logged with an empty history
-    points = await call_async(request, access, False, read)
+    points = await tx.read_async(request, access, read)
     mark = fingerprint(["history", run_id, key])
     offset = decode_token(text(body, "page_token", required=False), mark)
     out: dict[str, Any] = {"metrics": points_out(key, points[offset:offset + limit] if limit else points)}
@@ -344,7 +345,7 @@ async def _bulk(request: Request, access: Access, body: dict[str, Any], *, sampl
                 continue  # the run has no such metric
             out.extend(points_out(key, points if sampled else points[:limit], run_id))
         return out
-    return JSON({"metrics": await call_async(request, access, False, read)})
+    return JSON({"metrics": await tx.read_async(request, access, read)})
 
 
 @mlflow_routes("GET", "/metrics/get-history-bulk-interval", "run.read")
@@ -375,4 +376,4 @@ async def search_datasets(request: Request, access: Access, body: dict[str, Any]
         default = default_experiment_id(session, ctx)
         return [{"experiment_id": "0" if e == default else str(e), "name": n, "digest": d, "context": c}
                 for e, n, d, c in runs.distinct_datasets(session, ctx, experiment_ids)]
-    return JSON({"dataset_summaries": await call_async(request, access, False, found)})
+    return JSON({"dataset_summaries": await tx.read_async(request, access, found)})
