@@ -52,6 +52,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if process.poll() is not None:
             raise RuntimeError((root / "server.log").read_text()[-3000:])
     else:
+        process.terminate()  # with its workers, not left running after the test gave up on it
+        process.wait(30)
         raise RuntimeError("mlflow server did not start in 90 s")
     try:
         fill(url, root)
