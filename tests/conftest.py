@@ -257,6 +257,7 @@ class LiveServer:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
+        self.stop()  # not left running (and loading the machine) after the test gave up on it
         raise RuntimeError("server did not become healthy in 30 s")
 
     def kill(self) -> None:

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 import cairn
+from cairn.client._ids import stored_run_id
 from tests.conftest import LiveServer, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -51,6 +52,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if process.poll() is not None:
             raise RuntimeError((root / "server.log").read_text()[-3000:])
     else:
+        process.terminate()  # with its workers, not left running after the test gave up on it
+        process.wait(30)
         raise RuntimeError("mlflow server did not start in 90 s")
     try:
         fill(url, root)
@@ -109,11 +112,13 @@ def test_import_everything_and_again(mlflow_server: str, store_uri: str, tmp_pat
         experiment = client.get_experiment_by_name("churn")
         assert experiment is not None
         for mlflow_run in source.search_runs([source.get_experiment_by_name("churn").experiment_id]):
-            run = client.get_run(mlflow_run.info.run_id)
+            run = client.get_run(cairn_id(mlflow_run.info.run_id))
+            assert run.tags["cairn.import.run_id"] == mlflow_run.info.run_id
             assert (run.name, run.status, run.start_time, run.end_time) == (
                 mlflow_run.info.run_name, mlflow_run.info.status, mlflow_run.info.start_time, mlflow_run.info.end_time)
             assert run.params == mlflow_run.data.params
-            assert run.parent_run_id == mlflow_run.data.tags.get("mlflow.parentRunId")
+            parent = mlflow_run.data.tags.get("mlflow.parentRunId")
+            assert run.parent_run_id == (cairn_id(parent) if parent else None)
             for key in mlflow_run.data.metrics:
                 theirs = [(m.step, m.timestamp, m.value) for m in source.get_metric_history(mlflow_run.info.run_id, key)]
                 ours = [(p.step, p.timestamp, p.value) for p in client.get_metric_history(run.id, key)]
@@ -121,11 +126,11 @@ def test_import_everything_and_again(mlflow_server: str, store_uri: str, tmp_pat
                 for (s1, t1, v1), (s2, t2, v2) in zip(sorted(ours), sorted(theirs), strict=True):
                     assert (s1, t1) == (s2, t2) and (v1 == v2 or (math.isnan(v1) and math.isnan(v2)))
         sweep = next(r for r in source.search_runs([experiment_id_of(source)]) if r.info.run_name == "sweep")
-        ours = client.get_run(sweep.info.run_id)
+        ours = client.get_run(cairn_id(sweep.info.run_id))
         assert [d.name for d in ours.datasets] == ["churn-train"]
-        assert any(a.path == "reports" for a in client.list_artifacts(sweep.info.run_id))
+        assert any(a.path == "reports" for a in client.list_artifacts(cairn_id(sweep.info.run_id)))
         version = client.get_model_version_by_alias("dev.churn-model", "champion")
-        assert version.version == 1 and version.run_id == sweep.info.run_id
+        assert version.version == 1 and version.run_id == cairn_id(sweep.info.run_id)
         assert client.get_registered_model("dev.churn-model").description == "predicts churn"
         downloaded = client.download_model("models:/dev.churn-model@champion", tmp_path / "model")
         assert (Path(downloaded) / "MLmodel").exists()
@@ -141,16 +146,21 @@ def test_import_everything_and_again(mlflow_server: str, store_uri: str, tmp_pat
         assert len(client.list_model_versions("dev.churn-model")) == 1
         # an interrupted run resumes without duplicating points
         child = next(r for r in source.search_runs([experiment_id_of(source)]) if r.info.run_name == "lr=0.1")
-        client.delete_tag(child.info.run_id, "cairn.import.done")
+        client.delete_tag(cairn_id(child.info.run_id), "cairn.import.done")
         resumed = json.loads(cli("import", "mlflow", "--from", mlflow_server, "--json", env=env).stdout)
         assert resumed["runs_imported"] == 1
-        assert len(client.get_metric_history(child.info.run_id, "loss")) == 1500
+        assert len(client.get_metric_history(cairn_id(child.info.run_id), "loss")) == 1500
         human = cli("import", "mlflow", "--from", mlflow_server, "-e", "churn", env=env)
         assert human.returncode == 0 and "runs: 0 imported" in human.stdout
         missing = cli("import", "mlflow", "--from", mlflow_server, "-e", "nope", env=env)
         assert missing.returncode == 1 and "no active experiment named nope" in missing.stderr
     finally:
         target.stop()
+
+
+def cairn_id(mlflow_run_id: str) -> str:
+    """The id an imported run is stored under in the workspace ``default`` (run ids are per workspace)."""
+    return stored_run_id("default", mlflow_run_id)
 
 
 def experiment_id_of(source: MlflowClient) -> str:
@@ -172,8 +182,8 @@ def test_import_from_a_local_sqlite_store(tmp_path: Path, sdk_env: Path) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["metric_points"] == 20
     client = cairn.Client()
-    assert [p.value for p in client.get_metric_history(run.info.run_id, "loss")][:2] == [1.0, 0.5]
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["weights.bin"]
+    assert [p.value for p in client.get_metric_history(cairn_id(run.info.run_id), "loss")][:2] == [1.0, 0.5]
+    assert [a.path for a in client.list_artifacts(cairn_id(run.info.run_id))] == ["weights.bin"]
 
 
 def test_clear_errors_for_a_wrong_source(tmp_path: Path, sdk_env: Path) -> None:

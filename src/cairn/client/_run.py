@@ -44,6 +44,7 @@ from cairn.client._client import (
 from cairn.client._config import Config
 from cairn.client._conventions import Compliance, compliance_of, developer, filled_tags, warn_once
 from cairn.client._errors import APIError, CairnError, ConflictError, RateLimitedError, ServerError, TransportError
+from cairn.client._ids import TAG_LEN, follow, new_run_id, note_created, workspace_tag
 from cairn.client._registry import LoggedModel
 from cairn.client._sender import Op, RetryableError, Sender
 from cairn.client._source import source_tags, user
@@ -62,19 +63,24 @@ def _op(method: str, path: str, body: Any = None, run_id: str | None = None, **k
 
 def make_send(transport: Transport) -> Any:
     """Turn the transport's errors into the Sender's: retry what may succeed later, drop the rest."""
+    renamed: dict[str, str] = {}  # ids of runs the server stored under another id than the one proposed
+
     def send(op: Op) -> None:
+        op = follow(op, renamed)
         headers = {"Idempotency-Key": op.idempotency_key}
         if op.body is not None:
             headers["Content-Type"] = "application/json"
         try:
             if op.file is not None:
                 with open(op.file, "rb") as handle:
-                    transport.request(op.method, op.path, content=handle.read(), params=list(op.params),
-                                      headers=headers)
+                    answer = transport.request(op.method, op.path, content=handle.read(), params=list(op.params),
+                                               headers=headers)
             else:
-                transport.request(op.method, op.path, content=op.body, params=list(op.params), headers=headers)
+                answer = transport.request(op.method, op.path, content=op.body, params=list(op.params),
+                                           headers=headers)
         except (TransportError, ServerError, RateLimitedError) as exc:
             raise RetryableError(str(exc)) from exc
+        note_created(op, answer, renamed)
     return send
 
 
@@ -408,7 +414,8 @@ def start_run(experiment: str | int | None = None, *, name: str | None = None, t
     if capture_source:
         who = developer(shared_transport(config), config.tracking_uri, config.token) if not config.offline else None
         all_tags.update(filled_tags(user_tags, who))
-    proposed = keyed_run_id(config.workspace, experiment, run_key) if run_key is not None else uuid.uuid4().hex
+    workspace = config.workspace
+    proposed = keyed_run_id(workspace, experiment, run_key) if run_key is not None else new_run_id(workspace)
     run = ActiveRun(config, proposed, name, experiment)
     body: dict[str, Any] = {"run_id": run.id, "name": name, "tags": all_tags, "parent_run_id": parent_run_id,
                             "start_time": int(time.time() * 1000), "user": user()}
@@ -427,7 +434,7 @@ def keyed_run_id(workspace: str, experiment: str | int | None, run_key: str) -> 
     made while the server is away (spooled) come together when they are synced. The server keeps the
     run that first took the key; a process online uses the id it answers."""
     material = "\x00".join(("cairn-run-key", workspace, repr(experiment), run_key)).encode()
-    return hashlib.sha256(material).hexdigest()[:32]
+    return workspace_tag(workspace) + hashlib.sha256(material).hexdigest()[: 32 - TAG_LEN]
 
 
 def _resume(config: Config, run_id: str, experiment: str | int | None, tags: dict[str, str], *,

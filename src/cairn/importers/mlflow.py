@@ -2,7 +2,8 @@
 server (or a local ``mlruns`` folder or database) into Cairn, through Cairn's client.
 
 Safe to run again and to resume after an interruption:
-- runs keep their MLflow ids, and creating a run that exists returns it;
+- a run is stored under an id of the workspace derived from its MLflow id (the same on every attempt;
+  MLflow's id itself for runs imported before ids were per workspace), and creating it again returns it;
 - metric chunks are sent with idempotency keys, so a chunk is stored once;
 - an artifact whose path already holds the same bytes is not uploaded again;
 - a finished run is tagged ``cairn.import.done`` and skipped next time;
@@ -23,9 +24,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cairn.client._client import Client, upload_file
 from cairn.client._errors import CairnError, ConflictError, NotFoundError
+from cairn.client._ids import stored_run_id
 
 DONE_TAG = "cairn.import.done"
 SOURCE_TAG = "cairn.import.source"
+RUN_TAG = "cairn.import.run_id"  # the MLflow run id, as runs are stored under ids of their workspace
 VERSION_TAG = "mlflow.import.version"
 HOLDER_EXPERIMENT = "mlflow-import"
 METRIC_CHUNK = 10_000
@@ -142,35 +145,43 @@ class MlflowImporter:
         tags = {k: v for k, v in run.data.tags.items() if k != "mlflow.parentRunId"}
         parent = run.data.tags.get("mlflow.parentRunId")
         body = {"run_id": info.run_id, "experiment_id": experiment_id, "name": info.run_name or None,
-                "tags": {**tags, SOURCE_TAG: self.source_label}, "start_time": info.start_time,
-                "user": info.user_id or None, "parent_run_id": parent if parent and self._exists(parent) else None}
+                "tags": {**tags, SOURCE_TAG: self.source_label, RUN_TAG: info.run_id}, "start_time": info.start_time,
+                "user": info.user_id or None, "parent_run_id": self._target_id(parent) if parent else None}
         try:
             created = t.request("POST", "/api/v1/runs", json=body)
         except ConflictError:
-            why = "its id is taken in Cairn (another workspace or experiment)"
-            self.summary.runs_skipped.append((info.run_id, why))
+            self.summary.runs_skipped.append((info.run_id, "its id is taken in Cairn by another experiment"))
             return
+        run_id = created["run_id"]
         if created.get("tags", {}).get(DONE_TAG) == "1":
             self.summary.runs_skipped.append((info.run_id, "imported before"))
             return
         if created.get("status") != "RUNNING":
-            self.dst.update_run(info.run_id, status="RUNNING")  # an interrupted import: resume it
+            self.dst.update_run(run_id, status="RUNNING")  # an interrupted import: resume it
         params = list(run.data.params.items())
         for start in range(0, len(params), PARAM_CHUNK):
-            self.dst.log_batch(info.run_id, params=dict(params[start:start + PARAM_CHUNK]))
+            self.dst.log_batch(run_id, params=dict(params[start:start + PARAM_CHUNK]))
         for key in run.data.metrics:
-            self._metric(info.run_id, key)
+            self._metric(info.run_id, run_id, key)
         for item in run.inputs.dataset_inputs if run.inputs else []:
             context = next((tag.value for tag in item.tags if tag.key == "mlflow.data.context"), "")
-            t.request("POST", f"/api/v1/runs/{info.run_id}/datasets", json={
+            t.request("POST", f"/api/v1/runs/{run_id}/datasets", json={
                 "name": item.dataset.name, "uri": item.dataset.source or "", "digest": item.dataset.digest or "",
                 "role": context})
-        self._artifacts(info.run_id)
+        self._artifacts(info.run_id, run_id)
         status = info.status if info.status in ("FINISHED", "FAILED", "KILLED") else "KILLED"
-        t.request("PATCH", f"/api/v1/runs/{info.run_id}", json={"status": status, **(
+        t.request("PATCH", f"/api/v1/runs/{run_id}", json={"status": status, **(
             {"end_time": info.end_time} if info.end_time else {})})
-        self.dst.set_tag(info.run_id, DONE_TAG, "1")
+        self.dst.set_tag(run_id, DONE_TAG, "1")
         self.summary.runs_imported += 1
+
+    def _target_id(self, mlflow_run_id: str) -> str | None:
+        """The Cairn id of an imported MLflow run, or None if it was not imported."""
+        workspace = self.dst.config.workspace
+        for run_id in (mlflow_run_id, stored_run_id(workspace, mlflow_run_id)):
+            if self._exists(run_id):
+                return run_id
+        return None
 
     def _exists(self, run_id: str) -> bool:
         try:
@@ -179,8 +190,8 @@ class MlflowImporter:
             return False
         return True
 
-    def _metric(self, run_id: str, key: str) -> None:
-        history = self.src.get_metric_history(run_id, key)
+    def _metric(self, source_id: str, run_id: str, key: str) -> None:
+        history = self.src.get_metric_history(source_id, key)
         for index, start in enumerate(range(0, len(history), METRIC_CHUNK)):
             chunk = history[start:start + METRIC_CHUNK]
             series = {"key": key, "steps": [m.step for m in chunk], "timestamps": [m.timestamp for m in chunk],
@@ -189,12 +200,12 @@ class MlflowImporter:
                                 headers={"Idempotency-Key": f"mlflow-import:{run_id}:{_digest(key)}:{index}"})
             self.summary.metric_points += len(chunk)
 
-    def _artifacts(self, run_id: str) -> None:
+    def _artifacts(self, source_id: str, run_id: str) -> None:
         existing = {a.path: a.digest for a in self._walk_target(run_id, "")}
         with tempfile.TemporaryDirectory() as tmp:
-            for path in self._walk_source(run_id, None):
+            for path in self._walk_source(source_id, None):
                 local = Path(self.mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=self.source_uri))
+                    run_id=source_id, artifact_path=path, dst_path=tmp, tracking_uri=self.source_uri))
                 digest = f"sha256:{hashlib.sha256(local.read_bytes()).hexdigest()}"
                 if existing.get(path) == digest:
                     self.summary.artifacts_unchanged += 1
@@ -266,8 +277,9 @@ class MlflowImporter:
                     return known.version
         except NotFoundError:
             pass
-        holder = not (version.run_id and self._exists(version.run_id))
-        run_id = self._holder(label) if holder else version.run_id
+        imported = self._target_id(version.run_id) if version.run_id else None
+        holder = imported is None
+        run_id = self._holder(label) if imported is None else imported
         logged_name = f"mlflow-{_safe(model.name)}-v{version.version}"
         folder = f"models/{logged_name}"
         known = self.dst._t.request("GET", f"/api/v1/runs/{run_id}/logged-models")["models"]
@@ -314,10 +326,10 @@ class MlflowImporter:
         """A run to hold a version whose MLflow run was not imported (or is gone); the same run on every
         attempt, so reruns leave nothing behind."""
         run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.source_label}#{label}").hex
-        self.dst._t.request("POST", "/api/v1/runs", json={
+        created = self.dst._t.request("POST", "/api/v1/runs", json={
             "run_id": run_id, "experiment_name": HOLDER_EXPERIMENT, "name": f"model {label}",
             "tags": {SOURCE_TAG: self.source_label}})
-        return run_id
+        return str(created["run_id"])
 
 
 def target_name(name: str, registries: set[str]) -> str:

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 
+from cairn.server.services.run_ids import workspace_tag
 from tests.conftest import AuthWorld
 
 
@@ -57,7 +58,7 @@ def test_bad_keys_are_refused_and_create_nothing(api: httpx.Client) -> None:
 
 
 def test_the_proposed_id_is_used_unless_another_run_holds_it(api: httpx.Client) -> None:
-    proposed = uuid.uuid4().hex
+    proposed = workspace_tag("default") + uuid.uuid4().hex[:20]  # an id of the workspace, as the SDK makes them
     first = keyed(api, "k", run_id=proposed).json()
     assert first["run_id"] == proposed
     taken = keyed(api, "k2", run_id=proposed)  # another key, the same proposal: a fresh id

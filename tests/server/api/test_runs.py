@@ -33,7 +33,7 @@ def test_client_chosen_run_id_is_idempotent(api: httpx.Client) -> None:
     first = api.post("/api/v1/runs", json={"run_id": run_id, "experiment_name": "e"})
     second = api.post("/api/v1/runs", json={"run_id": run_id, "experiment_name": "e"})
     assert first.status_code == second.status_code == 201
-    assert second.json()["run_id"] == run_id
+    assert second.json()["run_id"] == first.json()["run_id"]  # stored under the workspace's id for it
     other = api.post("/api/v1/runs", json={"run_id": run_id, "experiment_name": "other"})
     assert other.status_code == 409
 

@@ -44,6 +44,19 @@ def test_blobs_live_under_the_prefix_by_digest(store: S3BlobStore, tmp_path: Pat
     assert not store.exists(blob.digest) and store.blobs() == set()
 
 
+def test_stored_again_is_written_again(store: S3BlobStore) -> None:
+    """Deduplication after the write, as the local store: bytes already in the bucket are sent again (here a
+    blob damaged behind the store's back is whole again), so an upload's duration says nothing about what
+    others stored."""
+    blob = store.put_bytes(b"shared secret bytes")
+    key = store.key_for(blob.digest)
+    for put in (lambda: store.put_bytes(b"shared secret bytes"),
+                lambda: asyncio.run(store.put_stream(chunks(b"shared secret ", b"bytes")))):
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=b"damaged")
+        assert put() == blob
+        assert store.read_bytes(blob.digest) == b"shared secret bytes"
+
+
 @pytest.mark.parametrize("digest", ["sha256:../../etc", "md5:abc", "sha256:" + "G" * 64])
 def test_non_digests_name_no_key(store: S3BlobStore, digest: str) -> None:
     with pytest.raises(ValueError, match="digest"):

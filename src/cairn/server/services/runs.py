@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from cairn.server.db.models import (
     RunTagRow,
 )
 from cairn.server.db.upsert import insert_ignore
-from cairn.server.services import conventions, events, experiments, metrics
+from cairn.server.services import conventions, events, experiments, metrics, run_ids
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
 from cairn.server.services.tenancy import REFERENCED, in_workspace, referenced
@@ -82,8 +81,9 @@ def generated_name() -> str:
 
 
 def create_run(session: Session, ctx: Context, spec: RunCreate) -> RunRow:
-    """Create a run. A client may choose the id (so offline runs can be replayed); creating the same
-    id again in the same experiment returns the existing run, which makes retries safe. With a
+    """Create a run. A client may propose the id (so offline runs can be replayed; see :mod:`run_ids` for
+    the id it is stored under); the same id again in the same experiment returns the existing run, which
+    makes retries safe. With a
     ``run_key``, the run with that key in the experiment is returned if there is one (see
     :func:`_join_keyed`), else it is created carrying the key."""
     return _create_run(session, ctx, spec)[0]
@@ -109,11 +109,10 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
         found = _run_by_key(session, experiment.id, key)
         if found is not None:
             return _join_keyed(session, ctx, found), experiment, False
-    run_id = check_run_id("run_id", spec.run_id) if spec.run_id is not None else uuid.uuid4().hex
-    existing = db_series.run_state(session, run_id) if spec.run_id is not None else None  # a fresh id is free
+    run_id, existing = _proposed_run(session, ctx, spec.run_id)
     if existing is not None:
         if key is not None:  # with a key the id is only a proposal: another run holds it, so take a fresh one
-            run_id = uuid.uuid4().hex
+            run_id = run_ids.new_run_id(ctx.workspace)
         elif existing.workspace_id == ctx.workspace_id and existing.experiment_id == experiment.id:
             return get_run_row(session, ctx, run_id), experiment, False
         else:
@@ -134,6 +133,19 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
                   after={"experiment_id": experiment.id, "name": values["name"], "tags": tags,
                          **({"run_key": key} if key is not None else {})})
     return RunRow(**values), experiment, True
+
+
+def _proposed_run(session: Session, ctx: Context, proposed: str | None) -> tuple[str, db_series.RunState | None]:
+    """The id a new run takes, and the run holding it. A proposal naming a run of the caller's workspace means
+    it (a retry); any other maps into the workspace's ids, so other workspaces never change the answer."""
+    if proposed is None:
+        return run_ids.new_run_id(ctx.workspace), None  # a fresh id is free
+    proposed = check_run_id("run_id", proposed)
+    state = db_series.run_state(session, proposed)
+    if state is not None and state.workspace_id == ctx.workspace_id:
+        return proposed, state
+    run_id = run_ids.stored_run_id(ctx.workspace, proposed)
+    return run_id, (state if run_id == proposed else db_series.run_state(session, run_id))
 
 
 def _new_run_values(session: Session, ctx: Context, spec: RunCreate, run_id: str, experiment_id: int,

@@ -116,7 +116,7 @@ class S3BlobStore:
 
     # the BlobStore protocol -------------------------------------------------------------------------
     async def put_stream(self, chunks: AsyncIterator[bytes]) -> StoredBlob:
-        """Spool the body to a temp file while hashing it, then send it to its key (if not there yet)."""
+        """Spool the body to a temp file while hashing it, then send it to its key (see _send_file)."""
         writer = BlobWriter(self._spool_dir())
         try:
             await run_in_threadpool(writer.write, await fill(writer, chunks))
@@ -142,16 +142,16 @@ class S3BlobStore:
         return spool
 
     def _send_file(self, path: Path, digest: str, size: int) -> StoredBlob:
-        if not self.exists(digest):
-            self.client.upload_file(str(path), self.bucket, self.key_for(digest), Config=_transfer_config())
+        """Written whether or not the blob exists (deduplication after the write): an upload takes as long
+        whatever another workspace stored (docs/security.md)."""
+        self.client.upload_file(str(path), self.bucket, self.key_for(digest), Config=_transfer_config())
         return StoredBlob(digest, size)
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         import hashlib
 
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        if not self.exists(digest):
-            self.client.put_object(Bucket=self.bucket, Key=self.key_for(digest), Body=data)
+        self.client.put_object(Bucket=self.bucket, Key=self.key_for(digest), Body=data)  # as _send_file
         return StoredBlob(digest, len(data))
 
     def open(self, digest: str) -> Iterator[bytes]:
@@ -266,11 +266,11 @@ class S3BlobStore:
         return f"sha256:{hasher.hexdigest()}"
 
     def adopt(self, upload_id: str, digest: str, size: int) -> StoredBlob:
-        """Make a checked upload the blob ``digest`` (unless that blob exists already), then drop the upload."""
+        """Make a checked upload the blob ``digest`` (copied over it if it exists: see _send_file), then drop
+        the upload."""
         key = self.upload_key(upload_id)
-        if not self.exists(digest):
-            self.client.copy({"Bucket": self.bucket, "Key": key}, self.bucket, self.key_for(digest),
-                             Config=_transfer_config())
+        self.client.copy({"Bucket": self.bucket, "Key": key}, self.bucket, self.key_for(digest),
+                         Config=_transfer_config())
         self.client.delete_object(Bucket=self.bucket, Key=key)
         return StoredBlob(digest, size)
 
