@@ -1,4 +1,4 @@
-"""Migration 0011 (conventions) goes down and up again on both databases, keeping the runs it touches."""
+"""Migration 0010 (conventions) goes down and up again on both databases, keeping the runs it touches."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_conventions_migration_downgrades_and_upgrades(store_uri: str) -> None:
                           "lifecycle, updated_at, compliant) SELECT 'r1', 1, id, 'r', 'RUNNING', 0, 'u', 'active', "
                           "0, true FROM experiments WHERE name = 'e'"))
     with engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), "0010")
+        command.downgrade(_alembic_config(conn), "0009")
     with engine.connect() as conn:
         assert "compliant" not in {c["name"] for c in inspect(conn).get_columns("runs")}
         assert not inspect(conn).has_table("conventions")

@@ -386,7 +386,7 @@ def test_history_is_in_step_then_logging_order(app: Any, api: httpx.Client, run_
     assert history(api, run_id, "flat", start_step=4) == []
 
 
-def test_migration_0010_keeps_every_point(app: Any, api: httpx.Client, run_id: str) -> None:
+def test_migration_0009_keeps_every_point(app: Any, api: httpx.Client, run_id: str) -> None:
     """Its upgrade packs PostgreSQL's points and its downgrade unpacks them: the history reads the same
     before, in between (from metric_points) and after, on both stores."""
     pts = messy_points(random.Random(4), 6_000)

@@ -1,7 +1,7 @@
 """conventions a workspace (or one experiment) requires, and each run's compliance flag
 
-Revision ID: 0011
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02 15:30:00.000000
 
 ``conventions`` holds one row per workspace (``experiment_id`` 0) and per experiment that overrides it.
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0011'
-down_revision: str | None = '0010'
+revision: str = '0010'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
