@@ -59,9 +59,10 @@ class ASGIBridge:
 
         url = request.url
         port = url.port or (443 if url.scheme == "https" else 80)
-        status, headers, body = self._call(request.method, url.raw_path.decode("ascii"), list(request.headers.raw),
-                                           request.read(), (url.scheme, url.host, port))
-        return httpx.Response(status, headers=headers, content=body)
+        headers = [(name.lower(), value) for name, value in request.headers.raw]  # ASGI wants lower-case names
+        status, answer, body = self._call(request.method, url.raw_path.decode("ascii"), headers, request.read(),
+                                          (url.scheme, url.host, port))
+        return httpx.Response(status, headers=answer, content=body)
 
     def _call(self, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes,
               server: tuple[str, str, int]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

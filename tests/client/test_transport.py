@@ -348,3 +348,16 @@ def test_a_connection_in_use_when_the_transport_closes_is_not_kept(server: str) 
     worker.join(5)
     assert answers and answers[0]["ok"] is True
     assert transport._pool._idle == []  # closed: its connection was closed, not put back
+
+
+def test_credentials_in_the_url_go_as_http_basic_and_never_into_messages(server: str) -> None:
+    import base64
+
+    with_user = server.replace("http://", "http://ci:p%40ss@")
+    transport = Transport(with_user, workspace="default")
+    assert transport.request("GET", "/api/v1/runs/r1")["ok"] is True
+    assert Handler.seen[-1]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"ci:p@ss").decode()
+    with pytest.raises(NotFoundError) as caught:
+        transport.request("GET", "/api/v1/runs/missing")
+    assert "p%40ss" not in str(caught.value) and "p@ss" not in str(caught.value)
+    transport.close()

@@ -8,12 +8,13 @@ target and give the same answer, so everything above them has one path.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import orjson
 
@@ -45,16 +46,19 @@ class Transport:
     def __init__(self, base_url: str, *, workspace: str, token: str | None = None,
                  handler: Handler | None = None, timeout: float = 60.0) -> None:
         self.headers = {"User-Agent": f"cairn-python/{__version__}", WORKSPACE_HEADER: workspace}
+        url = urlsplit(base_url)
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
+        elif url.username:  # http://user:password@host: HTTP Basic, as browsers and curl read such a URL
+            secret = f"{unquote(url.username)}:{unquote(url.password or '')}".encode()
+            self.headers["Authorization"] = "Basic " + base64.b64encode(secret).decode("ascii")
         self.base_url = base_url
         self.workspace = workspace
-        url = urlsplit(base_url)
         self._prefix = url.path.rstrip("/")
         self._handler = handler
         self._pool: Pool | None = None
         if handler is None:
-            if url.scheme not in ("http", "https") or not url.hostname or url.query or url.username:
+            if url.scheme not in ("http", "https") or not url.hostname or url.query:
                 raise ValueError(f"not a server URL: {base_url!r} (http(s)://host[:port][/path])")
             self._pool = Pool(url.scheme, url.hostname, url.port or (443 if url.scheme == "https" else 80), timeout)
         self.direct_uploads: bool | None = None  # False once the server said its store takes no direct uploads
