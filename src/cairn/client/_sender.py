@@ -39,7 +39,7 @@ and moves through this state machine::
 Any other exception from ``send`` is a permanent failure: logged at WARNING on the "cairn"
 logger, recorded in ``errors``, the op is dropped and delivery goes on.  A refused buffer that
 carried several parts (metrics, params, tags, the end) is sent again one part per request, the
-end as the run update ``PATCH /api/v1/runs/<id>`` (``_spool.split_batch``), so a bad param does
+end as the run update ``PATCH /api/v1/runs/<id>`` (``_ops.split_batch``), so a bad param does
 not cost the metrics logged beside it, nor the run its end, and a server too old for an end in a
 batch still gets it.  A replayed spool (here and in ``cairn sync``) splits a refused buffer the
 same way.
