@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
+from cairn.client._http import Answer
 from cairn.client._run import make_probe, make_send
 from cairn.client._sender import Op, RetryableError, Sender
 from cairn.client._spool import SpoolLockedError, list_spool, replay_spool_file
@@ -384,21 +384,21 @@ def test_a_server_that_knows_no_end_in_a_batch_still_gets_the_runs_end(tmp_path:
     """An older server answers 400 to a batch with status/end_time: the run must not stay RUNNING."""
     stored: dict[str, Any] = {"metrics": 0, "updates": []}
 
-    def older_server(request: httpx.Request) -> httpx.Response:
-        body = orjson.loads(request.content or b"{}")
-        if request.method == "POST" and request.url.path == "/api/v1/runs/r1/batch":
+    def older_server(method: str, target: str, headers: dict[str, str], content: bytes) -> Answer:
+        body = orjson.loads(content or b"{}")
+        if method == "POST" and target == "/api/v1/runs/r1/batch":
             unknown = set(body) - {"metrics", "params", "tags"}
             if unknown:
-                return httpx.Response(400, json={"error_code": "INVALID_PARAMETER_VALUE",
-                                                 "message": f"unknown field(s) {sorted(unknown)}"})
+                return 400, {}, orjson.dumps({"error_code": "INVALID_PARAMETER_VALUE",
+                                              "message": f"unknown field(s) {sorted(unknown)}"})
             stored["metrics"] += sum(len(m["values"]) for m in body.get("metrics", []))
-            return httpx.Response(200, json={})
-        if request.method == "PATCH" and request.url.path == "/api/v1/runs/r1":
+            return 200, {}, b"{}"
+        if method == "PATCH" and target == "/api/v1/runs/r1":
             stored["updates"].append(body)
-            return httpx.Response(200, json={"id": "r1", **body})
-        return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"})
+            return 200, {}, orjson.dumps({"id": "r1", **body})
+        return 404, {}, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"}'
 
-    transport = Transport("http://old.test", workspace="ml", transport=httpx.MockTransport(older_server))
+    transport = Transport("http://old.test", workspace="ml", handler=older_server)
     s = Sender(make_send(transport), make_probe(transport), spool_dir=tmp_path / "spool", target="http://old.test",
                workspace="ml", flush_interval=30)
     try:

@@ -1,5 +1,5 @@
-"""The SDK transport's direct path: plain requests over kept-alive http.client connections, the rest
-through httpx; both answer the same and fail the same way."""
+"""The SDK transport: requests over kept-alive http.client connections (the SDK's one HTTP stack), or to
+an in-process handler; both answer the same and fail the same way."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import pytest
 
 import cairn
 from cairn.client._errors import NotFoundError, ServerError, TransportError
-from cairn.client._transport import Transport, _Direct
+from cairn.client._http import Answer
+from cairn.client._transport import Transport
 from tests.conftest import LiveServer
 
 
@@ -87,7 +88,7 @@ def server() -> Iterator[str]:
 
 def test_plain_requests_share_one_kept_alive_connection(server: str) -> None:
     transport = Transport(server + "/w/team", workspace="team", token="secret")
-    assert transport._direct is not None
+    assert transport._pool is not None
     assert transport.request("POST", "/api/v1/runs/r1/batch", json={"metrics": []}) == {
         "ok": True, "path": "/w/team/api/v1/runs/r1/batch"}
     assert transport.request("GET", "/api/v1/runs/r1") is not None
@@ -116,14 +117,17 @@ def test_a_connection_the_server_closed_is_replaced(server: str) -> None:
     transport.close()
 
 
-def test_errors_are_the_same_as_through_httpx(server: str) -> None:
-    direct = Transport(server, workspace="default")
-    through_httpx = Transport(server, workspace="default")
-    through_httpx._direct = None
-    for transport in (direct, through_httpx):
+def test_errors_are_the_same_in_process_and_over_http(server: str) -> None:
+    def in_process(method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+        if target.endswith("/missing"):
+            return 404, {}, b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such run"}'
+        return 500, {}, b"<html>oops</html>"
+
+    over_http = Transport(server, workspace="default")
+    for transport in (over_http, Transport("http://embedded", workspace="default", handler=in_process)):
         with pytest.raises(NotFoundError, match="no such run"):
             transport.request("GET", "/api/v1/runs/missing")
-        with pytest.raises(ServerError):
+        with pytest.raises(ServerError, match="oops"):
             transport.request("POST", "/api/v1/runs/broken", json={})
         transport.close()
     down = Transport(f"http://127.0.0.1:{_closed_port(int(server.rsplit(':', 1)[1]))}", workspace="default")
@@ -142,16 +146,71 @@ def _closed_port(avoid: int) -> int:
     return port
 
 
-def test_query_strings_odd_paths_and_proxies_go_through_httpx(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_query_strings_and_odd_paths_are_encoded(server: str) -> None:
     transport = Transport(server, workspace="default")
-    transport.request("GET", "/api/v1/runs/r1/params/history", params={"key": "lr"})
+    transport.request("GET", "/api/v1/runs/r1/params/history", params={"key": "lr/a b"})
     transport.request("GET", "/api/v1/models/my model/versions")
+    transport.request("GET", "/api/v1/models/100%/caf%C3%A9")
     assert [seen["path"] for seen in Handler.seen] == [
-        "/api/v1/runs/r1/params/history?key=lr", "/api/v1/models/my%20model/versions"]
+        "/api/v1/runs/r1/params/history?key=lr%2Fa%20b", "/api/v1/models/my%20model/versions",
+        "/api/v1/models/100%25/caf%C3%A9"]
     transport.close()
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
-    assert Transport(server, workspace="default")._direct is None
-    assert Transport("http://embedded", workspace="default", transport=object())._direct is None  # type: ignore[arg-type]
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain-http proxy: takes the absolute URL as the target and relays the request."""
+
+    protocol_version = "HTTP/1.1"
+    targets: list[str] = []
+
+    def _relay(self) -> None:
+        _ForwardProxy.targets.append(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        url = self.path.removeprefix("http://")
+        host, _, rest = url.partition("/")
+        conn = http.client.HTTPConnection(host, timeout=5)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-authorization", "connection")}
+        conn.request(self.command, "/" + rest, body=body, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        conn.close()
+        self.send_response(answer.status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._relay()
+
+    def do_POST(self) -> None:
+        self._relay()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host(
+        server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _ForwardProxy.targets = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        transport = Transport(server, workspace="default")
+        assert transport.request("POST", "/api/v1/runs/r1/batch", json={"a": 1})["ok"] is True
+        assert _ForwardProxy.targets == [f"{server}/api/v1/runs/r1/batch"]
+        assert json.loads(Handler.seen[-1]["body"]) == {"a": 1}
+        transport.close()
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        transport = Transport(server, workspace="default")
+        assert transport.request("GET", "/api/v1/runs/r2")["ok"] is True
+        assert len(_ForwardProxy.targets) == 1  # straight to the server
+        transport.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
 
 
 def test_log_metric_against_a_server(live_server: LiveServer, sdk_env: Path) -> None:
@@ -188,7 +247,7 @@ class _IPv6Server(ThreadingHTTPServer):
 def test_an_ipv6_address_without_brackets_or_port_confusion(server: str) -> None:
     for uri, port in (("http://[::1]", 80), ("https://[::1]/w/team", 443), ("http://example.test", 80),
                       ("https://example.test", 443), ("http://[::1]:8080", 8080)):
-        direct = _Direct.open(uri, {}, 1.0)
+        direct = Transport(uri, workspace="default")._pool
         assert direct is not None
         conn = direct._connect()  # http.client read "::1" with no port as host "::" and port 1
         assert (direct.port, conn.port, conn.host) == (port, port, "::1" if "::1" in uri else "example.test")
@@ -201,7 +260,7 @@ def test_an_ipv6_address_without_brackets_or_port_confusion(server: str) -> None
     try:
         port = httpd.server_address[1]
         transport = Transport(f"http://[::1]:{port}", workspace="default")
-        assert transport._direct is not None
+        assert transport._pool is not None
         assert transport.request("POST", "/api/v1/runs/r1/batch", json={})["ok"] is True
         assert Handler.seen[-1]["headers"]["Host"] == f"[::1]:{port}"
         transport.close()
@@ -259,15 +318,15 @@ def test_a_request_lost_with_its_connection_is_sent_again_only_when_that_is_harm
 
 def test_a_header_with_a_line_break_is_a_transport_error_and_the_connection_is_closed(server: str) -> None:
     transport = Transport(server, workspace="default")
-    assert transport._direct is not None
+    assert transport._pool is not None
     opened: list[http.client.HTTPConnection] = []
-    connect = transport._direct._connect
+    connect = transport._pool._connect
 
     def connect_and_keep() -> http.client.HTTPConnection:
         opened.append(connect())
         return opened[-1]
 
-    transport._direct._connect = connect_and_keep
+    transport._pool._connect = connect_and_keep
     with pytest.raises(TransportError, match=r"POST http://127\.0\.0\.1:"):
         transport.request("POST", "/api/v1/runs/r1/batch", json={}, headers={"X-Note": "a\r\nInjected: 1"})
     assert [conn.sock for conn in opened] == [None]
@@ -278,7 +337,7 @@ def test_a_header_with_a_line_break_is_a_transport_error_and_the_connection_is_c
 
 def test_a_connection_in_use_when_the_transport_closes_is_not_kept(server: str) -> None:
     transport = Transport(server, workspace="default")
-    assert transport._direct is not None
+    assert transport._pool is not None
     Handler.gate = threading.Event()
     answers: list[Any] = []
     worker = threading.Thread(target=lambda: answers.append(transport.request("GET", "/api/v1/runs/slow")))
@@ -288,4 +347,17 @@ def test_a_connection_in_use_when_the_transport_closes_is_not_kept(server: str) 
     Handler.gate.set()
     worker.join(5)
     assert answers and answers[0]["ok"] is True
-    assert transport._direct._idle == []  # closed: its connection was closed, not put back
+    assert transport._pool._idle == []  # closed: its connection was closed, not put back
+
+
+def test_credentials_in_the_url_go_as_http_basic_and_never_into_messages(server: str) -> None:
+    import base64
+
+    with_user = server.replace("http://", "http://ci:p%40ss@")
+    transport = Transport(with_user, workspace="default")
+    assert transport.request("GET", "/api/v1/runs/r1")["ok"] is True
+    assert Handler.seen[-1]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"ci:p@ss").decode()
+    with pytest.raises(NotFoundError) as caught:
+        transport.request("GET", "/api/v1/runs/missing")
+    assert "p%40ss" not in str(caught.value) and "p@ss" not in str(caught.value)
+    transport.close()

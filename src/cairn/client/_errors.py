@@ -74,11 +74,8 @@ class APIError(CairnError):
     def __init__(self, status: int, message: str, code: str = "", field: str | None = None,
                  position: int | None = None) -> None:
         super().__init__(f"{status} {code}: {message}" if code else f"{status}: {message}")
-        self.status = status
-        self.message = message
-        self.code = code
-        self.field = field
-        self.position = position
+        self.status, self.message, self.code = status, message, code
+        self.field, self.position = field, position  # where in the request the server found the problem
 
 
 class InvalidRequestError(APIError):

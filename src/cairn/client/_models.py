@@ -154,11 +154,13 @@ class ParamEntry:
 
 @dataclass(frozen=True)
 class ArtifactInfo:
+    """A file or a folder of a run's artifacts."""
+
     path: str
     is_dir: bool
-    size: int | None = None
+    size: int | None = None  # of a file's latest version; None for a folder
     version: int | None = None
-    digest: str | None = None
+    digest: str | None = None  # "sha256:<hex>"
 
 
 @dataclass(frozen=True)

@@ -20,26 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from cairn.client._errors import CairnError, TransportError
+from cairn.client._http import pool_for
 
 PROGRESS_MIN = 64 * 1024 * 1024
 PART_THREADS = 8
 ATTEMPTS = 4
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
+_TIMEOUT = 300.0  # seconds without a byte from the bucket before a transfer fails
 Refresh = Callable[[], str]
-
-
-def bucket_client() -> httpx.Client:
-    """One client for every bucket URL: kept-alive connections, no Cairn headers."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0),
-                                   limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
-        return _client
 
 
 class Progress:
@@ -75,9 +63,9 @@ def file_digest(path: Path) -> str:
     return f"sha256:{hasher.hexdigest()}"
 
 
-def _expired(response: httpx.Response) -> bool:
+def _expired(status: int, body: bytes) -> bool:
     """The bucket refused the URL itself (expired or its signature no longer valid): ask for a new one."""
-    return response.status_code == 403 or (response.status_code == 400 and b"xpired" in response.content)
+    return status == 403 or (status == 400 and b"xpired" in body)
 
 
 def put_range(local: Path, offset: int, size: int, url: str, refresh: Refresh, progress: Progress) -> str:
@@ -89,19 +77,20 @@ def put_range(local: Path, offset: int, size: int, url: str, refresh: Refresh, p
     if len(data) != size:
         raise CairnError(f"{local} changed while it was uploaded (expected {size} bytes at {offset})")
     for attempt in range(ATTEMPTS):
+        pool, target = pool_for(url, _TIMEOUT)
         try:
-            response = bucket_client().put(url, content=data, headers={"Content-Length": str(size)})
-        except httpx.TransportError as exc:
+            status, headers, body = pool.send("PUT", target, {"Content-Length": str(size)}, data)
+        except TransportError as exc:
             if attempt == ATTEMPTS - 1:
-                raise TransportError(f"uploading {local} to the bucket: {exc or type(exc).__name__}") from exc
+                raise TransportError(f"uploading {local} to the bucket: {exc}") from exc
             time.sleep(0.5 * 2**attempt)
             continue
-        if response.status_code < 300:
+        if status < 300:
             progress.add(size)
-            return str(response.headers.get("etag", ""))
-        if attempt == ATTEMPTS - 1 or (response.status_code < 500 and not _expired(response)):
-            raise TransportError(f"the bucket refused {local}: {response.status_code} {response.text[:300]}")
-        if _expired(response):
+            return headers.get("etag", "")
+        if attempt == ATTEMPTS - 1 or (status < 500 and not _expired(status, body)):
+            raise TransportError(f"the bucket refused {local}: {status} {body[:300].decode('utf-8', 'replace')}")
+        if _expired(status, body):
             url = refresh()
         else:
             time.sleep(0.5 * 2**attempt)
@@ -126,19 +115,19 @@ def upload_parts(local: Path, plan: dict[str, Any], refresh: Callable[[int], str
 
 def get_to(url: str, write: Callable[[memoryview], object], refresh: Refresh, progress: Progress) -> None:
     """GET a presigned URL into ``write``; a refused (expired) URL is replaced once by ``refresh()``."""
+    def counted(piece: memoryview) -> None:
+        write(piece)
+        progress.add(len(piece))
+
     for attempt in range(2):
+        pool, target = pool_for(url, _TIMEOUT)
         try:
-            with bucket_client().stream("GET", url) as response:
-                if response.status_code < 300:
-                    for chunk in response.iter_bytes(4 * 1024 * 1024):
-                        write(memoryview(chunk))
-                        progress.add(len(chunk))
-                    return
-                response.read()
-                if attempt == 0 and _expired(response):
-                    url = refresh()
-                    continue
-                raise TransportError(f"the bucket refused the download: {response.status_code} "
-                                     f"{response.text[:300]}")
-        except httpx.TransportError as exc:
-            raise TransportError(f"downloading from the bucket: {exc or type(exc).__name__}") from exc
+            status, _, body = pool.send("GET", target, {}, None, counted)
+        except TransportError as exc:
+            raise TransportError(f"downloading from the bucket: {exc}") from exc
+        if status < 300:
+            return
+        if attempt == 0 and _expired(status, body):
+            url = refresh()
+            continue
+        raise TransportError(f"the bucket refused the download: {status} {body[:300].decode('utf-8', 'replace')}")

@@ -275,17 +275,14 @@ class RegistryMixin:
         target = Path(path)
         tmp = target.with_name(f".{target.name}.part")
         with tmp.open("wb") as out:
-            for _response, chunks in self._t.stream(f"{_m(version.name)}/versions/{version.version}/export"):
-                for chunk in chunks:
-                    out.write(chunk)
+            self._t.download_to(f"{_m(version.name)}/versions/{version.version}/export", {}, out.write)
         os.replace(tmp, target)
         return str(target)
 
     def import_model(self, path: str | os.PathLike[str], to: str) -> ModelVersion:
         """Register a bundle made by ``export_model`` as the next version of ``to`` (digests are checked)."""
-        with Path(path).open("rb") as handle:
-            data = self._t.request("POST", _m(to) + "/versions/import", content=_read_chunks(handle),
-                                   headers={"Content-Type": "application/x-tar"})
+        data = self._t.upload_file("POST", _m(to) + "/versions/import", {}, Path(path),
+                                   content_type="application/x-tar")
         return ModelVersion.from_json(data)
 
     # models as folders -------------------------------------------------------------------------------
@@ -363,8 +360,3 @@ def _fetch(transport: Transport, url: str, params: dict[str, Any], local: Path, 
     if f"sha256:{hasher.hexdigest()}" != digest:
         local.unlink(missing_ok=True)
         raise CairnError(f"downloaded model file {local} does not match its digest {digest}")
-
-
-def _read_chunks(handle: Any, size: int = 1024 * 1024) -> Any:
-    while chunk := handle.read(size):
-        yield chunk

@@ -39,7 +39,7 @@ and moves through this state machine::
 Any other exception from ``send`` is a permanent failure: logged at WARNING on the "cairn"
 logger, recorded in ``errors``, the op is dropped and delivery goes on.  A refused buffer that
 carried several parts (metrics, params, tags, the end) is sent again one part per request, the
-end as the run update ``PATCH /api/v1/runs/<id>`` (``_spool.split_batch``), so a bad param does
+end as the run update ``PATCH /api/v1/runs/<id>`` (``_ops.split_batch``), so a bad param does
 not cost the metrics logged beside it, nor the run its end, and a server too old for an end in a
 batch still gets it.  A replayed spool (here and in ``cairn sync``) splits a refused buffer the
 same way.
@@ -70,11 +70,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
-import orjson
-
-from cairn.client._spool import Op, RetryableError, SendFn, SpoolWriter, replay_cursor, split_batch
+from cairn.client._buffers import Batch, Item, count_points, differs, materialize, merged, metrics_only
+from cairn.client._ops import Op, RetryableError, SendFn, split_batch
+from cairn.client._spool import SpoolWriter, replay_cursor
 
 __all__ = ["Op", "ProbeFn", "RetryableError", "SendFn", "Sender"]
 
@@ -89,76 +89,11 @@ _MAX_ERRORS = 1000
 # Buffers waiting behind one another go out together up to this many points (the server takes 100,000 a
 # request): 50 round trips per million points become 20, and each one left the server idle while it waited.
 _COALESCE_POINTS = 50_000
-_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-
-_Column = tuple[list[int], list[float], list[int]]
-
-
 class _State(enum.Enum):
     ONLINE = "online"
     RETRYING = "retrying"
     SPOOLING = "spooling"
     REPLAYING = "replaying"
-
-
-class _Batch:
-    """A run's buffer (columnar metrics, params, tags, its end): open while it fills, then sealed
-    into the queue."""
-
-    __slots__ = ("columns", "end", "params", "points", "run_id", "tags")
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.columns: dict[str, _Column] = {}
-        self.params: dict[str, Any] = {}
-        self.tags: dict[str, str] = {}
-        self.end: dict[str, Any] | None = None
-        self.points = 0
-
-
-_Item = Op | _Batch
-
-
-def _points(item: _Item) -> int:
-    return item.points if isinstance(item, _Batch) else 1
-
-
-def _metrics_only(item: _Item) -> TypeGuard[_Batch]:
-    return isinstance(item, _Batch) and not item.params and not item.tags and item.end is None
-
-
-def _merged(items: list[_Item]) -> _Batch:
-    """Buffers of one run's metrics as one, each key's points in the order they were logged."""
-    batches = [item for item in items if isinstance(item, _Batch)]
-    merged = _Batch(batches[0].run_id)
-    columns = merged.columns
-    for batch in batches:
-        for key, (steps, values, stamps) in batch.columns.items():
-            held = columns.get(key)
-            if held is None:
-                columns[key] = (list(steps), list(values), list(stamps))
-            else:
-                held[0].extend(steps)
-                held[1].extend(values)
-                held[2].extend(stamps)
-        merged.points += batch.points
-    return merged
-
-
-def _json_values(values: list[float]) -> list[float] | list[float | str]:
-    """Values as JSON can carry them; raises TypeError/ValueError for a non-number."""
-    if all(type(v) is float for v in values) and math.isfinite(sum(values)):
-        return values  # fast path: plain finite floats (a sum that overflows takes the slow path)
-    out: list[float | str] = []
-    for value in values:
-        f = float(value)
-        out.append(f if math.isfinite(f) else _NON_FINITE.get(f, "NaN"))
-    return out
-
-
-def _differs(held: Any, value: Any) -> bool:
-    """Another value for a buffered key (1, 1.0 and True are three: the server stores them as text)."""
-    return type(held) is not type(value) or held != value
 
 
 class Sender:
@@ -193,8 +128,8 @@ class Sender:
 
         # shared with producers; guarded by _lock
         self._lock = threading.Lock()
-        self._open: dict[str, _Batch] = {}
-        self._queue: collections.deque[_Item] = collections.deque()
+        self._open: dict[str, Batch] = {}
+        self._queue: collections.deque[Item] = collections.deque()
         self._mem_points = 0
         self._seq_in = 0
         self._closed = False
@@ -357,7 +292,7 @@ class Sender:
             batch = self._open_batch_locked(run_id)
             held: dict[str, Any] = getattr(batch, part)
             if len(held) + len(items) > self._max_batch_items or any(
-                    k in held and _differs(held[k], v) for k, v in items.items()):
+                    k in held and differs(held[k], v) for k, v in items.items()):
                 del self._open[run_id]  # keep each value, in order: what is held goes first
                 self._push_locked(batch)
                 batch = self._open_batch_locked(run_id)
@@ -370,13 +305,13 @@ class Sender:
         if mem > self._max_queued_points:
             self._relieve(mem)
 
-    def _open_batch_locked(self, run_id: str) -> _Batch:
+    def _open_batch_locked(self, run_id: str) -> Batch:
         batch = self._open.get(run_id)
         if batch is None:
-            batch = self._open[run_id] = _Batch(run_id)
+            batch = self._open[run_id] = Batch(run_id)
         return batch
 
-    def _push_locked(self, item: _Item) -> None:
+    def _push_locked(self, item: Item) -> None:
         self._queue.append(item)
         self._seq_in += 1
 
@@ -459,7 +394,7 @@ class Sender:
                     self._spool_items(items)
                 else:
                     items += self._pop_followers(items[0])
-                    self._deliver(items[0] if len(items) == 1 else _merged(items))
+                    self._deliver(items[0] if len(items) == 1 else merged(items))
             finally:
                 self._finish(items)  # even after a bug, so flush() never waits for a lost item
 
@@ -470,30 +405,30 @@ class Sender:
             with self._lock:
                 self._seal_all_locked()
 
-    def _pop(self, limit: int) -> list[_Item]:
+    def _pop(self, limit: int) -> list[Item]:
         with self._lock:
             return [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
 
-    def _pop_followers(self, first: _Item) -> list[_Item]:
+    def _pop_followers(self, first: Item) -> list[Item]:
         """Behind a buffer of metrics only, the run's next buffers of metrics only, up to
         ``_COALESCE_POINTS`` in all: one request instead of several when the training loop logs faster
         than they go out. Points keep their order, and nothing else is merged (a param logged twice keeps
         both values, a run's end stays last)."""
-        if not _metrics_only(first):
+        if not metrics_only(first):
             return []
-        followers: list[_Item] = []
+        followers: list[Item] = []
         total = first.points
         with self._lock:
             while self._queue:
                 head = self._queue[0]
-                if not _metrics_only(head) or head.run_id != first.run_id or total + head.points > _COALESCE_POINTS:
+                if not metrics_only(head) or head.run_id != first.run_id or total + head.points > _COALESCE_POINTS:
                     break
                 total += head.points
                 followers.append(self._queue.popleft())
         return followers
 
-    def _finish(self, items: list[_Item]) -> None:
-        points = sum(_points(item) for item in items)
+    def _finish(self, items: list[Item]) -> None:
+        points = sum(count_points(item) for item in items)
         with self._lock:
             self._mem_points -= points
         with self._progress:
@@ -507,53 +442,17 @@ class Sender:
         limit = self._close_limit
         return limit is not None and time.monotonic() >= limit
 
-    # ------------------------------------------------------------------ thread: encoding
-
-    def _materialize(self, item: _Item) -> Op | None:
-        if isinstance(item, Op):
-            return item
-        body: dict[str, Any] = {}
-        metrics = self._encode_metrics(item)
-        if metrics:
-            body["metrics"] = metrics
-        if item.params:
-            body["params"] = item.params
-        if item.tags:
-            body["tags"] = item.tags
-        if item.end:
-            body.update(item.end)
-        return self._batch_op(item, body) if body else None
-
-    def _encode_metrics(self, item: _Batch) -> list[dict[str, Any]]:
-        metrics = []
-        for key, (steps, values, stamps) in item.columns.items():
-            try:
-                encoded = _json_values(values)
-            except (TypeError, ValueError) as exc:
-                self._record(f"metric {key!r} of run {item.run_id}: {len(values)} points dropped: {exc}")
-                continue
-            metrics.append({"key": key, "steps": steps, "values": encoded, "timestamps": stamps})
-        return metrics
-
-    def _batch_op(self, item: _Batch, body: dict[str, Any]) -> Op | None:
-        try:
-            data = orjson.dumps(body)
-        except TypeError as exc:
-            self._record(f"batch of run {item.run_id} ({item.points} points and items) dropped: {exc}")
-            return None
-        return Op(method="POST", path=f"/api/v1/runs/{item.run_id}/batch", body=data, run_id=item.run_id)
-
     # ------------------------------------------------------------------ thread: ONLINE / RETRYING
 
-    def _deliver(self, item: _Item) -> None:
-        op = self._materialize(item)
+    def _deliver(self, item: Item) -> None:
+        op = materialize(item, self._record)
         if op is None:
             return
         result = self._send_with_retry(op)
         if result is False:
             self._spool_ops([op])
         elif isinstance(result, Exception):  # refused as a whole: nothing of it was stored
-            parts = split_batch(op) if isinstance(item, _Batch) else []
+            parts = split_batch(op) if isinstance(item, Batch) else []
             if not parts:
                 self._record_failure(op, result)
             while parts and (sent := self._send_with_retry(parts[0])) is not False:  # one by one
@@ -604,8 +503,8 @@ class Sender:
 
     # ------------------------------------------------------------------ thread: SPOOLING
 
-    def _spool_items(self, items: list[_Item]) -> None:
-        self._spool_ops([op for op in map(self._materialize, items) if op is not None])
+    def _spool_items(self, items: list[Item]) -> None:
+        self._spool_ops([op for op in (materialize(item, self._record) for item in items) if op is not None])
 
     def _spool_ops(self, ops: list[Op]) -> None:
         try:

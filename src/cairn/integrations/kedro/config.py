@@ -46,10 +46,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class CairnSettings:
-    tracking_uri: str | None = None
+    """cairn.yml with its sections flattened (``run.key`` is ``run_key``; the mapping is below the class)."""
+
+    tracking_uri: str | None = None  # server:
     workspace: str | None = None
-    experiment: str | None = None
-    run_name: str | None = None
+    experiment: str | None = None  # experiment:
+    run_name: str | None = None  # run:
     run_tags: dict[str, str] = field(default_factory=dict)
     run_key: str | None = None
     run_id: str | None = None

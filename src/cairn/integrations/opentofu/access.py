@@ -4,9 +4,9 @@ experiment or registry, service accounts and their API tokens."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, UpdateContext
+from tf.iface import CreateContext, DeleteContext, ImportContext, UpdateContext
 
 from cairn.integrations.opentofu.api import q
 from cairn.integrations.opentofu.base import (
@@ -17,7 +17,6 @@ from cairn.integrations.opentofu.base import (
     Base,
     State,
     attr,
-    id_attribute,
     imported,
     keep_null,
     known,
@@ -29,95 +28,74 @@ from cairn.integrations.opentofu.base import (
 DAY_SECONDS = 86400
 
 
-class Workspace(Base):
+class _Named(Base):
+    """An object of the whole server known by its name (``collection/<name>``), with a few settings that
+    ``update`` changes in place: each an attribute with the server's default for it."""
+
+    import_keys, import_shape = ("name",), "<name>"
+    collection: ClassVar[str]
+    settings: ClassVar[dict[str, Any]]  # attribute -> the server's default
+    made_with: ClassVar[dict[str, Any]] = {}  # more fields of the create request, which found objects have too
+
+    def _state(self, prior: State, found: dict[str, Any]) -> State:
+        return self.full({"id": found["name"], "name": found["name"],
+                          **{k: keep_null(prior.get(k), found[k], default) for k, default in self.settings.items()}})
+
+    def _body(self, planned: State) -> dict[str, Any]:
+        return {k: planned.get(k) or default for k, default in self.settings.items()}
+
+    def create(self, ctx: CreateContext, planned: State) -> State | None:
+        body = {"name": planned["name"], **self.made_with, **self._body(planned)}
+        return self.attempt(ctx.diagnostics, "create", lambda: self._state(planned, self.api.post(self.collection,
+                                                                                                   body)))
+
+    def found(self, current: State) -> State | None:
+        found = self.api.find(f"{self.collection}/{q(current['name'])}")
+        if found is None or any(found.get(k) != v for k, v in self.made_with.items()):
+            return None
+        return self._state(current, found)
+
+    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        return self.attempt(ctx.diagnostics, "update", lambda: self._state(
+            planned, self.api.patch(f"{self.collection}/{q(current['name'])}", self._body(planned))))
+
+    def delete(self, ctx: DeleteContext, current: State) -> None:
+        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"{self.collection}/{q(current['name'])}"))
+
+
+class Workspace(_Named):
     type_name, what = "workspace", "the workspace"
     description = "A workspace: a team's experiments and registries, with its members. Creating and " \
                   "deleting one needs a server admin; its owner can change it."
     attributes = [
-        id_attribute("<name>"),
         attr("name", STRING, "1-64 lowercase letters, digits, '_' or '-'.", required=True, requires_replace=True),
         attr("description", STRING, "Free text.", optional=True),
         attr("require_approval", BOOL, "Promotions into protected registries need a second person's approval.",
              optional=True),
     ]
-
-    def _state(self, prior: State, found: dict[str, Any]) -> State:
-        return self.full({"id": found["name"], "name": found["name"],
-                          "description": keep_null(prior.get("description"), found["description"], ""),
-                          "require_approval": keep_null(prior.get("require_approval"), found["require_approval"],
-                                                        default=False)})
-
-    def create(self, ctx: CreateContext, planned: State) -> State | None:
-        body = {"name": planned["name"], "description": planned.get("description") or "",
-                "require_approval": bool(planned.get("require_approval"))}
-        return self.attempt(ctx.diagnostics, "create", lambda: self._state(planned, self.api.post("/workspaces", body)))
-
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
-
-    def _found(self, current: State) -> State | None:
-        found = self.api.find(f"/workspaces/{q(current['name'])}")
-        return None if found is None else self._state(current, found)
-
-    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        body = {"description": planned.get("description") or "",
-                "require_approval": bool(planned.get("require_approval"))}
-        return self.attempt(ctx.diagnostics, "update", lambda: self._state(
-            planned, self.api.patch(f"/workspaces/{q(current['name'])}", body)))
-
-    def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/workspaces/{q(current['name'])}"))
-
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
+    collection, settings = "/workspaces", {"description": "", "require_approval": False}
 
 
-class Team(Base):
+class Team(_Named):
     type_name, what = "team", "the team"
     description = "A team of users, which can be a member of workspaces. Needs a server admin."
     attributes = [
-        id_attribute("<name>"),
         attr("name", STRING, "The team's name.", required=True, requires_replace=True),
         attr("description", STRING, "Free text.", optional=True),
     ]
-
-    def _state(self, prior: State, found: dict[str, Any]) -> State:
-        return self.full({"id": found["name"], "name": found["name"],
-                          "description": keep_null(prior.get("description"), found["description"], "")})
-
-    def create(self, ctx: CreateContext, planned: State) -> State | None:
-        body = {"name": planned["name"], "description": planned.get("description") or ""}
-        return self.attempt(ctx.diagnostics, "create", lambda: self._state(planned, self.api.post("/teams", body)))
-
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
-
-    def _found(self, current: State) -> State | None:
-        found = self.api.find(f"/teams/{q(current['name'])}")
-        return None if found is None else self._state(current, found)
-
-    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        body = {"description": planned.get("description") or ""}
-        return self.attempt(ctx.diagnostics, "update", lambda: self._state(
-            planned, self.api.patch(f"/teams/{q(current['name'])}", body)))
-
-    def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/teams/{q(current['name'])}"))
-
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
+    collection, settings = "/teams", {"description": ""}
 
 
 class TeamMember(Base):
     type_name, what = "team_member", "the team member"
+    import_keys, import_shape = ("team", "user"), "<team>/<user>"
     description = "A user in a team. Needs a server admin."
     attributes = [
-        id_attribute("<team>/<user>"),
         attr("team", STRING, "The team.", required=True, requires_replace=True),
         attr("user", STRING, "The user (or service account).", required=True, requires_replace=True),
     ]
 
-    def _found(self, current: State) -> State | None:
+    def found(self, current: State) -> State | None:
         team = self.api.find(f"/teams/{q(current['team'])}")
         if team is None or current["user"] not in team["members"]:
             return None
@@ -129,9 +107,6 @@ class TeamMember(Base):
             return self.full({**planned, "id": f"{planned['team']}/{planned['user']}"})
         return self.attempt(ctx.diagnostics, "add", add)
 
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
-
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         return planned  # every attribute replaces
 
@@ -139,19 +114,13 @@ class TeamMember(Base):
         self.attempt(ctx.diagnostics, "remove", lambda: self.api.delete(
             f"/teams/{q(current['team'])}/members/{q(current['user'])}"))
 
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        def find() -> State | None:
-            team, user = split_id(import_id, 2, "<team>/<user>")
-            return self._found({"team": team, "user": user})
-        return imported(self, ctx, import_id, find)
-
 
 class WorkspaceMember(Base):
     type_name, what = "workspace_member", "the workspace member"
+    import_shape = "<workspace>/user/<name> or <workspace>/team/<name>"
     description = "A user's or a team's role in a workspace. Needs the workspace's owner (or an admin)."
     fields = {"kind": "user"}
     attributes = [
-        id_attribute("<workspace>/user/<name> or <workspace>/team/<name>"),
         workspace_attribute(),
         attr("user", STRING, "The user or service account (or set team).", optional=True, requires_replace=True),
         attr("team", STRING, "The team (or set user).", optional=True, requires_replace=True),
@@ -165,7 +134,7 @@ class WorkspaceMember(Base):
     def _who(state: State) -> tuple[str, str]:
         return ("user", state["user"]) if known(state.get("user")) else ("team", state["team"])
 
-    def _found(self, current: State) -> State | None:
+    def found(self, current: State) -> State | None:
         workspace = self.workspace(current)
         kind, name = self._who(current)
         members = self.api.find(f"/workspaces/{q(workspace)}/members")
@@ -183,9 +152,6 @@ class WorkspaceMember(Base):
             return self.full({**planned, "workspace": workspace, "id": f"{workspace}/{kind}/{name}"})
         return self.attempt(ctx.diagnostics, "add", add)
 
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
-
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         def change() -> State | None:
             kind, name = self._who(current)
@@ -201,20 +167,20 @@ class WorkspaceMember(Base):
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         def find() -> State | None:
-            workspace, kind, name = split_id(import_id, 3, "<workspace>/user/<name> or <workspace>/team/<name>")
+            workspace, kind, name = split_id(import_id, 3, self.import_shape)
             if kind not in ("user", "team"):
                 raise ValueError(f"the import id {import_id!r}: the middle part must be 'user' or 'team'")
-            return self._found({"workspace": workspace, kind: name})
+            return self.found({"workspace": workspace, kind: name})
         return imported(self, ctx, import_id, find)
 
 
 class Grant(Base):
     type_name, what = "grant", "the grant"
+    import_keys, import_shape = ("id",), "<workspace>/<grant id>"
     description = "A role on one experiment or registry for a member of the workspace. Changing anything " \
                   "replaces it. Needs the workspace's owner."
     fields = {"kind": "user"}
     attributes = [
-        id_attribute("<workspace>/<grant id>"),
         workspace_attribute(),
         attr("user", STRING, "The user (or set team).", optional=True, requires_replace=True),
         attr("team", STRING, "The team (or set user).", optional=True, requires_replace=True),
@@ -226,7 +192,8 @@ class Grant(Base):
     def check(self, config: State) -> list[tuple[str, str]]:
         return requires_exactly_one(config, ("user", "team"))
 
-    def _found(self, workspace: str, grant_id: str) -> State | None:
+    def found(self, current: State) -> State | None:
+        workspace, grant_id = split_id(current["id"], 2, self.import_shape)
         grants = self.api.find(f"/workspaces/{q(workspace)}/grants")
         match = [g for g in (grants or {}).get("grants", []) if str(g["id"]) == grant_id]
         if not match:
@@ -244,10 +211,6 @@ class Grant(Base):
             return self.full({**planned, "workspace": workspace, "id": f"{workspace}/{made['id']}"})
         return self.attempt(ctx.diagnostics, "grant", add)
 
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        workspace, grant_id = current["id"].rsplit("/", 1)
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(workspace, grant_id))
-
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         return planned  # every attribute replaces
 
@@ -256,56 +219,25 @@ class Grant(Base):
         path = f"/workspaces/{q(workspace)}/grants/{q(grant_id)}"
         self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(path))
 
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return imported(self, ctx, import_id, lambda: self._found(*split_id(import_id, 2, "<workspace>/<grant id>")))
 
-
-class ServiceAccount(Base):
+class ServiceAccount(_Named):
     type_name, what = "service_account", "the service account"
     description = "An account for a machine (a CI pipeline): no password, reached with API tokens. " \
                   "Needs a server admin. Destroying it deletes it with its tokens."
     attributes = [
-        id_attribute("<name>"),
         attr("name", STRING, "1-64 letters, digits, '.', '_', '@' or '-'.", required=True, requires_replace=True),
         attr("display_name", STRING, "Shown instead of the name.", optional=True),
     ]
-
-    def _state(self, prior: State, found: dict[str, Any]) -> State:
-        return self.full({"id": found["name"], "name": found["name"],
-                          "display_name": keep_null(prior.get("display_name"), found["display_name"], "")})
-
-    def create(self, ctx: CreateContext, planned: State) -> State | None:
-        body = {"name": planned["name"], "service": True, "display_name": planned.get("display_name") or ""}
-        return self.attempt(ctx.diagnostics, "create", lambda: self._state(planned, self.api.post("/users", body)))
-
-    def _found(self, current: State) -> State | None:
-        found = self.api.find(f"/users/{q(current['name'])}")
-        if found is None or not found["service"]:
-            return None
-        return self._state(current, found)
-
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
-
-    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        body = {"display_name": planned.get("display_name") or ""}
-        return self.attempt(ctx.diagnostics, "update", lambda: self._state(
-            planned, self.api.patch(f"/users/{q(current['name'])}", body)))
-
-    def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/users/{q(current['name'])}"))
-
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return imported(self, ctx, import_id, lambda: self._found({"name": import_id}))
+    collection, settings, made_with = "/users", {"display_name": ""}, {"service": True}
 
 
 class ApiToken(Base):
     type_name, what = "api_token", "the API token"
+    import_keys, import_shape = ("id",), "<owner>/<token id>"
     description = "An API token. Its secret is known only to the apply that creates it (sensitive; an " \
                   "imported token has none). Changing anything makes a new token; destroying revokes it."
     fields = {"scope": "scopes", "user": "owner", "expires_in": "expires_in_days"}
     attributes = [
-        id_attribute("<owner>/<token id>"),
         attr("owner", STRING, "Whose token: a service account or user (an admin may make tokens for others); "
                               "the caller when left out.", optional=True, computed=True, requires_replace=True),
         attr("name", STRING, "A label for the token.", optional=True, computed=True, requires_replace=True),
@@ -339,7 +271,8 @@ class ApiToken(Base):
                               "name": made["name"], "expires_at": made["expires_at"], "secret": made["token"]})
         return self.attempt(ctx.diagnostics, "create", make)
 
-    def _found(self, current: State, owner: str, token_id: str) -> State | None:
+    def found(self, current: State) -> State | None:
+        owner, token_id = split_id(current["id"], 2, self.import_shape)
         listed = self.api.find("/tokens", params={"user": owner})  # None: the owner was deleted
         found = [t for t in (listed or {}).get("tokens", []) if t["id"] == token_id]
         if not found or found[0]["revoked_at"] is not None or _expired(found[0]["expires_at"]):
@@ -349,19 +282,12 @@ class ApiToken(Base):
         return self.full({**current, "id": f"{owner}/{token_id}", "owner": owner, "name": token["name"],
                           "scopes": [token["scope"]], "expires_at": token["expires_at"], "expires_in_days": days})
 
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        owner, token_id = current["id"].split("/", 1)
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current, owner, token_id))
-
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         return planned  # every attribute replaces
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         token_id = current["id"].split("/", 1)[1]
         self.attempt(ctx.diagnostics, "revoke", lambda: self.api.delete(f"/tokens/{q(token_id)}"))
-
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        return imported(self, ctx, import_id, lambda: self._found({}, *split_id(import_id, 2, "<owner>/<token id>")))
 
 
 def _days(token: dict[str, Any]) -> int | None:

@@ -61,9 +61,17 @@ class Base:
     attributes: ClassVar[list[tfs.Attribute]]
     fields: ClassVar[dict[str, str]] = {}
     volatile: ClassVar[tuple[str, ...]] = ()  # computed attributes an update may change (unknown in its plan)
+    import_keys: ClassVar[tuple[str, ...]] = ()  # the attributes an import id names, '/' between them
+    import_shape: ClassVar[str] = ""  # how an import id looks, for messages
 
     def __init__(self, provider: CairnProvider) -> None:
         self.provider = provider
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A resource's ``id`` attribute comes from its import shape: one declaration of what an id looks like."""
+        super().__init_subclass__(**kwargs)
+        if cls.import_shape and "attributes" in cls.__dict__:
+            cls.attributes = [id_attribute(cls.import_shape), *cls.attributes]
 
     @classmethod
     def get_name(cls) -> str:
@@ -117,6 +125,20 @@ class Base:
         if exc.code == "RESOURCE_ALREADY_EXISTS" and doing == "create":
             detail += f"; to manage the existing one, import it (tofu import cairn_{self.type_name}.<name> <id>)"
         diags.add_error(f"Cairn could not {doing} {self.what}{status}", detail, path=where)
+
+    def found(self, current: State) -> State | None:
+        """The object ``current`` names as the server has it now; None if it is gone."""
+        raise NotImplementedError
+
+    def read(self, ctx: Any, current: State) -> State | None:
+        return self.attempt(ctx.diagnostics, "read", lambda: self.found(current))
+
+    def import_(self, ctx: Any, import_id: str) -> State | None:
+        def find() -> State | None:
+            keys = self.import_keys
+            parts = [import_id] if len(keys) == 1 else split_id(import_id, len(keys), self.import_shape)
+            return self.found(dict(zip(keys, parts, strict=True)))
+        return imported(self, ctx, import_id, find)
 
     def attempt(self, diags: Diagnostics, doing: str, action: Callable[[], State | None]) -> State | None:
         try:

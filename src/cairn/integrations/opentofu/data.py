@@ -30,7 +30,20 @@ def _out(name: str, kind: Any, description: str) -> Any:
     return attr(name, kind, description, computed=True)
 
 
-class ModelVersion(Base):
+class _Data(Base):
+    """A data source: ``fetch`` answers the server's object; the state takes every attribute it names."""
+
+    def fetch(self, config: State) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read(self, ctx: ReadDataContext, config: State) -> State | None:
+        def find() -> State | None:
+            found = self.fetch(config)
+            return self.full({**config, **{a.name: found.get(a.name) for a in self.attributes if a.name in found}})
+        return self.attempt(ctx.diagnostics, "read", find)
+
+
+class ModelVersion(_Data):
     type_name, what = "model_version", "the model version"
     description = "A version of a registered model, by alias (e.g. the one `champion` points at) or number."
     fields = {"name": "model"}
@@ -52,20 +65,16 @@ class ModelVersion(Base):
     def check(self, config: State) -> list[tuple[str, str]]:
         return requires_exactly_one(config, ("alias", "version"))
 
-    def read(self, ctx: ReadDataContext, config: State) -> State | None:
-        def find() -> State | None:
-            workspace = config.get("workspace") if known(config.get("workspace")) else self.provider.workspace
-            model = config["model"]
-            path = f"/models/{q(model)}/aliases/{q(config['alias'])}" if known(config.get("alias")) \
-                else f"/models/{q(model)}/versions/{int(config['version'])}"
-            found = self.api.get(path, workspace=workspace)
-            return self.full({**config, "workspace": workspace, **{k: found[k] for k in (
-                "version", "run_id", "flavor", "description", "status", "tags", "aliases", "created_by",
-                "created_at")}})
-        return self.attempt(ctx.diagnostics, "read", find)
+    def fetch(self, config: State) -> dict[str, Any]:
+        workspace = config.get("workspace") if known(config.get("workspace")) else self.provider.workspace
+        model = config["model"]
+        path = f"/models/{q(model)}/aliases/{q(config['alias'])}" if known(config.get("alias")) \
+            else f"/models/{q(model)}/versions/{int(config['version'])}"
+        found = self.api.get(path, workspace=workspace)
+        return {**found, "model": model, "alias": config.get("alias"), "workspace": workspace}
 
 
-class WorkspaceData(Base):
+class WorkspaceData(_Data):
     type_name, what = "workspace", "the workspace"
     description = "A workspace the caller can see, and the caller's role in it."
     attributes = [
@@ -75,14 +84,11 @@ class WorkspaceData(Base):
         _out("role", STRING, "The caller's role there (null for an admin who is no member)."),
     ]
 
-    def read(self, ctx: ReadDataContext, config: State) -> State | None:
-        def find() -> State | None:
-            found = self.api.get(f"/workspaces/{q(config['name'])}")
-            return self.full({k: found[k] for k in ("name", "description", "require_approval", "role")})
-        return self.attempt(ctx.diagnostics, "read", find)
+    def fetch(self, config: State) -> dict[str, Any]:
+        return dict(self.api.get(f"/workspaces/{q(config['name'])}"))
 
 
-class User(Base):
+class User(_Data):
     type_name, what = "user", "the user"
     description = "A user or service account by name (reading another user needs an admin), or, with no " \
                   "name, the caller."
@@ -96,13 +102,10 @@ class User(Base):
         _out("disabled", BOOL, "Whether they are disabled."),
     ]
 
-    def read(self, ctx: ReadDataContext, config: State) -> State | None:
-        def find() -> State | None:
-            name = config.get("name")
-            found = self.api.get(f"/users/{q(name)}") if known(name) else self.api.get("/auth/me")["user"]
-            return self.full({k: found.get(k) for k in ("name", "display_name", "email", "admin", "service",
-                                                         "disabled")})
-        return self.attempt(ctx.diagnostics, "read", find)
+    def fetch(self, config: State) -> dict[str, Any]:
+        name = config.get("name")
+        found = self.api.get(f"/users/{q(name)}") if known(name) else self.api.get("/auth/me")["user"]
+        return {k: found.get(k) for k in ("name", "display_name", "email", "admin", "service", "disabled")}
 
 
 DATA_SOURCES = [ModelVersion, WorkspaceData, User]

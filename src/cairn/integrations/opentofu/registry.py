@@ -3,9 +3,9 @@ models, model aliases (moving one is an alias move, kept in the alias's history)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, UpdateContext
+from tf.iface import CreateContext, DeleteContext, ImportContext, UpdateContext
 
 from cairn.integrations.opentofu.api import Api, q
 from cairn.integrations.opentofu.base import (
@@ -16,7 +16,6 @@ from cairn.integrations.opentofu.base import (
     Base,
     State,
     attr,
-    id_attribute,
     imported,
     keep_null,
     known,
@@ -41,11 +40,11 @@ def _whole(number: Any) -> Any:
 
 class Registry(Base):
     type_name, what = "registry", "the registry"
+    import_keys, import_shape = ("workspace", "name"), "<workspace>/<name>"
     description = "A registry of a workspace. Naming `dev` or `prod`, which every workspace has, adopts it " \
                   "and destroying gives back its default settings; other registries are created and deleted. " \
                   "Needs a maintainer (deleting one, the workspace's owner)."
     attributes = [
-        id_attribute("<workspace>/<name>"),
         workspace_attribute(),
         attr("name", STRING, "1-64 lowercase letters, digits, '_' or '-'.", required=True, requires_replace=True),
         attr("description", STRING, "Free text.", optional=True),
@@ -84,13 +83,10 @@ class Registry(Base):
             return self._state(planned, workspace, found)
         return self.attempt(ctx.diagnostics, "create", make)
 
-    def _found(self, current: State) -> State | None:
+    def found(self, current: State) -> State | None:
         workspace = self.workspace(current)
         found = self._find(workspace, current["name"])
         return None if found is None else self._state(current, workspace, found)
-
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         workspace = self.workspace(current)
@@ -106,20 +102,59 @@ class Registry(Base):
             self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/registries/{q(name)}",
                                                                             workspace=workspace))
 
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        def find() -> State | None:
-            workspace, name = split_id(import_id, 2, "<workspace>/<name>")
-            return self._found({"workspace": workspace, "name": name})
-        return imported(self, ctx, import_id, find)
+
+class _Tagged(Base):
+    """An object of a workspace with a name, a description and tags (registered models, experiments)."""
+
+    collection: ClassVar[str]
+    renames: ClassVar[bool] = False  # the name changes in place (else changing it replaces the object)
+
+    def _state(self, prior: State, workspace: str, found: dict[str, Any]) -> State | None:
+        raise NotImplementedError
+
+    def _path(self, current: State) -> str:
+        raise NotImplementedError
+
+    def _at(self, current: State, path: str) -> State | None:
+        workspace = self.workspace(current)
+        found = self.api.find(path, workspace=workspace)
+        return None if found is None else self._state(current, workspace, found)
+
+    def found(self, current: State) -> State | None:
+        return self._at(current, self._path(current))
+
+    def create(self, ctx: CreateContext, planned: State) -> State | None:
+        def make() -> State | None:
+            workspace = self.workspace(planned)
+            body = {"name": planned["name"], "description": planned.get("description") or "",
+                    "tags": planned.get("tags") or {}}
+            return self._state(planned, workspace, self.api.post(self.collection, body, workspace=workspace))
+        return self.attempt(ctx.diagnostics, "create", make)
+
+    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        def change() -> State | None:
+            workspace, path = self.workspace(current), self._path(current)
+            body = {"description": planned.get("description") or ""}
+            if self.renames:
+                body["name"] = planned["name"]
+            found = self.api.patch(path, body, workspace=workspace)
+            _sync_tags(self.api, path, workspace, found["tags"], planned.get("tags") or {})
+            return self._at(planned, path)
+        return self.attempt(ctx.diagnostics, "update", change)
+
+    def delete(self, ctx: DeleteContext, current: State) -> None:
+        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(self._path(current),
+                                                                        workspace=self.workspace(current)))
 
 
-class RegisteredModel(Base):
+class RegisteredModel(_Tagged):
     type_name, what = "registered_model", "the registered model"
+    collection = "/models"
+    import_keys, import_shape = ("workspace", "name"), "<workspace>/<registry>.<model>"
     volatile = ("latest_version",)
     description = "A registered model. Its versions come from training (the SDK), not from here. " \
                   "Destroying deletes it (soft: `cairn gc` purges it; restoring brings it back)."
     attributes = [
-        id_attribute("<workspace>/<registry>.<model>"),
         workspace_attribute(),
         attr("name", STRING, "`<registry>.<model>`, e.g. `prod.mnist` (no registry: `dev`).", required=True,
              requires_replace=True),
@@ -135,48 +170,17 @@ class RegisteredModel(Base):
                           "tags": keep_null(prior.get("tags"), found["tags"], {}),
                           "latest_version": found["latest_version"]})
 
-    def create(self, ctx: CreateContext, planned: State) -> State | None:
-        def make() -> State | None:
-            workspace = self.workspace(planned)
-            body = {"name": planned["name"], "description": planned.get("description") or "",
-                    "tags": planned.get("tags") or {}}
-            return self._state(planned, workspace, self.api.post("/models", body, workspace=workspace))
-        return self.attempt(ctx.diagnostics, "create", make)
-
-    def _found(self, current: State) -> State | None:
-        workspace = self.workspace(current)
-        found = self.api.find(f"/models/{q(current['name'])}", workspace=workspace)
-        return None if found is None else self._state(current, workspace, found)
-
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
-
-    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        def change() -> State | None:
-            workspace, path = self.workspace(current), f"/models/{q(current['name'])}"
-            found = self.api.patch(path, {"description": planned.get("description") or ""}, workspace=workspace)
-            _sync_tags(self.api, path, workspace, found["tags"], planned.get("tags") or {})
-            return self._found(planned)
-        return self.attempt(ctx.diagnostics, "update", change)
-
-    def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(f"/models/{q(current['name'])}",
-                                                                        workspace=self.workspace(current)))
-
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        def find() -> State | None:
-            workspace, name = split_id(import_id, 2, "<workspace>/<registry>.<model>")
-            return self._found({"workspace": workspace, "name": name})
-        return imported(self, ctx, import_id, find)
+    def _path(self, current: State) -> str:
+        return f"/models/{q(current['name'])}"
 
 
 class ModelAlias(Base):
     type_name, what = "model_alias", "the model alias"
+    import_keys, import_shape = ("workspace", "model", "alias"), "<workspace>/<registry>.<model>/<alias>"
     description = "An alias of a registered model pointing at one version. Changing `version` moves the alias: " \
                   "an alias move like any other, kept in the alias's history. Needs a maintainer."
     fields = {"name": "model"}
     attributes = [
-        id_attribute("<workspace>/<registry>.<model>/<alias>"),
         workspace_attribute(),
         attr("model", STRING, "The registered model, `<registry>.<model>`.", required=True, requires_replace=True),
         attr("alias", STRING, "The alias, e.g. `champion`.", required=True, requires_replace=True),
@@ -184,7 +188,7 @@ class ModelAlias(Base):
         attr("reason", STRING, "Why, recorded with each move (not read back).", optional=True),
     ]
 
-    def _found(self, current: State) -> State | None:
+    def found(self, current: State) -> State | None:
         workspace = self.workspace(current)
         found = self.api.find(f"/models/{q(current['model'])}/aliases/{q(current['alias'])}", workspace=workspace)
         if found is None:
@@ -202,9 +206,6 @@ class ModelAlias(Base):
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         return self.attempt(ctx.diagnostics, "set", lambda: self._move(planned))
 
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current))
-
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         return self.attempt(ctx.diagnostics, "move", lambda: self._move(planned))
 
@@ -212,20 +213,15 @@ class ModelAlias(Base):
         self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(
             f"/models/{q(current['model'])}/aliases/{q(current['alias'])}", workspace=self.workspace(current)))
 
-    def import_(self, ctx: ImportContext, import_id: str) -> State | None:
-        def find() -> State | None:
-            workspace, model, alias = split_id(import_id, 3, "<workspace>/<registry>.<model>/<alias>")
-            return self._found({"workspace": workspace, "model": model, "alias": alias})
-        return imported(self, ctx, import_id, find)
 
-
-class Experiment(Base):
+class Experiment(_Tagged):
     type_name, what = "experiment", "the experiment"
+    collection, renames = "/experiments", True
+    import_shape = "<workspace>/<experiment id>; import also takes <workspace>/<name>"
     description = "An experiment. Renaming is in place. Destroying deletes it (soft: restorable until " \
                   "`cairn gc`). Needs an editor (deleting it, a maintainer)."
     fields = {"experiment_id": "id"}
     attributes = [
-        id_attribute("<workspace>/<experiment id>; import also takes <workspace>/<name>"),
         workspace_attribute(),
         attr("name", STRING, "The experiment's name.", required=True),
         attr("description", STRING, "Free text.", optional=True),
@@ -241,41 +237,14 @@ class Experiment(Base):
                           "description": keep_null(prior.get("description"), found["description"], ""),
                           "tags": keep_null(prior.get("tags"), found["tags"], {})})
 
-    def create(self, ctx: CreateContext, planned: State) -> State | None:
-        def make() -> State | None:
-            workspace = self.workspace(planned)
-            body = {"name": planned["name"], "description": planned.get("description") or "",
-                    "tags": planned.get("tags") or {}}
-            return self._state(planned, workspace, self.api.post("/experiments", body, workspace=workspace))
-        return self.attempt(ctx.diagnostics, "create", make)
-
-    def _found(self, current: State, path: str) -> State | None:
-        workspace = self.workspace(current)
-        found = self.api.find(path, workspace=workspace)
-        return None if found is None else self._state(current, workspace, found)
-
-    def read(self, ctx: ReadContext, current: State) -> State | None:
-        path = f"/experiments/{int(current['experiment_id'])}"
-        return self.attempt(ctx.diagnostics, "read", lambda: self._found(current, path))
-
-    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        def change() -> State | None:
-            workspace, path = self.workspace(current), f"/experiments/{int(current['experiment_id'])}"
-            found = self.api.patch(path, {"name": planned["name"], "description": planned.get("description") or ""},
-                                   workspace=workspace)
-            _sync_tags(self.api, path, workspace, found["tags"], planned.get("tags") or {})
-            return self._found(planned, path)
-        return self.attempt(ctx.diagnostics, "update", change)
-
-    def delete(self, ctx: DeleteContext, current: State) -> None:
-        self.attempt(ctx.diagnostics, "delete", lambda: self.api.delete(
-            f"/experiments/{int(current['experiment_id'])}", workspace=self.workspace(current)))
+    def _path(self, current: State) -> str:
+        return f"/experiments/{int(current['experiment_id'])}"
 
     def import_(self, ctx: ImportContext, import_id: str) -> State | None:
         def find() -> State | None:
             workspace, key = split_id(import_id, 2, "<workspace>/<experiment id or name>")
             if key.isdigit():
-                return self._found({"workspace": workspace}, f"/experiments/{q(key)}")
+                return self._at({"workspace": workspace}, f"/experiments/{q(key)}")
             found = self.api.find("/experiments/by-name", workspace=workspace, params={"name": key})
             return None if found is None else self._state({}, workspace, found)
         return imported(self, ctx, import_id, find)
