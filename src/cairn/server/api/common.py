@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +30,6 @@ from cairn.server.services.experiments import resolve_workspace
 from cairn.server.services.validation import MAX_JSON_DEPTH, check_depth
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 MLFLOW_PATHS = ("/api/2.0/", "/ajax-api/2.0/", "/api/3.0/", "/ajax-api/3.0/")
 log = logging.getLogger("cairn.server")
 
@@ -109,18 +107,6 @@ async def read_json(request: Request) -> Any:
     return _parse_json(await read_body(request))
 
 
-async def read_model(request: Request, model: type[M]) -> M:
-    """The JSON body checked against ``model``, answered as FastAPI answers a body parameter that does not
-    fit (400 naming the field), for routes answered ahead of its router."""
-    body = await read_body(request)
-    if not body:
-        raise InvalidInputError("the request body is missing: send a JSON object", field="body")
-    try:
-        return model.model_validate(_parse_json(body))
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
-
-
 def _parse_json(body: bytes) -> Any:
     try:
         value = orjson.loads(body) if body else {}
@@ -132,7 +118,7 @@ def _parse_json(body: bytes) -> Any:
 
 
 class _BoundedRequest(Request):
-    """A request whose JSON body is parsed as the direct routes parse theirs: depth-checked."""
+    """A request whose JSON body is depth-checked as ``read_json`` checks it."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
