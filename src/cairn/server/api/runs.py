@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Request
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, Route, call, call_small_write, read_json
 from cairn.server.schemas import tracking as schemas
-from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
 from cairn.server.services import search
 from cairn.server.services.errors import ServiceError
+from cairn.server.services.numbers import nums
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=Route)
 
