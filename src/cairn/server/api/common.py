@@ -183,6 +183,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            detail = first.get("ctx", {}).get("error", "")
+            return JSON(error_body("INVALID_PARAMETER_VALUE", f"the request body is not valid JSON: {detail}", "body"),
+                        status_code=400)
+        if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+            return JSON(error_body("INVALID_PARAMETER_VALUE", "the request body is missing: send a JSON object",
+                                   "body"), status_code=400)
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         return JSON(error_body("INVALID_PARAMETER_VALUE", f"{where}: {first.get('msg')}", where), status_code=400)
 
