@@ -368,3 +368,14 @@ def declared_actions(dependant: Any) -> list[str]:
     if dependant is None:
         return []
     return [action for d in dependant.dependencies if (action := getattr(d.call, "cairn_action", None))]
+
+
+def admin_with_workspace(store_uri: str, workspace: str, password: str = "root passphrase 1") -> str:
+    """An admin ``root`` owning ``workspace``, made with ``cairn admin`` in the store; answers a write token."""
+    env = {**os.environ, "CAIRN_PASSWORD": password}
+    admin = [sys.executable, "-m", "cairn", "admin", "--store-uri", store_uri]
+    subprocess.run([*admin, "create-user", "root", "--admin"], env=env, check=True, capture_output=True)
+    subprocess.run([*admin, "create-workspace", workspace, "--owner", "root"], env=env, check=True,
+                   capture_output=True)
+    return subprocess.run([*admin, "create-token", "root", "--name", "t", "--scope", "write"], env=env,
+                          check=True, capture_output=True, text=True).stdout.strip()

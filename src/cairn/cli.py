@@ -621,3 +621,9 @@ def import_mlflow(source: str, experiment_names: tuple[str, ...], models: bool, 
         return
     for line in summary.lines():
         click.echo(line)
+
+
+from cairn.cli_conventions import conventions, runs_check  # noqa: E402  (their own module: this one is long)
+
+main.add_command(conventions)
+runs.add_command(runs_check)

@@ -72,6 +72,7 @@ export interface Run {
   start_time: number; end_time: number | null; user: string; parent_run_id: string | null;
   tags: Record<string, string>; params: Record<string, string>; metrics: Record<string, Summary>;
   datasets: { name: string; uri: string; digest: string; role: string }[];
+  compliant?: boolean | null;  // under the conventions in force; null: none are
 }
 
 export interface Experiment {

@@ -64,3 +64,32 @@ describe("groupStats", () => {
     expect(stats[0].mean).toBeNull();
   });
 });
+
+describe("human-readable values", () => {
+  it("sizes in binary units", async () => {
+    const { formatBytes } = await import("./format");
+    expect(formatBytes(7)).toBe("7 B");
+    expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatBytes(300 * 1024 * 1024)).toBe("300 MiB");
+    expect(formatBytes(null)).toBe("");
+  });
+  it("relative times", async () => {
+    const { formatRelative } = await import("./format");
+    const now = 1_700_000_000_000;
+    expect(formatRelative(now - 3 * 60_000, now)).toBe("3 minutes ago");
+    expect(formatRelative(now - 2 * 86_400_000, now)).toBe("2 days ago");
+    expect(formatRelative(now - 2000, now)).toBe("just now");
+  });
+  it("integer tick increments and last values", async () => {
+    const { INTEGER_INCREMENTS, lastValue } = await import("./format");
+    expect(INTEGER_INCREMENTS.every((i) => Number.isInteger(i))).toBe(true);
+    expect(INTEGER_INCREMENTS.slice(0, 4)).toEqual([1, 2, 5, 10]);
+    expect(lastValue([1, 2, null])).toBe(2);
+    expect(lastValue([null])).toBe(null);
+  });
+  it("diffs lines", async () => {
+    const { diffLines } = await import("./format");
+    expect(diffLines("a\nb\nc", "a\nx\nc")).toEqual([
+      { kind: "same", text: "a" }, { kind: "del", text: "b" }, { kind: "add", text: "x" }, { kind: "same", text: "c" }]);
+  });
+});

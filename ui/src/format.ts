@@ -104,3 +104,54 @@ export function groupStats(runs: Run[], by: string, metric: string, how: Aggrega
     return { group, count: counts.get(group)!, mean, std };
   });
 }
+
+/** Bytes in the largest unit that keeps the number at or above 1 (1024-based, as file browsers show them). */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return "";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return unit === 0 ? `${bytes} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** "3 minutes ago", "in 2 days": the absolute time goes in a tooltip beside it. */
+export function formatRelative(ms: number | null | undefined, now: number = Date.now()): string {
+  if (!ms) return "";
+  const seconds = Math.round((ms - now) / 1000);
+  const steps: [Intl.RelativeTimeFormatUnit, number][] = [["year", 31_536_000], ["month", 2_592_000], ["week", 604_800],
+    ["day", 86_400], ["hour", 3600], ["minute", 60]];
+  const format = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+  for (const [unit, size] of steps) {
+    if (Math.abs(seconds) >= size) return format.format(Math.trunc(seconds / size), unit);
+  }
+  return Math.abs(seconds) < 10 ? "just now" : format.format(seconds, "second");
+}
+
+/** Tick increments for a step axis: whole numbers only, so a 3-step chart has no tick at 0.2. */
+export const INTEGER_INCREMENTS = Array.from({ length: 15 }, (_, i) => [1, 2, 5].map((m) => m * 10 ** i)).flat();
+
+/** The last value of a series that is a number (what a legend shows when the cursor is elsewhere). */
+export function lastValue(values: (number | null)[]): number | null {
+  for (let i = values.length - 1; i >= 0; i -= 1) if (values[i] !== null && Number.isFinite(values[i])) return values[i];
+  return null;
+}
+
+/** Lines of two texts marked same, added or removed (a longest-common-subsequence diff, for small artifacts). */
+export function diffLines(before: string, after: string): { kind: "same" | "add" | "del"; text: string }[] {
+  const a = before.split("\n").slice(0, 2000), b = after.split("\n").slice(0, 2000);
+  const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i -= 1) {
+    for (let j = b.length - 1; j >= 0; j -= 1) {
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const out: { kind: "same" | "add" | "del"; text: string }[] = [];
+  let i = 0, j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) { out.push({ kind: "same", text: a[i] }); i += 1; j += 1; }
+    else if (i < a.length && (j >= b.length || lcs[i + 1][j] >= lcs[i][j + 1])) { out.push({ kind: "del", text: a[i] }); i += 1; }
+    else { out.push({ kind: "add", text: b[j] }); j += 1; }
+  }
+  return out;
+}

@@ -1,15 +1,16 @@
 import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { BrowserRouter, Link, Navigate, Route, Routes, useNavigate } from "react-router-dom";
+import { BrowserRouter, Link, Navigate, NavLink, Route, Routes, useNavigate } from "react-router-dom";
 import { api, ApiError, setCsrf, setWorkspace, workspace } from "./api";
 import { AdminPage } from "./pages/Admin";
 import { ComparePage } from "./pages/Compare";
 import { ExperimentsPage } from "./pages/Experiments";
 import { LoginPage } from "./pages/Login";
-import { ModelsPage } from "./pages/Models";
+import { ModelPage, ModelsPage } from "./pages/Models";
 import { RunPage } from "./pages/Run";
 import { RunsPage } from "./pages/Runs";
 import { StandingContext } from "./roles";
+import { Failed, Icon, Loading, messageOf } from "./ui";
 import "./style.css";
 
 interface Me { user: { name: string; admin?: boolean }; auth: boolean; signed_in: boolean; csrf_token?: string }
@@ -19,6 +20,7 @@ function Shell() {
   const [needsLogin, setNeedsLogin] = useState(false);
   const [spaces, setSpaces] = useState<{ name: string; role: string | null }[]>([]);
   const [current, setCurrent] = useState<string | null>(workspace());
+  const [failed, setFailed] = useState<string | null>(null);
   const navigate = useNavigate();
 
   const load = async () => {
@@ -37,13 +39,14 @@ function Shell() {
       }
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) setNeedsLogin(true);
-      else throw error;
+      else setFailed(messageOf(error));
     }
   };
   useEffect(() => { void load(); }, []);
 
   if (needsLogin) return <LoginPage onSignedIn={() => void load()} />;
-  if (!me) return <div className="page">Loading…</div>;
+  if (failed) return <main className="page"><Failed error={failed} retry={() => { setFailed(null); void load(); }} /></main>;
+  if (!me) return <main className="page"><Loading what="Cairn" /></main>;
   const signOut = async () => {
     await api("POST", "/api/v1/auth/logout");
     setCsrf(null);
@@ -51,15 +54,15 @@ function Shell() {
   };
   const switchTo = (name: string) => { setWorkspace(name); setCurrent(name); navigate("/"); };
   const standing = { role: spaces.find((w) => w.name === current)?.role ?? (me.auth ? null : "owner"),
-                     admin: !!me.user.admin };
+                     admin: !!me.user.admin, auth: me.auth };
   return (
     <div>
       <header className="top">
-        <Link to="/" className="brand">Cairn</Link>
-        <nav>
-          <Link to="/">Experiments</Link>
-          <Link to="/models">Models</Link>
-          <Link to="/admin">Workspace</Link>
+        <Link to="/" className="brand"><Icon name="cairn" />Cairn</Link>
+        <nav aria-label="main">
+          <NavLink to="/" end>Experiments</NavLink>
+          <NavLink to="/models">Models</NavLink>
+          <NavLink to="/admin">Workspace</NavLink>
         </nav>
         <span className="spacer" />
         <label>
@@ -78,6 +81,7 @@ function Shell() {
           <Route path="/experiments/:experimentId" element={<RunsPage />} />
           <Route path="/runs/:runId" element={<RunPage />} />
           <Route path="/models" element={<ModelsPage />} />
+          <Route path="/models/:modelName" element={<ModelPage />} />
           <Route path="/compare" element={<ComparePage />} />
           <Route path="/admin" element={<AdminPage />} />
           <Route path="*" element={<Navigate to="/" />} />

@@ -3,7 +3,7 @@ import { createContext, useContext } from "react";
 
 export const ROLE_RANK: Record<string, number> = { viewer: 1, editor: 2, maintainer: 3, owner: 4 };
 
-export interface Standing { role: string | null; admin: boolean }
+export interface Standing { role: string | null; admin: boolean; auth?: boolean }
 
 export function can(standing: Standing, needed: "viewer" | "editor" | "maintainer" | "owner"): boolean {
   return standing.admin || (standing.role !== null && (ROLE_RANK[standing.role] ?? 0) >= ROLE_RANK[needed]);

@@ -16,6 +16,7 @@ import orjson
 
 from cairn.client._collab import CollabMixin
 from cairn.client._config import Config
+from cairn.client._conventions import ConventionsMixin
 from cairn.client._errors import APIError, CairnError, NotFoundError, TransportError
 from cairn.client._models import (
     ArtifactInfo,
@@ -61,7 +62,7 @@ def close_transports() -> None:
         _transports.popitem()[1].close()
 
 
-class Client(RegistryMixin, CollabMixin):
+class Client(RegistryMixin, CollabMixin, ConventionsMixin):
     """Reads and direct writes against the configured tracking store.
 
     ``Client()`` uses CAIRN_TRACKING_URI (unset: the embedded store under CAIRN_HOME), CAIRN_TOKEN

@@ -11,6 +11,7 @@ spooled to disk if it stays away.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import operator
@@ -41,6 +42,7 @@ from cairn.client._client import (
     upload_units,
 )
 from cairn.client._config import Config
+from cairn.client._conventions import Compliance, compliance_of, developer, filled_tags, warn_once
 from cairn.client._errors import APIError, CairnError, ConflictError, RateLimitedError, ServerError, TransportError
 from cairn.client._registry import LoggedModel
 from cairn.client._sender import Op, RetryableError, Sender
@@ -165,6 +167,8 @@ class ActiveRun:
         self._generation = _fork_generation
         self._steps: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._explicit: set[str] = set()  # tags the user set: the SDK never fills these in
+        self._conventions = False  # conventions are in force for the run (the server said so when it began)
 
     @property
     def _sender(self) -> Sender:
@@ -214,7 +218,14 @@ class ActiveRun:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._explicit.update(tags)
         self._sender.set_tags(self.id, {k: str(v) for k, v in tags.items()})
+
+    @property
+    def compliance(self) -> Compliance:
+        """Which conventions the run meets and which it misses (everything logged so far is sent first)."""
+        self._sender.flush(timeout=self.config.retry_timeout + 5)
+        return compliance_of(shared_transport(self.config), self.id)
 
     def delete_tag(self, key: str) -> None:
         self._enqueue("DELETE", f"/api/v1/runs/{self.id}/tags", None, params=(("key", key),))
@@ -304,6 +315,8 @@ class ActiveRun:
             body = {"name": name, "artifact_path": base, "manifest": manifest, "step": step}
             logged = LoggedModel.from_json(transport.request("POST", f"/api/v1/runs/{self.id}/logged-models",
                                                              json=body))
+        if "framework" not in self._explicit and manifest.get("flavor") not in (None, "pyfunc"):
+            self._sender.set_tags(self.id, {"framework": str(manifest["flavor"])})  # the model says best
         if registered_model_name is None:
             return logged
         return client.register_model(logged.id, registered_model_name, tags=dict(tags or {}), aliases=aliases)
@@ -320,6 +333,9 @@ class ActiveRun:
             _active.remove(self)
         for error in self._sender.errors:
             log.warning("cairn: a write of run %s was refused: %s", self.id, error)
+        if self._conventions:
+            with contextlib.suppress(CairnError):  # the server is away: the report waits for `cairn runs check`
+                warn_once(self.id, compliance_of(shared_transport(self.config), self.id))
 
     def detach(self) -> None:
         """Stop using the run in this process without ending it: flush what was logged (sent, or spooled)
@@ -387,6 +403,9 @@ def start_run(experiment: str | int | None = None, *, name: str | None = None, t
         parent_run_id = _active[-1].id
     source = Path(source_dir) if source_dir is not None else None
     all_tags = {**(source_tags(source) if capture_source else {}), **user_tags}
+    if capture_source:
+        who = developer(shared_transport(config), config.tracking_uri, config.token) if not config.offline else None
+        all_tags.update(filled_tags(user_tags, who))
     proposed = keyed_run_id(config.workspace, experiment, run_key) if run_key is not None else uuid.uuid4().hex
     run = ActiveRun(config, proposed, name, experiment)
     body: dict[str, Any] = {"run_id": run.id, "name": name, "tags": all_tags, "parent_run_id": parent_run_id,
@@ -394,6 +413,7 @@ def start_run(experiment: str | int | None = None, *, name: str | None = None, t
     if run_key is not None:
         body["run_key"] = run_key
     body["experiment_id" if isinstance(experiment, int) else "experiment_name"] = experiment
+    run._explicit = set(user_tags)
     _create(run, body)
     run.end_on_exit = not run.joined if end_on_exit is None else end_on_exit
     _active.append(run)
@@ -439,6 +459,7 @@ def _create(run: ActiveRun, body: dict[str, Any]) -> None:
                                                         headers={"Idempotency-Key": create.idempotency_key})
             run.name, run.id = data["name"], data["run_id"]
             run.joined = not data.get("created", True)
+            run._conventions = data.get("compliant") is not None
             return
         except (TransportError, ServerError, RateLimitedError) as exc:
             log.warning("cairn: the server is unreachable (%s); run %s is queued and will be sent later", exc, run.id)

@@ -14,6 +14,7 @@ from cairn.server import observability
 from cairn.server.api import (
     accounts,
     artifacts,
+    conventions,
     experiments,
     mlflow,
     mlflow_multipart,
@@ -34,7 +35,7 @@ from cairn.server.storage.blobs import open_blob_store
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
-    db = Database(settings.resolved_store_uri)
+    db = Database(settings.resolved_store_uri, fast_metric_commit=settings.metric_commit == "fast")
     try:
         if migrate:
             db.upgrade()
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     # Safe because the runs router has no catch-all (artifacts, reviews and registry also serve paths
     # under /api/v1/runs/...). Reviews before registry: the registry's catch-all for stray /models/...
     # paths must come last.
-    for module in (runs, accounts, workspaces, experiments, artifacts, uploads, reviews, registry, mlflow,
+    for module in (runs, accounts, workspaces, conventions, experiments, artifacts, uploads, reviews, registry, mlflow,
                    mlflow_multipart):
         app.include_router(module.router)
     app.include_router(mlflow.artifacts_router)

@@ -62,6 +62,8 @@ PERMISSIONS: dict[str, Permission] = {
     "workspace.read": _p("viewer", "read"),
     "workspace.manage": _p("owner", "write"),
     "audit.read": _p("owner", "read"),
+    "conventions.read": _p("viewer", "read"),
+    "conventions.manage": _p("maintainer", "write", "experiment"),
     # the caller's own account: any signed-in user
     "account.self": _p(None, "read"),
     "account.write": _p(None, "write"),

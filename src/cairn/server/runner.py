@@ -34,7 +34,7 @@ SHUTDOWN_SECONDS = 30  # on SIGTERM: stop accepting, let requests in flight fini
 
 
 def serve(settings: Settings) -> None:
-    database = Database(settings.resolved_store_uri)
+    database = Database(settings.resolved_store_uri, fast_metric_commit=settings.metric_commit == "fast")
     database.upgrade()
     database.dispose()
     shutil.rmtree(settings.home / "metrics", ignore_errors=True)  # counters of a previous run's workers

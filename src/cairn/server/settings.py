@@ -62,6 +62,9 @@ class Settings:
     embedded: bool = False  # the in-process app of the SDK: no network, no Host check
     metrics: bool = False  # serve Prometheus metrics at /metrics
     log_format: str = "text"  # or "json": one JSON object per log line
+    # "fast" (opt-in, PostgreSQL): metric batches commit without waiting for the WAL flush, as SQLite's WAL
+    # mode does; acknowledged points can be lost if the database host crashes within ~0.6 s of the commit.
+    metric_commit: str = "durable"
     _hosts: tuple[Any, frozenset[str] | set[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -83,6 +86,9 @@ class Settings:
             settings.session_ttl_seconds = int(env["CAIRN_SESSION_TTL"])
         settings.metrics = _flag(env.get("CAIRN_METRICS"))
         settings.log_format = env.get("CAIRN_LOG_FORMAT") or "text"
+        settings.metric_commit = env.get("CAIRN_METRIC_COMMIT") or "durable"
+        if settings.metric_commit not in ("durable", "fast"):
+            raise SettingsError(f"CAIRN_METRIC_COMMIT must be 'durable' or 'fast', got {settings.metric_commit!r}")
         return settings
 
     @property

@@ -77,3 +77,24 @@ def test_a_new_sqlite_store_is_readable_by_its_user_only(tmp_path: Path) -> None
     assert path.parent.stat().st_mode & 0o777 == 0o700
     for made in path.parent.iterdir():
         assert made.stat().st_mode & 0o777 == 0o600, made
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_fast_metric_commit_is_opt_in_and_only_for_metric_batches(store_uri: str, run_id: str, fast: bool) -> None:
+    """CAIRN_METRIC_COMMIT=fast lets a PostgreSQL transaction that stores points commit before its WAL
+    is flushed; nothing else, and nothing by default, does."""
+    from cairn.server.services import metrics
+
+    db = Database(store_uri, fast_metric_commit=fast)
+    try:
+        if db.dialect == "sqlite":  # WAL mode with synchronous=NORMAL already commits without a flush
+            return
+        with db.session(write=True) as session:
+            assert session.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+            metrics.ingest(session, run_id, [metrics.SeriesBatch("loss", [1], [0.5], [7])])
+            assert session.execute(text("SHOW synchronous_commit")).scalar_one() == ("off" if fast else "on")
+        with db.session(write=False) as session:
+            assert session.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+            assert metrics.list_series(session, [run_id])[run_id][0].count == 1
+    finally:
+        db.dispose()

@@ -8,6 +8,8 @@ import itertools
 import math
 import random
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from cairn.server.db import points
 from cairn.server.db.engine import Database, _alembic_config
 from cairn.server.services import metrics
 from cairn.server.services.gc import collect
@@ -47,8 +50,10 @@ def series_id(db: Database, run_id: str, key: str) -> int:
 
 def raw_points(db: Database, sid: int) -> list[Point]:
     with db.session(write=False) as session:
-        rows = session.execute(text("SELECT step, timestamp, value FROM metric_points WHERE series_id = :s"),
-                               {"s": sid})
+        rows: Any = session.execute(text("SELECT step, timestamp, value FROM metric_points WHERE series_id = :s"),
+                                    {"s": sid}).all()
+        if not rows:  # PostgreSQL from 0010 on keeps them packed
+            rows = points.read_point_range(session, sid, -(2**63), 2**63 - 1)
         return [(int(s), int(t), None if v is None or v != v else float(v)) for s, t, v in rows]
 
 
@@ -250,20 +255,34 @@ def test_migrations_backfill_rollups(app: Any, api: httpx.Client, run_id: str) -
         ("acc", [(s, s, float(s)) for s in range(-300, metrics.SMALL_SERIES + 700)]))
     db = app.state.db
     first, second = migration("0004_metric_rollups"), migration("0006_rollups_for_long_series")
-    with db.session(write=True) as session:
-        session.execute(text("DELETE FROM metric_rollups"))
-        session.execute(text(first._INTO + first._FROM_POINTS))
+    with at_revision(db, "0008"), db.session(write=True) as session:  # their SQL reads metric_points,
+        session.execute(text("DELETE FROM metric_rollups"))                 # where 0010 packs PostgreSQL's
+        session.execute(text(first._INTO + first._FROM_POINTS))             # points away
         for below, level in itertools.pairwise(first.LEVELS):
             session.execute(text(first._INTO + first._FROM_LEVEL.format(
                 level=level, shift=level - below, below=below)))
     for key in ("loss", "acc"):
         assert_rollups_exact(db, series_id(db, run_id, key), first.LEVELS)
-    with db.session(write=True) as session:
+    with at_revision(db, "0008"), db.session(write=True) as session:
         session.execute(text(second.UPGRADE))
     assert_rollups_exact(db, series_id(db, run_id, "acc"))
     with db.session(write=False) as session:
         assert session.execute(text("SELECT count(*) FROM metric_rollups WHERE series_id = :s"),
                                {"s": series_id(db, run_id, "loss")}).scalar_one() == 0
+
+
+@contextmanager
+def at_revision(db: Database, revision: str) -> Iterator[None]:
+    """The store downgraded to ``revision`` for the block, then upgraded to head again."""
+    def migrate(step: Any, target: str) -> None:
+        with db.engine.begin() as conn:
+            step(_alembic_config(conn), target)
+
+    migrate(command.downgrade, revision)
+    try:
+        yield
+    finally:
+        migrate(command.upgrade, "head")
 
 
 def test_short_series_have_no_rollups_until_they_grow_long(app: Any, api: httpx.Client, run_id: str) -> None:
@@ -332,3 +351,53 @@ def test_migration_0006_keeps_rollups_of_long_series_only(app: Any, api: httpx.C
     with db.session(write=False) as session:
         assert session.execute(text(count), {"s": short}).scalar_one() == 0
     assert_rollups_exact(db, long)
+
+
+def history(api: httpx.Client, run_id: str, key: str, **params: int) -> list[Point]:
+    got = api.get(f"/api/v1/runs/{run_id}/metrics/history", params={"key": key, **params})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    values = [None if v in ("NaN", None) else float(v) for v in body["values"]]
+    return list(zip(body["steps"], body["timestamps"], values, strict=True))
+
+
+def in_order(logged: list[Point]) -> list[Point]:
+    """What a history read answers: step order, then logging order."""
+    return sorted(logged, key=lambda p: p[0])
+
+
+def test_history_is_in_step_then_logging_order(app: Any, api: httpx.Client, run_id: str) -> None:
+    """Points logged in several batches, steps out of order, repeated, across chunks of either store."""
+    rng = random.Random(3)
+    pts = messy_points(rng, 12_000)
+    logged: list[Point] = []
+    for at in (0, 1, 700, 5_000, len(pts)):
+        part = pts[len(logged):at]
+        if part:
+            log(api, run_id, ("loss", part))
+            logged += part
+    log(api, run_id, ("loss", [(s, 1, float(s)) for s in range(10, 20)]), ("flat", [(3, 4, 5.0)]))
+    logged += [(s, 1, float(s)) for s in range(10, 20)]
+    assert history(api, run_id, "loss") == in_order(logged)
+    window = [p for p in in_order(logged) if -4_500 <= p[0] <= 15]
+    assert history(api, run_id, "loss", start_step=-4_500, end_step=15) == window
+    assert history(api, run_id, "loss", start_step=-4_500, end_step=15, max_points=7) == window[:7]
+    assert history(api, run_id, "flat") == [(3, 4, 5.0)]
+    assert history(api, run_id, "flat", start_step=4) == []
+
+
+def test_migration_0010_keeps_every_point(app: Any, api: httpx.Client, run_id: str) -> None:
+    """Its upgrade packs PostgreSQL's points and its downgrade unpacks them: the history reads the same
+    before, in between (from metric_points) and after, on both stores."""
+    pts = messy_points(random.Random(4), 6_000)
+    log(api, run_id, ("loss", pts[:4_000]), ("acc", [(s, s, 0.5) for s in range(5_000)]))
+    log(api, run_id, ("loss", pts[4_000:]))
+    db = app.state.db
+    expected = {key: history(api, run_id, key) for key in ("loss", "acc")}
+    assert expected["loss"] == in_order(pts)
+    with at_revision(db, "0008"), db.session(write=False) as session:
+        for key, want in expected.items():
+            rows = session.execute(text("SELECT step, timestamp, value FROM metric_points WHERE series_id = :s "
+                                        "ORDER BY step, seq"), {"s": series_id(db, run_id, key)})
+            assert [(int(s), int(t), None if v is None or v != v else float(v)) for s, t, v in rows] == want
+    assert {key: history(api, run_id, key) for key in expected} == expected

@@ -1,6 +1,8 @@
 import { useContext, useEffect, useState } from "react";
 import { api, ApiError, workspace } from "../api";
-import { formatTime } from "../format";
+import { ConventionsSection } from "../conventions";
+import { Link } from "react-router-dom";
+import { Crumbs, Empty, Time } from "../ui";
 import { StandingContext, useCan } from "../roles";
 
 interface Member { kind: string; user?: string; team?: string; role: string }
@@ -13,7 +15,7 @@ const ROLES = ["viewer", "editor", "maintainer", "owner"];
 export function AdminPage() {
   const ws = workspace() ?? "default";
   const owner = useCan("owner");
-  const admin = useContext(StandingContext).admin;
+  const { admin, auth = true } = useContext(StandingContext);
   const [error, setError] = useState<string | null>(null);
   const act = async (fn: () => Promise<unknown>, then: () => Promise<unknown>) => {
     setError(null);
@@ -21,12 +23,21 @@ export function AdminPage() {
   };
   return (
     <div className="page">
+      <Crumbs items={[{ label: "Workspace" }, { label: ws }]} />
       <h1>Workspace {ws}</h1>
       {error && <div className="error" role="alert">{error}</div>}
-      {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
-      <Tokens act={act} />
-      {admin && <ServerAdmin act={act} />}
-      {owner && <Audit />}
+      {!auth ? (
+        <Empty title="This server runs without sign-in" testId="no-auth">
+          <p>Everything here belongs to you, so there are no members, teams or tokens to manage. Start the server
+            with <code>cairn server --auth</code> to share it with a team.</p>
+        </Empty>
+      ) : <>
+        {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
+        <ConventionsSection />
+        <Tokens act={act} />
+        {admin && <ServerAdmin act={act} />}
+        {owner && <Audit />}
+      </>}
     </div>
   );
 }
@@ -70,11 +81,13 @@ function Tokens({ act }: { act: Act }) {
   return (
     <div className="card">
       <h2>Your API tokens</h2>
-      <table className="plain" data-testid="tokens"><tbody>{tokens.map((t) => (
-        <tr key={t.id}><td>{t.name}</td><td>{t.scope}</td><td>created {formatTime(t.created_at)}</td>
-          <td>{t.expires_at ? `expires ${formatTime(t.expires_at)}` : "never expires"}</td>
+      {tokens.length === 0 ? <p className="muted" data-testid="tokens">No tokens yet. Create one for scripts and CI:
+        it is shown once, so copy it then.</p> : <table className="plain" data-testid="tokens"><tbody>{tokens.map((t) => (
+        <tr key={t.id}><td>{t.name}</td><td>{t.scope}</td><td>created <Time ms={t.created_at} /></td>
+          <td>{t.expires_at ? <>expires <Time ms={t.expires_at} /></> : "never expires"}</td>
+          <td>{t.last_used_at ? <>used <Time ms={t.last_used_at} /></> : <span className="muted">never used</span>}</td>
           <td>{t.revoked_at ? "revoked" : <button onClick={() => void act(() => api("DELETE", `/api/v1/tokens/${t.id}`), load)}>
-            Revoke {t.name}</button>}</td></tr>))}</tbody></table>
+            Revoke {t.name}</button>}</td></tr>))}</tbody></table>}
       <div className="toolbar" style={{ marginTop: 8 }}>
         <input aria-label="token name" placeholder="what it is for" value={name} onChange={(e) => setName(e.target.value)} />
         <select aria-label="token scope" value={scope} onChange={(e) => setScope(e.target.value)}>
@@ -89,25 +102,37 @@ function Tokens({ act }: { act: Act }) {
   );
 }
 
+/** An audit entry's object, linked to its page when it has one. */
+function ObjectLink({ type, id }: { type: string; id: string }) {
+  const to = type === "run" ? `/runs/${id}` : type === "experiment" ? `/experiments/${id}`
+    : type === "model" || type === "registered_model" ? `/models/${encodeURIComponent(id)}`
+    : type === "model_version" || type === "alias" ? `/models/${encodeURIComponent(id.split(/[/@:]/)[0])}` : null;
+  return to ? <Link to={to}>{type}:{id}</Link> : <span>{type}:{id}</span>;
+}
+
 function Audit() {
   const [events, setEvents] = useState<Event[] | null>(null);
   const [action, setAction] = useState("");
   const [since, setSince] = useState("7d");
+  const [actor, setActor] = useState("");
+  const [objectType, setObjectType] = useState("");
   const load = () => api<{ events: Event[] }>("GET", "/api/v1/events", undefined,
-    { action: action || undefined, since, max_results: 500 }).then((d) => setEvents(d.events)).catch(() => setEvents(null));
+    { action: action || undefined, actor: actor || undefined, object_type: objectType || undefined, since, max_results: 500 }).then((d) => setEvents(d.events)).catch(() => setEvents(null));
   useEffect(() => { void load(); }, []);
   return (
     <div className="card">
       <h2>Audit log</h2>
       <div className="toolbar">
         <input aria-label="audit action" placeholder="action, e.g. promotion.*" value={action} onChange={(e) => setAction(e.target.value)} />
-        <input aria-label="audit since" value={since} onChange={(e) => setSince(e.target.value)} />
+        <input aria-label="audit actor" placeholder="actor" value={actor} onChange={(e) => setActor(e.target.value)} />
+        <input aria-label="audit object type" placeholder="object type, e.g. run" value={objectType} onChange={(e) => setObjectType(e.target.value)} />
+        <input aria-label="audit since" title="how far back: 7d, 12h, or a date" value={since} onChange={(e) => setSince(e.target.value)} />
         <button onClick={() => void load()}>Show</button>
       </div>
       {events === null ? <div className="muted">Only owners read the audit log.</div> : (
         <table className="plain" data-testid="audit"><tbody>{events.map((e) => (
-          <tr key={e.id}><td>{formatTime(e.time)}</td><td>{e.actor}</td><td>{e.action}</td>
-            <td>{e.object_type}:{e.object_id}</td><td className="muted">{JSON.stringify(e.after)}</td><td>{e.client_addr}</td></tr>))}
+          <tr key={e.id}><td><Time ms={e.time} /></td><td>{e.actor}</td><td><code>{e.action}</code></td>
+            <td><ObjectLink type={e.object_type} id={e.object_id} /></td><td className="muted">{JSON.stringify(e.after)}</td><td>{e.client_addr}</td></tr>))}
         </tbody></table>)}
     </div>
   );

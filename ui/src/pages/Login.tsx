@@ -17,7 +17,7 @@ export function LoginPage({ onSignedIn }: { onSignedIn: () => void }) {
     }
   };
   return (
-    <form className="login card" onSubmit={(e) => void submit(e)}>
+    <main><form className="login card" onSubmit={(e) => void submit(e)}>
       <h1>Sign in to Cairn</h1>
       <input aria-label="user name" placeholder="user name" value={username} autoComplete="username"
              onChange={(e) => setUsername(e.target.value)} />
@@ -25,6 +25,6 @@ export function LoginPage({ onSignedIn }: { onSignedIn: () => void }) {
              autoComplete="current-password" onChange={(e) => setPassword(e.target.value)} />
       <button className="primary" type="submit">Sign in</button>
       {error && <div className="error" role="alert">{error}</div>}
-    </form>
+    </form></main>
   );
 }

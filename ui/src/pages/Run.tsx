@@ -1,8 +1,11 @@
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, ApiError, linkTo, type Run } from "../api";
+import { ComplianceBadge, ComplianceReport } from "../conventions";
 import { MetricChart, type XAxis } from "../chart";
-import { formatDuration, formatNumber, formatTime, toNumber } from "../format";
+import { diffLines, formatBytes, formatDuration, formatNumber, formatTime, toNumber } from "../format";
+import { CopyId, Crumbs, Empty, Failed, Loading, Status, Time } from "../ui";
+import { CommitLink } from "./Models";
 import { useCan } from "../roles";
 
 interface Artifact { path: string; is_dir: boolean; size: number | null; version: number | null; digest: string | null }
@@ -26,20 +29,28 @@ export function RunPage() {
       setChildren(found.runs);
     }).catch((e) => setError(e instanceof ApiError ? e.message : String(e)));
   }, [runId]);
-  if (error) return <div className="page error" role="alert">{error}</div>;
-  if (!run) return <div className="page">Loading…</div>;
+  if (error) return <div className="page"><Failed error={error} /></div>;
+  if (!run) return <div className="page"><Loading what="run" /></div>;
   const source = Object.entries(run.tags).filter(([k]) => k.startsWith("cairn.source."));
+  const commit = run.tags["cairn.source.git.commit"];
+  const repo = run.tags["cairn.source.git.repo_url"] ?? run.tags["cairn.source.git.remote"];
   return (
     <div className="page">
-      <h1>{run.name} <span className="muted">{run.status}</span></h1>
-      <div className="card">
-        <div>Experiment: <Link to={`/experiments/${run.experiment_id}`}>{run.experiment_name}</Link></div>
-        <div>Started {formatTime(run.start_time)} · {formatDuration(run.start_time, run.end_time)} · by {run.user}</div>
-        {run.parent_run_id && <div>Parent: <Link to={`/runs/${run.parent_run_id}`}>{run.parent_run_id}</Link></div>}
-        {children.length > 0 && <div>Children: {children.map((c) => <Link key={c.run_id} to={`/runs/${c.run_id}`}>{c.name} </Link>)}</div>}
-        {source.map(([k, v]) => <div key={k} className="muted">{k.replace("cairn.source.", "")}: {v}</div>)}
-        {run.datasets.map((d) => <div key={d.name + d.digest}>Dataset {d.role}: {d.name} {d.uri} {d.digest}</div>)}
-      </div>
+      <Crumbs items={[{ label: "Experiments", to: "/" }, { label: run.experiment_name, to: `/experiments/${run.experiment_id}` },
+                      { label: run.name }]} />
+      <h1>{run.name} <Status status={run.status} /> <CopyId value={run.run_id} label="run id" /> <ComplianceBadge compliant={run.compliant} /></h1>
+      <table className="plain kv card" data-testid="run-overview"><tbody>
+        <tr><th>Run id</th><td><code>{run.run_id}</code></td></tr>
+        <tr><th>Started</th><td><Time ms={run.start_time} /> <span className="muted">({formatTime(run.start_time)} UTC) by {run.user}</span></td></tr>
+        <tr><th>Duration</th><td>{formatDuration(run.start_time, run.end_time)}{run.end_time ? <> · ended <Time ms={run.end_time} /></> : " (still running)"}</td></tr>
+        {commit && <tr><th>Commit</th><td><CommitLink commit={commit} repo={repo} /></td></tr>}
+        {source.filter(([k]) => !k.endsWith("commit")).map(([k, v]) => <tr key={k}><th>{k.replace("cairn.source.", "")}</th><td className="mono">{v}</td></tr>)}
+        {run.parent_run_id && <tr><th>Parent</th><td><Link to={`/runs/${run.parent_run_id}`}>{run.parent_run_id.slice(0, 8)}</Link></td></tr>}
+        {children.length > 0 && <tr><th>Children</th><td>{children.map((c) => <Link key={c.run_id} className="chip" to={`/runs/${c.run_id}`}>{c.name}</Link>)}</td></tr>}
+        <tr><th>Datasets</th><td>{run.datasets.length === 0 ? <span className="muted">none logged</span>
+          : run.datasets.map((d) => <div key={d.name + d.digest}><span className="chip">{d.role}</span>{d.name} <span className="muted">{d.uri}</span> <code>{d.digest.slice(0, 12)}</code></div>)}</td></tr>
+      </tbody></table>
+      <ComplianceReport runId={run.run_id} />
       <h2>Metrics</h2>
       <div className="toolbar">
         <label><input type="checkbox" checked={log} onChange={(e) => setLog(e.target.checked)} /> log scale</label>
@@ -49,6 +60,7 @@ export function RunPage() {
         <label>smoothing <input aria-label="smoothing" type="range" min={0} max={0.99} step={0.01} value={smoothing}
                                 onChange={(e) => setSmoothing(Number(e.target.value))} /></label>
       </div>
+      {Object.keys(run.metrics).length === 0 && <Empty title="No metrics logged"><pre>{"run.log_metric(\"loss\", 0.25, step=1)"}</pre></Empty>}
       <table className="plain">
         <thead><tr><th>Metric</th><th>last</th><th>min</th><th>max</th><th>mean</th><th>best (step)</th><th>points</th></tr></thead>
         <tbody>{Object.values(run.metrics).map((m) => (
@@ -151,16 +163,23 @@ function Artifacts({ runId }: { runId: string }) {
         <tr key={f.path}>
           <td>{f.is_dir ? <a href="#" onClick={(e) => { e.preventDefault(); setPath(f.path); }}>{f.path}/</a>
             : <a href="#" onClick={(e) => { e.preventDefault(); void open(f.path); }}>{f.path}</a>}</td>
-          <td>{f.size ?? ""}</td><td>{f.version ? `v${f.version}` : ""}</td>
+          <td className="num">{formatBytes(f.size)}</td><td>{f.version ? `v${f.version}` : ""}</td>
         </tr>))}</tbody></table>
       {versions && (
         <div data-testid="artifact-versions">
           <h2>{versions.path}</h2>
           <table className="plain"><tbody>{versions.list.map((v) => (
-            <tr key={v.version}><td>v{v.version}</td><td>{v.size} bytes</td><td>{v.digest.slice(0, 19)}</td>
-              <td>{formatTime(v.created_at)}</td><td>{v.created_by}</td>
+            <tr key={v.version}><td>v{v.version}</td><td className="num">{formatBytes(v.size)}</td><td><code title={v.digest}>{v.digest.slice(0, 19)}</code></td>
+              <td><Time ms={v.created_at} /></td><td>{v.created_by}</td>
               <td><a href={link(versions.path, v.version)}>download</a></td>
               <td><button onClick={() => void show(versions.path, v.version)}>preview v{v.version}</button></td></tr>))}</tbody></table>
+          {previewKind(versions.path) === "image" && versions.list.length > 1 && (
+            <label className="toolbar">version <input type="range" aria-label="image version" min={1} step={1}
+              max={Math.max(...versions.list.map((v) => v.version))} value={preview?.version ?? 1}
+              onChange={(e) => void show(versions.path, Number(e.target.value))} /> v{preview?.version ?? "–"}</label>)}
+          {["text", "json", "csv"].includes(previewKind(versions.path)) && versions.list.length > 1 && (
+            <TextDiff versions={versions.list.map((v) => v.version)} read={async (v) => (await fetch(link(versions.path, v),
+              { credentials: "same-origin" })).text()} />)}
           {preview && (
             <div data-testid="artifact-preview" className="card">
               <div className="muted">version {preview.version}</div>
@@ -222,4 +241,27 @@ function LoggedModels({ runId }: { runId: string }) {
   return <table className="plain"><tbody>{models.map((m) => (
     <tr key={m.id}><td>{m.name}</td><td>{m.flavor}</td><td>{m.step === null ? "" : `step ${m.step}`}</td>
       <td className="muted">{m.artifact_path}</td><td className="muted">runs:/{runId}/{m.name}</td></tr>))}</tbody></table>;
+}
+
+/** What changed in a text artifact between two of its versions. */
+function TextDiff({ versions, read }: { versions: number[]; read: (version: number) => Promise<string> }) {
+  const sorted = [...versions].sort((x, y) => x - y);
+  const [from, setFrom] = useState(sorted[sorted.length - 2]);
+  const [to, setTo] = useState(sorted[sorted.length - 1]);
+  const [lines, setLines] = useState<ReturnType<typeof diffLines> | null>(null);
+  const compare = async () => setLines(diffLines(await read(from), await read(to)));
+  return (
+    <div className="card">
+      <div className="toolbar">Diff
+        <select aria-label="diff from version" value={from} onChange={(e) => setFrom(Number(e.target.value))}>
+          {sorted.map((v) => <option key={v} value={v}>v{v}</option>)}</select> →
+        <select aria-label="diff to version" value={to} onChange={(e) => setTo(Number(e.target.value))}>
+          {sorted.map((v) => <option key={v} value={v}>v{v}</option>)}</select>
+        <button onClick={() => void compare()}>Show diff</button>
+      </div>
+      {lines && <pre className="preview" data-testid="artifact-diff">{lines.map((l, i) => (
+        <div key={i} className={l.kind === "add" ? "diff-add" : l.kind === "del" ? "diff-del" : undefined}>
+          {l.kind === "add" ? "+ " : l.kind === "del" ? "- " : "  "}{l.text}</div>))}</pre>}
+    </div>
+  );
 }

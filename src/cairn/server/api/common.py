@@ -182,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         if first.get("type") == "json_invalid":
             detail = first.get("ctx", {}).get("error", "")
             return JSON(error_body("INVALID_PARAMETER_VALUE", f"the request body is not valid JSON: {detail}", "body"),

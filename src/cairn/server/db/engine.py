@@ -94,10 +94,12 @@ class TTLCache:
 class Database:
     """The metadata store: an engine and the sessions that requests run in."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, fast_metric_commit: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        # PostgreSQL only (SQLite's WAL mode already commits without a flush): see Settings.metric_commit
+        self._info = {"fast_metric_commit": fast_metric_commit and self.dialect == "postgresql"}
         writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
@@ -139,7 +141,7 @@ class Database:
             with self._read() as session, session.begin():
                 yield session
             return
-        with self._writer, self._write() as session, session.begin():
+        with self._writer, self._write(info=self._info) as session, session.begin():
             yield session
 
     @property

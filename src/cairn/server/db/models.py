@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -66,6 +67,18 @@ class ExperimentRow(Base):
     artifact_location: Mapped[str] = mapped_column(Text, default="", server_default="")  # as a client gave it
 
 
+class ConventionsRow(Base):
+    """The conventions of a workspace (``experiment_id`` 0) or of one experiment that overrides them."""
+
+    __tablename__ = "conventions"
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(KEY_LEN))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class ExperimentTagRow(Base):
     __tablename__ = "experiment_tags"
     experiment_id: Mapped[int] = mapped_column(
@@ -96,6 +109,7 @@ class RunRow(Base):
     lifecycle: Mapped[str] = mapped_column(String(16), default="active")
     updated_at: Mapped[int] = mapped_column(BigInteger)
     run_key: Mapped[str | None] = mapped_column(String(KEY_LEN), nullable=True)
+    compliant: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: no conventions in force
 
 
 SEARCHABLE_VALUE = 200  # params and tags up to this long are in the (key, value) search indexes
@@ -180,6 +194,25 @@ class MetricPointRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class MetricChunkRow(Base):
+    """PostgreSQL's points, packed: one series' points of one batch (``cairn.server.db.chunks``). ``seq`` is
+    its first point's; ``steps`` is NULL when they run from ``first_step`` one by one; the arrays are
+    little-endian int64 (steps, timestamps) and float64 (values, NaN for NaN). SQLite keeps ``metric_points``.
+    """
+
+    __tablename__ = "metric_chunks"
+    __table_args__ = {"sqlite_with_rowid": False}
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    timestamps: Mapped[bytes] = mapped_column(LargeBinary)
+    point_values: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class MetricRollupRow(Base):

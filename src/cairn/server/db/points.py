@@ -1,5 +1,6 @@
-"""Fast paths for metric points and their rollups: bulk insert (executemany on SQLite, COPY on
-PostgreSQL), rollup upserts that merge into existing buckets, and range reads through the driver.
+"""Fast paths for metric points and their rollups: bulk insert (executemany on SQLite, packed chunks
+on PostgreSQL: ``cairn.server.db.chunks``), rollup upserts that merge into existing buckets, and range
+reads through the driver.
 
 These are the only statements written as SQL text; they are constants with bound parameters.
 """
@@ -7,22 +8,22 @@ These are the only statements written as SQL text; they are constants with bound
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain, pairwise
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cairn.server.db.models import MetricPointRow
+from cairn.server.db import chunks
 
 # (series_id, steps, seq of the first point, timestamps, values)
 PointColumns = tuple[int, Sequence[int], int, Sequence[int], Sequence[float | None]]
 _POINT_INTO = "INSERT INTO metric_points (series_id, step, seq, timestamp, value) VALUES "
-_PG_COPY = "COPY metric_points (series_id, step, seq, timestamp, value) FROM STDIN"
 
 # (series_id, level, bucket, count, numeric_count, sum, min, max, first_step, last_step, first_timestamp)
 RollupTuple = tuple[int, int, int, int, int, float | None, float | None, float | None, int, int, int]
+# the finest rollup level's rows of a series from its points: (steps, values, timestamps) -> rows
+FinestLevel = Callable[[list[int], list[float | None], list[int]], list[RollupTuple]]
 _ROLLUP_INTO = ("INSERT INTO metric_rollups (series_id, level, bucket, count, numeric_count, sum, min_value, "
                 "max_value, first_step, last_step, first_timestamp) VALUES ")
 # Merging a part into a stored bucket: a NULL sum means NaN and stays NULL (NULL + x); a NULL min/max
@@ -90,6 +91,9 @@ _POINT_RANGE = ("SELECT step, timestamp, value FROM metric_points WHERE series_i
 _LOWEST_STEP = ("SELECT step FROM metric_points WHERE series_id = {p} AND step >= {p} AND step <= {p} "
                 "ORDER BY step ASC LIMIT 1")
 _HIGHEST_STEP = _LOWEST_STEP.replace("ASC", "DESC")
+_AT_STEP = ("SELECT s.key, p.value FROM metric_series s JOIN metric_points p ON p.series_id = s.id "
+            "WHERE s.run_id = {p} AND p.step = {p} ORDER BY s.key, p.seq")
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 _DELETE_ROLLUPS = "DELETE FROM metric_rollups WHERE series_id = {p}"
 # count(value) counts the points that are not NaN (stored as NULL); the sum of no numbers is 0.0. A NULL sum
 # means NaN, so one NULL among the parts (count(sum) < count(*)) makes the whole NULL.
@@ -115,11 +119,7 @@ def insert_points(session: Session, parts: Sequence[PointColumns]) -> None:
     if connection.dialect.name == "sqlite":
         _SQLITE_POINTS.run(raw, _interleave(parts))
         return
-    with raw.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
-        for series_id, steps, seq, stamps, values in parts:
-            n = len(steps)
-            for row in zip([series_id] * n, steps, range(seq, seq + n), stamps, values, strict=True):
-                copy.write_row(row)
+    chunks.insert(raw, [row for part in parts for row in chunks.chunk_rows(*part)])
 
 
 def _interleave(parts: Sequence[PointColumns]) -> list[Any]:
@@ -157,16 +157,22 @@ def upsert_rollups(session: Session, rows: Sequence[RollupTuple]) -> None:
         cursor.execute(_PG_ROLLUP, [list(column) for column in zip(*rows, strict=True)])
 
 
-def build_rollups(session: Session, series_id: int, levels: Sequence[int]) -> None:
-    """The series' rollups, replacing any it has, built from its stored points by the database: the finest
-    level from the points, each coarser one from the level below."""
+def build_rollups(session: Session, series_id: int, levels: Sequence[int], finest: FinestLevel) -> None:
+    """The series' rollups, replacing any it has, built from its stored points: the finest level by the
+    database on SQLite, by ``finest(steps, values, timestamps)`` from the unpacked points on PostgreSQL;
+    each coarser one from the level below, by the database."""
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
-    p = "?" if connection.dialect.name == "sqlite" else "%s"
+    sqlite = connection.dialect.name == "sqlite"
+    p = "?" if sqlite else "%s"
     cursor = raw.cursor()
     try:
         cursor.execute(_DELETE_ROLLUPS.format(p=p), (series_id,))
-        cursor.execute(_BUILD_FINEST.format(p=p, level=int(levels[0])), (series_id,))
+        if sqlite:
+            cursor.execute(_BUILD_FINEST.format(p=p, level=int(levels[0])), (series_id,))
+        else:
+            steps, stamps, values = zip(*chunks.read_range(raw, series_id, _STEP_MIN, _STEP_MAX), strict=True)
+            upsert_rollups(session, finest(list(steps), list(values), list(stamps)))
         for below, level in pairwise(levels):
             cursor.execute(_BUILD_LEVEL.format(p=p, level=int(level), below=int(below), shift=int(level - below)),
                            (series_id,))
@@ -191,6 +197,27 @@ def _merge_parts(rows: Sequence[RollupTuple]) -> list[RollupTuple]:
     return list(merged.values())
 
 
+def skip_commit_flush(session: Session) -> None:
+    """This transaction (PostgreSQL) commits without waiting for its WAL to reach the disk: opt-in."""
+    raw = _postgres(session)
+    if raw is not None:
+        raw.execute("SET LOCAL synchronous_commit = off")
+
+
+def _postgres(session: Session) -> Any:
+    """The driver connection on PostgreSQL, where points are stored packed; None on SQLite."""
+    connection = session.connection()
+    return None if connection.dialect.name == "sqlite" else connection.connection.driver_connection
+
+
+def values_at_step(session: Session, run_id: str, step: int) -> dict[str, float | None]:
+    """The value each of the run's metrics was last logged with at ``step`` (None: NaN)."""
+    raw = _postgres(session)
+    if raw is not None:
+        return chunks.values_at_step(raw, run_id, step)
+    return dict(_fetch(session, _AT_STEP, (run_id, step)))
+
+
 def _fetch(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]:
     connection = session.connection()
     raw: Any = connection.connection.driver_connection
@@ -205,6 +232,9 @@ def _fetch(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]:
 
 def step_bounds(session: Session, series_id: int, start_step: int, end_step: int) -> tuple[int, int] | None:
     """The first and last step logged in [start_step, end_step]: two index seeks, not a scan."""
+    raw = _postgres(session)
+    if raw is not None:
+        return chunks.step_bounds(raw, series_id, start_step, end_step)
     params = (series_id, start_step, end_step)
     low = _fetch(session, _LOWEST_STEP, params)
     if not low:
@@ -221,6 +251,9 @@ def read_rollups(session: Session, series_id: int, level: int, first: int, last:
 
 def read_point_range(session: Session, series_id: int, first_step: int, last_step: int) -> list[tuple[Any, ...]]:
     """(step, timestamp, value) of the points in [first_step, last_step], in step order."""
+    raw = _postgres(session)
+    if raw is not None:
+        return list(chunks.read_range(raw, series_id, first_step, last_step))
     return _fetch(session, _POINT_RANGE, (series_id, first_step, last_step))
 
 
@@ -229,24 +262,12 @@ def read_points(
 ) -> list[tuple[int, int, float | None]]:
     """(step, timestamp, value) in step order, then logging order. Read through the driver's cursor:
     a 100,000-point history is one range scan and should not pay for ORM row objects."""
-    p = MetricPointRow
-    query = select(p.step, p.timestamp, p.value).where(p.series_id == series_id)
-    if start_step is not None:
-        query = query.where(p.step >= start_step)
-    if end_step is not None:
-        query = query.where(p.step <= end_step)
-    query = query.order_by(p.step, p.seq)
-    if limit is not None:
-        query = query.limit(limit)
-    connection = session.connection()
-    compiled = query.compile(dialect=connection.dialect)
-    raw: Any = connection.connection.driver_connection
-    cursor = raw.cursor()
-    try:
-        params = compiled.params if connection.dialect.name == "postgresql" else tuple(
-            compiled.params[name] for name in compiled.positiontup or ())
-        cursor.execute(str(compiled), params)
-        rows: list[tuple[int, int, float | None]] = cursor.fetchall()
-    finally:
-        cursor.close()
-    return rows
+    low = _STEP_MIN if start_step is None else start_step
+    high = _STEP_MAX if end_step is None else end_step
+    raw = _postgres(session)
+    if raw is not None:
+        found = chunks.read_range(raw, series_id, low, high)
+        return found if limit is None else found[:limit]
+    if limit is None:
+        return _fetch(session, _POINT_RANGE, (series_id, low, high))
+    return _fetch(session, _POINT_RANGE + " LIMIT {p}", (series_id, low, high, limit))

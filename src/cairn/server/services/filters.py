@@ -100,7 +100,7 @@ class OrderBy:
 
 _ENTITY_KINDS: tuple[EntityKind, ...] = ("metric", "param", "tag", "attribute", "dataset")
 _KINDS: dict[str, EntityKind] = {name: kind for kind in _ENTITY_KINDS for name in (kind, kind + "s")}
-_KINDS.update(attr="attribute", run="attribute")
+_KINDS.update(attr="attribute", run="attribute", conventions="attribute")
 _ATTRIBUTE_ALIASES = {"id": "run_id", "name": "run_name", "created": "start_time", "user_id": "user"}
 _DATASET_ALIASES = {"context": "role"}
 _DATASET_FIELDS = ("name", "digest", "role", "uri", "version")
@@ -278,6 +278,12 @@ def _want_status(value: Scalar, pos: int, subject: str) -> str:
     return status
 
 
+def _want_bool(value: Scalar, pos: int, subject: str) -> bool:
+    if str(value).lower() not in ("true", "false", "1", "0"):
+        raise FilterError(f"{subject} true or false, got {_describe_value(value)}", pos)
+    return str(value).lower() in ("true", "1")
+
+
 def _want_experiment_id(value: Scalar, pos: int, subject: str) -> Scalar:
     if isinstance(value, str) and _DIGITS.fullmatch(value) and int(value) <= _INT_MAX:
         return int(value)
@@ -296,6 +302,7 @@ _ATTRIBUTE_RULES: dict[str, tuple[frozenset[str], _Convert]] = {
     "experiment_id": (_EQUALITY_OPS, _want_experiment_id),
     "parent_run_id": (_STRING_OPS, _want_string),
     "lifecycle": (_STRING_OPS, _want_string),
+    "compliant": (frozenset({"=", "!="}), _want_bool),
 }
 
 
@@ -527,7 +534,7 @@ class _Parser:
         token = self.advance()
         if token.kind == "number":
             return _to_number(token), token.start
-        if token.kind == "string":
+        if token.kind == "string" or (token.kind == "word" and token.text.lower() in ("true", "false")):
             return token.value, token.start
         if token.kind == "end":
             raise FilterError(f"expected a value after {after!r}", token.start)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cairn.server.db.models import ArtifactVersionRow, BlobRow, LoggedModelFileRow, LoggedModelRow, RunRow
 from cairn.server.db.upsert import insert_ignore
-from cairn.server.services import artifacts, events, experiments, runs
+from cairn.server.services import artifacts, conventions, events, experiments, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, NotFoundError
 from cairn.server.services.validation import check_int, check_key
@@ -66,6 +66,8 @@ def record_logged_model(session: Session, ctx: Context, new: NewModel) -> Logged
     owner = ("run", new.run_id) if new.run_id is not None else ("experiment", str(new.experiment_id))
     events.record(session, ctx, f"{owner[0]}.log_model", owner[0], owner[1],
                   after={"name": new.name, "logged_model_id": row.id, "flavor": new.flavor})
+    if new.run_id is not None:
+        conventions.refresh(session, new.run_id, ctx.workspace_id, new.experiment_id)
     return row
 
 

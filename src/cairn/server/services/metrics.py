@@ -12,6 +12,7 @@ points then reads at most about 4 rollup rows per bucket drawn instead of every 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from bisect import bisect_left
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from cairn.server import observability
 from cairn.server.db import points
 from cairn.server.db import series as db_series
-from cairn.server.db.models import MetricPointRow, MetricSeriesRow
+from cairn.server.db.models import MetricSeriesRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.validation import MAX_INT64, check_int, check_key
@@ -168,6 +169,8 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
     Rollups are kept only for series of at least ``SMALL_SERIES`` points, the only ones read from them:
     most series (a run's loss over a few hundred epochs, a metric logged once) never pay for them. The
     batch that takes a series past the threshold builds its rollups from all its stored points."""
+    if session.info.get("fast_metric_commit"):
+        points.skip_commit_flush(session)
     series = lock_series(session, run_id, sorted({b.key for b in batches}))
     parts: list[points.PointColumns] = []
     rollups: list[points.RollupTuple] = []
@@ -183,7 +186,7 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
             rollups.extend(_rollup_parts(state.id, batch))
     points.insert_points(session, parts)
     for series_id in crossed:  # from all its points, this batch's too; replacing any left from before 0006
-        points.build_rollups(session, series_id, LEVELS)
+        points.build_rollups(session, series_id, LEVELS, functools.partial(_finest_rollups, series_id))
     points.upsert_rollups(session, rollups)
     db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
     stored = sum(len(batch.values) for batch in batches)
@@ -256,6 +259,12 @@ def _rollup_parts(series_id: int, batch: SeriesBatch) -> list[points.RollupTuple
         level = level.coarser(above, above - below)
         rows += level.rows(series_id)
     return rows
+
+
+def _finest_rollups(series_id: int, steps: list[int], values: list[float | None],
+                    stamps: list[int]) -> list[points.RollupTuple]:
+    """The finest level's rows from all of a series' points, in step order."""
+    return _Level.of_points(steps, values, stamps, LEVELS[0]).rows(series_id)
 
 
 def _edges(keys: list[int], shift: int) -> list[int]:
@@ -376,14 +385,8 @@ def list_series(session: Session, run_ids: list[str]) -> dict[str, list[SeriesSt
 
 def values_at_step(session: Session, run_id: str, step: int) -> dict[str, float]:
     """The value of each of the run's metrics at one step (the last logged there)."""
-    s, p = MetricSeriesRow, MetricPointRow
-    query = (
-        select(s.key, p.value)
-        .join(p, p.series_id == s.id)
-        .where(s.run_id == run_id, p.step == step)
-        .order_by(s.key, p.seq)
-    )
-    return {key: (math.nan if value is None else value) for key, value in session.execute(query)}
+    found = points.values_at_step(session, run_id, step)
+    return {key: (math.nan if value is None else value) for key, value in found.items()}
 
 
 @dataclass(frozen=True)

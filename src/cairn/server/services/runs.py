@@ -24,7 +24,7 @@ from cairn.server.db.models import (
     RunTagRow,
 )
 from cairn.server.db.upsert import insert_ignore
-from cairn.server.services import events, experiments, metrics
+from cairn.server.services import conventions, events, experiments, metrics
 from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
 from cairn.server.services.validation import (
@@ -119,6 +119,7 @@ def _create_run(session: Session, ctx: Context, spec: RunCreate) -> tuple[RunRow
             raise ConflictError(f"run id {run_id} is already taken", field="run_id")
     values = _new_run_values(session, ctx, spec, run_id, experiment.id, key)
     tags = values.pop("tags")
+    values["compliant"] = conventions.check_start(session, ctx, experiment.id, tags)
     if key is None:
         session.execute(insert(_RUNS), values)
     elif not insert_ignore(session, RunRow, [values], []):  # another process made the run with this key
@@ -361,6 +362,7 @@ def log_batch(
     _set_tags(session, run_id, tags)
     if tags:
         events.record(session, ctx, "run.set_tags", "run", run_id, after=tags)
+        conventions.refresh(session, run_id, state.workspace_id, state.experiment_id)
     before = {"status": state.status, "name": state.name, "end_time": state.end_time}
     after = _changed_state(before, status=status, end_time=end_time)
     db_series.set_run_state(session, run_id, after["status"], after["end_time"], events.now_ms())
@@ -486,6 +488,7 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
     _set_tags(session, run_id, clean)
     _touch(session, run_id)
     events.record(session, ctx, "run.set_tags", "run", run_id, after=clean)
+    conventions.refresh(session, run_id, row.workspace_id, row.experiment_id)
 
 
 def delete_tag(session: Session, ctx: Context, run_id: str, key: str) -> None:
@@ -495,7 +498,9 @@ def delete_tag(session: Session, ctx: Context, run_id: str, key: str) -> None:
     if tag is None:
         raise NotFoundError(f"No tag with name: {key} in run with id {run_id}", field="key")
     session.delete(tag)
+    session.flush()
     events.record(session, ctx, "run.delete_tag", "run", run_id, before={key: tag.value})
+    conventions.refresh(session, run_id, row.workspace_id, row.experiment_id)
 
 
 def param_history(session: Session, ctx: Context, run_id: str, key: str) -> list[ParamHistoryRow]:
@@ -548,7 +553,7 @@ def log_dataset(
     session: Session, ctx: Context, run_id: str, *, name: str, uri: str = "", digest: str = "",
     version: str = "", role: str = "", details: DatasetDetails | None = None,
 ) -> DatasetInputRow:
-    writable_run(session, ctx, run_id)
+    run = writable_run(session, ctx, run_id)
     more = details or DatasetDetails()
     fields: dict[str, Any] = {
         "name": check_key("name", name), "uri": check_text("uri", uri, 4096),
@@ -566,6 +571,7 @@ def log_dataset(
                       ["run_id", "name", "digest", "role"])
         events.record(session, ctx, "run.log_dataset", "run", run_id,
                       after={k: fields[k] for k in ("name", "uri", "digest", "version", "role")})
+        conventions.refresh(session, run_id, run.workspace_id, run.experiment_id)
     row = session.scalar(query)
     assert row is not None
     return row

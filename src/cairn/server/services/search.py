@@ -56,7 +56,7 @@ VIEW_TYPES = {"active_only": ("active",), "deleted_only": ("deleted",), "all": (
 _ATTRIBUTES: dict[str, Any] = {
     "run_id": RunRow.id, "run_name": RunRow.name, "status": RunRow.status, "start_time": RunRow.start_time,
     "end_time": RunRow.end_time, "user": RunRow.user, "experiment_id": RunRow.experiment_id,
-    "parent_run_id": RunRow.parent_run_id, "lifecycle": RunRow.lifecycle,
+    "parent_run_id": RunRow.parent_run_id, "lifecycle": RunRow.lifecycle, "compliant": RunRow.compliant,
 }
 _DATASET_FIELDS: dict[str, Any] = {
     "name": DatasetInputRow.name, "digest": DatasetInputRow.digest, "role": DatasetInputRow.role,

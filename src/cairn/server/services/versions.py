@@ -19,7 +19,7 @@ from cairn.server.db.models import (
     RunRow,
     WorkspaceRow,
 )
-from cairn.server.services import events, logged_models, registry, runs
+from cairn.server.services import conventions, events, logged_models, registry, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import (
     InvalidInputError,
@@ -59,13 +59,14 @@ def create_version(session: Session, ctx: Context, full_name: str, source: str, 
 
 
 def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
-    view = runs.load_views(session, [run])[0]
+    view = runs.read_run(session, ctx, run.id)  # with the metrics at each goal's best step
     return {
         "run_id": run.id, "run_name": run.name, "experiment_id": run.experiment_id,
         "metrics": {s.key: _summary_record(s) for s in view.metrics},
         "params": view.params,
         "datasets": [{f: getattr(d, f) for f in _DATASET_FIELDS} for d in view.datasets],
         "source": {k: v for k, v in view.tags.items() if k.startswith("cairn.source.")},
+        "at_best": {k: {m: num(v) for m, v in values.items()} for k, values in view.at_best.items()},
     }
 
 
@@ -87,6 +88,7 @@ def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str |
                  approved: bool = False) -> ModelVersionRow:
     model, reg = registry.ensure_model(session, ctx, full_name)
     check_approval(session, ctx, reg, approved)
+    conventions.check_version(session, ctx, reg.protected, run_id, manifest, lineage)
     model.last_version += 1
     now = events.now_ms()
     row = ModelVersionRow(model_id=model.id, version=model.last_version, run_id=run_id,
