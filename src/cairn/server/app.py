@@ -26,8 +26,8 @@ from cairn.server.api import (
 )
 from cairn.server.api.auth import Access, HostCheck, WorkspacePrefix, requires
 from cairn.server.api.common import JSON, install_error_handlers
-from cairn.server.api.direct import DirectRoutes
 from cairn.server.api.limits import BodyLimits, SecurityHeaders
+from cairn.server.api.routing import IndexedRouter
 from cairn.server.db.engine import Database
 from cairn.server.settings import Settings
 from cairn.server.storage.blobs import open_blob_store
@@ -52,8 +52,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.db = db
     app.state.blobs = open_blob_store(settings.resolved_artifact_root, spool=settings.home / "tmp")
     install_error_handlers(app)
-    app.add_middleware(DirectRoutes, fastapi=app)  # innermost: after the Host check and the workspace prefix
-    app.add_middleware(BodyLimits, fastapi=app)  # every body bounded before a route (or the above) reads it
+    app.add_middleware(BodyLimits, fastapi=app)  # every body bounded before a route reads it
     app.add_middleware(WorkspacePrefix)
     app.add_middleware(HostCheck, settings=settings)
     app.add_middleware(SecurityHeaders)
@@ -76,7 +75,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     install_operations(app, settings)
 
     install_ui(app)
-
+    app.router.middleware_stack = IndexedRouter(app.router.middleware_stack, app.router.routes)
     return app
 
 

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, Route, read_body
-from cairn.server.schemas.tracking import artifact_out, version_out
+from cairn.server.schemas.tracking import artifact_out, artifact_version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs
 from cairn.server.storage.paths import clean_artifact_path
@@ -32,12 +32,12 @@ async def upload_artifact(run_id: str, request: Request, path: str = PathQuery,
         # hop; the run is checked before any byte is stored, as below
         body = await request.body()
         row = await run_in_threadpool(_store_small, request, access, run_id, clean, body)
-        return JSON(version_out(row), status_code=201)
+        return JSON(artifact_version_out(row), status_code=201)
     # refuse before reading the body; the run is named as the one being written (grants apply)
     await tx.read_async(request, access, partial(runs.get_run_row, write=True), run_id)
     blob = await request.app.state.blobs.put_stream(request.stream())
     row = await tx.write_async(request, access, svc.record_version, run_id, clean, blob)
-    return JSON(version_out(row), status_code=201)
+    return JSON(artifact_version_out(row), status_code=201)
 
 
 SMALL_BODY = 1024 * 1024  # bytes: a body up to this, with its Content-Length declared, is read whole
@@ -65,7 +65,7 @@ async def upload_artifact_batch(run_id: str, request: Request, access: Access = 
     body = await read_body(request)
     files, start = svc.parse_batch(body)
     rows = await run_in_threadpool(_store_batch, request, access, run_id, files, memoryview(body)[start:])
-    return JSON({"versions": [version_out(r) for r in rows]}, status_code=201)
+    return JSON({"versions": [artifact_version_out(r) for r in rows]}, status_code=201)
 
 
 _BLOB_WRITERS = ThreadPoolExecutor(8, thread_name_prefix="cairn-blobs")
@@ -95,7 +95,7 @@ def list_artifacts(run_id: str, request: Request, path: str = Query("", max_leng
 def list_artifact_versions(run_id: str, request: Request, path: str = PathQuery,
                            access: Access = requires("artifact.read")) -> Any:
     rows = tx.read(request, access, svc.list_versions, run_id, path)
-    return JSON({"path": path, "versions": [version_out(r) for r in rows]})
+    return JSON({"path": path, "versions": [artifact_version_out(r) for r in rows]})
 
 
 DirectQuery = Query(default=False, description="with a bucket store: answer 307 to a presigned URL of the bucket for a "

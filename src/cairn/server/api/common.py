@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,7 +23,7 @@ from cairn.server.services.errors import (
 )
 from cairn.server.services.validation import MAX_JSON_DEPTH, check_depth
 
-M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 MLFLOW_PATHS = ("/api/2.0/", "/ajax-api/2.0/", "/api/3.0/", "/ajax-api/3.0/")
 log = logging.getLogger("cairn.server")
 
@@ -54,18 +53,6 @@ async def read_json(request: Request) -> Any:
     return _parse_json(await read_body(request))
 
 
-async def read_model(request: Request, model: type[M]) -> M:
-    """The JSON body checked against ``model``, answered as FastAPI answers a body parameter that does not
-    fit (400 naming the field), for routes answered ahead of its router."""
-    body = await read_body(request)
-    if not body:
-        raise InvalidInputError("the request body is missing: send a JSON object", field="body")
-    try:
-        return model.model_validate(_parse_json(body))
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
-
-
 def _parse_json(body: bytes) -> Any:
     try:
         value = orjson.loads(body) if body else {}
@@ -77,7 +64,7 @@ def _parse_json(body: bytes) -> Any:
 
 
 class _BoundedRequest(Request):
-    """A request whose JSON body is parsed as the direct routes parse theirs: depth-checked."""
+    """A request whose JSON body is depth-checked as ``read_json`` checks it."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
@@ -120,6 +107,18 @@ def _status(request: Request, status: int) -> int:
     return 400 if status == 409 and request.url.path.startswith(MLFLOW_PATHS) else status
 
 
+def _validation_body(exc: RequestValidationError) -> dict[str, Any]:
+    """The first thing wrong with a request, named; a body that is not JSON or missing names the body."""
+    first: dict[str, Any] = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        detail = first.get("ctx", {}).get("error", "")
+        return error_body("INVALID_PARAMETER_VALUE", f"the request body is not valid JSON: {detail}", "body")
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return error_body("INVALID_PARAMETER_VALUE", "the request body is missing: send a JSON object", "body")
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    return error_body("INVALID_PARAMETER_VALUE", f"{where}: {first.get('msg')}", where)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
@@ -141,9 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return JSON(error_body("INVALID_PARAMETER_VALUE", f"{where}: {first.get('msg')}", where), status_code=400)
+        return JSON(_validation_body(exc), status_code=400)
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(request: Request, exc: IntegrityError) -> Response:

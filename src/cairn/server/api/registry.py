@@ -121,25 +121,25 @@ def create_version(name: str, body: schemas.VersionCreate, request: Request,
                    access: Access = requires("model.write")) -> Any:
     view = tx.write(request, access, versions.create_version, name, body.source, tags=body.tags,
                     aliases=body.aliases, description=body.description)
-    return JSON(schemas.version_out(view), status_code=201)
+    return JSON(schemas.model_version_out(view), status_code=201)
 
 
 @router.get(MODEL + "/versions")
 def list_versions(name: str, request: Request, include_deleted: bool = False,
                   access: Access = requires("model.read")) -> Any:
     views = tx.read(request, access, versions.list_versions, name, include_deleted=include_deleted)
-    return JSON({"versions": [schemas.version_out(v) for v in views]})
+    return JSON({"versions": [schemas.model_version_out(v) for v in views]})
 
 
 @router.get(VERSION)
 def get_version(name: str, version: str, request: Request, access: Access = requires("model.read")) -> Any:
-    return JSON(schemas.version_out(tx.read(request, access, versions.get_version, name, version)))
+    return JSON(schemas.model_version_out(tx.read(request, access, versions.get_version, name, version)))
 
 
 @router.patch(VERSION)
 def update_version(name: str, version: str, body: schemas.VersionUpdate, request: Request,
                    access: Access = requires("model.write")) -> Any:
-    return JSON(schemas.version_out(tx.write(request, access, versions.update_version, name, version,
+    return JSON(schemas.model_version_out(tx.write(request, access, versions.update_version, name, version,
                                              body.description)))
 
 
@@ -186,19 +186,19 @@ def promote(name: str, version: str, body: schemas.Promotion, request: Request,
             access: Access = requires("model.manage")) -> Any:
     view = tx.write(request, access, versions.promote, name, version, body.to, aliases=body.aliases,
                     note=body.note)
-    return JSON(schemas.version_out(view), status_code=201)
+    return JSON(schemas.model_version_out(view), status_code=201)
 
 
 @router.get(MODEL + "/aliases/{alias}")
 def get_alias(name: str, alias: str, request: Request, access: Access = requires("model.read")) -> Any:
-    return JSON(schemas.version_out(tx.read(request, access, versions.get_version_by_alias, name, alias)))
+    return JSON(schemas.model_version_out(tx.read(request, access, versions.get_version_by_alias, name, alias)))
 
 
 @router.put(MODEL + "/aliases/{alias}")
 def set_alias(name: str, alias: str, body: schemas.AliasSet, request: Request,
               access: Access = requires("model.manage")) -> Any:
     view = tx.write(request, access, versions.set_alias, name, alias, body.version, body.reason)
-    return JSON(schemas.version_out(view))
+    return JSON(schemas.model_version_out(view))
 
 
 @router.delete(MODEL + "/aliases/{alias}")
@@ -215,7 +215,7 @@ def alias_history(name: str, alias: str, request: Request, access: Access = requ
 
 @router.post(MODEL + "/aliases/{alias}/rollback")
 def rollback_alias(name: str, alias: str, request: Request, access: Access = requires("model.manage")) -> Any:
-    return JSON(schemas.version_out(tx.write(request, access, versions.rollback_alias, name, alias)))
+    return JSON(schemas.model_version_out(tx.write(request, access, versions.rollback_alias, name, alias)))
 
 
 @router.post("/runs/{run_id}/logged-models", status_code=201)
@@ -285,7 +285,7 @@ async def import_version(name: str, request: Request, access: Access = requires(
                 out.write(chunk)
         meta, files = await run_in_threadpool(bundles.read_bundle, path, request.app.state.blobs, limits)
     view = await tx.write_async(request, access, bundles.import_version, name, meta, files)
-    return JSON(schemas.version_out(view), status_code=201)
+    return JSON(schemas.model_version_out(view), status_code=201)
 
 
 @router.api_route("/models/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)

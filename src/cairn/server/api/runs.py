@@ -6,15 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from cairn.server.api import direct
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, Route, read_json, read_model
+from cairn.server.api.common import JSON, Route, read_json
 from cairn.server.schemas import tracking as schemas
-from cairn.server.schemas.encoding import nums
 from cairn.server.services import runs as svc
 from cairn.server.services import search
 from cairn.server.services.errors import ServiceError
+from cairn.server.services.numbers import nums
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=Route)
 
@@ -25,15 +24,6 @@ def _read(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
 
 @router.post("", status_code=201)
 async def create_run(body: schemas.RunCreateBody, request: Request, access: Access = requires("run.write")) -> Any:
-    return await _create_run(request, access, body)
-
-
-@direct.route("POST", router.prefix, "run.write")
-async def create_run_direct(request: Request, access: Access) -> Any:
-    return await _create_run(request, access, await read_model(request, schemas.RunCreateBody))
-
-
-async def _create_run(request: Request, access: Access, body: schemas.RunCreateBody) -> Any:
     """The new run (201), answered like a read. With ``run_key`` the answer also says whether the run was
     ``created``; an existing run found by its key (joined) answers 200."""
     def create(session: Any, ctx: Any, spec: svc.RunCreate) -> dict[str, Any]:
@@ -104,11 +94,6 @@ def restore_run(run_id: str, request: Request, access: Access = requires("run.de
 async def log_batch(run_id: str, request: Request, access: Access = requires("run.write")) -> Any:
     """Metrics (columnar), params and tags, and optionally the run's new status, all or nothing. Honors the
     Idempotency-Key header."""
-    return await log_batch_direct(request, access, run_id)
-
-
-@direct.route("POST", router.prefix + "/{run_id}/batch", "run.write")
-async def log_batch_direct(request: Request, access: Access, run_id: str) -> Any:
     body = await read_json(request)
     key = request.headers.get("idempotency-key")
     return JSON(await tx.write_small(request, access, svc.log_batch, run_id, body, key))

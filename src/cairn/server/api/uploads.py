@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON
-from cairn.server.schemas.tracking import version_out
+from cairn.server.schemas.tracking import artifact_version_out
 from cairn.server.services import artifacts as svc
 from cairn.server.services import runs, uploads
 from cairn.server.services.errors import InvalidInputError
@@ -93,7 +93,7 @@ async def complete_upload(run_id: str, upload_id: str, body: UploadComplete, req
         uploads.finish_upload, store, upload_id, multipart_id=body.multipart_id,
         parts=[(p.part_number, p.etag) for p in body.parts], digest=body.digest, size=body.size))
     row = await tx.write_async(request, access, svc.record_version, run_id, path, blob)
-    return JSON(version_out(row), status_code=201)
+    return JSON(artifact_version_out(row), status_code=201)
 
 
 @router.delete("/{upload_id}", status_code=204, response_class=Response)

@@ -83,7 +83,7 @@ def model_out(view: ModelView) -> dict[str, Any]:
             "created_at": row.created_at, "updated_at": row.updated_at}
 
 
-def version_out(view: VersionView) -> dict[str, Any]:
+def model_version_out(view: VersionView) -> dict[str, Any]:
     row = view.row
     return {"name": view.full_name, "version": row.version, "run_id": row.run_id,
             "logged_model_id": row.logged_model_id, "flavor": row.flavor, "manifest": row.manifest,

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cairn.server.db.models import ArtifactVersionRow, DatasetInputRow, ParamHistoryRow
-from cairn.server.schemas.encoding import num, nums
 from cairn.server.services.artifacts import ArtifactEntry
 from cairn.server.services.experiments import ExperimentView
 from cairn.server.services.metrics import summarize
+from cairn.server.services.numbers import num, nums
 from cairn.server.services.runs import RunView
 
 MAX_ID = 2**31 - 1
@@ -130,6 +130,6 @@ def artifact_out(entry: ArtifactEntry) -> dict[str, Any]:
             "digest": entry.digest, "created_at": entry.created_at}
 
 
-def version_out(row: ArtifactVersionRow) -> dict[str, Any]:
+def artifact_version_out(row: ArtifactVersionRow) -> dict[str, Any]:
     return {"path": row.path, "version": row.version, "digest": row.digest, "size": row.size,
             "created_at": row.created_at, "created_by": row.created_by}

@@ -19,8 +19,6 @@ from cairn.server.db.models import (
     RunRow,
     WorkspaceRow,
 )
-from cairn.server.schemas.encoding import num
-from cairn.server.schemas.tracking import dataset_out, summary_out
 from cairn.server.services import conventions, events, logged_models, registry, runs
 from cairn.server.services.context import Context
 from cairn.server.services.errors import (
@@ -29,6 +27,8 @@ from cairn.server.services.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from cairn.server.services.metrics import summarize
+from cairn.server.services.numbers import num
 from cairn.server.services.registry import VersionView, check_alias
 from cairn.server.services.tags import write_tags
 from cairn.server.services.tenancy import referenced
@@ -63,15 +63,27 @@ def _run_lineage(session: Session, ctx: Context, run: RunRow) -> dict[str, Any]:
     view = runs.read_run(session, ctx, run.id)  # with the metrics at each goal's best step
     return {
         "run_id": run.id, "run_name": run.name, "experiment_id": run.experiment_id,
-        "metrics": {s.key: summary_out(s) for s in view.metrics},
+        "metrics": {s.key: _summary_record(s) for s in view.metrics},
         "params": view.params,
-        "datasets": [dataset_out(d) for d in view.datasets],
+        "datasets": [{f: getattr(d, f) for f in _DATASET_FIELDS} for d in view.datasets],
         "source": {k: v for k, v in view.tags.items() if k.startswith("cairn.source.")},
         "at_best": {k: {m: num(v) for m, v in values.items()} for k, values in view.at_best.items()},
     }
 
 
 # every way a version is made (register, promote, import) passes through here, naming each part
+_DATASET_FIELDS = ("name", "uri", "digest", "version", "role", "created_at")
+_SERIES_FIELDS = ("key", "goal", "count", "last_step", "last_timestamp", "min_step", "max_step")
+
+
+def _summary_record(series: Any) -> dict[str, Any]:
+    """A metric's summary as the lineage stores it: a record of the store's, not an API answer."""
+    s = summarize(series)
+    values = {"last": s.last, "min": s.min, "max": s.max, "mean": s.mean, "best": s.best}
+    return {**{f: getattr(series, f) for f in _SERIES_FIELDS}, **{k: num(v) for k, v in values.items()},
+            "best_step": s.best_step}
+
+
 def add_version(session: Session, ctx: Context, full_name: str, *, run_id: str | None, logged_model_id: str | None,  # noqa: PLR0913
                  source_version_id: int | None, manifest: dict[str, Any], lineage: dict[str, Any],
                  files: dict[str, tuple[str, int]], description: str, note: str = "",

@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 
-from cairn.server.api import direct
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import read_json
 from cairn.server.services.errors import InvalidInputError
@@ -142,20 +141,15 @@ def page_size(body: dict[str, Any], default: int, limit: int, name: str = "max_r
 
 
 def mlflow_routes(method: str, path: str, action: str, *, prefixes: tuple[str, ...] = PREFIXES) -> Callable[[Any], Any]:
-    """Register ``fn(request, access, body)`` under each MLflow prefix, on the router (OpenAPI and the
-    permission walk) and in the direct table (the fast path)."""
+    """Register ``fn(request, access, body)`` under each MLflow prefix (the first one in the OpenAPI document)."""
 
     def register(fn: Any) -> Any:
         async def endpoint(request: Request, access: Access = requires(action)) -> Any:
             return await fn(request, access, await body_of(request))
         endpoint.__name__ = fn.__name__
         endpoint.__doc__ = fn.__doc__
-
-        async def direct_endpoint(request: Request, access: Access, **_path: str) -> Any:  # in request.path_params
-            return await fn(request, access, await body_of(request))
         for prefix in prefixes:
             router.add_api_route(prefix + path, endpoint, methods=[method], name=f"mlflow_{fn.__name__}",
                                  include_in_schema=prefix == prefixes[0])
-            direct.ROUTES.add(method, prefix + path, action, direct_endpoint)
         return fn
     return register

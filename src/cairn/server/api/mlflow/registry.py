@@ -14,7 +14,7 @@ from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
-from cairn.server.api.mlflow.shapes import model_out, paged, version_out
+from cairn.server.api.mlflow.shapes import model_out, model_version_message, paged
 from cairn.server.services import catalog, versions
 from cairn.server.services import mlflow as svc
 from cairn.server.services import registry as registry_svc
@@ -27,7 +27,7 @@ def _name(session: Any, ctx: Any, body: dict[str, Any], field: str = "name") -> 
 
 def _model_view(session: Any, ctx: Any, full_name: str) -> dict[str, Any]:
     view = registry_svc.get_model(session, ctx, full_name)
-    latest = [version_out(v) for v in svc.latest_versions(session, ctx, full_name, [])]
+    latest = [model_version_message(v) for v in svc.latest_versions(session, ctx, full_name, [])]
     return model_out(view, latest)
 
 
@@ -94,7 +94,7 @@ async def search_registered_models(request: Request, access: Access, body: dict[
         out = []
         for view in page.items:
             latest = svc.latest_versions(session, ctx, f"{view.registry}.{view.row.name}", [])
-            out.append(model_out(view, [version_out(v) for v in latest]))
+            out.append(model_out(view, [model_version_message(v) for v in latest]))
         return out, page.next_page_token
     return JSON(paged("registered_models", *await tx.read_async(request, access, found)))
 
@@ -144,7 +144,7 @@ async def get_alias(request: Request, access: Access, body: dict[str, Any]) -> A
     alias = text(body, "alias")
 
     def get(session: Any, ctx: Any) -> Any:
-        return version_out(versions.get_version_by_alias(session, ctx, _name(session, ctx, body), alias))
+        return model_version_message(versions.get_version_by_alias(session, ctx, _name(session, ctx, body), alias))
     return JSON({"model_version": await tx.read_async(request, access, get)})
 
 
@@ -153,7 +153,7 @@ async def _latest(request: Request, access: Access, body: dict[str, Any]) -> Any
     stages = string_list(body, "stages")
 
     def latest(session: Any, ctx: Any) -> list[Any]:
-        return [version_out(v) for v in svc.latest_versions(session, ctx, _name(session, ctx, body), stages)]
+        return [model_version_message(v) for v in svc.latest_versions(session, ctx, _name(session, ctx, body), stages)]
     return JSON({"model_versions": await tx.read_async(request, access, latest)})
 
 
@@ -178,7 +178,7 @@ async def create_model_version(request: Request, access: Access, body: dict[str,
     def create(session: Any, ctx: Any) -> Any:
         view = svc.create_version(session, ctx, _name(session, ctx, body), source=source, run_id=run_id,
                                   model_id=model_id, tags=tags, description=description)
-        return version_out(view)
+        return model_version_message(view)
     return JSON({"model_version": await tx.write_async(request, access, create)})
 
 
@@ -193,14 +193,14 @@ def _version_call(body: dict[str, Any], fn: Any, *args: Any, **kwargs: Any) -> A
 @mlflow_routes("GET", "/model-versions/get", "model.read")
 async def get_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
     view = await tx.read_async(request, access, _version_call(body, versions.get_version))
-    return JSON({"model_version": version_out(view)})
+    return JSON({"model_version": model_version_message(view)})
 
 
 @mlflow_routes("PATCH", "/model-versions/update", "model.write")
 async def update_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
     description = text(body, "description", required=False, default="")
     view = await tx.write_async(request, access, _version_call(body, versions.update_version, description))
-    return JSON({"model_version": version_out(view)})
+    return JSON({"model_version": model_version_message(view)})
 
 
 @mlflow_routes("DELETE", "/model-versions/delete", "model.manage")
@@ -217,7 +217,7 @@ async def search_model_versions(request: Request, access: Access, body: dict[str
 
     def found(session: Any, ctx: Any) -> Any:
         page = catalog.search_versions(session, ctx, listing)
-        return [version_out(v) for v in page.items], page.next_page_token
+        return [model_version_message(v) for v in page.items], page.next_page_token
     return JSON(paged("model_versions", *await tx.read_async(request, access, found)))
 
 
@@ -251,4 +251,4 @@ async def transition_stage(request: Request, access: Access, body: dict[str, Any
         raise InvalidInputError("archive_existing_versions must be true or false", field="archive_existing_versions")
     view = await tx.write_async(request, access, _version_call(body, svc.transition_stage, stage,
                                                                archive_existing=archive in (True, "true")))
-    return JSON({"model_version": version_out(view)})
+    return JSON({"model_version": model_version_message(view)})

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from cairn.server.api.mlflow.protocol import kv
 from cairn.server.db.models import LoggedModelRow, RunRow
-from cairn.server.schemas.encoding import num
 from cairn.server.services import experiments, metrics, runs
 from cairn.server.services import mlflow as svc
 from cairn.server.services.context import Context
+from cairn.server.services.numbers import num
 from cairn.server.services.registry import ModelView, VersionView, to_mlflow_name
 
 
@@ -104,7 +104,8 @@ def file_out(entry: Any, base: str = "") -> dict[str, Any]:
                                                                  "file_size": entry.size}
 
 
-def version_out(view: VersionView, source: str | None = None) -> dict[str, Any]:
+def model_version_message(view: VersionView, source: str | None = None) -> dict[str, Any]:
+    """A version as MLflow's ModelVersion message."""
     row = view.row
     out = {"name": to_mlflow_name(view.registry, view.model.name), "version": str(row.version),
            "creation_timestamp": row.created_at, "last_updated_timestamp": row.updated_at,

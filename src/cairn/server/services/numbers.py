@@ -1,4 +1,5 @@
-"""JSON has no NaN or infinity: Cairn writes them as the strings "NaN", "Infinity", "-Infinity"."""
+"""JSON has no NaN or infinity: Cairn writes them as the strings "NaN", "Infinity", "-Infinity" (in answers and in
+stored JSON such as a version's lineage)."""
 
 from __future__ import annotations
 
