@@ -1,5 +1,7 @@
 // The only place the UI talks to the server: the public /api/v1, same origin, with the session cookie.
 
+import type { components } from "./api-types";
+
 export class ApiError extends Error {
   status: number;
   code: string;
@@ -59,23 +61,9 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
   return data as T;
 }
 
-export interface Summary {
-  key: string; goal: string | null; count: number;
-  last: number | string | null; last_step: number | null;
-  min: number | string | null; min_step: number | null;
-  max: number | string | null; max_step: number | null;
-  mean: number | string | null; best: number | string | null; best_step: number | null;
-}
-
-export interface Run {
-  run_id: string; name: string; experiment_id: number; experiment_name: string; status: string;
-  start_time: number; end_time: number | null; user: string; parent_run_id: string | null;
-  tags: Record<string, string>; params: Record<string, string>; metrics: Record<string, Summary>;
-  datasets: { name: string; uri: string; digest: string; role: string }[];
-  compliant?: boolean | null;  // under the conventions in force; null: none are
-}
-
-export interface Experiment {
-  experiment_id: number; name: string; description: string; lifecycle: string; run_count: number;
-  last_activity: number | null; tags: Record<string, string>;
-}
+// Answer types, generated from the server's OpenAPI document (scripts/ui-types writes api-types.ts; the test
+// script fails when it is not current). Named here so that the pages keep importing them from one place.
+type Schemas = components["schemas"];
+export type Summary = Schemas["MetricSummary"];
+export type Run = Schemas["Run"];
+export type Experiment = Schemas["Experiment"];

@@ -3,8 +3,8 @@ import type { Run, Summary } from "./api";
 import { aggregate, formatDuration, formatNumber, groupStats, nest, orderBy, toNumber } from "./format";
 
 const summary: Summary = {
-  key: "loss", goal: "min", count: 4, last: 0.3, last_step: 3, min: 0.2, min_step: 2, max: 0.9, max_step: 0,
-  mean: 0.475, best: 0.2, best_step: 2,
+  key: "loss", goal: "min", count: 4, last: 0.3, last_step: 3, last_timestamp: 3, min: 0.2, min_step: 2,
+  max: 0.9, max_step: 0, mean: 0.475, best: 0.2, best_step: 2,
 };
 
 describe("aggregate", () => {

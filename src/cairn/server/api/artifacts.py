@@ -12,19 +12,20 @@ from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import JSON, Route, read_body
+from cairn.server.api.common import BYTES, JSON, Route, read_body
+from cairn.server.schemas import tracking as schemas
 from cairn.server.schemas.tracking import artifact_out, artifact_version_out
-from cairn.server.services import artifacts as svc
-from cairn.server.services import runs
+from cairn.server.services import artifacts, runs
 from cairn.server.storage.paths import clean_artifact_path
 
 router = APIRouter(prefix="/api/v1/runs/{run_id}/artifacts", tags=["artifacts"], route_class=Route)
 PathQuery = Query(max_length=1024, description="path inside the run, e.g. plots/confusion.png")
 
 
-@router.put("", status_code=201, openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}})
+@router.put("", status_code=201, response_model=schemas.ArtifactVersion,
+            openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}})
 async def upload_artifact(run_id: str, request: Request, path: str = PathQuery,
-                          access: Access = requires("artifact.write")) -> Any:
+                          access: Access = requires("artifact.write")) -> Response:
     """Store the request body as the next version of ``path``."""
     clean = clean_artifact_path(path)
     if _declared_size(request) <= SMALL_BODY:
@@ -36,7 +37,7 @@ async def upload_artifact(run_id: str, request: Request, path: str = PathQuery,
     # refuse before reading the body; the run is named as the one being written (grants apply)
     await tx.read_async(request, access, partial(runs.get_run_row, write=True), run_id)
     blob = await request.app.state.blobs.put_stream(request.stream())
-    row = await tx.write_async(request, access, svc.record_version, run_id, clean, blob)
+    row = await tx.write_async(request, access, artifacts.record_version, run_id, clean, blob)
     return JSON(artifact_version_out(row), status_code=201)
 
 
@@ -51,19 +52,19 @@ def _declared_size(request: Request) -> int:
 def _store_small(request: Request, access: Access, run_id: str, path: str, body: bytes) -> Any:
     tx.read(request, access, partial(runs.get_run_row, write=True), run_id)
     blob = request.app.state.blobs.put_bytes(body)  # outside any transaction: the fsyncs hold no lock
-    return tx.write(request, access, svc.record_version, run_id, path, blob)
+    return tx.write(request, access, artifacts.record_version, run_id, path, blob)
 
 
-@router.post("/batch", status_code=201,
+@router.post("/batch", status_code=201, response_model=schemas.ArtifactBatch,
              openapi_extra={"requestBody": {"content": {"application/x-cairn-files": {}}}})
-async def upload_artifact_batch(run_id: str, request: Request, access: Access = requires("artifact.write")) -> Any:
+async def upload_artifact_batch(run_id: str, request: Request, access: Access = requires("artifact.write")) -> Response:
     """Store several files in one request, each as the next version of its path, all or none. The body is
     one JSON line ``{"files": [{"path": "a/b.txt", "size": 12}, ...]}`` and then the files' bytes in that
     order. Meant for many small files (a folder upload): one request and one transaction for all."""
     # refuse before reading the body, as a single upload does
     await tx.read_async(request, access, partial(runs.get_run_row, write=True), run_id)
     body = await read_body(request)
-    files, start = svc.parse_batch(body)
+    files, start = artifacts.parse_batch(body)
     rows = await run_in_threadpool(_store_batch, request, access, run_id, files, memoryview(body)[start:])
     return JSON({"versions": [artifact_version_out(r) for r in rows]}, status_code=201)
 
@@ -81,20 +82,20 @@ def _store_batch(request: Request, access: Access, run_id: str, files: list[tupl
     parts = [bytes(data[starts[i]:starts[i + 1]]) for i in range(len(files))]
     blobs = list(_BLOB_WRITERS.map(request.app.state.blobs.put_bytes, parts))
     stored = [(path, blob) for (path, _), blob in zip(files, blobs, strict=True)]
-    return tx.write(request, access, svc.record_versions, run_id, stored)
+    return tx.write(request, access, artifacts.record_versions, run_id, stored)
 
 
-@router.get("")
+@router.get("", response_model=schemas.ArtifactList)
 def list_artifacts(run_id: str, request: Request, path: str = Query("", max_length=1024),
-                   access: Access = requires("artifact.read")) -> Any:
-    entries = tx.read(request, access, svc.list_artifacts, run_id, path)
+                   access: Access = requires("artifact.read")) -> Response:
+    entries = tx.read(request, access, artifacts.list_artifacts, run_id, path)
     return JSON({"root": path, "files": [artifact_out(e) for e in entries]})
 
 
-@router.get("/versions")
+@router.get("/versions", response_model=schemas.ArtifactVersionList)
 def list_artifact_versions(run_id: str, request: Request, path: str = PathQuery,
-                           access: Access = requires("artifact.read")) -> Any:
-    rows = tx.read(request, access, svc.list_versions, run_id, path)
+                           access: Access = requires("artifact.read")) -> Response:
+    rows = tx.read(request, access, artifacts.list_versions, run_id, path)
     return JSON({"path": path, "versions": [artifact_version_out(r) for r in rows]})
 
 
@@ -102,10 +103,10 @@ DirectQuery = Query(default=False, description="with a bucket store: answer 307 
                                        "file over 1 MiB, so the bytes do not pass through the server")
 
 
-@router.get("/content")
+@router.get("/content", **BYTES)
 async def download_artifact(run_id: str, request: Request, path: str = PathQuery,
                             version: int | None = Query(None, ge=1, le=2**31 - 1), direct: bool = DirectQuery,
-                            access: Access = requires("artifact.read")) -> Any:
+                            access: Access = requires("artifact.read")) -> Response:
     row, data = await run_in_threadpool(_find_content, request, access, run_id, path, version)
     headers = {"X-Cairn-Version": str(row.version), "X-Cairn-Digest": row.digest,
                "Content-Length": str(row.size)}
@@ -120,7 +121,7 @@ async def download_artifact(run_id: str, request: Request, path: str = PathQuery
 def _find_content(request: Request, access: Access, run_id: str, path: str,
                   version: int | None) -> tuple[Any, bytes | None]:
     """The version, and its bytes if it is small (one answer, no streaming, in the same thread hop)."""
-    row = tx.read(request, access, svc.get_version, run_id, path, version)
+    row = tx.read(request, access, artifacts.get_version, run_id, path, version)
     return row, request.app.state.blobs.read_bytes(row.digest) if row.size <= SMALL_BODY else None
 
 

@@ -26,6 +26,9 @@ from cairn.server.services.validation import MAX_JSON_DEPTH, check_depth
 T = TypeVar("T")
 MLFLOW_PATHS = ("/api/2.0/", "/ajax-api/2.0/", "/api/3.0/", "/ajax-api/3.0/")
 log = logging.getLogger("cairn.server")
+# the decorator arguments of a route answering a file's bytes (or a 307 to them), for its OpenAPI entry
+BYTES: dict[str, Any] = {"response_class": Response, "responses": {200: {
+    "content": {"application/octet-stream": {}}, "description": "the file's bytes"}}}
 
 
 class JSON(Response):

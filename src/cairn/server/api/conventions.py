@@ -8,7 +8,7 @@ from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import Route
 from cairn.server.schemas import conventions as schemas
-from cairn.server.services import conventions as svc
+from cairn.server.services import conventions
 
 router = APIRouter(prefix="/api/v1", tags=["conventions"], route_class=Route)
 EXPERIMENT = Query(None, ge=1, le=2**31 - 1, description="an experiment's conventions instead of the workspace's")
@@ -17,21 +17,21 @@ EXPERIMENT = Query(None, ge=1, le=2**31 - 1, description="an experiment's conven
 @router.get("/conventions/rules")
 def list_rules(access: Access = requires("conventions.read")) -> schemas.RulesOut:
     """The rules with their default parameters, the presets and the modes."""
-    return schemas.RulesOut(**svc.describe())
+    return schemas.RulesOut(**conventions.describe())
 
 
 @router.get("/conventions")
 def get_conventions(request: Request, experiment_id: int | None = EXPERIMENT,
                     access: Access = requires("conventions.read")) -> schemas.ConventionsOut:
     """The conventions in force: the experiment's own, else the workspace's (``scope`` says which)."""
-    return schemas.conventions_out(tx.read(request, access, svc.get_conventions, experiment_id))
+    return schemas.conventions_out(tx.read(request, access, conventions.get_conventions, experiment_id))
 
 
 @router.put("/conventions")
 def set_conventions(body: schemas.ConventionsSet, request: Request,
                     access: Access = requires("conventions.manage")) -> schemas.ConventionsOut:
     """Set the workspace's conventions (or, with ``experiment_id``, that experiment's). Maintainers; audited."""
-    view = tx.write(request, access, svc.set_conventions, body.mode, preset=body.preset, rules=body.rules,
+    view = tx.write(request, access, conventions.set_conventions, body.mode, preset=body.preset, rules=body.rules,
                 experiment_id=body.experiment_id)
     return schemas.conventions_out(view)
 
@@ -40,13 +40,13 @@ def set_conventions(body: schemas.ConventionsSet, request: Request,
 def clear_conventions(request: Request, experiment_id: int = Query(ge=1, le=2**31 - 1),
                       access: Access = requires("conventions.manage")) -> schemas.ConventionsOut:
     """Remove an experiment's own conventions; answers what is in force for it now."""
-    return schemas.conventions_out(tx.write(request, access, svc.clear_conventions, experiment_id))
+    return schemas.conventions_out(tx.write(request, access, conventions.clear_conventions, experiment_id))
 
 
 @router.get("/runs/{run_id}/compliance")
 def get_compliance(run_id: str, request: Request, access: Access = requires("run.read")) -> schemas.ComplianceOut:
     """Which conventions the run meets and which it misses, rule by rule, under the conventions in force now."""
-    return schemas.compliance_out(tx.read(request, access, svc.run_report, run_id))
+    return schemas.compliance_out(tx.read(request, access, conventions.run_report, run_id))
 
 
 @router.get("/models/{name}/versions/{version}/compliance")
@@ -54,4 +54,4 @@ def get_version_compliance(name: str, version: str, request: Request,
                            access: Access = requires("model.read")) -> schemas.ComplianceOut:
     """A model version's standing: its source run's conventions and, with ``registry_ready``, what a protected
     registry requires of it."""
-    return schemas.compliance_out(tx.read(request, access, svc.version_compliance, name, version))
+    return schemas.compliance_out(tx.read(request, access, conventions.version_compliance, name, version))

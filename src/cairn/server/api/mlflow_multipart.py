@@ -24,9 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON
-from cairn.server.services import artifacts as artifact_svc
-from cairn.server.services import mlflow as svc
-from cairn.server.services import uploads
+from cairn.server.services import artifacts, mlflow, uploads
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.storage.paths import clean_artifact_path
 
@@ -58,7 +56,7 @@ class MpuAbort(BaseModel):
 
 async def _target(request: Request, access: Access, artifact_path: str, local_name: str) -> tuple[str, str]:
     """(run id, path inside the run) of the file the client uploads, checked as writable."""
-    location = await tx.read_async(request, access, lambda s, c: svc.locate(s, c, artifact_path, write=True))
+    location = await tx.read_async(request, access, lambda s, c: mlflow.locate(s, c, artifact_path, write=True))
     if location.run is None:
         raise InvalidInputError("multipart uploads go into a run's artifacts; a file of a logged model made outside "
                                 "a run is uploaded whole", field="path")
@@ -95,7 +93,7 @@ async def complete_multipart_upload(artifact_path: str, body: MpuComplete, reque
     parts = [(p.part_number, p.etag or "") for p in body.parts]
     blob = await run_in_threadpool(partial(uploads.finish_upload, request.app.state.blobs, ours,
                                            multipart_id=multipart_id, parts=parts))
-    await tx.write_async(request, access, artifact_svc.record_version, run_id, path, blob)
+    await tx.write_async(request, access, artifacts.record_version, run_id, path, blob)
     return JSON({})
 
 

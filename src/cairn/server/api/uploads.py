@@ -10,19 +10,18 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON
-from cairn.server.schemas.tracking import artifact_version_out
-from cairn.server.services import artifacts as svc
-from cairn.server.services import runs, uploads
+from cairn.server.schemas.tracking import ArtifactVersion, artifact_version_out
+from cairn.server.services import artifacts, runs, uploads
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.storage.paths import clean_artifact_path
 
@@ -53,13 +52,56 @@ class UploadComplete(BaseModel):
     parts: list[UploadedPart] = Field(default_factory=list, max_length=10000)
 
 
+class ProxyUpload(BaseModel):
+    """The store takes no direct uploads: PUT the file to the run's artifacts instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["proxy"]
+
+
+class SingleUpload(BaseModel):
+    """PUT the whole file to ``url``. (These shapes describe ``UploadPlan.to_json`` and ``upload_urls``.)"""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["single"]
+    upload_id: str
+    url: str
+
+
+class PartUrl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    part_number: int
+    url: str
+
+
+class MultipartUpload(BaseModel):
+    """PUT each part (``part_size`` bytes, the last one shorter) to its URL, then complete with the ETags."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["multipart"]
+    upload_id: str
+    multipart_id: str
+    part_size: int
+    parts: list[PartUrl]
+
+
+class FreshUrl(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+
+
+class FreshPartUrls(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parts: list[PartUrl]
+
+
 async def _writable_run(request: Request, access: Access, run_id: str) -> None:
     await tx.read_async(request, access, partial(runs.get_run_row, write=True), run_id)
 
 
-@router.post("")
+@router.post("", response_model=ProxyUpload | SingleUpload | MultipartUpload)
 async def begin_upload(run_id: str, body: UploadCreate, request: Request,
-                       access: Access = requires("artifact.write")) -> Any:
+                       access: Access = requires("artifact.write")) -> Response:
     """Plan a direct upload of one file; nothing is recorded until it is completed."""
     clean_artifact_path(body.path)
     uploads.check_size(body.size)
@@ -72,18 +114,18 @@ async def begin_upload(run_id: str, body: UploadCreate, request: Request,
     return JSON(plan.to_json())
 
 
-@router.post("/{upload_id}/urls")
+@router.post("/{upload_id}/urls", response_model=FreshUrl | FreshPartUrls)
 async def refresh_upload_urls(run_id: str, upload_id: str, body: UploadUrls, request: Request,
-                              access: Access = requires("artifact.write")) -> Any:
+                              access: Access = requires("artifact.write")) -> Response:
     """New URLs for an upload under way: its first ones expired, or a part is sent again."""
     await _writable_run(request, access, run_id)
     store = _direct_store(request)
     return JSON(await run_in_threadpool(uploads.upload_urls, store, upload_id, body.multipart_id, body.part_numbers))
 
 
-@router.post("/{upload_id}/complete", status_code=201)
+@router.post("/{upload_id}/complete", status_code=201, response_model=ArtifactVersion)
 async def complete_upload(run_id: str, upload_id: str, body: UploadComplete, request: Request,
-                          access: Access = requires("artifact.write")) -> Any:
+                          access: Access = requires("artifact.write")) -> Response:
     """Check the uploaded bytes against the claimed digest and size, then record the next version."""
     path = clean_artifact_path(body.path)
     uploads.check_claimed_digest(body.digest)
@@ -92,7 +134,7 @@ async def complete_upload(run_id: str, upload_id: str, body: UploadComplete, req
     blob = await run_in_threadpool(partial(
         uploads.finish_upload, store, upload_id, multipart_id=body.multipart_id,
         parts=[(p.part_number, p.etag) for p in body.parts], digest=body.digest, size=body.size))
-    row = await tx.write_async(request, access, svc.record_version, run_id, path, blob)
+    row = await tx.write_async(request, access, artifacts.record_version, run_id, path, blob)
     return JSON(artifact_version_out(row), status_code=201)
 
 

@@ -1,4 +1,5 @@
-"""Request models and response shapes of accounts, workspaces, promotion requests, comments and events."""
+"""Request models and response shapes of accounts, workspaces, promotion requests, comments and events (each
+shape beside its builder: see ``tracking``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from cairn.server.db.models import CommentRow, EventRow, TeamRow, TokenRow, UserRow, WorkspaceRow
-from cairn.server.schemas.tracking import Strict
+from cairn.server.schemas.tracking import Shape, Strict
 from cairn.server.services.promotions import RequestView
 from cairn.server.services.workspaces import Member
 
@@ -104,13 +105,100 @@ class CommentCreate(Strict):
     text: str
 
 
+class User(Shape):
+    name: str
+    display_name: str
+    email: str
+    admin: bool
+    service: bool
+    disabled: bool
+    created_at: int
+
+
+class UserList(Shape):
+    users: list[User]
+
+
+class SessionUser(Shape):
+    """Who is signed in, in short (the local user of a server without authentication)."""
+
+    name: str
+    admin: bool
+
+
+class SignedIn(Shape):
+    user: User
+    csrf_token: str
+
+
+class SessionState(Shape):
+    auth: bool
+    signed_in: bool
+    user: SessionUser | None = None
+    scope: str | None = None
+    csrf_token: str | None = Field(None, description="with a session cookie: send it as X-CSRF-Token")
+
+
+class Me(Shape):
+    user: User | SessionUser
+    auth: bool
+    scope: str
+    method: str | None = Field(None, description="how the caller signed in: session, password or token")
+    csrf_token: str | None = None
+
+
+class Unlocked(Shape):
+    user: str
+    cleared: int
+
+
 def user_out(row: UserRow) -> dict[str, Any]:
     return {"name": row.name, "display_name": row.display_name, "email": row.email, "admin": row.is_admin,
             "service": row.is_service, "disabled": row.disabled, "created_at": row.created_at}
 
 
+class Team(Shape):
+    name: str
+    description: str
+    members: list[str]
+    created_at: int
+
+
+class TeamList(Shape):
+    teams: list[Team]
+
+
+class TeamMembership(Shape):
+    team: str
+    user: str
+
+
 def team_out(row: TeamRow, members: list[str]) -> dict[str, Any]:
     return {"name": row.name, "description": row.description, "members": members, "created_at": row.created_at}
+
+
+class Token(Shape):
+    id: str
+    name: str
+    user: str
+    scope: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    last_used_at: int | None
+
+
+class NewToken(Token):
+    token: str = Field(description="the secret: in this answer and never again")
+
+
+class TokenList(Shape):
+    tokens: list[Token]
+
+
+class RevokedToken(Shape):
+    id: str
+    revoked_at: int | None
 
 
 def token_out(row: TokenRow, user: str, secret: str | None = None) -> dict[str, Any]:
@@ -121,13 +209,84 @@ def token_out(row: TokenRow, user: str, secret: str | None = None) -> dict[str, 
     return out
 
 
+class Workspace(Shape):
+    name: str
+    description: str
+    require_approval: bool
+    created_at: int
+    role: str | None
+
+
+class WorkspaceList(Shape):
+    workspaces: list[Workspace]
+
+
 def workspace_out(row: WorkspaceRow, role: str | None = None) -> dict[str, Any]:
     return {"name": row.name, "description": row.description, "require_approval": row.require_approval,
             "created_at": row.created_at, "role": role}
 
 
+class WorkspaceMember(Shape):
+    """A user or a team (``kind`` says which; the key of that name holds its name) and its role."""
+
+    user: str | None = None
+    team: str | None = None
+    kind: str
+    role: str
+    created_at: int
+
+
+class MemberList(Shape):
+    members: list[WorkspaceMember]
+
+
+class Grant(Shape):
+    """A role on one experiment or registry, for a user or a team (``services.workspaces.list_grants``)."""
+
+    id: int
+    resource_type: str
+    resource: str | None
+    user: str | None = None
+    team: str | None = None
+    role: str
+    created_at: int
+
+
+class GrantList(Shape):
+    grants: list[Grant]
+
+
+class NewGrant(Shape):
+    id: int
+    resource_type: str
+    resource: str
+    user: str | None = None
+    team: str | None = None
+    role: str
+
+
 def member_out(member: Member) -> dict[str, Any]:
     return {member.kind: member.name, "kind": member.kind, "role": member.role, "created_at": member.created_at}
+
+
+class PromotionRequest(Shape):
+    id: int
+    model: str
+    version: int
+    to: str
+    aliases: list[str]
+    comment: str
+    status: str
+    requested_by: str
+    requested_at: int
+    decided_by: str | None
+    decided_at: int | None
+    decision_comment: str
+    result_version: int | None
+
+
+class PromotionRequestList(Shape):
+    requests: list[PromotionRequest]
 
 
 def request_out(view: RequestView) -> dict[str, Any]:
@@ -139,13 +298,53 @@ def request_out(view: RequestView) -> dict[str, Any]:
             "decision_comment": row.decision_comment, "result_version": view.result_version}
 
 
+class Comment(Shape):
+    id: int
+    object_type: str
+    object_id: str
+    author: str
+    text: str
+    created_at: int
+    updated_at: int
+    deleted: bool
+
+
+class CommentList(Shape):
+    comments: list[Comment]
+
+
 def comment_out(row: CommentRow) -> dict[str, Any]:
     return {"id": row.id, "object_type": row.object_type, "object_id": row.object_id, "author": row.author,
             "text": row.body if row.deleted_at is None else "", "created_at": row.created_at,
             "updated_at": row.updated_at, "deleted": row.deleted_at is not None}
 
 
+class Event(Shape):
+    id: int
+    time: int
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    client_addr: str
+
+
+class EventPage(Shape):
+    events: list[Event]
+    next_page_token: str | None = Field(None, description="present when there may be more: pass it to continue")
+
+
 def event_out(row: EventRow) -> dict[str, Any]:
     return {"id": row.id, "time": row.created_at, "actor": row.actor, "action": row.action,
             "object_type": row.object_type, "object_id": row.object_id, "before": row.before, "after": row.after,
             "client_addr": row.client_addr}
+
+
+def event_page_out(rows: list[EventRow], limit: int) -> dict[str, Any]:
+    """A full page says where the next one starts; a short one is the last."""
+    out: dict[str, Any] = {"events": [event_out(r) for r in rows]}
+    if len(rows) == limit:
+        out["next_page_token"] = str(rows[-1].id)
+    return out

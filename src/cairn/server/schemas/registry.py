@@ -1,4 +1,4 @@
-"""Request models and response shapes of the registry API."""
+"""Request models and response shapes of the registry API (each shape beside its builder: see ``tracking``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from cairn.server.db.models import AliasMoveRow, LoggedModelRow, RegistryRow
-from cairn.server.schemas.tracking import Strict
+from cairn.server.schemas.tracking import Shape, Strict
 from cairn.server.services.registry import ModelView, VersionView
 from cairn.server.services.workspaces import DEFAULT_REGISTRIES
 
@@ -70,9 +70,38 @@ class StandaloneModelCreate(Strict):
     manifest: dict[str, Any]
 
 
+class Registry(Shape):
+    name: str
+    description: str
+    protected: bool
+    default: bool
+    created_at: int
+
+
+class RegistryList(Shape):
+    registries: list[Registry]
+
+
 def registry_out(row: RegistryRow) -> dict[str, Any]:
     return {"name": row.name, "description": row.description, "protected": row.protected,
             "default": row.name in DEFAULT_REGISTRY_NAMES, "created_at": row.created_at}
+
+
+class Model(Shape):
+    name: str
+    registry: str
+    model: str
+    description: str
+    lifecycle: str
+    tags: dict[str, str]
+    aliases: dict[str, int]
+    latest_version: int | None
+    created_at: int
+    updated_at: int
+
+
+class ModelList(Shape):
+    models: list[Model]
 
 
 def model_out(view: ModelView) -> dict[str, Any]:
@@ -81,6 +110,44 @@ def model_out(view: ModelView) -> dict[str, Any]:
             "description": row.description, "lifecycle": row.lifecycle, "tags": view.tags,
             "aliases": view.aliases, "latest_version": view.latest_version,
             "created_at": row.created_at, "updated_at": row.updated_at}
+
+
+class StoredFile(Shape):
+    path: str
+    digest: str
+    size: int
+
+
+class VersionSource(Shape):
+    """The version this one was promoted from."""
+
+    model: str
+    version: int
+    run_id: str | None
+
+
+class ModelVersion(Shape):
+    name: str
+    version: int
+    run_id: str | None
+    logged_model_id: str | None
+    flavor: str
+    manifest: dict[str, Any]
+    lineage: dict[str, Any]
+    source: VersionSource | None
+    description: str
+    status: str
+    lifecycle: str
+    note: str
+    tags: dict[str, str]
+    aliases: list[str]
+    created_by: str
+    created_at: int
+    files: list[StoredFile]
+
+
+class ModelVersionList(Shape):
+    versions: list[ModelVersion]
 
 
 def model_version_out(view: VersionView) -> dict[str, Any]:
@@ -93,9 +160,41 @@ def model_version_out(view: VersionView) -> dict[str, Any]:
             "files": [{"path": f.path, "digest": f.digest, "size": f.size} for f in view.files]}
 
 
+class AliasMove(Shape):
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    time: int
+
+
+class AliasHistory(Shape):
+    name: str
+    alias: str
+    moves: list[AliasMove]
+
+
 def move_out(row: AliasMoveRow) -> dict[str, Any]:
     return {"alias": row.alias, "from_version": row.from_version, "to_version": row.to_version,
             "actor": row.actor, "reason": row.reason, "time": row.created_at}
+
+
+class LoggedModel(Shape):
+    id: str
+    run_id: str | None
+    name: str
+    step: int | None
+    artifact_path: str
+    flavor: str
+    manifest: dict[str, Any]
+    created_at: int
+    experiment_id: int
+    uri: str
+
+
+class LoggedModelList(Shape):
+    models: list[LoggedModel]
 
 
 def logged_model_out(row: LoggedModelRow) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""Request models and response shapes of the tracking API."""
+"""Request models and response shapes of the tracking API.
+
+Each answer is built by a fast ``*_out`` builder (plain dicts, no validation on the hot path) and declared by the
+``Shape`` model beside it, which the routes name as their response model (so /openapi.json states it); tests
+validate real answers against the shapes, so a builder and its shape cannot drift apart unnoticed."""
 
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +23,19 @@ MAX_ID = 2**31 - 1
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Shape(BaseModel):
+    """A response shape: an unknown key is an error, so a key a builder adds without its shape fails the tests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Empty(Shape):
+    """An answer with nothing more to say: ``{}``."""
+
+
+Number = float | Literal["NaN", "Infinity", "-Infinity"] | None  # what ``num`` makes of a float (JSON has no NaN)
 
 
 class ExperimentCreate(Strict):
@@ -78,11 +95,43 @@ class DatasetInput(Strict):
     role: str = ""
 
 
+class Experiment(Shape):
+    experiment_id: int
+    name: str
+    description: str
+    lifecycle: str
+    created_at: int
+    updated_at: int
+    tags: dict[str, str]
+    run_count: int
+    last_activity: int | None
+
+
+class ExperimentList(Shape):
+    experiments: list[Experiment]
+
+
 def experiment_out(view: ExperimentView) -> dict[str, Any]:
     row = view.row
     return {"experiment_id": row.id, "name": row.name, "description": row.description,
             "lifecycle": row.lifecycle, "created_at": row.created_at, "updated_at": row.updated_at,
             "tags": view.tags, "run_count": view.run_count, "last_activity": view.last_activity}
+
+
+class MetricSummary(Shape):
+    key: str
+    goal: str | None
+    count: int
+    last: Number
+    last_step: int | None
+    last_timestamp: int | None
+    min: Number
+    min_step: int | None
+    max: Number
+    max_step: int | None
+    mean: Number
+    best: Number
+    best_step: int | None
 
 
 def summary_out(row: Any) -> dict[str, Any]:
@@ -94,9 +143,91 @@ def summary_out(row: Any) -> dict[str, Any]:
             "best_step": s.best_step}
 
 
+class Dataset(Shape):
+    name: str
+    uri: str
+    digest: str
+    version: str
+    role: str
+    created_at: int
+
+
 def dataset_out(row: DatasetInputRow) -> dict[str, Any]:
     return {"name": row.name, "uri": row.uri, "digest": row.digest, "version": row.version, "role": row.role,
             "created_at": row.created_at}
+
+
+class Run(Shape):
+    run_id: str
+    name: str
+    experiment_id: int
+    experiment_name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    user: str
+    parent_run_id: str | None
+    lifecycle: str
+    run_key: str | None
+    compliant: bool | None
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, MetricSummary]
+    datasets: list[Dataset]
+    at_best: dict[str, dict[str, Number]]
+
+
+class CreatedRun(Run):
+    created: bool | None = Field(None, description="only with run_key: false when an existing run was joined")
+
+
+class RunPage(Shape):
+    runs: list[Run]
+    next_page_token: str | None
+
+
+class SearchCheckResult(Shape):
+    valid: bool
+    message: str | None = None
+    position: int | None = None
+    field: str | None = None
+
+
+class BatchResult(Shape):
+    """How many points, params and tags were stored; ``replayed`` 1 when the idempotency key was seen before."""
+
+    metrics: int
+    params: int
+    tags: int
+    replayed: int
+
+
+class ParamValue(Shape):
+    value: str
+    timestamp: int
+
+
+class ParamHistory(Shape):
+    key: str
+    history: list[ParamValue]
+
+
+class MetricHistory(Shape):
+    key: str
+    steps: list[int]
+    timestamps: list[int]
+    values: list[Number]
+
+
+class MetricBuckets(Shape):
+    key: str
+    first_steps: list[int]
+    last_steps: list[int]
+    first_timestamps: list[int]
+    counts: list[int]
+    min: list[Number]
+    max: list[Number]
+    mean: list[Number]
 
 
 def run_out(view: RunView) -> dict[str, Any]:
@@ -125,9 +256,49 @@ def history_out(key: str, points: list[tuple[int, int, float | None]]) -> dict[s
     return {"key": key, "steps": steps, "timestamps": stamps, "values": nums(values)}
 
 
+class Artifact(Shape):
+    path: str
+    is_dir: bool
+    size: int | None
+    version: int | None
+    digest: str | None
+    created_at: int | None
+
+
+class ArtifactList(Shape):
+    root: str
+    files: list[Artifact]
+
+
+def buckets_out(key: str, rows: list[Any]) -> dict[str, Any]:
+    """Per bucket of steps: its first and last step, count, min, max and mean (NaN points counted, not averaged)."""
+    return {"key": key, "first_steps": [b.first_step for b in rows], "last_steps": [b.last_step for b in rows],
+            "first_timestamps": [b.first_timestamp for b in rows],
+            "counts": [b.count for b in rows], "min": nums([b.min for b in rows]),
+            "max": nums([b.max for b in rows]), "mean": nums([b.mean for b in rows])}
+
+
 def artifact_out(entry: ArtifactEntry) -> dict[str, Any]:
     return {"path": entry.path, "is_dir": entry.is_dir, "size": entry.size, "version": entry.version,
             "digest": entry.digest, "created_at": entry.created_at}
+
+
+class ArtifactVersion(Shape):
+    path: str
+    version: int
+    digest: str
+    size: int
+    created_at: int
+    created_by: str
+
+
+class ArtifactVersionList(Shape):
+    path: str
+    versions: list[ArtifactVersion]
+
+
+class ArtifactBatch(Shape):
+    versions: list[ArtifactVersion]
 
 
 def artifact_version_out(row: ArtifactVersionRow) -> dict[str, Any]:

@@ -16,9 +16,7 @@ from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, read_body
 from cairn.server.api.mlflow.protocol import ARTIFACTS_PREFIX, artifacts_router, mlflow_routes, run_id_of, text
 from cairn.server.api.mlflow.shapes import default_experiment_id, file_out
-from cairn.server.services import artifacts as artifact_svc
-from cairn.server.services import logged_models, runs
-from cairn.server.services import mlflow as svc
+from cairn.server.services import artifacts, logged_models, mlflow, runs
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.storage.blobs import StoredBlob
 from cairn.server.storage.paths import clean_artifact_path
@@ -36,10 +34,10 @@ async def list_artifacts(request: Request, access: Access, body: dict[str, Any])
     run_id, path = run_id_of(body), _dot(text(body, "path", required=False, default=""))
 
     def listing(session: Any, ctx: Any) -> Any:
-        entries = artifact_svc.list_artifacts(session, ctx, run_id, path)
+        entries = artifacts.list_artifacts(session, ctx, run_id, path)
         run = runs.get_run_row(session, ctx, run_id)
         default = default_experiment_id(session, ctx)
-        return svc.artifact_uri(run, experiment="0" if run.experiment_id == default else None), entries
+        return mlflow.artifact_uri(run, experiment="0" if run.experiment_id == default else None), entries
     root, entries = await tx.read_async(request, access, listing)
     return JSON({"root_uri": root, "files": [file_out(e) for e in entries]})
 
@@ -48,12 +46,12 @@ def _listing(session: Any, ctx: Any, path: str) -> list[dict[str, Any]]:
     text_path = path.strip("/")
     if not text_path or _EXPERIMENT_ONLY.fullmatch(text_path) or re.fullmatch(r"[0-9]{1,18}/[0-9a-f]{32}", text_path):
         return []  # above a run's artifact root there is no file to list
-    location = svc.locate(session, ctx, _dot_tail(path))
+    location = mlflow.locate(session, ctx, _dot_tail(path))
     if location.model is not None:
         entries = logged_models.list_files(session, location.model, location.path)
         return [file_out(e, location.path) for e in entries]
     assert location.run is not None
-    entries = artifact_svc.list_artifacts(session, ctx, location.run.id, location.path)
+    entries = artifacts.list_artifacts(session, ctx, location.run.id, location.path)
     return [file_out(e, location.path) for e in entries]
 
 
@@ -72,12 +70,12 @@ def list_proxy_artifacts(request: Request, path: str = "", access: Access = requ
 async def download_proxy_artifact(artifact_path: str, request: Request,
                                   access: Access = requires("artifact.read")) -> Any:
     def find(session: Any, ctx: Any) -> tuple[str, int, str]:
-        location = svc.locate(session, ctx, artifact_path)
+        location = mlflow.locate(session, ctx, artifact_path)
         if location.model is not None:
             digest, size = logged_models.file_digest(session, location.model, location.path)
             return digest, size, "1"
         assert location.run is not None
-        row = artifact_svc.get_version(session, ctx, location.run.id, location.path, None)
+        row = artifacts.get_version(session, ctx, location.run.id, location.path, None)
         return row.digest, row.size, str(row.version)
     digest, size, version = await tx.read_async(request, access, find)
     chunks = await run_in_threadpool(request.app.state.blobs.open, digest)
@@ -87,7 +85,7 @@ async def download_proxy_artifact(artifact_path: str, request: Request,
 
 async def _store(request: Request, access: Access, artifact_path: str) -> None:
     """Uploads land in Cairn's versioned store: a second upload of a run's path is its next version."""
-    location = await tx.read_async(request, access, lambda s, c: svc.locate(s, c, artifact_path, write=True))
+    location = await tx.read_async(request, access, lambda s, c: mlflow.locate(s, c, artifact_path, write=True))
     if not location.path:
         raise InvalidInputError("name a file below the artifact root", field="path")
     blob: StoredBlob = await request.app.state.blobs.put_stream(request.stream())
@@ -95,7 +93,7 @@ async def _store(request: Request, access: Access, artifact_path: str) -> None:
         await tx.write_async(request, access, logged_models.put_file, location.model.id, location.path, blob)
     else:
         assert location.run is not None
-        await tx.write_async(request, access, artifact_svc.record_version, location.run.id, location.path, blob)
+        await tx.write_async(request, access, artifacts.record_version, location.run.id, location.path, blob)
 
 
 @artifacts_router.put(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
@@ -107,7 +105,7 @@ async def upload_proxy_artifact(artifact_path: str, request: Request,
 
 @artifacts_router.delete(ARTIFACTS_PREFIX + "/artifacts/{artifact_path:path}")
 def delete_proxy_artifact(artifact_path: str, request: Request, access: Access = requires("artifact.write")) -> Any:
-    tx.read(request, access, lambda s, c: svc.locate(s, c, artifact_path, write=True))
+    tx.read(request, access, lambda s, c: mlflow.locate(s, c, artifact_path, write=True))
     raise InvalidInputError("Cairn keeps every version of every artifact; they are removed with their run",
                             field="path")
 
@@ -130,7 +128,7 @@ async def upload_artifact(request: Request, run_uuid: str = "", path: str = "",
 
     def store(session: Any, ctx: Any) -> None:
         run = runs.get_run_row(session, ctx, run_uuid, write=True)
-        artifact_svc.record_version(session, ctx, run.id, path, blob)
+        artifacts.record_version(session, ctx, run.id, path, blob)
     blob: StoredBlob = await run_in_threadpool(request.app.state.blobs.put_bytes, data)
     await tx.write_async(request, access, store)
     return JSON({})
@@ -151,7 +149,7 @@ async def get_artifact(request: Request, path: str = "", run_uuid: str = "", run
     wanted = run_uuid or run_id
     if not wanted or not path:
         raise InvalidInputError("Request must specify run_uuid and path.", field="run_uuid" if not wanted else "path")
-    row = await tx.read_async(request, access, artifact_svc.get_version, wanted, path, None)
+    row = await tx.read_async(request, access, artifacts.get_version, wanted, path, None)
     return await run_in_threadpool(_stream, request, row.digest, row.size, path)
 
 

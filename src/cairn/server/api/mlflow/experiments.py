@@ -11,22 +11,21 @@ from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text, view_of
 from cairn.server.api.mlflow.shapes import experiment_out, paged
-from cairn.server.services import catalog, experiments
-from cairn.server.services import mlflow as svc
+from cairn.server.services import catalog, experiments, mlflow
 from cairn.server.services.search import VIEW_TYPES
 
 
 @mlflow_routes("POST", "/experiments/create", "experiment.write")
 async def create_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
     name, tags = text(body, "name"), pairs(body, "tags")
-    location = svc.artifact_location(text(body, "artifact_location", required=False, default=""))
+    location = mlflow.artifact_location(text(body, "artifact_location", required=False, default=""))
     row = await tx.write_async(request, access, experiments.create_experiment, name, "", tags,
                                artifact_location=location)
-    return JSON({"experiment_id": svc.experiment_key(row)})
+    return JSON({"experiment_id": mlflow.experiment_key(row)})
 
 
 def _experiment(session: Any, ctx: Any, experiment_id: Any) -> dict[str, Any]:
-    row = svc.experiment_for(session, ctx, experiment_id)
+    row = mlflow.experiment_for(session, ctx, experiment_id)
     return experiment_out(experiments.read_experiment(session, ctx, row))
 
 
@@ -55,8 +54,8 @@ async def search_experiments(request: Request, access: Access, body: dict[str, A
     listing = catalog.Listing(text(body, "filter", required=False), tuple(string_list(body, "order_by")),
                               page_size(body, 1000, 50_000), text(body, "page_token", required=False))
     lifecycles = VIEW_TYPES[view_of(body, "view_type")]
-    if not await tx.read_async(request, access, svc.has_default_experiment):
-        await tx.write_async(request, access, svc.ensure_default_experiment)
+    if not await tx.read_async(request, access, mlflow.has_default_experiment):
+        await tx.write_async(request, access, mlflow.ensure_default_experiment)
 
     def found(session: Any, ctx: Any) -> Any:
         page = catalog.search_experiments(session, ctx, listing, lifecycles)
@@ -69,7 +68,8 @@ async def update_experiment(request: Request, access: Access, body: dict[str, An
     experiment_id, new_name = text(body, "experiment_id"), text(body, "new_name", required=False)
 
     def update(session: Any, ctx: Any) -> None:
-        experiments.update_experiment(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, name=new_name)
+        experiment = mlflow.experiment_for(session, ctx, experiment_id)
+        experiments.update_experiment(session, ctx, experiment.id, name=new_name)
     await tx.write_async(request, access, update)
     return JSON({})
 
@@ -78,7 +78,7 @@ async def _experiment_lifecycle(request: Request, access: Access, body: dict[str
     experiment_id = text(body, "experiment_id")
 
     def change(session: Any, ctx: Any) -> None:
-        experiments.set_lifecycle(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, lifecycle)
+        experiments.set_lifecycle(session, ctx, mlflow.experiment_for(session, ctx, experiment_id).id, lifecycle)
     await tx.write_async(request, access, change)
     return JSON({})
 
@@ -98,7 +98,7 @@ async def set_experiment_tag(request: Request, access: Access, body: dict[str, A
     experiment_id, key, value = text(body, "experiment_id"), text(body, "key"), text(body, "value", required=False)
 
     def set_tag(session: Any, ctx: Any) -> None:
-        row = svc.experiment_for(session, ctx, experiment_id)
+        row = mlflow.experiment_for(session, ctx, experiment_id)
         experiments.set_experiment_tags(session, ctx, row.id, {key: value or ""})
     await tx.write_async(request, access, set_tag)
     return JSON({})
@@ -109,6 +109,6 @@ async def delete_experiment_tag(request: Request, access: Access, body: dict[str
     experiment_id, key = text(body, "experiment_id"), text(body, "key")
 
     def delete(session: Any, ctx: Any) -> None:
-        experiments.delete_experiment_tag(session, ctx, svc.experiment_for(session, ctx, experiment_id).id, key)
+        experiments.delete_experiment_tag(session, ctx, mlflow.experiment_for(session, ctx, experiment_id).id, key)
     await tx.write_async(request, access, delete)
     return JSON({})

@@ -11,8 +11,7 @@ from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
 from cairn.server.api.mlflow.shapes import file_out, logged_model_out, paged
-from cairn.server.services import catalog, logged_models
-from cairn.server.services import mlflow as svc
+from cairn.server.services import catalog, logged_models, mlflow
 from cairn.server.services.errors import InvalidInputError
 
 
@@ -23,7 +22,7 @@ def _model_id(request: Request) -> str:
 @mlflow_routes("POST", "/logged-models", "run.write")
 async def create_logged_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
     def create(session: Any, ctx: Any) -> Any:
-        row = svc.create_logged_model(
+        row = mlflow.create_logged_model(
             session, ctx, experiment_id=text(body, "experiment_id"), name=text(body, "name", required=False),
             source_run_id=text(body, "source_run_id", required=False),
             model_type=text(body, "model_type", required=False, default=""), tags=pairs(body, "tags"),
@@ -46,13 +45,13 @@ async def finalize_logged_model(request: Request, access: Access, body: dict[str
     status = text(body, "status")
 
     def finalize(session: Any, ctx: Any) -> Any:
-        return logged_model_out(session, ctx, svc.finalize_logged_model(session, ctx, _model_id(request), status))
+        return logged_model_out(session, ctx, mlflow.finalize_logged_model(session, ctx, _model_id(request), status))
     return JSON({"model": await tx.write_async(request, access, finalize)})
 
 
 @mlflow_routes("DELETE", "/logged-models/{model_id}", "run.delete")
 async def delete_logged_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, svc.delete_logged_model, _model_id(request))
+    await tx.write_async(request, access, mlflow.delete_logged_model, _model_id(request))
     return JSON({})
 
 
@@ -97,7 +96,7 @@ async def search_logged_models(request: Request, access: Access, body: dict[str,
                               page_size(body, 100, 1000), text(body, "page_token", required=False))
 
     def found(session: Any, ctx: Any) -> Any:
-        experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]
+        experiment_ids = [mlflow.experiment_for(session, ctx, e, create=False).id for e in ids]
         page = catalog.search_logged_models(session, ctx, experiment_ids, listing, datasets)
         return [logged_model_out(session, ctx, row) for row in page.items], page.next_page_token
     return JSON(paged("models", *await tx.read_async(request, access, found)))
@@ -105,20 +104,20 @@ async def search_logged_models(request: Request, access: Access, body: dict[str,
 
 @mlflow_routes("PATCH", "/logged-models/{model_id}/tags", "run.write")
 async def set_logged_model_tags(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, svc.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
+    await tx.write_async(request, access, mlflow.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
     return JSON({})
 
 
 @mlflow_routes("DELETE", "/logged-models/{model_id}/tags/{tag_key}", "run.write")
 async def delete_logged_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     key = str(request.path_params.get("tag_key", ""))
-    await tx.write_async(request, access, svc.delete_logged_model_tag, _model_id(request), key)
+    await tx.write_async(request, access, mlflow.delete_logged_model_tag, _model_id(request), key)
     return JSON({})
 
 
 @mlflow_routes("POST", "/logged-models/{model_id}/params", "run.write")
 async def log_logged_model_params(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, svc.log_logged_model_params, _model_id(request), pairs(body, "params"))
+    await tx.write_async(request, access, mlflow.log_logged_model_params, _model_id(request), pairs(body, "params"))
     return JSON({})
 
 

@@ -15,8 +15,7 @@ from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
 from cairn.server.api.mlflow.shapes import model_out, model_version_message, paged
-from cairn.server.services import catalog, versions
-from cairn.server.services import mlflow as svc
+from cairn.server.services import catalog, mlflow, versions
 from cairn.server.services import registry as registry_svc
 from cairn.server.services.errors import InvalidInputError
 
@@ -27,7 +26,7 @@ def _name(session: Any, ctx: Any, body: dict[str, Any], field: str = "name") -> 
 
 def _model_view(session: Any, ctx: Any, full_name: str) -> dict[str, Any]:
     view = registry_svc.get_model(session, ctx, full_name)
-    latest = [model_version_message(v) for v in svc.latest_versions(session, ctx, full_name, [])]
+    latest = [model_version_message(v) for v in mlflow.latest_versions(session, ctx, full_name, [])]
     return model_out(view, latest)
 
 
@@ -93,7 +92,7 @@ async def search_registered_models(request: Request, access: Access, body: dict[
         page = catalog.search_models(session, ctx, listing)
         out = []
         for view in page.items:
-            latest = svc.latest_versions(session, ctx, f"{view.registry}.{view.row.name}", [])
+            latest = mlflow.latest_versions(session, ctx, f"{view.registry}.{view.row.name}", [])
             out.append(model_out(view, [model_version_message(v) for v in latest]))
         return out, page.next_page_token
     return JSON(paged("registered_models", *await tx.read_async(request, access, found)))
@@ -153,7 +152,8 @@ async def _latest(request: Request, access: Access, body: dict[str, Any]) -> Any
     stages = string_list(body, "stages")
 
     def latest(session: Any, ctx: Any) -> list[Any]:
-        return [model_version_message(v) for v in svc.latest_versions(session, ctx, _name(session, ctx, body), stages)]
+        latest = mlflow.latest_versions(session, ctx, _name(session, ctx, body), stages)
+        return [model_version_message(v) for v in latest]
     return JSON({"model_versions": await tx.read_async(request, access, latest)})
 
 
@@ -176,7 +176,7 @@ async def create_model_version(request: Request, access: Access, body: dict[str,
     description = text(body, "description", required=False, default="")
 
     def create(session: Any, ctx: Any) -> Any:
-        view = svc.create_version(session, ctx, _name(session, ctx, body), source=source, run_id=run_id,
+        view = mlflow.create_version(session, ctx, _name(session, ctx, body), source=source, run_id=run_id,
                                   model_id=model_id, tags=tags, description=description)
         return model_version_message(view)
     return JSON({"model_version": await tx.write_async(request, access, create)})
@@ -237,7 +237,7 @@ async def delete_model_version_tag(request: Request, access: Access, body: dict[
 @mlflow_routes("GET", "/model-versions/get-download-uri", "model.read")
 async def get_download_uri(request: Request, access: Access, body: dict[str, Any]) -> Any:
     def uri(session: Any, ctx: Any, full_name: str, version: str) -> str:
-        return svc.download_uri(session, ctx, versions.get_version(session, ctx, full_name, version))
+        return mlflow.download_uri(session, ctx, versions.get_version(session, ctx, full_name, version))
     return JSON({"artifact_uri": await tx.read_async(request, access, _version_call(body, uri))})
 
 
@@ -249,6 +249,6 @@ async def transition_stage(request: Request, access: Access, body: dict[str, Any
     archive = body.get("archive_existing_versions", False)
     if not isinstance(archive, bool) and archive not in ("true", "false"):
         raise InvalidInputError("archive_existing_versions must be true or false", field="archive_existing_versions")
-    view = await tx.write_async(request, access, _version_call(body, svc.transition_stage, stage,
+    view = await tx.write_async(request, access, _version_call(body, mlflow.transition_stage, stage,
                                                                archive_existing=archive in (True, "true")))
     return JSON({"model_version": model_version_message(view)})

@@ -22,8 +22,7 @@ from cairn.server.api.mlflow.protocol import (
     view_of,
 )
 from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, runs_out
-from cairn.server.services import mlflow as svc
-from cairn.server.services import runs, search
+from cairn.server.services import mlflow, runs, search
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.search import decode_token, encode_token, fingerprint
 from cairn.server.services.validation import MLFLOW_BATCH
@@ -37,7 +36,7 @@ async def create_run(request: Request, access: Access, body: dict[str, Any]) -> 
     start, user = integer(body, "start_time"), text(body, "user_id", required=False)
 
     def create(session: Any, ctx: Any) -> Any:
-        experiment = svc.experiment_for(session, ctx, experiment_id)
+        experiment = mlflow.experiment_for(session, ctx, experiment_id)
         parent = runs.find_run(session, ctx, tags.get("mlflow.parentRunId"))  # a dangling id stays a tag only
         spec = runs.RunCreate(experiment_id=experiment.id, name=name, tags=tags, start_time=start, user=user,
                               parent_run_id=parent.id if parent is not None else None)
@@ -115,7 +114,7 @@ def _is_float(text_value: str) -> bool:
     return True
 
 
-def metric_batches(raw: Any) -> tuple[list[dict[str, Any]], list[svc.ModelMetric]]:
+def metric_batches(raw: Any) -> tuple[list[dict[str, Any]], list[mlflow.ModelMetric]]:
     """MLflow's [{key, value, timestamp, step}] -> Cairn's columnar series, in the order given; and the points
     logged against a logged model (``model_id``), which its model keeps too."""
     if not isinstance(raw, list):
@@ -130,7 +129,7 @@ def metric_batches(raw: Any) -> tuple[list[dict[str, Any]], list[svc.ModelMetric
         target["timestamps"].append(timestamp)
         model_id = text(item, "model_id", required=False)
         if model_id:
-            for_models.append(svc.ModelMetric(
+            for_models.append(mlflow.ModelMetric(
                 model_id, key, None if value == "NaN" else float(value), timestamp, step,
                 text(item, "dataset_name", required=False, default=""),
                 text(item, "dataset_digest", required=False, default="")))
@@ -138,14 +137,14 @@ def metric_batches(raw: Any) -> tuple[list[dict[str, Any]], list[svc.ModelMetric
 
 
 async def _log(request: Request, access: Access, run_id: str, batch: dict[str, Any],
-               for_models: list[svc.ModelMetric] | None = None) -> Any:
+               for_models: list[mlflow.ModelMetric] | None = None) -> Any:
     if not for_models:
         await tx.write_small(request, access, runs.log_batch, run_id, batch, limits=MLFLOW_BATCH)
         return JSON({})
 
     def log(session: Any, ctx: Any) -> None:  # the run's points and the models' in one transaction
         runs.log_batch(session, ctx, run_id, batch, limits=MLFLOW_BATCH)
-        svc.log_model_metrics(session, ctx, run_id, for_models)
+        mlflow.log_model_metrics(session, ctx, run_id, for_models)
     await tx.write_async(request, access, log)
     return JSON({})
 
@@ -213,7 +212,7 @@ async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> 
 
     def log(session: Any, ctx: Any) -> None:
         runs.get_run_row(session, ctx, run_id, write=True)
-        svc.link_models(session, ctx, run_id, [(m, 0) for m, _ in model_ids], "input")
+        mlflow.link_models(session, ctx, run_id, [(m, 0) for m, _ in model_ids], "input")
         for dataset, tags in parsed:
             details = runs.DatasetDetails(source_type=text(dataset, "source_type", required=False, default=""),
                                           schema=text(dataset, "schema", required=False, default=""),
@@ -242,7 +241,7 @@ def _model_refs(raw: Any, name: str) -> list[tuple[str, int]]:
 async def log_outputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow 3 records the logged models a run produced, at a step."""
     run_id, outputs = run_id_of(body), _model_refs(body.get("models") or [], "models")
-    await tx.write_async(request, access, svc.link_models, run_id, outputs, "output")
+    await tx.write_async(request, access, mlflow.link_models, run_id, outputs, "output")
     return JSON({})
 
 
@@ -262,7 +261,7 @@ async def search_runs(request: Request, access: Access, body: dict[str, Any]) ->
     limit = integer(body, "max_results", 1000) or 1000
 
     def found(session: Any, ctx: Any) -> Any:
-        experiment_ids = tuple(svc.experiment_for(session, ctx, e, create=False).id for e in ids)
+        experiment_ids = tuple(mlflow.experiment_for(session, ctx, e, create=False).id for e in ids)
         query = search.RunQuery(experiment_ids, (), text(body, "filter", required=False), order_by, limit,
                                 text(body, "page_token", required=False), view)
         page = search.search_runs(session, ctx, query)
@@ -372,7 +371,7 @@ async def search_datasets(request: Request, access: Access, body: dict[str, Any]
                                 field="experiment_ids")
 
     def found(session: Any, ctx: Any) -> list[dict[str, Any]]:
-        experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]
+        experiment_ids = [mlflow.experiment_for(session, ctx, e, create=False).id for e in ids]
         default = default_experiment_id(session, ctx)
         return [{"experiment_id": "0" if e == default else str(e), "name": n, "digest": d, "context": c}
                 for e, n, d, c in runs.distinct_datasets(session, ctx, experiment_ids)]

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 
 from cairn.server.api.mlflow.protocol import kv
 from cairn.server.db.models import LoggedModelRow, RunRow
-from cairn.server.services import experiments, metrics, runs
-from cairn.server.services import mlflow as svc
+from cairn.server.services import experiments, metrics, mlflow, runs
 from cairn.server.services.context import Context
 from cairn.server.services.numbers import num
 from cairn.server.services.registry import ModelView, VersionView, to_mlflow_name
@@ -40,7 +39,7 @@ def _key(experiment_id: int, default_id: int | None) -> str:
 
 def experiment_out(view: experiments.ExperimentView) -> dict[str, Any]:
     row = view.row
-    key = svc.experiment_key(row)
+    key = mlflow.experiment_key(row)
     return {"experiment_id": key, "name": row.name,
             "artifact_location": row.artifact_location or f"mlflow-artifacts:/{key}",
             "lifecycle_stage": row.lifecycle, "creation_time": row.created_at, "last_update_time": row.updated_at,
@@ -51,7 +50,7 @@ def run_info(row: RunRow, default_id: int | None) -> dict[str, Any]:
     key = _key(row.experiment_id, default_id)
     return {"run_id": row.id, "run_uuid": row.id, "run_name": row.name, "experiment_id": key,
             "user_id": row.user, "status": row.status, "start_time": row.start_time, "end_time": row.end_time,
-            "artifact_uri": svc.artifact_uri(row, experiment=key), "lifecycle_stage": row.lifecycle}
+            "artifact_uri": mlflow.artifact_uri(row, experiment=key), "lifecycle_stage": row.lifecycle}
 
 
 def _dataset_out(d: Any) -> dict[str, Any]:
@@ -65,7 +64,7 @@ def _dataset_out(d: Any) -> dict[str, Any]:
 def runs_out(session: Session, ctx: Context, views: list[runs.RunView]) -> list[dict[str, Any]]:
     """Runs as MLflow's ``Run`` messages, with the models each used and produced."""
     default_id = default_experiment_id(session, ctx)
-    links = svc.model_links(session, [v.row.id for v in views])
+    links = mlflow.model_links(session, [v.row.id for v in views])
     return [run_out(v, default_id, links.get(v.row.id, [])) for v in views]
 
 
@@ -135,13 +134,13 @@ def _model_metric_out(m: Any) -> dict[str, Any]:
 
 
 def logged_model_out(session: Session, ctx: Context, row: LoggedModelRow) -> dict[str, Any]:
-    details = svc.info(row)
+    details = mlflow.info(row)
     experiment = experiments.get_experiment(session, ctx, row.experiment_id)
-    return {"info": {"model_id": f"m-{row.id}", "experiment_id": svc.experiment_key(experiment),
-                     "name": details.get("name", row.name), "artifact_uri": svc.logged_model_uri(session, ctx, row),
+    return {"info": {"model_id": f"m-{row.id}", "experiment_id": mlflow.experiment_key(experiment),
+                     "name": details.get("name", row.name), "artifact_uri": mlflow.logged_model_uri(session, ctx, row),
                      "creation_timestamp_ms": row.created_at, "last_updated_timestamp_ms": row.created_at,
                      "status": details.get("status", "LOGGED_MODEL_READY"),
                      "source_run_id": row.run_id or details.get("source_run_id", ""),
                      "model_type": details.get("model_type", ""), "tags": kv(details.get("tags") or {})},
             "data": {"params": kv(details.get("params") or {}),
-                     "metrics": [_model_metric_out(m) for m in svc.model_metrics(session, row)]}}
+                     "metrics": [_model_metric_out(m) for m in mlflow.model_metrics(session, row)]}}
