@@ -80,10 +80,11 @@ def _seed_tracking(c: httpx.Client) -> tuple[str, int]:
     c.post(f"{API}/runs", json={"experiment_id": eid, "run_key": "k1"})
     c.post(f"{API}/runs", json={"experiment_id": eid, "run_key": "k1"})  # joined: 200
     c.post(f"{API}/runs/{run_id}/metrics/define", json={"key": "loss", "goal": "min"})
-    batch = {"metrics": [{"key": "loss", "steps": [0, 1, 2], "values": [1.5, None, 0.5], "timestamps": [1, 2, 3]},
+    batch = {"metrics": [{"key": "loss", "steps": [0, 1, 2], "values": [1.5, "NaN", 0.5], "timestamps": [1, 2, 3]},
                          {"key": "acc", "steps": [0, 1, 2], "values": [0.1, 0.2, 0.3], "timestamps": [1, 2, 3]}],
              "params": {"lr": "0.1"}, "tags": {"stage": "a"}}
-    assert c.post(f"{API}/runs/{run_id}/batch", json=batch).status_code == 200
+    logged = c.post(f"{API}/runs/{run_id}/batch", json=batch)
+    assert logged.status_code == 200, logged.text
     c.post(f"{API}/runs/{run_id}/batch", json={"params": {"lr": "0.2"}}, headers={"Idempotency-Key": "a"})
     c.post(f"{API}/runs/{run_id}/batch", json={"params": {"lr": "0.2"}}, headers={"Idempotency-Key": "a"})
     c.post(f"{API}/runs/{run_id}/datasets", json={"name": "train", "digest": "abc"})
