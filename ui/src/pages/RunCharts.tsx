@@ -1,7 +1,7 @@
 // Charts across runs: metric overlays (per run, or grouped with mean and a min–max band), scatter, parallel coordinates.
 import { useEffect, useMemo, useRef, useState } from "react";
 import type { Run } from "../api";
-import { colorOf, fetchBuckets, type Line, num, Plot } from "../chart";
+import { type Buckets, colorOf, fetchBuckets, type Line, num, Plot } from "../chart";
 import { aggregate, type Aggregation, formatNumber, toNumber } from "../format";
 import { Icon } from "../ui";
 
@@ -41,6 +41,37 @@ export function bandOf(lines: (number | null)[][]): { mean: (number | null)[]; m
   return { mean, min, max };
 }
 
+/** Up to this many runs, each run's line carries its own min–max band from the server's buckets; more would hide the lines. */
+export const BANDED_RUNS = 10;
+type Series = (number | null)[];
+
+/** Adds a mean line and, when given, its max and min lines (kept out of the legend) joined by a band. */
+function banded(out: { lines: Line[]; bands: [number, number][] }, label: string, color: string, mean: Series,
+                spread: { min: Series; max: Series } | null, width?: number): void {
+  out.lines.push({ label, color, values: mean, width });
+  if (!spread) return;
+  out.lines.push({ label: `${label} max`, color: color + "55", values: spread.max, width: 0.5, legend: false },
+                 { label: `${label} min`, color: color + "55", values: spread.min, width: 0.5, legend: false });
+  out.bands.push([out.lines.length - 2, out.lines.length - 1]);
+}
+
+/** A mean line per run, each with its bucket min–max band when ``spread`` (per run) is given. */
+export function runLines(runs: Run[], means: Series[], spread: { min: Series[]; max: Series[] } | null) {
+  const out = { lines: [] as Line[], bands: [] as [number, number][] };
+  runs.forEach((r, i) => banded(out, r.name, colorOf(i), means[i], spread && { min: spread.min[i], max: spread.max[i] }));
+  return out;
+}
+
+/** A mean line and a min–max band over the runs of each group. */
+export function groupLines(groups: Map<string, Series[]>) {
+  const out = { lines: [] as Line[], bands: [] as [number, number][] };
+  [...groups.entries()].sort().forEach(([group, members], g) => {
+    const band = bandOf(members);
+    banded(out, `${group} (${members.length})`, colorOf(g), band.mean, band, 2);
+  });
+  return out;
+}
+
 /** One metric for many runs: a line per run, or with ``groupBy`` a mean line and a min–max band per group. */
 export function Overlay({ runs, metric, groupBy, onDrawn }: { runs: Run[]; metric: string; groupBy?: string | null;
                                                                onDrawn?: (ms: number) => void }) {
@@ -51,25 +82,19 @@ export function Overlay({ runs, metric, groupBy, onDrawn }: { runs: Run[]; metri
     const withMetric = runs.filter((r) => r.metrics[metric]);
     void Promise.all(withMetric.map((r) => fetchBuckets(r.run_id, metric, 500))).then((all) => {
       if (cancelled) return;
-      const [xs, perRun] = align(all.map((b) => ({ first_steps: b.first_steps, values: b.mean.map(num) })));
+      const series = (pick: (b: Buckets) => (number | string | null)[]) =>
+        align(all.map((b) => ({ first_steps: b.first_steps, values: pick(b).map(num) })));
+      const [xs, perRun] = series((b) => b.mean);
       if (!groupBy) {
-        setData({ xs, lines: withMetric.map((r, i) => ({ label: r.name, color: colorOf(i), values: perRun[i] })), bands: [] });
+        const spread = withMetric.length <= BANDED_RUNS ? { min: series((b) => b.min)[1], max: series((b) => b.max)[1] } : null;
+        setData({ xs, ...runLines(withMetric, perRun, spread) });
       } else {
-        const groups = new Map<string, (number | null)[][]>();
+        const groups = new Map<string, Series[]>();
         withMetric.forEach((r, i) => {
           const key = String(valueOf(r, groupBy, "last") ?? "(none)");
           groups.set(key, [...(groups.get(key) ?? []), perRun[i]]);
         });
-        const lines: Line[] = [], bands: [number, number][] = [];
-        [...groups.entries()].sort().forEach(([group, members], g) => {
-          const band = bandOf(members);
-          const color = colorOf(g);
-          lines.push({ label: `${group} (${members.length})`, color, values: band.mean, width: 2 },
-                     { label: `${group} max`, color: color + "55", values: band.max, width: 0.5, legend: false },
-                     { label: `${group} min`, color: color + "55", values: band.min, width: 0.5, legend: false });
-          bands.push([lines.length - 2, lines.length - 1]);
-        });
-        setData({ xs, lines, bands });
+        setData({ xs, ...groupLines(groups) });
       }
       onDrawn?.(Math.round(performance.now() - started));
     });
