@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Run } from "../api";
-import { align, BANDED_RUNS, groupLines, runLines } from "./RunCharts";
+import { align, BANDED_RUNS, groupLines, nudge, runLines } from "./RunCharts";
 
 const run = (name: string) => ({ run_id: name, name }) as Run;
 
@@ -26,5 +26,20 @@ describe("overlay lines", () => {
     expect(lines[1].values).toEqual([1, 5]);
     expect(lines[2].values).toEqual([1, 3]);
     expect(bands).toEqual([[1, 2]]);
+  });
+});
+
+describe("keyboard brushing", () => {
+  const axis = [0, 100] as const;
+  it("starts in the middle, moves with arrows within the axis, widens, narrows and clears", () => {
+    expect(nudge(undefined, axis, "ArrowUp")).toEqual([40, 60]);
+    expect(nudge([40, 60], axis, "ArrowUp")).toEqual([45, 65]);
+    expect(nudge([90, 98], axis, "ArrowUp")).toEqual([92, 100]);
+    expect(nudge([1, 10], axis, "ArrowDown")).toEqual([0, 9]);
+    expect(nudge([40, 60], axis, "+")).toEqual([37.5, 62.5]);
+    expect(nudge([40, 60], axis, "PageDown")).toEqual([42.5, 57.5]);
+    expect(nudge([40, 44], axis, "-")).toEqual([40, 44]);
+    expect(nudge([40, 60], axis, "Escape")).toBeNull();
+    expect(nudge([40, 60], axis, "a")).toBeUndefined();
   });
 });

@@ -149,6 +149,26 @@ export function brushed(runs: Run[], brushes: Brushes, how: Aggregation): Run[] 
   }));
 }
 
+/**
+ * A brush after a key pressed on a focused axis: arrows move it by a twentieth of the axis, +/- (or PageUp/PageDown)
+ * widen or narrow it, Escape or Delete clear it (null). The first key on an unbrushed axis brushes its middle fifth.
+ * ``undefined``: not a brushing key.
+ */
+export function nudge(brush: [number, number] | undefined, [lo, hi]: readonly [number, number], key: string): [number, number] | null | undefined {
+  if (["Escape", "Delete", "Backspace"].includes(key)) return null;
+  const step = ((hi - lo) || 1) / 20;
+  const moves: Record<string, (b: [number, number]) => [number, number]> = {
+    ArrowUp: ([a, b]) => { const by = Math.min(step, Math.max(0, hi - b)); return [a + by, b + by]; },
+    ArrowDown: ([a, b]) => { const by = Math.min(step, Math.max(0, a - lo)); return [a - by, b - by]; },
+    "+": ([a, b]) => [Math.max(lo, a - step / 2), Math.min(hi, b + step / 2)],
+    "-": ([a, b]) => (b - a > step ? [a + step / 2, b - step / 2] : [a, b]),
+  };
+  const move = moves[{ PageUp: "+", "=": "+", PageDown: "-" }[key] ?? key];
+  if (!move) return undefined;
+  if (!brush) { const mid = (lo + hi) / 2; return [mid - 2 * step, mid + 2 * step]; }
+  return move(brush);
+}
+
 /** Parallel coordinates; dragging along an axis brushes a range, and the brushes filter the runs table. */
 export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; axes: string[]; how: Aggregation;
   brushes: Brushes; onBrush: (b: Brushes) => void }) {
@@ -164,6 +184,14 @@ export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; a
   const [drag, setDrag] = useState<{ axis: number; from: number; to: number } | null>(null);
   const inside = brushed(runs, brushes, how);
   const kept = new Set(inside.map((r) => r.run_id));
+  const onKey = (name: string, j: number, event: React.KeyboardEvent) => {
+    const next = nudge(brushes[name], extents[j], event.key);
+    if (next === undefined) return;
+    event.preventDefault();
+    const rest = { ...brushes };
+    delete rest[name];
+    onBrush(next ? { ...rest, [name]: next } : rest);
+  };
   const yOf = (event: React.PointerEvent) => Math.min(bottom, Math.max(top, event.clientY - svg.current!.getBoundingClientRect().top));
   const finish = () => {
     if (!drag) return;
@@ -180,11 +208,11 @@ export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; a
   return (
     <div className="card">
       <div className="toolbar small muted">
-        Drag along an axis to keep only the runs in that range; the table follows.
+        Drag along an axis (or focus it and use the arrow keys, + and −) to keep only the runs in that range; the table follows.
         {Object.keys(brushes).length > 0 && <button onClick={() => onBrush({})}><Icon name="stop" />Clear brush</button>}
         <span data-testid="brushed-count">{inside.length} of {runs.length} runs</span>
       </div>
-      <svg ref={svg} width={width} height={height} data-testid="parallel" role="img"
+      <svg ref={svg} width={width} height={height} data-testid="parallel" role="group"
            aria-label={`parallel coordinates of ${axes.join(", ")}`}
            onPointerMove={(e) => drag && setDrag({ ...drag, to: yOf(e) })} onPointerUp={finish} onPointerLeave={finish}>
         {runs.slice(0, DRAWN).map((r, i) => {
@@ -206,7 +234,12 @@ export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; a
               {drag?.axis === j && <rect className="brush" x={60 + j * gap - 8} width={16} y={Math.min(drag.from, drag.to)}
                                          height={Math.abs(drag.to - drag.from)} />}
               <rect x={60 + j * gap - 14} width={28} y={top} height={bottom - top} fill="transparent" style={{ cursor: "crosshair" }}
-                    data-testid={`brush-${name}`}
+                    data-testid={`brush-${name}`} tabIndex={0} role="slider" aria-orientation="vertical"
+                    aria-label={`brush ${name.replace(/^(param|metric|tag):/, "")}`}
+                    aria-valuemin={extents[j][0]} aria-valuemax={extents[j][1]}
+                    aria-valuenow={brush ? (brush[0] + brush[1]) / 2 : extents[j][0]}
+                    aria-valuetext={brush ? `${formatNumber(brush[0])} to ${formatNumber(brush[1])}` : "not brushed"}
+                    onKeyDown={(e) => onKey(name, j, e)}
                     onPointerDown={(e) => { const y = yOf(e); setDrag({ axis: j, from: y, to: y }); }} />
             </g>);
         })}
