@@ -81,7 +81,7 @@ export function yamlTree(text: string): YamlNode[] {
 function YamlNodes({ nodes }: { nodes: YamlNode[] }) {
   return (
     <ul className="yaml">{nodes.map((n, i) => (
-      <li key={i}>
+      <li key={i} data-key={n.key || undefined}>
         {n.key && <span className="yaml-key">{n.key}:</span>} {n.value && <span className="mono">{n.value}</span>}
         {n.children.length > 0 && <YamlNodes nodes={n.children} />}
       </li>))}</ul>
@@ -104,7 +104,7 @@ function SchemaView({ label, schema }: { label: string; schema: Schema }) {
         <tbody>{schema.columns.map((c, i) => <tr key={i}><td>{c.name ?? `#${i}`}</td><td><code>{c.type}</code></td></tr>)}</tbody>
       </table>);
   }
-  return <div aria-label={`signature ${label}`}>{label}: {schema.type} <code>{schema.dtype}</code>
+  return <div role="group" aria-label={`signature ${label}`}>{label}: {schema.type} <code>{schema.dtype}</code>
     {schema.shape && <> shape <code>({schema.shape.join(", ")})</code></>}</div>;
 }
 

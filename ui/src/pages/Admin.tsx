@@ -33,7 +33,7 @@ export function AdminPage() {
             with <code>cairn server --auth</code> to share it with a team.</p>
         </Empty>
       ) : <>
-        {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members and grants.</div>}
+        {owner ? <Members ws={ws} act={act} /> : <div className="muted">Owners manage members.</div>}
         <ConventionsSection />
         <Tokens act={act} />
         {admin && <ServerAdmin act={act} />}
