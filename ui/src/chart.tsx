@@ -47,7 +47,8 @@ export function Plot({ title, xs, lines, bands = [], integerX = false, timeX = f
       scales: { x: { time: timeX }, y: { distr: log ? 3 : 1 } },
       axes: [{ ...axisStyle, ...(integerX ? { incrs: INTEGER_INCREMENTS } : {}) }, axisStyle],
       series: [{ label: xLabel }, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: l.width ?? 1.5, spanGaps: true }))],
-      bands: bands.filter(([hi, lo]) => lines[hi] && lines[lo]).map(([hi, lo]) => ({ series: [hi + 1, lo + 1] as [number, number], fill: lines[hi].color + "26" })),
+      // the band's own tint: its edge lines' colours may already carry an alpha suffix
+      bands: bands.filter(([hi, lo]) => lines[hi] && lines[lo]).map(([hi, lo]) => ({ series: [hi + 1, lo + 1] as [number, number], fill: lines[hi].color.slice(0, 7) + "26" })),
       hooks: {
         setCursor: [(u) => setIdx(u.cursor.idx ?? null)],
         setSelect: onSelect ? [(u) => {

@@ -149,6 +149,8 @@ export function brushed(runs: Run[], brushes: Brushes, how: Aggregation): Run[] 
   }));
 }
 
+const KEY_ALIASES: Record<string, string> = { PageUp: "+", "=": "+", PageDown: "-" };
+
 /**
  * A brush after a key pressed on a focused axis: arrows move it by a twentieth of the axis, +/- (or PageUp/PageDown)
  * widen or narrow it, Escape or Delete clear it (null). The first key on an unbrushed axis brushes its middle fifth.
@@ -163,7 +165,7 @@ export function nudge(brush: [number, number] | undefined, [lo, hi]: readonly [n
     "+": ([a, b]) => [Math.max(lo, a - step / 2), Math.min(hi, b + step / 2)],
     "-": ([a, b]) => (b - a > step ? [a + step / 2, b - step / 2] : [a, b]),
   };
-  const move = moves[{ PageUp: "+", "=": "+", PageDown: "-" }[key] ?? key];
+  const move = moves[KEY_ALIASES[key] ?? key];
   if (!move) return undefined;
   if (!brush) { const mid = (lo + hi) / 2; return [mid - 2 * step, mid + 2 * step]; }
   return move(brush);
