@@ -35,7 +35,7 @@ export function Grants({ ws, act, members }: { ws: string; act: Act; members: { 
       <h2>Grants</h2>
       <p className="muted small">A role on one experiment or registry, above what the member's workspace role gives.</p>
       {grants.length === 0 ? <p className="muted">No grants yet.</p> : (
-        <table className="plain"><thead><tr><th>on</th><th>to</th><th>role</th><th>since</th><th /></tr></thead>
+        <table className="plain"><thead><tr><th>on</th><th>to</th><th>role</th><th>since</th><th><span className="sr-only">revoke</span></th></tr></thead>
           <tbody>{grants.map((g) => (
             <tr key={g.id}><td>{g.resource_type} <b>{g.resource}</b></td><td>{g.user ? "user" : "team"} {g.user ?? g.team}</td>
               <td>{g.role}</td><td><Time ms={g.created_at} /></td>
