@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api } from "./api";
-import { formatNumber, INTEGER_INCREMENTS, lastValue, toNumber } from "./format";
+import { formatNumber, INTEGER_INCREMENTS, lastValue, toNumber, valueAt } from "./format";
 
 export interface Buckets { first_steps: number[]; last_steps: number[]; first_timestamps: number[]; counts: number[];
                            min: (number | string | null)[]; max: (number | string | null)[]; mean: (number | string | null)[] }
@@ -68,7 +68,7 @@ export function Plot({ title, xs, lines, bands = [], integerX = false, timeX = f
         {idx !== null && <span className="muted">{xLabel} {timeX ? new Date(xs[idx] * 1000).toISOString().slice(0, 19)
           : formatNumber(xs[idx])}</span>}
         {shown.map((l) => {
-          const value = idx === null ? lastValue(l.values) : l.values[idx];
+          const value = idx === null ? lastValue(l.values) : valueAt(l.values, idx);
           return <span key={l.label}><span className="swatch" style={{ background: l.color }} />{l.label}
             <span className="value">{value === null || value === undefined ? "–" : formatNumber(value)}</span></span>;
         })}
