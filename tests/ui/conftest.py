@@ -72,6 +72,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     subprocess.run([*admin, "create-user", "alice", "--admin"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "create-workspace", "vision", "--owner", "alice", "--require-approval"], env=env,
                    check=True, capture_output=True)
+    # a second workspace, for conventions set in warn mode (they mark every run, so not in "vision")
+    subprocess.run([*admin, "create-workspace", "rules", "--owner", "alice"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "create-user", "bob"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "add-member", "vision", "bob", "maintainer"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "create-user", "vic"], env=env, check=True, capture_output=True)

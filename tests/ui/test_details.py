@@ -104,8 +104,7 @@ def test_parallel_coordinates_brushed_from_the_keyboard(page: Any, seeded: dict[
 
 
 def test_conventions_badge_report_column_and_settings(browser: Any, seeded: dict[str, Any]) -> None:
-    url, client = seeded["server"].url, seeded["client"]
-    client._t.request("POST", "/api/v1/workspaces", json={"name": "rules"})
+    url = seeded["server"].url
     rules = cairn.Client(url, token=seeded["token"], workspace="rules")
     rules._t.request("PUT", "/api/v1/conventions",
                      json={"mode": "warn", "rules": {"required_tags": {"tags": ["task"]}}})
