@@ -37,8 +37,9 @@ class ASGIBridge:
     """Runs an ASGI app on a private event-loop thread and answers requests from any thread: the SDK's
     in-process ``Handler``, and (``handle_request``) a transport for httpx clients in tests."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, client: tuple[str, int] = ("127.0.0.1", 123)) -> None:
         self._app = app
+        self._client = client  # the peer address the app sees (tests stand in for other addresses)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cairn-embedded", daemon=True)
         self._thread.start()
@@ -75,7 +76,7 @@ class ASGIBridge:
         scheme, host, port = server
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
                  "scheme": scheme, "path": unquote(path), "raw_path": path.encode("ascii"),
-                 "query_string": query.encode("ascii"), "root_path": "", "client": ("127.0.0.1", 123),
+                 "query_string": query.encode("ascii"), "root_path": "", "client": self._client,
                  "server": (host, port), "extensions": {}, "headers": headers}
         answer: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
         done = asyncio.Event()

@@ -72,6 +72,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     subprocess.run([*admin, "create-user", "alice", "--admin"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "create-workspace", "vision", "--owner", "alice", "--require-approval"], env=env,
                    check=True, capture_output=True)
+    # a second workspace, for conventions set in warn mode (they mark every run, so not in "vision")
+    subprocess.run([*admin, "create-workspace", "rules", "--owner", "alice"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "create-user", "bob"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "add-member", "vision", "bob", "maintainer"], env=env, check=True, capture_output=True)
     subprocess.run([*admin, "create-user", "vic"], env=env, check=True, capture_output=True)
@@ -104,9 +106,12 @@ def seed(server: LiveServer, token: str, root: Path, many: int) -> dict[str, Any
     weights = root / "w.bin"
     weights.write_bytes(b"weights")
     client.upload_artifact(runs["alpha"], weights, "models/m/w.bin")
+    for name, text in {"README.md": README, "config.yaml": CONFIG}.items():
+        (root / name).write_text(text)
+        client.upload_artifact(runs["alpha"], root / name, name)
     manifest = {"flavor": "pyfunc", "files": {"w.bin": {"sha256": hashlib.sha256(b"weights").hexdigest(), "size": 7}}}
     logged = client._t.request("POST", f"/api/v1/runs/{runs['alpha']}/logged-models",
-                               json={"name": "m", "artifact_path": "models/m", "manifest": manifest})
+                               json={"name": "m", "artifact_path": "models/m", "manifest": {**manifest, **SIGNED}})
     client.register_model(logged["id"], "dev.churn")
     for shade in (0, 255):  # an image artifact with two versions
         (root / "img.png").write_bytes(png(shade))
@@ -133,8 +138,16 @@ def seed(server: LiveServer, token: str, root: Path, many: int) -> dict[str, Any
                                            "values": [((s % 1000) / 1000.0) for s in steps]}])
     client.set_terminated(big.id)
     runs["long"] = big.id
-    return {"server": server, "client": client, "experiment": experiment.id, "runs": runs, "many": many,
+    return {"server": server, "client": client, "token": token, "experiment": experiment.id, "runs": runs, "many": many,
            "fifty": fifty.id, "empty": empty.id}
+
+
+README = "# Churn model\n\nTrained on **March** data <script>alert(1)</script>\n\n- lr `0.1`\n- depth 3\n"
+CONFIG = "model:\n  depth: 3\n  layers:\n    - 64\n    - 32\nlr: 0.1\n"
+SIGNED = {"requirements": ["numpy==2.1.0"], "python": "3.11.7",
+          "signature": {"inputs": {"type": "dataframe", "columns": [{"name": "age", "type": "long"},
+                                                                    {"name": "income", "type": "double"}]},
+                        "outputs": {"type": "tensor", "dtype": "int64", "shape": [-1]}}}
 
 
 def png(shade: int) -> bytes:

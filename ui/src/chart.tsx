@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api } from "./api";
-import { formatNumber, INTEGER_INCREMENTS, lastValue, toNumber } from "./format";
+import { formatNumber, INTEGER_INCREMENTS, lastValue, toNumber, valueAt } from "./format";
 
 export interface Buckets { first_steps: number[]; last_steps: number[]; first_timestamps: number[]; counts: number[];
                            min: (number | string | null)[]; max: (number | string | null)[]; mean: (number | string | null)[] }
@@ -47,7 +47,8 @@ export function Plot({ title, xs, lines, bands = [], integerX = false, timeX = f
       scales: { x: { time: timeX }, y: { distr: log ? 3 : 1 } },
       axes: [{ ...axisStyle, ...(integerX ? { incrs: INTEGER_INCREMENTS } : {}) }, axisStyle],
       series: [{ label: xLabel }, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: l.width ?? 1.5, spanGaps: true }))],
-      bands: bands.filter(([hi, lo]) => lines[hi] && lines[lo]).map(([hi, lo]) => ({ series: [hi + 1, lo + 1] as [number, number], fill: lines[hi].color + "26" })),
+      // the band's own tint: its edge lines' colours may already carry an alpha suffix
+      bands: bands.filter(([hi, lo]) => lines[hi] && lines[lo]).map(([hi, lo]) => ({ series: [hi + 1, lo + 1] as [number, number], fill: lines[hi].color.slice(0, 7) + "26" })),
       hooks: {
         setCursor: [(u) => setIdx(u.cursor.idx ?? null)],
         setSelect: onSelect ? [(u) => {
@@ -67,7 +68,7 @@ export function Plot({ title, xs, lines, bands = [], integerX = false, timeX = f
         {idx !== null && <span className="muted">{xLabel} {timeX ? new Date(xs[idx] * 1000).toISOString().slice(0, 19)
           : formatNumber(xs[idx])}</span>}
         {shown.map((l) => {
-          const value = idx === null ? lastValue(l.values) : l.values[idx];
+          const value = idx === null ? lastValue(l.values) : valueAt(l.values, idx);
           return <span key={l.label}><span className="swatch" style={{ background: l.color }} />{l.label}
             <span className="value">{value === null || value === undefined ? "–" : formatNumber(value)}</span></span>;
         })}

@@ -86,6 +86,10 @@ describe("human-readable values", () => {
     expect(INTEGER_INCREMENTS.slice(0, 4)).toEqual([1, 2, 5, 10]);
     expect(lastValue([1, 2, null])).toBe(2);
     expect(lastValue([null])).toBe(null);
+    const { valueAt } = await import("./format");
+    expect(valueAt([1, null, 3, null], 1)).toBe(1);  // between two points: the latest one
+    expect(valueAt([1, null, 3, null], 3)).toBe(null);  // after the line's end
+    expect(valueAt([null, 2], 0)).toBe(null);  // before its start
   });
   it("diffs lines", async () => {
     const { diffLines } = await import("./format");

@@ -137,6 +137,17 @@ export function lastValue(values: (number | null)[]): number | null {
   return null;
 }
 
+/**
+ * A line's value under the cursor: at that index, or its latest point before it while the line goes on (lines of
+ * several runs share one x axis, so a run without a point at the hovered step still shows its current value).
+ */
+export function valueAt(values: (number | null)[], index: number): number | null {
+  if (values[index] !== null && values[index] !== undefined) return values[index];
+  if (!values.slice(index + 1).some((v) => v !== null)) return null;
+  for (let i = index - 1; i >= 0; i -= 1) if (values[i] !== null) return values[i];
+  return null;
+}
+
 /** Lines of two texts marked same, added or removed (a longest-common-subsequence diff, for small artifacts). */
 export function diffLines(before: string, after: string): { kind: "same" | "add" | "del"; text: string }[] {
   const a = before.split("\n").slice(0, 2000), b = after.split("\n").slice(0, 2000);

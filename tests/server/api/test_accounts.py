@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from cairn._embedded import ASGIBridge
 from cairn.server.db.models import TokenRow
 from cairn.server.services import accounts
 from tests.conftest import AuthWorld
@@ -273,7 +274,7 @@ def test_session_state_is_public_and_never_an_error(world: AuthWorld, alice: str
 def _client_from(world: AuthWorld, addr: str) -> httpx.Client:
     """A client whose requests come from ``addr`` (the in-process transport lets the test say so)."""
     client = world.client(None, "team")
-    client._transport._inner = httpx.ASGITransport(app=world.app, client=(addr, 40000))  # type: ignore[attr-defined]
+    client._transport = ASGIBridge(world.app, client=(addr, 40000))
     return client
 
 

@@ -4,6 +4,7 @@ import { ConventionsSection } from "../conventions";
 import { Link } from "react-router-dom";
 import { Crumbs, Empty, Time } from "../ui";
 import { StandingContext, useCan } from "../roles";
+import { Grants } from "./Grants";
 
 interface Member { kind: string; user?: string; team?: string; role: string }
 interface Token { id: string; name: string; scope: string; created_at: number; expires_at: number | null;
@@ -46,6 +47,7 @@ type Act = (fn: () => Promise<unknown>, then: () => Promise<unknown>) => Promise
 
 function Members({ ws, act }: { ws: string; act: Act }) {
   const [members, setMembers] = useState<Member[]>([]);
+  const [kind, setKind] = useState<"user" | "team">("user");
   const [user, setUser] = useState("");
   const [role, setRole] = useState("viewer");
   const load = () => api<{ members: Member[] }>("GET", `/api/v1/workspaces/${ws}/members`).then((d) => setMembers(d.members))
@@ -53,8 +55,10 @@ function Members({ ws, act }: { ws: string; act: Act }) {
   useEffect(() => { void load(); }, [ws]);
   const path = (m: Member) => `/api/v1/workspaces/${ws}/members/${m.kind === "team" ? "teams" : "users"}/${m.user ?? m.team}`;
   return (
+    <>
     <div className="card">
       <h2>Members</h2>
+      <p className="muted small">People and teams of this workspace; a team's members get its role.</p>
       <table className="plain"><tbody>{members.map((m) => (
         <tr key={`${m.kind}:${m.user ?? m.team}`}><td>{m.kind}</td><td>{m.user ?? m.team}</td>
           <td><select aria-label={`role of ${m.user ?? m.team}`} value={m.role}
@@ -62,12 +66,16 @@ function Members({ ws, act }: { ws: string; act: Act }) {
             {ROLES.map((r) => <option key={r}>{r}</option>)}</select></td>
           <td><button onClick={() => void act(() => api("DELETE", path(m)), load)}>Remove</button></td></tr>))}</tbody></table>
       <div className="toolbar" style={{ marginTop: 8 }}>
-        <input aria-label="member name" placeholder="user" value={user} onChange={(e) => setUser(e.target.value)} />
+        <select aria-label="new member kind" value={kind} onChange={(e) => setKind(e.target.value as typeof kind)}>
+          <option value="user">user</option><option value="team">team</option></select>
+        <input aria-label="member name" placeholder={kind} value={user} onChange={(e) => setUser(e.target.value)} />
         <select aria-label="new member role" value={role} onChange={(e) => setRole(e.target.value)}>
           {ROLES.map((r) => <option key={r}>{r}</option>)}</select>
-        <button onClick={() => void act(() => api("POST", `/api/v1/workspaces/${ws}/members`, { user, role }), load)}>Add member</button>
+        <button onClick={() => void act(() => api("POST", `/api/v1/workspaces/${ws}/members`, { [kind]: user, role }), load)}>Add member</button>
       </div>
     </div>
+    <Grants ws={ws} act={act} members={members} />
+    </>
   );
 }
 

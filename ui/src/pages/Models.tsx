@@ -3,6 +3,7 @@ import { Link, useParams } from "react-router-dom";
 import { api } from "../api";
 import { VersionCompliance } from "../conventions";
 import { formatNumber, toNumber } from "../format";
+import { Signature } from "../preview";
 import { useCan } from "../roles";
 import { CopyId, Crumbs, Empty, Failed, Loaded, messageOf, Time, useLoad } from "../ui";
 
@@ -216,7 +217,7 @@ function VersionDetails({ v, model, act }: { v: Version; model: string; act: (fn
         <tr><th>Commit</th><td>{commit ? <CommitLink commit={commit} repo={repo} /> : <span className="muted">unknown</span>}</td></tr>
         <tr><th>Datasets</th><td>{(v.lineage.datasets ?? []).map((d) => <div key={d.name + d.digest}>{d.name} <code>{d.digest.slice(0, 12)}</code></div>)}</td></tr>
         <tr><th>Metrics at registration</th><td>{Object.entries(v.lineage.metrics ?? {}).map(([k, m]) => <span key={k} className="chip">{k}={shown(m)}</span>)}</td></tr>
-        <tr><th>Signature</th><td>{v.manifest.signature ? <pre className="preview">{JSON.stringify(v.manifest.signature, null, 2)}</pre> : <span className="muted">none</span>}</td></tr>
+        <tr><th>Signature</th><td><Signature signature={v.manifest.signature} /></td></tr>
         <tr><th>Requirements</th><td>{v.manifest.requirements?.length ? v.manifest.requirements.map((r) => <code key={r} className="chip">{r}</code>) : <span className="muted">none</span>}</td></tr>
         <tr><th>Tags</th><td>{Object.entries(v.tags).map(([k, value]) => <span key={k} className="chip">{k}={value}</span>)}</td></tr>
       </tbody></table>

@@ -7,6 +7,8 @@ import { diffLines, formatBytes, formatDuration, formatNumber, formatTime, toNum
 import { CopyId, Crumbs, Empty, Failed, Loading, Status, Time } from "../ui";
 import { CommitLink } from "./Models";
 import { useCan } from "../roles";
+import { type Manifest, ManifestView, Markdown, Yaml } from "../preview";
+import { ParamCompare } from "./RunCompare";
 
 interface Artifact { path: string; is_dir: boolean; size: number | null; version: number | null; digest: string | null }
 interface Version { version: number; size: number; digest: string; created_at: number; created_by: string }
@@ -77,6 +79,7 @@ export function RunPage() {
       </div>
       <h2>Params</h2>
       <Params run={run} />
+      <ParamCompare run={run} />
       <h2>Tags</h2>
       <Tags run={run} onChange={(tags) => setRun({ ...run, tags })} />
       <h2>Artifacts</h2>
@@ -177,7 +180,7 @@ function Artifacts({ runId }: { runId: string }) {
             <label className="toolbar">version <input type="range" aria-label="image version" min={1} step={1}
               max={Math.max(...versions.list.map((v) => v.version))} value={preview?.version ?? 1}
               onChange={(e) => void show(versions.path, Number(e.target.value))} /> v{preview?.version ?? "–"}</label>)}
-          {["text", "json", "csv"].includes(previewKind(versions.path)) && versions.list.length > 1 && (
+          {TEXTUAL.includes(previewKind(versions.path)) && versions.list.length > 1 && (
             <TextDiff versions={versions.list.map((v) => v.version)} read={async (v) => (await fetch(link(versions.path, v),
               { credentials: "same-origin" })).text()} />)}
           {preview && (
@@ -185,6 +188,8 @@ function Artifacts({ runId }: { runId: string }) {
               <div className="muted">version {preview.version}</div>
               {preview.kind === "image" ? <img alt={versions.path} style={{ maxWidth: "100%" }} src={link(versions.path, preview.version)} />
                 : preview.kind === "csv" ? <CsvTable text={preview.text ?? ""} />
+                : preview.kind === "markdown" ? <Markdown text={preview.text ?? ""} />
+                : preview.kind === "yaml" ? <Yaml text={preview.text ?? ""} />
                 : <pre style={{ whiteSpace: "pre-wrap", maxHeight: 400, overflow: "auto" }}>{
                     preview.kind === "json" ? prettyJson(preview.text ?? "") : preview.text}</pre>}
             </div>
@@ -213,12 +218,17 @@ function Comments({ runId }: { runId: string }) {
   );
 }
 
+/** Kinds of artifact read as text, so two versions can be diffed line by line. */
+const TEXTUAL = ["text", "json", "csv", "markdown", "yaml"];
+
 export function previewKind(path: string): string {
   const ext = path.split(".").pop()?.toLowerCase() ?? "";
   if (["png", "jpg", "jpeg", "gif", "webp", "svg"].includes(ext)) return "image";
   if (ext === "json") return "json";
   if (["csv", "tsv"].includes(ext)) return "csv";
-  if (["txt", "md", "log", "yaml", "yml", "py", "toml", "cfg", "ini", "mlmodel"].includes(ext) || !path.includes(".")) return "text";
+  if (["md", "markdown"].includes(ext)) return "markdown";
+  if (["yaml", "yml"].includes(ext)) return "yaml";
+  if (["txt", "log", "py", "toml", "cfg", "ini", "mlmodel"].includes(ext) || !path.includes(".")) return "text";
   return "none";
 }
 
@@ -231,16 +241,27 @@ function CsvTable({ text }: { text: string }) {
   return <table className="plain"><tbody>{rows.map((r, i) => <tr key={i}>{r.map((c, j) => i === 0 ? <th key={j}>{c}</th> : <td key={j}>{c}</td>)}</tr>)}</tbody></table>;
 }
 
+interface LoggedModel { id: string; name: string; flavor: string; step: number | null; artifact_path: string; manifest: Manifest | null }
+
 function LoggedModels({ runId }: { runId: string }) {
-  const [models, setModels] = useState<{ id: string; name: string; flavor: string; step: number | null;
-                                         artifact_path: string }[]>([]);
+  const [models, setModels] = useState<LoggedModel[]>([]);
+  const [open, setOpen] = useState<string | null>(null);
   useEffect(() => {
-    void api<{ models: typeof models }>("GET", `/api/v1/runs/${runId}/logged-models`).then((d) => setModels(d.models));
+    void api<{ models: LoggedModel[] }>("GET", `/api/v1/runs/${runId}/logged-models`).then((d) => setModels(d.models));
   }, [runId]);
   if (!models.length) return <div className="muted">none</div>;
-  return <table className="plain"><tbody>{models.map((m) => (
-    <tr key={m.id}><td>{m.name}</td><td>{m.flavor}</td><td>{m.step === null ? "" : `step ${m.step}`}</td>
-      <td className="muted">{m.artifact_path}</td><td className="muted">runs:/{runId}/{m.name}</td></tr>))}</tbody></table>;
+  const shown = models.find((m) => m.id === open);
+  return (
+    <div>
+      <table className="plain"><tbody>{models.map((m) => (
+        <tr key={m.id}><td>{m.name}</td><td>{m.flavor}</td><td>{m.step === null ? "" : `step ${m.step}`}</td>
+          <td className="muted">{m.artifact_path}</td><td className="muted">runs:/{runId}/{m.name}</td>
+          <td><button aria-expanded={open === m.id} onClick={() => setOpen(open === m.id ? null : m.id)}>
+            {open === m.id ? "Hide" : "Show"} manifest of {m.name}</button></td></tr>))}</tbody></table>
+      {shown && (shown.manifest ? <ManifestView manifest={shown.manifest} />
+        : <div className="muted">{shown.name} has no manifest yet (its files are still being uploaded).</div>)}
+    </div>
+  );
 }
 
 /** What changed in a text artifact between two of its versions. */

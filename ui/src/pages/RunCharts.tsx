@@ -1,7 +1,7 @@
 // Charts across runs: metric overlays (per run, or grouped with mean and a min–max band), scatter, parallel coordinates.
 import { useEffect, useMemo, useRef, useState } from "react";
 import type { Run } from "../api";
-import { colorOf, fetchBuckets, type Line, num, Plot } from "../chart";
+import { type Buckets, colorOf, fetchBuckets, type Line, num, Plot } from "../chart";
 import { aggregate, type Aggregation, formatNumber, toNumber } from "../format";
 import { Icon } from "../ui";
 
@@ -41,6 +41,37 @@ export function bandOf(lines: (number | null)[][]): { mean: (number | null)[]; m
   return { mean, min, max };
 }
 
+/** Up to this many runs, each run's line carries its own min–max band from the server's buckets; more would hide the lines. */
+export const BANDED_RUNS = 10;
+type Series = (number | null)[];
+
+/** Adds a mean line and, when given, its max and min lines (kept out of the legend) joined by a band. */
+function banded(out: { lines: Line[]; bands: [number, number][] }, label: string, color: string, mean: Series,
+                spread: { min: Series; max: Series } | null, width?: number): void {
+  out.lines.push({ label, color, values: mean, width });
+  if (!spread) return;
+  out.lines.push({ label: `${label} max`, color: color + "55", values: spread.max, width: 0.5, legend: false },
+                 { label: `${label} min`, color: color + "55", values: spread.min, width: 0.5, legend: false });
+  out.bands.push([out.lines.length - 2, out.lines.length - 1]);
+}
+
+/** A mean line per run, each with its bucket min–max band when ``spread`` (per run) is given. */
+export function runLines(runs: Run[], means: Series[], spread: { min: Series[]; max: Series[] } | null) {
+  const out = { lines: [] as Line[], bands: [] as [number, number][] };
+  runs.forEach((r, i) => banded(out, r.name, colorOf(i), means[i], spread && { min: spread.min[i], max: spread.max[i] }));
+  return out;
+}
+
+/** A mean line and a min–max band over the runs of each group. */
+export function groupLines(groups: Map<string, Series[]>) {
+  const out = { lines: [] as Line[], bands: [] as [number, number][] };
+  [...groups.entries()].sort().forEach(([group, members], g) => {
+    const band = bandOf(members);
+    banded(out, `${group} (${members.length})`, colorOf(g), band.mean, band, 2);
+  });
+  return out;
+}
+
 /** One metric for many runs: a line per run, or with ``groupBy`` a mean line and a min–max band per group. */
 export function Overlay({ runs, metric, groupBy, onDrawn }: { runs: Run[]; metric: string; groupBy?: string | null;
                                                                onDrawn?: (ms: number) => void }) {
@@ -51,25 +82,19 @@ export function Overlay({ runs, metric, groupBy, onDrawn }: { runs: Run[]; metri
     const withMetric = runs.filter((r) => r.metrics[metric]);
     void Promise.all(withMetric.map((r) => fetchBuckets(r.run_id, metric, 500))).then((all) => {
       if (cancelled) return;
-      const [xs, perRun] = align(all.map((b) => ({ first_steps: b.first_steps, values: b.mean.map(num) })));
+      const series = (pick: (b: Buckets) => (number | string | null)[]) =>
+        align(all.map((b) => ({ first_steps: b.first_steps, values: pick(b).map(num) })));
+      const [xs, perRun] = series((b) => b.mean);
       if (!groupBy) {
-        setData({ xs, lines: withMetric.map((r, i) => ({ label: r.name, color: colorOf(i), values: perRun[i] })), bands: [] });
+        const spread = withMetric.length <= BANDED_RUNS ? { min: series((b) => b.min)[1], max: series((b) => b.max)[1] } : null;
+        setData({ xs, ...runLines(withMetric, perRun, spread) });
       } else {
-        const groups = new Map<string, (number | null)[][]>();
+        const groups = new Map<string, Series[]>();
         withMetric.forEach((r, i) => {
           const key = String(valueOf(r, groupBy, "last") ?? "(none)");
           groups.set(key, [...(groups.get(key) ?? []), perRun[i]]);
         });
-        const lines: Line[] = [], bands: [number, number][] = [];
-        [...groups.entries()].sort().forEach(([group, members], g) => {
-          const band = bandOf(members);
-          const color = colorOf(g);
-          lines.push({ label: `${group} (${members.length})`, color, values: band.mean, width: 2 },
-                     { label: `${group} max`, color: color + "55", values: band.max, width: 0.5, legend: false },
-                     { label: `${group} min`, color: color + "55", values: band.min, width: 0.5, legend: false });
-          bands.push([lines.length - 2, lines.length - 1]);
-        });
-        setData({ xs, lines, bands });
+        setData({ xs, ...groupLines(groups) });
       }
       onDrawn?.(Math.round(performance.now() - started));
     });
@@ -124,6 +149,28 @@ export function brushed(runs: Run[], brushes: Brushes, how: Aggregation): Run[] 
   }));
 }
 
+const KEY_ALIASES: Record<string, string> = { PageUp: "+", "=": "+", PageDown: "-" };
+
+/**
+ * A brush after a key pressed on a focused axis: arrows move it by a twentieth of the axis, +/- (or PageUp/PageDown)
+ * widen or narrow it, Escape or Delete clear it (null). The first key on an unbrushed axis brushes its middle fifth.
+ * ``undefined``: not a brushing key.
+ */
+export function nudge(brush: [number, number] | undefined, [lo, hi]: readonly [number, number], key: string): [number, number] | null | undefined {
+  if (["Escape", "Delete", "Backspace"].includes(key)) return null;
+  const step = ((hi - lo) || 1) / 20;
+  const moves: Record<string, (b: [number, number]) => [number, number]> = {
+    ArrowUp: ([a, b]) => { const by = Math.min(step, Math.max(0, hi - b)); return [a + by, b + by]; },
+    ArrowDown: ([a, b]) => { const by = Math.min(step, Math.max(0, a - lo)); return [a - by, b - by]; },
+    "+": ([a, b]) => [Math.max(lo, a - step / 2), Math.min(hi, b + step / 2)],
+    "-": ([a, b]) => (b - a > step ? [a + step / 2, b - step / 2] : [a, b]),
+  };
+  const move = moves[KEY_ALIASES[key] ?? key];
+  if (!move) return undefined;
+  if (!brush) { const mid = (lo + hi) / 2; return [mid - 2 * step, mid + 2 * step]; }
+  return move(brush);
+}
+
 /** Parallel coordinates; dragging along an axis brushes a range, and the brushes filter the runs table. */
 export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; axes: string[]; how: Aggregation;
   brushes: Brushes; onBrush: (b: Brushes) => void }) {
@@ -139,6 +186,14 @@ export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; a
   const [drag, setDrag] = useState<{ axis: number; from: number; to: number } | null>(null);
   const inside = brushed(runs, brushes, how);
   const kept = new Set(inside.map((r) => r.run_id));
+  const onKey = (name: string, j: number, event: React.KeyboardEvent) => {
+    const next = nudge(brushes[name], extents[j], event.key);
+    if (next === undefined) return;
+    event.preventDefault();
+    const rest = { ...brushes };
+    delete rest[name];
+    onBrush(next ? { ...rest, [name]: next } : rest);
+  };
   const yOf = (event: React.PointerEvent) => Math.min(bottom, Math.max(top, event.clientY - svg.current!.getBoundingClientRect().top));
   const finish = () => {
     if (!drag) return;
@@ -155,11 +210,11 @@ export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; a
   return (
     <div className="card">
       <div className="toolbar small muted">
-        Drag along an axis to keep only the runs in that range; the table follows.
+        Drag along an axis (or focus it and use the arrow keys, + and −) to keep only the runs in that range; the table follows.
         {Object.keys(brushes).length > 0 && <button onClick={() => onBrush({})}><Icon name="stop" />Clear brush</button>}
         <span data-testid="brushed-count">{inside.length} of {runs.length} runs</span>
       </div>
-      <svg ref={svg} width={width} height={height} data-testid="parallel" role="img"
+      <svg ref={svg} width={width} height={height} data-testid="parallel" role="group"
            aria-label={`parallel coordinates of ${axes.join(", ")}`}
            onPointerMove={(e) => drag && setDrag({ ...drag, to: yOf(e) })} onPointerUp={finish} onPointerLeave={finish}>
         {runs.slice(0, DRAWN).map((r, i) => {
@@ -181,7 +236,12 @@ export function Parallel({ runs, axes, how, brushes, onBrush }: { runs: Run[]; a
               {drag?.axis === j && <rect className="brush" x={60 + j * gap - 8} width={16} y={Math.min(drag.from, drag.to)}
                                          height={Math.abs(drag.to - drag.from)} />}
               <rect x={60 + j * gap - 14} width={28} y={top} height={bottom - top} fill="transparent" style={{ cursor: "crosshair" }}
-                    data-testid={`brush-${name}`}
+                    data-testid={`brush-${name}`} tabIndex={0} role="slider" aria-orientation="vertical"
+                    aria-label={`brush ${name.replace(/^(param|metric|tag):/, "")}`}
+                    aria-valuemin={extents[j][0]} aria-valuemax={extents[j][1]}
+                    aria-valuenow={brush ? (brush[0] + brush[1]) / 2 : extents[j][0]}
+                    aria-valuetext={brush ? `${formatNumber(brush[0])} to ${formatNumber(brush[1])}` : "not brushed"}
+                    onKeyDown={(e) => onKey(name, j, e)}
                     onPointerDown={(e) => { const y = yOf(e); setDrag({ axis: j, from: y, to: y }); }} />
             </g>);
         })}
