@@ -11,7 +11,7 @@ from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, Route, read_json
 from cairn.server.schemas import tracking as schemas
 from cairn.server.services import runs as svc
-from cairn.server.services import search
+from cairn.server.services import datasets, search
 from cairn.server.services.errors import ServiceError
 from cairn.server.services.numbers import nums
 
@@ -156,5 +156,5 @@ def get_metric_buckets(run_id: str, request: Request, key: str = Query(max_lengt
 @router.post("/{run_id}/datasets", status_code=201)
 def log_dataset(run_id: str, body: schemas.DatasetInput, request: Request,
                 access: Access = requires("run.write")) -> Any:
-    row = tx.write(request, access, svc.log_dataset, run_id, **body.model_dump())
+    row = tx.write(request, access, datasets.log_dataset, run_id, **body.model_dump())
     return JSON(schemas.dataset_out(row), status_code=201)

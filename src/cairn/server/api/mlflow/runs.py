@@ -23,7 +23,7 @@ from cairn.server.api.mlflow.protocol import (
 )
 from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, runs_out
 from cairn.server.services import mlflow as svc
-from cairn.server.services import runs, search
+from cairn.server.services import datasets, runs, search
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.search import decode_token, encode_token, fingerprint
 from cairn.server.services.validation import MLFLOW_BATCH
@@ -205,24 +205,24 @@ def _dataset(item: Any, i: int) -> tuple[dict[str, Any], dict[str, str]]:
 
 @mlflow_routes("POST", "/runs/log-inputs", "run.write")
 async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    run_id, datasets, models = run_id_of(body), body.get("datasets") or [], body.get("models") or []
-    if not isinstance(datasets, list):
-        raise invalid("datasets", datasets, "expected a list")
-    parsed = [_dataset(item, i) for i, item in enumerate(datasets)]
+    run_id, given, models = run_id_of(body), body.get("datasets") or [], body.get("models") or []
+    if not isinstance(given, list):
+        raise invalid("datasets", given, "expected a list")
+    parsed = [_dataset(item, i) for i, item in enumerate(given)]
     model_ids = _model_refs(models, "models")
 
     def log(session: Any, ctx: Any) -> None:
         runs.get_run_row(session, ctx, run_id, write=True)
         svc.link_models(session, ctx, run_id, [(m, 0) for m, _ in model_ids], "input")
         for dataset, tags in parsed:
-            details = runs.DatasetDetails(source_type=text(dataset, "source_type", required=False, default=""),
-                                          schema=text(dataset, "schema", required=False, default=""),
-                                          profile=text(dataset, "profile", required=False, default=""),
-                                          tags={k: v for k, v in tags.items() if k != "mlflow.data.context"})
-            runs.log_dataset(session, ctx, run_id, name=text(dataset, "name"),
-                             uri=text(dataset, "source", required=False, default=""),
-                             digest=text(dataset, "digest", required=False, default=""),
-                             role=tags.get("mlflow.data.context", ""), details=details)
+            details = datasets.DatasetDetails(source_type=text(dataset, "source_type", required=False, default=""),
+                                              schema=text(dataset, "schema", required=False, default=""),
+                                              profile=text(dataset, "profile", required=False, default=""),
+                                              tags={k: v for k, v in tags.items() if k != "mlflow.data.context"})
+            datasets.log_dataset(session, ctx, run_id, name=text(dataset, "name"),
+                                 uri=text(dataset, "source", required=False, default=""),
+                                 digest=text(dataset, "digest", required=False, default=""),
+                                 role=tags.get("mlflow.data.context", ""), details=details)
     await tx.write_async(request, access, log)
     return JSON({})
 
@@ -375,5 +375,5 @@ async def search_datasets(request: Request, access: Access, body: dict[str, Any]
         experiment_ids = [svc.experiment_for(session, ctx, e, create=False).id for e in ids]
         default = default_experiment_id(session, ctx)
         return [{"experiment_id": "0" if e == default else str(e), "name": n, "digest": d, "context": c}
-                for e, n, d, c in runs.distinct_datasets(session, ctx, experiment_ids)]
+                for e, n, d, c in datasets.distinct_datasets(session, ctx, experiment_ids)]
     return JSON({"dataset_summaries": await tx.read_async(request, access, found)})
