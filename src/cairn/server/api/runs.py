@@ -10,8 +10,8 @@ from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, Route, read_json
 from cairn.server.schemas import tracking as schemas
+from cairn.server.services import datasets, filters, search
 from cairn.server.services import runs as svc
-from cairn.server.services import datasets, search
 from cairn.server.services.errors import ServiceError
 from cairn.server.services.numbers import nums
 
@@ -47,7 +47,7 @@ def check_search(body: schemas.SearchCheck, request: Request, access: Access = r
     """Is this filter (and ordering) valid? Always 200: ``{valid}`` or ``{valid: false, message, position}``, so
     a search box can show the error where it is while the user types."""
     try:
-        search.check_query(body.filter, tuple(body.order_by))
+        filters.check_query(body.filter, tuple(body.order_by))
     except ServiceError as exc:
         return JSON({"valid": False, "message": exc.message, "position": exc.position, "field": exc.field})
     return JSON({"valid": True})

@@ -22,8 +22,8 @@ from cairn.server.api.mlflow.protocol import (
     view_of,
 )
 from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, runs_out
-from cairn.server.services import mlflow as svc
 from cairn.server.services import datasets, runs, search
+from cairn.server.services import mlflow as svc
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.search import decode_token, encode_token, fingerprint
 from cairn.server.services.validation import MLFLOW_BATCH
