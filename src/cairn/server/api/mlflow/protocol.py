@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import read_json
+from cairn.server.api.common import JSON, read_json
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.services.validation import pairs_to_dict
 
@@ -115,6 +116,17 @@ def _not_a_pair(field: str, item: Any) -> InvalidInputError:
     if isinstance(item, dict) and item.get("key") is None:
         return missing(f"{field}.key")
     return invalid(field, item, "expected {key, value}")
+
+
+def one_pair(body: dict[str, Any]) -> dict[str, str]:
+    """The ``key`` and ``value`` of a set-tag or log-parameter body as a map; a missing value is empty."""
+    return {text(body, "key"): text(body, "value", required=False, default="")}
+
+
+async def written(request: Request, access: Access, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JSON:
+    """A write that MLflow answers with an empty object (a tag set, a deletion, an alias moved)."""
+    await tx.write_async(request, access, fn, *args, **kwargs)
+    return JSON({})
 
 
 def kv(mapping: dict[str, Any]) -> list[dict[str, Any]]:

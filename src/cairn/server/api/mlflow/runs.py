@@ -15,11 +15,13 @@ from cairn.server.api.mlflow.protocol import (
     invalid,
     missing,
     mlflow_routes,
+    one_pair,
     pairs,
     run_id_of,
     string_list,
     text,
     view_of,
+    written,
 )
 from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, runs_out
 from cairn.server.services import datasets, runs, search
@@ -71,14 +73,12 @@ async def update_run(request: Request, access: Access, body: dict[str, Any]) -> 
 
 @mlflow_routes("POST", "/runs/delete", "run.delete")
 async def delete_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, runs.set_run_lifecycle, run_id_of(body), "deleted")
-    return JSON({})
+    return await written(request, access, runs.set_run_lifecycle, run_id_of(body), "deleted")
 
 
 @mlflow_routes("POST", "/runs/restore", "run.delete")
 async def restore_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, runs.set_run_lifecycle, run_id_of(body), "active")
-    return JSON({})
+    return await written(request, access, runs.set_run_lifecycle, run_id_of(body), "active")
 
 
 _SPECIAL = ("NaN", "Infinity", "-Infinity")
@@ -146,8 +146,7 @@ async def _log(request: Request, access: Access, run_id: str, batch: dict[str, A
     def log(session: Any, ctx: Any) -> None:  # the run's points and the models' in one transaction
         runs.log_batch(session, ctx, run_id, batch, limits=MLFLOW_BATCH)
         svc.log_model_metrics(session, ctx, run_id, for_models)
-    await tx.write_async(request, access, log)
-    return JSON({})
+    return await written(request, access, log)
 
 
 @mlflow_routes("POST", "/runs/log-batch", "run.write")
@@ -171,8 +170,7 @@ async def log_metric(request: Request, access: Access, body: dict[str, Any]) -> 
 async def log_param(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """Cairn keeps param history: logging another value is recorded, and the latest is what MLflow sees."""
     run_id = run_id_of(body)
-    params = {text(body, "key"): text(body, "value", required=False, default="")}
-    return await _log(request, access, run_id, {"params": params})
+    return await _log(request, access, run_id, {"params": one_pair(body)})
 
 
 @mlflow_routes("POST", "/runs/set-tag", "run.write")
@@ -184,15 +182,13 @@ async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any
         if key == "mlflow.runName":
             runs.update_run(session, ctx, run_id, name=value)
         runs.set_tags(session, ctx, run_id, {key: value})
-    await tx.write_async(request, access, set_one)
-    return JSON({})
+    return await written(request, access, set_one)
 
 
 @mlflow_routes("POST", "/runs/delete-tag", "run.write")
 async def delete_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     run_id = run_id_of(body)
-    await tx.write_async(request, access, runs.delete_tag, run_id, text(body, "key"))
-    return JSON({})
+    return await written(request, access, runs.delete_tag, run_id, text(body, "key"))
 
 
 def _dataset(item: Any, i: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -223,8 +219,7 @@ async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> 
                                  uri=text(dataset, "source", required=False, default=""),
                                  digest=text(dataset, "digest", required=False, default=""),
                                  role=tags.get("mlflow.data.context", ""), details=details)
-    await tx.write_async(request, access, log)
-    return JSON({})
+    return await written(request, access, log)
 
 
 def _model_refs(raw: Any, name: str) -> list[tuple[str, int]]:
@@ -242,8 +237,7 @@ def _model_refs(raw: Any, name: str) -> list[tuple[str, int]]:
 async def log_outputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow 3 records the logged models a run produced, at a step."""
     run_id, outputs = run_id_of(body), _model_refs(body.get("models") or [], "models")
-    await tx.write_async(request, access, svc.link_models, run_id, outputs, "output")
-    return JSON({})
+    return await written(request, access, svc.link_models, run_id, outputs, "output")
 
 
 @mlflow_routes("POST", "/runs/log-model", "run.write")
