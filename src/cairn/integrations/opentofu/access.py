@@ -22,7 +22,6 @@ from cairn.integrations.opentofu.base import (
     known,
     requires_exactly_one,
     split_id,
-    workspace_attribute,
 )
 
 DAY_SECONDS = 86400
@@ -131,7 +130,6 @@ class WorkspaceMember(Base):
     description = "A user's or a team's role in a workspace. Needs the workspace's owner (or an admin)."
     fields = {"kind": "user"}
     attributes = [
-        workspace_attribute(),
         attr("user", STRING, "The user or service account (or set team).", optional=True, requires_replace=True),
         attr("team", STRING, "The team (or set user).", optional=True, requires_replace=True),
         attr("role", STRING, "viewer, editor, maintainer or owner.", required=True),
@@ -191,7 +189,6 @@ class Grant(Base):
                   "replaces it. Needs the workspace's owner."
     fields = {"kind": "user"}
     attributes = [
-        workspace_attribute(),
         attr("user", STRING, "The user (or set team).", optional=True, requires_replace=True),
         attr("team", STRING, "The team (or set user).", optional=True, requires_replace=True),
         attr("resource_type", STRING, "experiment or registry.", required=True, requires_replace=True),
