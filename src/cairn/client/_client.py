@@ -327,13 +327,20 @@ def _upload_direct(transport: Transport, run_id: str, local_path: Path, path: st
                 return str(answer["parts"][0]["url"])
             parts = upload_parts(local_path, plan, fresh_part, progress)
         done = transport.request("POST", f"{base}/{upload_id}/complete", json={
-            "path": path, "size": size, "digest": digest, "multipart_id": multipart_id, "parts": parts})
+            "path": path, "size": size, "digest": digest, "multipart_id": multipart_id, "parts": parts},
+            timeout=verify_timeout(size))
     except BaseException:
         _abandon(transport, base, upload_id, multipart_id)
         raise
     finally:
         progress.close()
     return ArtifactVersion.from_json(done)
+
+
+def verify_timeout(size: int) -> float:
+    """How long completing an upload of ``size`` bytes may take: the server has the bucket checksum the
+    whole object (a copy in the bucket, or a read where the bucket cannot), well under 5 MB/s nowhere."""
+    return 60.0 + size / 5_000_000
 
 
 def _abandon(transport: Transport, base: str, upload_id: str, multipart_id: str | None) -> None:

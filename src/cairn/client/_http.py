@@ -70,20 +70,20 @@ class Pool:
         return f"{self.scheme}://{host}:{self.port}"
 
     def send(self, method: str, target: str, headers: dict[str, str], body: Body = None,
-             write: Write | None = None) -> Answer:
+             write: Write | None = None, timeout: float | None = None) -> Answer:
         """Send one request. With ``write``, a 2xx answer's body goes to it piece by piece (each piece valid
         only during the call) and comes back empty. A kept-alive connection the server closed meanwhile is
         replaced once, when sending twice is harmless (GET, HEAD, or an Idempotency-Key: stored once)."""
         conn, reused = self._checkout()
         try:
             try:
-                response = self._exchange(conn, method, target, headers, body)
+                response = self._exchange(conn, method, target, headers, body, timeout)
             except _STALE:
                 if not reused or not (method in _SAFE or "Idempotency-Key" in headers):
                     raise
                 conn.close()
                 conn = self._connect()
-                response = self._exchange(conn, method, target, headers, body)
+                response = self._exchange(conn, method, target, headers, body, timeout)
             answer_headers = {k.lower(): v for k, v in response.getheaders()}
             if write is not None and 200 <= response.status < 300:
                 _read_into(response, write)
@@ -106,12 +106,12 @@ class Pool:
             self._checkin(conn)
         return response.status, answer_headers, data
 
-    def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str, headers: dict[str, str],
-                  body: Body) -> http.client.HTTPResponse:
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str,
+                  headers: dict[str, str], body: Body, timeout: float | None) -> http.client.HTTPResponse:
         if conn.sock is None:  # a new connection: 5 s to connect, then the full timeout
             conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(self.timeout)
+        assert conn.sock is not None
+        conn.sock.settimeout(timeout or self.timeout)
         if self._proxy is not None and self._ssl is None:  # a plain-http proxy takes the absolute URL
             target = self.origin + target
             headers = {**headers, **self._proxy.headers}

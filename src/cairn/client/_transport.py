@@ -64,13 +64,14 @@ class Transport:
         self.direct_uploads: bool | None = None  # False once the server said its store takes no direct uploads
 
     def request(self, method: str, path: str, *, json: Any = None, content: bytes | None = None,
-                params: Any = None, headers: dict[str, str] | None = None) -> Any:
-        """Send; return the decoded JSON answer (or None); raise an APIError or TransportError."""
+                params: Any = None, headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+        """Send; return the decoded JSON answer (or None); raise an APIError or TransportError. ``timeout``
+        replaces the transport's own for this request (seconds without a byte from the server)."""
         all_headers = {**self.headers, **(headers or {})}
         if json is not None:
             content = orjson.dumps(json)
             all_headers["Content-Type"] = "application/json"
-        status, _, data = self._send(method, self._target(path, params), all_headers, content)
+        status, _, data = self._send(method, self._target(path, params), all_headers, content, timeout=timeout)
         if status >= 400:
             raise error_for(status, _decode(data))
         return orjson.loads(data) if data else None
@@ -124,9 +125,9 @@ class Transport:
             progress.close()
 
     def _send(self, method: str, target: str, headers: dict[str, str], body: Body,
-              write: Write | None = None) -> Answer:
+              write: Write | None = None, *, timeout: float | None = None) -> Answer:
         if self._pool is not None:
-            return self._pool.send(method, target, headers, body, write)
+            return self._pool.send(method, target, headers, body, write, timeout)
         assert self._handler is not None
         if isinstance(body, FileBody):
             body = body.handle.read()
