@@ -55,7 +55,7 @@ def test_metrics_count_requests_of_every_worker(store_uri: str, tmp_path: Path) 
                 answer = httpx.post(f"{server.url}/api/v1/runs/{run_id}/batch",
                                     json={"metrics": [{"key": "x", "steps": [step], "values": [1.0]}]})
                 assert answer.status_code == 200
-        batch = 'cairn_http_requests_total{method="POST",route="/api/v1/runs/{id}/batch",status="200"}'
+        batch = 'cairn_http_requests_total{method="POST",route="/api/v1/runs/{run_id}/batch",status="200"}'
         deadline = time.monotonic() + 30
         metrics: dict[str, Any] = scrape(server.url)
         while metrics.get(batch, 0) < 20 and time.monotonic() < deadline:  # workers publish once a second
@@ -63,7 +63,7 @@ def test_metrics_count_requests_of_every_worker(store_uri: str, tmp_path: Path) 
             metrics = scrape(server.url)
         assert metrics[batch] == 20
         assert metrics["cairn_points_ingested_total"] == 20
-        assert metrics['cairn_http_request_seconds_count{route="/api/v1/runs/{id}/batch"}'] == 20
+        assert metrics['cairn_http_request_seconds_count{route="/api/v1/runs/{run_id}/batch"}'] == 20
         assert metrics.get('cairn_db_rows_written_total{table="runs"}', 0) >= 1
         assert "cairn_db_pool_connections" in metrics
     finally:

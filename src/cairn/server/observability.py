@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from cairn.server.asgi import HttpMiddleware, on_response_start
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _IDS = re.compile(r"/(?:[0-9a-f]{32}|m-[0-9a-f]{32}|[0-9]+)(?=/|$)")
@@ -97,26 +99,19 @@ def watch_engine(engine: Engine, *, pool: bool = True) -> None:
         REGISTRY.gauges.append(pool_use)
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Counts every HTTP request and its latency under its route's template (ids folded, so a label
     never grows with the data)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = {"code": 500}
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
+        def seen(message: Message) -> Message:
+            status["code"] = message["status"]
+            return message
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, on_response_start(send, seen))
         finally:
             route = scope.get("route")
             name = getattr(route, "path", None) or _IDS.sub("/{id}", scope["path"])

@@ -4,7 +4,7 @@ experiment or registry, service accounts and their API tokens."""
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, UpdateContext
 
@@ -22,10 +22,17 @@ from cairn.integrations.opentofu.base import (
     known,
     requires_exactly_one,
     split_id,
-    workspace_attribute,
 )
 
 DAY_SECONDS = 86400
+
+
+class Setting(NamedTuple):
+    """A setting of a :class:`_Named` object: its attribute's type and description, and the server's default."""
+
+    kind: Any
+    description: str
+    default: Any
 
 
 class _Named(Base):
@@ -34,15 +41,23 @@ class _Named(Base):
 
     import_keys, import_shape = ("name",), "<name>"
     collection: ClassVar[str]
-    settings: ClassVar[dict[str, Any]]  # attribute -> the server's default
+    name_rule: ClassVar[str]  # what a name may be, the ``name`` attribute's description
+    settings: ClassVar[dict[str, Setting]]  # attribute -> its type, description and the server's default
     made_with: ClassVar[dict[str, Any]] = {}  # more fields of the create request, which found objects have too
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """The attributes are the name and the settings table, each setting optional: one declaration each."""
+        if "settings" in cls.__dict__:
+            cls.attributes = [attr("name", STRING, cls.name_rule, required=True, requires_replace=True),
+                              *(attr(k, s.kind, s.description, optional=True) for k, s in cls.settings.items())]
+        super().__init_subclass__(**kwargs)
 
     def _state(self, prior: State, found: dict[str, Any]) -> State:
         return self.full({"id": found["name"], "name": found["name"],
-                          **{k: keep_null(prior.get(k), found[k], default) for k, default in self.settings.items()}})
+                          **{k: keep_null(prior.get(k), found[k], s.default) for k, s in self.settings.items()}})
 
     def _body(self, planned: State) -> dict[str, Any]:
-        return {k: planned.get(k) or default for k, default in self.settings.items()}
+        return {k: planned.get(k) or s.default for k, s in self.settings.items()}
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         body = {"name": planned["name"], **self.made_with, **self._body(planned)}
@@ -67,23 +82,17 @@ class Workspace(_Named):
     type_name, what = "workspace", "the workspace"
     description = "A workspace: a team's experiments and registries, with its members. Creating and " \
                   "deleting one needs a server admin; its owner can change it."
-    attributes = [
-        attr("name", STRING, "1-64 lowercase letters, digits, '_' or '-'.", required=True, requires_replace=True),
-        attr("description", STRING, "Free text.", optional=True),
-        attr("require_approval", BOOL, "Promotions into protected registries need a second person's approval.",
-             optional=True),
-    ]
-    collection, settings = "/workspaces", {"description": "", "require_approval": False}
+    name_rule, collection = "1-64 lowercase letters, digits, '_' or '-'.", "/workspaces"
+    settings = {"description": Setting(STRING, "Free text.", default=""),
+                "require_approval": Setting(BOOL, "Promotions into protected registries need a second person's "
+                                                  "approval.", default=False)}
 
 
 class Team(_Named):
     type_name, what = "team", "the team"
     description = "A team of users, which can be a member of workspaces. Needs a server admin."
-    attributes = [
-        attr("name", STRING, "The team's name.", required=True, requires_replace=True),
-        attr("description", STRING, "Free text.", optional=True),
-    ]
-    collection, settings = "/teams", {"description": ""}
+    name_rule, collection = "The team's name.", "/teams"
+    settings = {"description": Setting(STRING, "Free text.", default="")}
 
 
 class TeamMember(Base):
@@ -121,7 +130,6 @@ class WorkspaceMember(Base):
     description = "A user's or a team's role in a workspace. Needs the workspace's owner (or an admin)."
     fields = {"kind": "user"}
     attributes = [
-        workspace_attribute(),
         attr("user", STRING, "The user or service account (or set team).", optional=True, requires_replace=True),
         attr("team", STRING, "The team (or set user).", optional=True, requires_replace=True),
         attr("role", STRING, "viewer, editor, maintainer or owner.", required=True),
@@ -181,7 +189,6 @@ class Grant(Base):
                   "replaces it. Needs the workspace's owner."
     fields = {"kind": "user"}
     attributes = [
-        workspace_attribute(),
         attr("user", STRING, "The user (or set team).", optional=True, requires_replace=True),
         attr("team", STRING, "The team (or set user).", optional=True, requires_replace=True),
         attr("resource_type", STRING, "experiment or registry.", required=True, requires_replace=True),
@@ -224,11 +231,8 @@ class ServiceAccount(_Named):
     type_name, what = "service_account", "the service account"
     description = "An account for a machine (a CI pipeline): no password, reached with API tokens. " \
                   "Needs a server admin. Destroying it deletes it with its tokens."
-    attributes = [
-        attr("name", STRING, "1-64 letters, digits, '.', '_', '@' or '-'.", required=True, requires_replace=True),
-        attr("display_name", STRING, "Shown instead of the name.", optional=True),
-    ]
-    collection, settings, made_with = "/users", {"display_name": ""}, {"service": True}
+    name_rule, collection, made_with = "1-64 letters, digits, '.', '_', '@' or '-'.", "/users", {"service": True}
+    settings = {"display_name": Setting(STRING, "Shown instead of the name.", default="")}
 
 
 class ApiToken(Base):

@@ -68,10 +68,12 @@ class Base:
         self.provider = provider
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A resource's ``id`` attribute comes from its import shape: one declaration of what an id looks like."""
+        """A resource's ``id`` attribute comes from its import shape, one declaration of what an id looks like;
+        so does its ``workspace`` attribute, which a resource has when its id starts with its workspace."""
         super().__init_subclass__(**kwargs)
         if cls.import_shape and "attributes" in cls.__dict__:
-            cls.attributes = [id_attribute(cls.import_shape), *cls.attributes]
+            scoped = [workspace_attribute()] if cls.import_shape.startswith("<workspace>/") else []
+            cls.attributes = [id_attribute(cls.import_shape), *scoped, *cls.attributes]
 
     @classmethod
     def get_name(cls) -> str:

@@ -20,7 +20,6 @@ from cairn.integrations.opentofu.base import (
     keep_null,
     known,
     split_id,
-    workspace_attribute,
 )
 
 
@@ -45,7 +44,6 @@ class Registry(Base):
                   "and destroying gives back its default settings; other registries are created and deleted. " \
                   "Needs a maintainer (deleting one, the workspace's owner)."
     attributes = [
-        workspace_attribute(),
         attr("name", STRING, "1-64 lowercase letters, digits, '_' or '-'.", required=True, requires_replace=True),
         attr("description", STRING, "Free text.", optional=True),
         attr("protected", BOOL, "Changes need a maintainer (and approval where the workspace requires it). "
@@ -155,7 +153,6 @@ class RegisteredModel(_Tagged):
     description = "A registered model. Its versions come from training (the SDK), not from here. " \
                   "Destroying deletes it (soft: `cairn gc` purges it; restoring brings it back)."
     attributes = [
-        workspace_attribute(),
         attr("name", STRING, "`<registry>.<model>`, e.g. `prod.mnist` (no registry: `dev`).", required=True,
              requires_replace=True),
         attr("description", STRING, "Free text.", optional=True),
@@ -181,7 +178,6 @@ class ModelAlias(Base):
                   "an alias move like any other, kept in the alias's history. Needs a maintainer."
     fields = {"name": "model"}
     attributes = [
-        workspace_attribute(),
         attr("model", STRING, "The registered model, `<registry>.<model>`.", required=True, requires_replace=True),
         attr("alias", STRING, "The alias, e.g. `champion`.", required=True, requires_replace=True),
         attr("version", NUMBER, "The version it points at.", required=True),
@@ -222,7 +218,6 @@ class Experiment(_Tagged):
                   "`cairn gc`). Needs an editor (deleting it, a maintainer)."
     fields = {"experiment_id": "id"}
     attributes = [
-        workspace_attribute(),
         attr("name", STRING, "The experiment's name.", required=True),
         attr("description", STRING, "Free text.", optional=True),
         attr("tags", STRING_MAP, "Tags; keys not listed are removed.", optional=True),

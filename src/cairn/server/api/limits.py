@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cairn.server.api.auth import SESSION_COOKIE, authenticate
+from cairn.server.asgi import HttpMiddleware, on_response_start
 from cairn.server.services.errors import NotAuthenticatedError, ServiceError
 
 # bodies streamed to disk by their route rather than read whole (paths after the /w/<workspace> prefix)
@@ -175,22 +176,14 @@ _ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-re
 _API_DOCS = ("/docs", "/redoc")  # FastAPI's API explorer pages load their scripts from a CDN
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """Every answer: nosniff, no Referer, no framing; every answer but the API explorer: a strict CSP."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra = list(_ALWAYS)
         if not scope["path"].startswith(_API_DOCS):
             extra.append((b"content-security-policy", CSP.encode()))
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-        await self.app(scope, receive, send_with_headers)
+        def with_headers(message: Message) -> Message:
+            return {**message, "headers": [*message.get("headers", []), *extra]}
+        await self.app(scope, receive, on_response_start(send, with_headers))

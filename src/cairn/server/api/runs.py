@@ -11,7 +11,7 @@ from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, Route, read_json
 from cairn.server.schemas import tracking as schemas
-from cairn.server.services import runs, search
+from cairn.server.services import datasets, filters, runs, search
 from cairn.server.services.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=Route)
@@ -55,7 +55,7 @@ def check_search(body: schemas.SearchCheck, request: Request, access: Access = r
     """Is this filter (and ordering) valid? Always 200: ``{valid}`` or ``{valid: false, message, position}``, so
     a search box can show the error where it is while the user types."""
     try:
-        search.check_query(body.filter, tuple(body.order_by))
+        filters.check_query(body.filter, tuple(body.order_by))
     except ServiceError as exc:
         return JSON({"valid": False, "message": exc.message, "position": exc.position, "field": exc.field})
     return JSON({"valid": True})
@@ -156,5 +156,5 @@ def get_metric_buckets(run_id: str, request: Request, key: str = Query(max_lengt
 @router.post("/{run_id}/datasets", status_code=201, response_model=schemas.Dataset)
 def log_dataset(run_id: str, body: schemas.DatasetInput, request: Request,
                 access: Access = requires("run.write")) -> Response:
-    row = tx.write(request, access, runs.log_dataset, run_id, **body.model_dump())
+    row = tx.write(request, access, datasets.log_dataset, run_id, **body.model_dump())
     return JSON(schemas.dataset_out(row), status_code=201)

@@ -79,13 +79,19 @@ class ConventionsRow(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class ExperimentTagRow(Base):
+class _KeyValue:
+    """A tag: a key (part of the primary key, after the owner's id) and its text. Mixed in after the owner's
+    column, which keeps the primary key's order."""
+
+    key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ExperimentTagRow(_KeyValue, Base):
     __tablename__ = "experiment_tags"
     experiment_id: Mapped[int] = mapped_column(
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
 
 
 class RunRow(Base):
@@ -122,12 +128,10 @@ def _value_index(table: str) -> Index:
     return Index(f"ix_{table}_key_value", "key", "value", "run_id", sqlite_where=where, postgresql_where=where)
 
 
-class RunTagRow(Base):
+class RunTagRow(_KeyValue, Base):
     __tablename__ = "run_tags"
     __table_args__ = (_value_index("run_tags"),)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
 
 
 class ParamRow(Base):
@@ -391,11 +395,9 @@ class RegisteredModelRow(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class RegisteredModelTagRow(Base):
+class RegisteredModelTagRow(_KeyValue, Base):
     __tablename__ = "registered_model_tags"
     model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
 
 
 class ModelVersionRow(Base):
@@ -432,11 +434,9 @@ class ModelVersionFileRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
 
 
-class ModelVersionTagRow(Base):
+class ModelVersionTagRow(_KeyValue, Base):
     __tablename__ = "model_version_tags"
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
 
 
 class ModelAliasRow(Base):
@@ -497,7 +497,17 @@ class TeamMemberRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
-class MemberRow(Base):
+class _PrincipalRole:
+    """The columns a role given to a principal carries (members and grants): who (a user or a team), which
+    role, since when. Mixed in after the table's own columns, which keeps each table's column order."""
+
+    principal_kind: Mapped[str] = mapped_column(String(8))  # user or team
+    principal_id: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class MemberRow(_PrincipalRole, Base):
     """A user's or a team's role in a workspace (``principal_kind`` is ``user`` or ``team``)."""
 
     __tablename__ = "workspace_members"
@@ -505,13 +515,9 @@ class MemberRow(Base):
                       Index("ix_workspace_members_principal", "principal_kind", "principal_id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
-    principal_kind: Mapped[str] = mapped_column(String(8))
-    principal_id: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class GrantRow(Base):
+class GrantRow(_PrincipalRole, Base):
     """A role on one experiment or registry, for a user or a team of the workspace."""
 
     __tablename__ = "grants"
@@ -521,10 +527,6 @@ class GrantRow(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     resource_type: Mapped[str] = mapped_column(String(16))
     resource_id: Mapped[int] = mapped_column(Integer)
-    principal_kind: Mapped[str] = mapped_column(String(8))
-    principal_id: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class TokenRow(Base):

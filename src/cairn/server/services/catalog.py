@@ -37,17 +37,14 @@ from cairn.server.services.filters import (
     LOGGED_MODELS,
     MODEL_VERSIONS,
     REGISTERED_MODELS,
-    BoolOp,
     Comparison,
-    FilterError,
     Node,
     OrderBy,
     Vocabulary,
-    parse_filter,
-    parse_order_by,
+    check_query,
 )
 from cairn.server.services.registry import DEFAULT_REGISTRY, ModelView, VersionView
-from cairn.server.services.search import decode_token, encode_token, fingerprint, operate
+from cairn.server.services.search import compile_tree, decode_token, encode_token, fingerprint, operate
 
 T = TypeVar("T")
 PROMPT_TAG = "mlflow.prompt.is_prompt"
@@ -109,19 +106,8 @@ _LOGGED = _Table(LOGGED_MODELS, {
     None, None, LoggedModelRow.id)
 
 
-def _parsed(vocabulary: Vocabulary, listing: Listing) -> tuple[Node | None, list[OrderBy]]:
-    try:
-        return parse_filter(listing.filter, vocabulary), parse_order_by(list(listing.order_by), vocabulary)
-    except FilterError as exc:
-        raise InvalidInputError(str(exc), field="filter" if exc.clause is None else "order_by",
-                                position=exc.position) from exc
-
-
 def _condition(node: Node, table: _Table) -> ColumnElement[bool]:
-    if isinstance(node, BoolOp):
-        parts = [_condition(item, table) for item in node.items]
-        return and_(*parts) if node.op == "and" else or_(*parts)
-    return _comparison(node, table)
+    return compile_tree(node, lambda comparison: _comparison(comparison, table))
 
 
 def _comparison(node: Comparison, table: _Table) -> ColumnElement[bool]:
@@ -199,7 +185,7 @@ def _page(session: Session, query: Select[Any], listing: Listing, scope: Any) ->
 
 def search_experiments(session: Session, ctx: Context, listing: Listing,
                        lifecycles: tuple[str, ...] = ("active",)) -> Page[experiments.ExperimentView]:
-    tree, order = _parsed(EXPERIMENTS, listing)
+    tree, order = check_query(listing.filter, listing.order_by, EXPERIMENTS)
     query = select(ExperimentRow).where(ExperimentRow.workspace_id == ctx.workspace_id,
                                         ExperimentRow.lifecycle.in_(lifecycles))
     if tree is not None:
@@ -215,7 +201,7 @@ def _models_in_workspace(ctx: Context, *columns: Any) -> Select[Any]:
 
 
 def search_models(session: Session, ctx: Context, listing: Listing) -> Page[ModelView]:
-    tree, order = _parsed(REGISTERED_MODELS, listing)
+    tree, order = check_query(listing.filter, listing.order_by, REGISTERED_MODELS)
     query = _models_in_workspace(ctx, RegisteredModelRow, RegistryRow.name)
     if tree is not None:
         query = query.where(_condition(tree, _MODELS))
@@ -225,7 +211,7 @@ def search_models(session: Session, ctx: Context, listing: Listing) -> Page[Mode
 
 
 def search_versions(session: Session, ctx: Context, listing: Listing) -> Page[VersionView]:
-    tree, order = _parsed(MODEL_VERSIONS, listing)
+    tree, order = check_query(listing.filter, listing.order_by, MODEL_VERSIONS)
     query = _models_in_workspace(ctx, ModelVersionRow, RegisteredModelRow, RegistryRow.name).join(
         ModelVersionRow, ModelVersionRow.model_id == RegisteredModelRow.id).where(
         ModelVersionRow.lifecycle == "active")
@@ -247,7 +233,7 @@ def search_logged_models(session: Session, ctx: Context, experiment_ids: list[in
                          datasets: list[tuple[str, str | None]] | None = None) -> Page[LoggedModelRow]:
     """Logged models of the experiments; with ``datasets`` (name, digest or None), only those with metrics
     measured on one of them."""
-    tree, order = _parsed(LOGGED_MODELS, listing)
+    tree, order = check_query(listing.filter, listing.order_by, LOGGED_MODELS)
     query = select(LoggedModelRow).where(LoggedModelRow.workspace_id == ctx.workspace_id)
     if datasets:
         measured = [and_(LoggedModelMetricRow.dataset_name == name,

@@ -36,6 +36,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from cairn.server.services.errors import InvalidInputError
 from cairn.server.services.filter_tokens import FilterError as FilterError  # re-exported: callers catch it here
 from cairn.server.services.filter_tokens import Token, describe_token, tokenize
 
@@ -509,6 +510,17 @@ def parse_order_by(clauses: Sequence[str] | None, vocabulary: Vocabulary = RUNS)
     if len(items) > MAX_ORDER_BY:
         raise FilterError(f"too many order_by clauses (at most {MAX_ORDER_BY})", 0, clause=MAX_ORDER_BY)
     return [_parse_clause(item, index, vocabulary) for index, item in enumerate(items)]
+
+
+def check_query(filter_text: str | None, order_by: Sequence[str] = (),
+                vocabulary: Vocabulary = RUNS) -> tuple[Node | None, list[OrderBy]]:
+    """The parsed filter and ordering of a search; a malformed one raises InvalidInputError naming the part
+    (``filter`` or ``order_by``) and the position."""
+    try:
+        return parse_filter(filter_text, vocabulary), parse_order_by(list(order_by), vocabulary)
+    except FilterError as exc:
+        raise InvalidInputError(str(exc), field="filter" if exc.clause is None else "order_by",
+                                position=exc.position) from exc
 
 
 def _parse_clause(text: str, index: int, vocabulary: Vocabulary) -> OrderBy:

@@ -1,4 +1,4 @@
-"""Runs: create, read, update, delete; params with history, tags, datasets; batched logging."""
+"""Runs: create, read, update, delete; params with history, tags; batched logging (datasets: :mod:`datasets`)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,8 @@ from cairn.server.services.context import Context
 from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
 from cairn.server.services.tenancy import REFERENCED, in_workspace, referenced
 from cairn.server.services.validation import (
-    MAX_BATCH_ITEMS,
     MAX_BATCH_POINTS,
-    MAX_DATASET_TEXT,
     MAX_KEY,
-    MAX_TAG_VALUE,
     NATIVE_BATCH,
     RUN_ID,
     BatchLimits,
@@ -43,6 +40,8 @@ from cairn.server.services.validation import (
     check_status,
     check_text,
     param_value,
+    string_map,
+    tag_value,
 )
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
@@ -156,7 +155,7 @@ def _new_run_values(session: Session, ctx: Context, spec: RunCreate, run_id: str
     start = check_int("start_time", spec.start_time) if spec.start_time is not None else events.now_ms()
     name = check_key("name", spec.name) if spec.name else generated_name()
     user = check_text("user", spec.user, MAX_KEY) if spec.user is not None and not ctx.guard.enforced else ctx.actor
-    tags = authored(ctx, _string_map("tags", spec.tags, _tag_value)) if spec.tags else {}
+    tags = authored(ctx, string_map("tags", spec.tags, tag_value)) if spec.tags else {}
     values = {"id": run_id, "workspace_id": ctx.workspace_id, "experiment_id": experiment_id, "name": name,
               "status": "RUNNING", "start_time": start, "end_time": None, "user": user,
               "parent_run_id": spec.parent_run_id, "lifecycle": "active", "updated_at": start, "run_key": key}
@@ -353,8 +352,8 @@ def log_batch(
         raise InvalidInputError(f"unknown field(s) {sorted(unknown)}: expected metrics, params, tags, status, "
                                 "end_time", field=sorted(unknown)[0])
     batches = _parse_metric_batches(body.get("metrics") or [])
-    params = _string_map("params", body.get("params") or {}, param_value)
-    tags = no_author_change(ctx, _string_map("tags", body.get("tags") or {}, _tag_value))
+    params = string_map("params", body.get("params") or {}, param_value)
+    tags = no_author_change(ctx, string_map("tags", body.get("tags") or {}, tag_value))
     limits.check(sum(len(b.values) for b in batches), len(params), len(tags))
     status, end_time = body.get("status"), body.get("end_time")
     if status is not None:
@@ -422,21 +421,6 @@ def find_run(session: Session, ctx: Context, run_id: Any) -> RunRow | None:
     return in_workspace(session, ctx, RunRow, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
 
 
-def _tag_value(field_name: str, value: Any) -> str:
-    return check_text(field_name, value, MAX_TAG_VALUE)
-
-
-def _string_map(name: str, raw: Any, check: Any) -> dict[str, str]:
-    if isinstance(raw, list):  # also accept [{"key": ..., "value": ...}]
-        if not all(isinstance(i, dict) and isinstance(i.get("key"), str) for i in raw):
-            raise InvalidInputError(f"{name} must be an object, or a list of {{key, value}}", field=name)
-        raw = {i["key"]: i.get("value") for i in raw}
-    if not isinstance(raw, dict):
-        raise InvalidInputError(f"{name} must be an object of key to value", field=name)
-    check_count(name, len(raw), MAX_BATCH_ITEMS)
-    return {check_key(f"{name} key", k): check(f"{name}[{k!r}]", v) for k, v in raw.items()}
-
-
 _RUNS: Table = RunRow.__table__  # type: ignore[assignment]
 _PARAMS: Table = ParamRow.__table__  # type: ignore[assignment]
 _PARAM_HISTORY: Table = ParamHistoryRow.__table__  # type: ignore[assignment]
@@ -473,7 +457,7 @@ def _log_params(session: Session, ctx: Context, run_id: str, params: dict[str, s
 def _set_tags(session: Session, run_id: str, tags: dict[str, str]) -> None:
     if not tags:
         return
-    tags = _string_map("tags", tags, _tag_value)
+    tags = string_map("tags", tags, tag_value)
     t = _TAGS
     current = dict(session.execute(select(t.c.key, t.c.value).where(t.c.run_id == run_id,
                                                                      t.c.key.in_(list(tags)))).all())
@@ -496,7 +480,7 @@ def set_tags(session: Session, ctx: Context, run_id: str, tags: Any) -> None:
     row = get_run_row(session, ctx, run_id, write=True)
     if row.lifecycle != "active":
         raise InvalidStateError(f"run {run_id} is deleted", field="run_id")
-    clean = no_author_change(ctx, _string_map("tags", tags, _tag_value))
+    clean = no_author_change(ctx, string_map("tags", tags, tag_value))
     _set_tags(session, run_id, clean)
     _touch(session, run_id)
     events.record(session, ctx, "run.set_tags", "run", run_id, after=clean)
@@ -550,53 +534,6 @@ def metric_buckets(session: Session, ctx: Context, run_id: str, key: str, n: int
         raise InvalidInputError("buckets must be between 1 and 10000", field="buckets")
     get_run_row(session, ctx, run_id)
     return metrics.buckets(session, metrics.get_series(session, run_id, key).id, n, start_step, end_step)
-
-
-@dataclass(frozen=True)
-class DatasetDetails:
-    """What MLflow's dataset inputs carry beyond a reference: kept and returned as given."""
-
-    source_type: str = ""
-    schema: str = ""
-    profile: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-def log_dataset(
-    session: Session, ctx: Context, run_id: str, *, name: str, uri: str = "", digest: str = "",
-    version: str = "", role: str = "", details: DatasetDetails | None = None,
-) -> DatasetInputRow:
-    run = writable_run(session, ctx, run_id)
-    more = details or DatasetDetails()
-    fields: dict[str, Any] = {
-        "name": check_key("name", name), "uri": check_text("uri", uri, 4096),
-        "digest": check_text("digest", digest, MAX_KEY), "version": check_text("version", version, MAX_KEY),
-        "role": check_text("role", role, 64), "source_type": check_text("source_type", more.source_type, 64),
-        "dataset_schema": check_text("schema", more.schema, MAX_DATASET_TEXT),
-        "profile": check_text("profile", more.profile, MAX_DATASET_TEXT)}
-    if more.tags:
-        fields["input_tags"] = _string_map("tags", more.tags, _tag_value)
-    query = select(DatasetInputRow).where(
-        DatasetInputRow.run_id == run_id, DatasetInputRow.name == name,
-        DatasetInputRow.digest == digest, DatasetInputRow.role == role)
-    if session.scalar(query) is None:
-        insert_ignore(session, DatasetInputRow, [{"run_id": run_id, "created_at": events.now_ms(), **fields}],
-                      ["run_id", "name", "digest", "role"])
-        events.record(session, ctx, "run.log_dataset", "run", run_id,
-                      after={k: fields[k] for k in ("name", "uri", "digest", "version", "role")})
-        conventions.refresh(session, run_id, run.workspace_id, run.experiment_id)
-    row = session.scalar(query)
-    assert row is not None
-    return row
-
-
-def distinct_datasets(session: Session, ctx: Context, experiment_ids: list[int],
-                      limit: int = 1000) -> list[tuple[int, str, str, str]]:
-    """(experiment id, name, digest, role) of the datasets logged to active runs of these experiments."""
-    query = select(RunRow.experiment_id, DatasetInputRow.name, DatasetInputRow.digest, DatasetInputRow.role).join(
-        RunRow, RunRow.id == DatasetInputRow.run_id).where(
-        RunRow.workspace_id == ctx.workspace_id, RunRow.lifecycle == "active", RunRow.experiment_id.in_(experiment_ids))
-    return [tuple(row) for row in session.execute(query.distinct().limit(limit))]  # type: ignore[misc]
 
 
 def lock_run(session: Session, run_id: str) -> RunRow:

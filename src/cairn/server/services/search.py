@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +44,9 @@ from cairn.server.services.filters import (
     BoolOp,
     Comparison,
     Entity,
-    FilterError,
     Node,
     OrderBy,
-    parse_filter,
-    parse_order_by,
+    check_query,
 )
 from cairn.server.services.tenancy import in_workspace
 
@@ -117,11 +116,13 @@ def _value_column(entity: Entity, alias: Any) -> Any:
     return alias.value if entity.kind != "metric" else metrics.summary_column(alias, entity.agg or "last")
 
 
-def compile_node(node: Node, joins: _Joins) -> ColumnElement[bool]:
+def compile_tree(node: Node, comparison: Callable[[Comparison], ColumnElement[bool]]) -> ColumnElement[bool]:
+    """A filter tree as one SQL condition: its and/or nodes as they are, each comparison compiled by
+    ``comparison`` (each search knows its own columns)."""
     if isinstance(node, BoolOp):
-        parts = [compile_node(item, joins) for item in node.items]
+        parts = [compile_tree(item, comparison) for item in node.items]
         return and_(*parts) if node.op == "and" else or_(*parts)
-    return _compile_comparison(node, joins)
+    return comparison(node)
 
 
 def _compile_comparison(node: Comparison, joins: _Joins) -> ColumnElement[bool]:
@@ -196,7 +197,7 @@ def search_runs(session: Session, ctx: Context, q: RunQuery) -> RunPage:
         query = query.where(RunRow.experiment_id.in_(experiment_ids))
     joins = _Joins(sets=_large(session, query))
     if tree is not None:
-        query = query.where(compile_node(tree, joins))
+        query = query.where(compile_tree(tree, lambda node: _compile_comparison(node, joins)))
     fingerprint = _fingerprint(q, experiment_ids)
     offset = decode_token(q.page_token, fingerprint)
     limit = q.max_results + 1
@@ -297,12 +298,3 @@ def decode_token(token: str | None, fingerprint: str) -> int:
         raise InvalidInputError("page_token belongs to a different search (filter, order or experiments changed)",
                                 field="page_token")
     return offset
-
-
-def check_query(filter_text: str | None, order_by: tuple[str, ...] = ()) -> tuple[Node | None, list[Any]]:
-    """The parsed filter and ordering; a malformed one raises InvalidInputError with its position."""
-    try:
-        return parse_filter(filter_text), parse_order_by(list(order_by))
-    except FilterError as exc:
-        raise InvalidInputError(str(exc), field="filter" if exc.clause is None else "order_by",
-                                position=exc.position) from exc

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError
+from cairn.server.services.errors import InvalidInputError, PayloadTooLargeError, ServiceError
 
 MAX_KEY = 250
 MAX_PARAM_VALUE = 8000
@@ -125,3 +126,32 @@ def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
             raise InvalidInputError(f"the request body nests arrays and objects more than {limit} deep",
                                     field="body")
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+PairError = Callable[[str, Any], ServiceError]  # (the pair's field, e.g. "tags[2]", the item) -> the error to raise
+
+
+def pairs_to_dict(name: str, raw: list[Any], refuse: PairError) -> dict[str, Any]:
+    """``[{"key": k, "value": v}, ...]`` -> ``{k: v}``: how MLflow sends maps (and the native API accepts
+    them too). ``refuse`` words the error for an item that is not a pair with a string key."""
+    out: dict[str, Any] = {}
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise refuse(f"{name}[{i}]", item)
+        out[item["key"]] = item.get("value")
+    return out
+
+
+def string_map(name: str, raw: Any, check: Callable[[str, Any], str]) -> dict[str, str]:
+    """A map of checked keys to values checked by ``check``, given as an object or as a list of pairs."""
+    if isinstance(raw, list):
+        raw = pairs_to_dict(name, raw, lambda _field, _item: InvalidInputError(
+            f"{name} must be an object, or a list of {{key, value}}", field=name))
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"{name} must be an object of key to value", field=name)
+    check_count(name, len(raw), MAX_BATCH_ITEMS)
+    return {check_key(f"{name} key", k): check(f"{name}[{k!r}]", v) for k, v in raw.items()}
+
+
+def tag_value(field: str, value: Any) -> str:
+    return check_text(field, value, MAX_TAG_VALUE)

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, read_body
-from cairn.server.api.mlflow.protocol import ARTIFACTS_PREFIX, artifacts_router, mlflow_routes, run_id_of, text
+from cairn.server.api.mlflow.protocol import ARTIFACTS_PREFIX, artifacts_router, mlflow_routes, run_id_of, text, written
 from cairn.server.api.mlflow.shapes import default_experiment_id, file_out
 from cairn.server.services import artifacts, logged_models, mlflow, runs
 from cairn.server.services.errors import InvalidInputError
@@ -130,8 +130,7 @@ async def upload_artifact(request: Request, run_uuid: str = "", path: str = "",
         run = runs.get_run_row(session, ctx, run_uuid, write=True)
         artifacts.record_version(session, ctx, run.id, path, blob)
     blob: StoredBlob = await run_in_threadpool(request.app.state.blobs.put_bytes, data)
-    await tx.write_async(request, access, store)
-    return JSON({})
+    return await written(request, access, store)
 
 
 def _stream(request: Request, digest: str, size: int, name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -9,7 +10,16 @@ from fastapi import Request
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
-from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text, view_of
+from cairn.server.api.mlflow.protocol import (
+    mlflow_routes,
+    one_pair,
+    page_size,
+    pairs,
+    string_list,
+    text,
+    view_of,
+    written,
+)
 from cairn.server.api.mlflow.shapes import experiment_out, paged
 from cairn.server.services import catalog, experiments, mlflow
 from cairn.server.services.search import VIEW_TYPES
@@ -63,24 +73,22 @@ async def search_experiments(request: Request, access: Access, body: dict[str, A
     return JSON(paged("experiments", *await tx.read_async(request, access, found)))
 
 
+def _experiment_call(experiment_id: str, fn: Callable[..., Any], *args: Any,
+                     **kwargs: Any) -> Callable[[Any, Any], Any]:
+    """``fn`` on the experiment with this MLflow id (resolved in the transaction)."""
+    return lambda session, ctx: fn(session, ctx, mlflow.experiment_for(session, ctx, experiment_id).id, *args, **kwargs)
+
+
 @mlflow_routes("POST", "/experiments/update", "experiment.write")
 async def update_experiment(request: Request, access: Access, body: dict[str, Any]) -> Any:
     experiment_id, new_name = text(body, "experiment_id"), text(body, "new_name", required=False)
 
-    def update(session: Any, ctx: Any) -> None:
-        experiment = mlflow.experiment_for(session, ctx, experiment_id)
-        experiments.update_experiment(session, ctx, experiment.id, name=new_name)
-    await tx.write_async(request, access, update)
-    return JSON({})
+    return await written(request, access, _experiment_call(experiment_id, experiments.update_experiment, name=new_name))
 
 
 async def _experiment_lifecycle(request: Request, access: Access, body: dict[str, Any], lifecycle: str) -> Any:
-    experiment_id = text(body, "experiment_id")
-
-    def change(session: Any, ctx: Any) -> None:
-        experiments.set_lifecycle(session, ctx, mlflow.experiment_for(session, ctx, experiment_id).id, lifecycle)
-    await tx.write_async(request, access, change)
-    return JSON({})
+    return await written(request, access, _experiment_call(text(body, "experiment_id"), experiments.set_lifecycle,
+                                                           lifecycle))
 
 
 @mlflow_routes("POST", "/experiments/delete", "experiment.delete")
@@ -95,20 +103,12 @@ async def restore_experiment(request: Request, access: Access, body: dict[str, A
 
 @mlflow_routes("POST", "/experiments/set-experiment-tag", "experiment.write")
 async def set_experiment_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    experiment_id, key, value = text(body, "experiment_id"), text(body, "key"), text(body, "value", required=False)
-
-    def set_tag(session: Any, ctx: Any) -> None:
-        row = mlflow.experiment_for(session, ctx, experiment_id)
-        experiments.set_experiment_tags(session, ctx, row.id, {key: value or ""})
-    await tx.write_async(request, access, set_tag)
-    return JSON({})
+    experiment_id = text(body, "experiment_id")
+    return await written(request, access, _experiment_call(experiment_id, experiments.set_experiment_tags,
+                                                           one_pair(body)))
 
 
 @mlflow_routes("POST", "/experiments/delete-experiment-tag", "experiment.write")
 async def delete_experiment_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     experiment_id, key = text(body, "experiment_id"), text(body, "key")
-
-    def delete(session: Any, ctx: Any) -> None:
-        experiments.delete_experiment_tag(session, ctx, mlflow.experiment_for(session, ctx, experiment_id).id, key)
-    await tx.write_async(request, access, delete)
-    return JSON({})
+    return await written(request, access, _experiment_call(experiment_id, experiments.delete_experiment_tag, key))

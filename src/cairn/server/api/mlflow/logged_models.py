@@ -9,7 +9,7 @@ from fastapi import Request
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
-from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
+from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text, written
 from cairn.server.api.mlflow.shapes import file_out, logged_model_out, paged
 from cairn.server.services import catalog, logged_models, mlflow
 from cairn.server.services.errors import InvalidInputError
@@ -51,8 +51,7 @@ async def finalize_logged_model(request: Request, access: Access, body: dict[str
 
 @mlflow_routes("DELETE", "/logged-models/{model_id}", "run.delete")
 async def delete_logged_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, mlflow.delete_logged_model, _model_id(request))
-    return JSON({})
+    return await written(request, access, mlflow.delete_logged_model, _model_id(request))
 
 
 def _order_by(raw: Any) -> tuple[str, ...]:
@@ -104,21 +103,18 @@ async def search_logged_models(request: Request, access: Access, body: dict[str,
 
 @mlflow_routes("PATCH", "/logged-models/{model_id}/tags", "run.write")
 async def set_logged_model_tags(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, mlflow.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
-    return JSON({})
+    return await written(request, access, mlflow.set_logged_model_tags, _model_id(request), pairs(body, "tags"))
 
 
 @mlflow_routes("DELETE", "/logged-models/{model_id}/tags/{tag_key}", "run.write")
 async def delete_logged_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     key = str(request.path_params.get("tag_key", ""))
-    await tx.write_async(request, access, mlflow.delete_logged_model_tag, _model_id(request), key)
-    return JSON({})
+    return await written(request, access, mlflow.delete_logged_model_tag, _model_id(request), key)
 
 
 @mlflow_routes("POST", "/logged-models/{model_id}/params", "run.write")
 async def log_logged_model_params(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, mlflow.log_logged_model_params, _model_id(request), pairs(body, "params"))
-    return JSON({})
+    return await written(request, access, mlflow.log_logged_model_params, _model_id(request), pairs(body, "params"))
 
 
 @mlflow_routes("GET", "/logged-models/{model_id}/artifacts/directories", "artifact.read")

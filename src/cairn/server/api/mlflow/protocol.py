@@ -14,9 +14,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 
+from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
-from cairn.server.api.common import read_json
+from cairn.server.api.common import JSON, read_json
 from cairn.server.services.errors import InvalidInputError
+from cairn.server.services.validation import pairs_to_dict
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts"
@@ -99,20 +101,32 @@ def string_list(body: dict[str, Any], name: str) -> list[str]:
 
 
 def pairs(body: dict[str, Any], name: str) -> dict[str, str]:
-    """[{key, value}, ...] -> {key: value}."""
+    """[{key, value}, ...] -> {key: value}, in MLflow's wording; a missing value is the empty string."""
     raw = body.get(name) or []
     if not isinstance(raw, list):
         raise invalid(name, raw, "expected a list of {key, value}")
-    out = {}
+    out = pairs_to_dict(name, raw, _not_a_pair)
     for i, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise (missing(f"{name}[{i}].key") if isinstance(item, dict) and item.get("key") is None
-                   else invalid(f"{name}[{i}]", item, "expected {key, value}"))
-        value = item.get("value")
-        if value is not None and not isinstance(value, str):
-            raise invalid(f"{name}[{i}].value", value, "expected a string")
-        out[item["key"]] = value or ""
-    return out
+        if item.get("value") is not None and not isinstance(item["value"], str):
+            raise invalid(f"{name}[{i}].value", item["value"], "expected a string")
+    return {key: value or "" for key, value in out.items()}
+
+
+def _not_a_pair(field: str, item: Any) -> InvalidInputError:
+    if isinstance(item, dict) and item.get("key") is None:
+        return missing(f"{field}.key")
+    return invalid(field, item, "expected {key, value}")
+
+
+def one_pair(body: dict[str, Any]) -> dict[str, str]:
+    """The ``key`` and ``value`` of a set-tag or log-parameter body as a map; a missing value is empty."""
+    return {text(body, "key"): text(body, "value", required=False, default="")}
+
+
+async def written(request: Request, access: Access, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JSON:
+    """A write that MLflow answers with an empty object (a tag set, a deletion, an alias moved)."""
+    await tx.write_async(request, access, fn, *args, **kwargs)
+    return JSON({})
 
 
 def kv(mapping: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ a model of ``dev`` is seen by its own name, a model of registry R as ``R.<name>`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -13,7 +14,7 @@ from fastapi import Request
 from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
-from cairn.server.api.mlflow.protocol import mlflow_routes, page_size, pairs, string_list, text
+from cairn.server.api.mlflow.protocol import mlflow_routes, one_pair, page_size, pairs, string_list, text, written
 from cairn.server.api.mlflow.shapes import model_out, model_version_message, paged
 from cairn.server.services import catalog, mlflow, versions
 from cairn.server.services import registry as registry_svc
@@ -22,6 +23,25 @@ from cairn.server.services.errors import InvalidInputError
 
 def _name(session: Any, ctx: Any, body: dict[str, Any], field: str = "name") -> str:
     return registry_svc.from_mlflow_name(session, ctx, body.get(field), field)
+
+
+def _model_call(body: dict[str, Any], fn: Callable[..., Any], *args: Any) -> Callable[[Any, Any], Any]:
+    """``fn`` on the registered model the body names (MLflow's name, resolved in the transaction)."""
+    return lambda session, ctx: fn(session, ctx, _name(session, ctx, body), *args)
+
+
+def _tag_routes(path: str, name: str, call: Callable[..., Any], set_tags: Callable[..., Any],
+                delete_tag: Callable[..., Any]) -> None:
+    """MLflow's set-tag and delete-tag routes of a registered model or a model version: the object is found
+    by ``call`` from the body, the same way for both."""
+    async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
+        return await written(request, access, call(body, set_tags, one_pair(body)))
+
+    async def delete(request: Request, access: Access, body: dict[str, Any]) -> Any:
+        return await written(request, access, call(body, delete_tag, text(body, "key")))
+    set_tag.__name__, delete.__name__ = f"set_{name}_tag", f"delete_{name}_tag"
+    mlflow_routes("POST", f"{path}/set-tag", "model.write")(set_tag)
+    mlflow_routes("DELETE", f"{path}/delete-tag", "model.write")(delete)
 
 
 def _model_view(session: Any, ctx: Any, full_name: str) -> dict[str, Any]:
@@ -77,10 +97,7 @@ async def update_registered_model(request: Request, access: Access, body: dict[s
 
 @mlflow_routes("DELETE", "/registered-models/delete", "model.manage")
 async def delete_registered_model(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    def delete(session: Any, ctx: Any) -> None:
-        registry_svc.set_model_lifecycle(session, ctx, _name(session, ctx, body), "deleted")
-    await tx.write_async(request, access, delete)
-    return JSON({})
+    return await written(request, access, _model_call(body, registry_svc.set_model_lifecycle, "deleted"))
 
 
 @mlflow_routes("GET", "/registered-models/search", "model.read")
@@ -98,44 +115,19 @@ async def search_registered_models(request: Request, access: Access, body: dict[
     return JSON(paged("registered_models", *await tx.read_async(request, access, found)))
 
 
-@mlflow_routes("POST", "/registered-models/set-tag", "model.write")
-async def set_registered_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    tags = {text(body, "key"): text(body, "value", required=False, default="")}
-
-    def set_tag(session: Any, ctx: Any) -> None:
-        registry_svc.set_model_tags(session, ctx, _name(session, ctx, body), tags)
-    await tx.write_async(request, access, set_tag)
-    return JSON({})
-
-
-@mlflow_routes("DELETE", "/registered-models/delete-tag", "model.write")
-async def delete_registered_model_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    key = text(body, "key")
-
-    def delete(session: Any, ctx: Any) -> None:
-        registry_svc.delete_model_tag(session, ctx, _name(session, ctx, body), key)
-    await tx.write_async(request, access, delete)
-    return JSON({})
+_tag_routes("/registered-models", "registered_model", _model_call,
+            registry_svc.set_model_tags, registry_svc.delete_model_tag)
 
 
 @mlflow_routes("POST", "/registered-models/alias", "model.manage")
 async def set_alias(request: Request, access: Access, body: dict[str, Any]) -> Any:
     alias, version = text(body, "alias"), text(body, "version")
-
-    def point(session: Any, ctx: Any) -> None:
-        versions.set_alias(session, ctx, _name(session, ctx, body), alias, version)
-    await tx.write_async(request, access, point)
-    return JSON({})
+    return await written(request, access, _model_call(body, versions.set_alias, alias, version))
 
 
 @mlflow_routes("DELETE", "/registered-models/alias", "model.manage")
 async def delete_alias(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    alias = text(body, "alias")
-
-    def delete(session: Any, ctx: Any) -> None:
-        versions.delete_alias(session, ctx, _name(session, ctx, body), alias)
-    await tx.write_async(request, access, delete)
-    return JSON({})
+    return await written(request, access, _model_call(body, versions.delete_alias, text(body, "alias")))
 
 
 @mlflow_routes("GET", "/registered-models/alias", "model.read")
@@ -205,8 +197,7 @@ async def update_model_version(request: Request, access: Access, body: dict[str,
 
 @mlflow_routes("DELETE", "/model-versions/delete", "model.manage")
 async def delete_model_version(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, _version_call(body, versions.set_version_lifecycle, "deleted"))
-    return JSON({})
+    return await written(request, access, _version_call(body, versions.set_version_lifecycle, "deleted"))
 
 
 @mlflow_routes("GET", "/model-versions/search", "model.read")
@@ -221,17 +212,7 @@ async def search_model_versions(request: Request, access: Access, body: dict[str
     return JSON(paged("model_versions", *await tx.read_async(request, access, found)))
 
 
-@mlflow_routes("POST", "/model-versions/set-tag", "model.write")
-async def set_model_version_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    tags = {text(body, "key"): text(body, "value", required=False, default="")}
-    await tx.write_async(request, access, _version_call(body, versions.set_version_tags, tags))
-    return JSON({})
-
-
-@mlflow_routes("DELETE", "/model-versions/delete-tag", "model.write")
-async def delete_model_version_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, _version_call(body, versions.delete_version_tag, text(body, "key")))
-    return JSON({})
+_tag_routes("/model-versions", "model_version", _version_call, versions.set_version_tags, versions.delete_version_tag)
 
 
 @mlflow_routes("GET", "/model-versions/get-download-uri", "model.read")

@@ -15,14 +15,16 @@ from cairn.server.api.mlflow.protocol import (
     invalid,
     missing,
     mlflow_routes,
+    one_pair,
     pairs,
     run_id_of,
     string_list,
     text,
     view_of,
+    written,
 )
 from cairn.server.api.mlflow.shapes import default_experiment_id, points_out, run_info, runs_out
-from cairn.server.services import mlflow, runs, search
+from cairn.server.services import datasets, mlflow, runs, search
 from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.search import decode_token, encode_token, fingerprint
 from cairn.server.services.validation import MLFLOW_BATCH
@@ -70,14 +72,12 @@ async def update_run(request: Request, access: Access, body: dict[str, Any]) -> 
 
 @mlflow_routes("POST", "/runs/delete", "run.delete")
 async def delete_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, runs.set_run_lifecycle, run_id_of(body), "deleted")
-    return JSON({})
+    return await written(request, access, runs.set_run_lifecycle, run_id_of(body), "deleted")
 
 
 @mlflow_routes("POST", "/runs/restore", "run.delete")
 async def restore_run(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    await tx.write_async(request, access, runs.set_run_lifecycle, run_id_of(body), "active")
-    return JSON({})
+    return await written(request, access, runs.set_run_lifecycle, run_id_of(body), "active")
 
 
 _SPECIAL = ("NaN", "Infinity", "-Infinity")
@@ -145,8 +145,7 @@ async def _log(request: Request, access: Access, run_id: str, batch: dict[str, A
     def log(session: Any, ctx: Any) -> None:  # the run's points and the models' in one transaction
         runs.log_batch(session, ctx, run_id, batch, limits=MLFLOW_BATCH)
         mlflow.log_model_metrics(session, ctx, run_id, for_models)
-    await tx.write_async(request, access, log)
-    return JSON({})
+    return await written(request, access, log)
 
 
 @mlflow_routes("POST", "/runs/log-batch", "run.write")
@@ -170,8 +169,7 @@ async def log_metric(request: Request, access: Access, body: dict[str, Any]) -> 
 async def log_param(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """Cairn keeps param history: logging another value is recorded, and the latest is what MLflow sees."""
     run_id = run_id_of(body)
-    params = {text(body, "key"): text(body, "value", required=False, default="")}
-    return await _log(request, access, run_id, {"params": params})
+    return await _log(request, access, run_id, {"params": one_pair(body)})
 
 
 @mlflow_routes("POST", "/runs/set-tag", "run.write")
@@ -183,15 +181,13 @@ async def set_tag(request: Request, access: Access, body: dict[str, Any]) -> Any
         if key == "mlflow.runName":
             runs.update_run(session, ctx, run_id, name=value)
         runs.set_tags(session, ctx, run_id, {key: value})
-    await tx.write_async(request, access, set_one)
-    return JSON({})
+    return await written(request, access, set_one)
 
 
 @mlflow_routes("POST", "/runs/delete-tag", "run.write")
 async def delete_tag(request: Request, access: Access, body: dict[str, Any]) -> Any:
     run_id = run_id_of(body)
-    await tx.write_async(request, access, runs.delete_tag, run_id, text(body, "key"))
-    return JSON({})
+    return await written(request, access, runs.delete_tag, run_id, text(body, "key"))
 
 
 def _dataset(item: Any, i: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -204,26 +200,25 @@ def _dataset(item: Any, i: int) -> tuple[dict[str, Any], dict[str, str]]:
 
 @mlflow_routes("POST", "/runs/log-inputs", "run.write")
 async def log_inputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
-    run_id, datasets, models = run_id_of(body), body.get("datasets") or [], body.get("models") or []
-    if not isinstance(datasets, list):
-        raise invalid("datasets", datasets, "expected a list")
-    parsed = [_dataset(item, i) for i, item in enumerate(datasets)]
+    run_id, given, models = run_id_of(body), body.get("datasets") or [], body.get("models") or []
+    if not isinstance(given, list):
+        raise invalid("datasets", given, "expected a list")
+    parsed = [_dataset(item, i) for i, item in enumerate(given)]
     model_ids = _model_refs(models, "models")
 
     def log(session: Any, ctx: Any) -> None:
         runs.get_run_row(session, ctx, run_id, write=True)
         mlflow.link_models(session, ctx, run_id, [(m, 0) for m, _ in model_ids], "input")
         for dataset, tags in parsed:
-            details = runs.DatasetDetails(source_type=text(dataset, "source_type", required=False, default=""),
-                                          schema=text(dataset, "schema", required=False, default=""),
-                                          profile=text(dataset, "profile", required=False, default=""),
-                                          tags={k: v for k, v in tags.items() if k != "mlflow.data.context"})
-            runs.log_dataset(session, ctx, run_id, name=text(dataset, "name"),
-                             uri=text(dataset, "source", required=False, default=""),
-                             digest=text(dataset, "digest", required=False, default=""),
-                             role=tags.get("mlflow.data.context", ""), details=details)
-    await tx.write_async(request, access, log)
-    return JSON({})
+            details = datasets.DatasetDetails(source_type=text(dataset, "source_type", required=False, default=""),
+                                              schema=text(dataset, "schema", required=False, default=""),
+                                              profile=text(dataset, "profile", required=False, default=""),
+                                              tags={k: v for k, v in tags.items() if k != "mlflow.data.context"})
+            datasets.log_dataset(session, ctx, run_id, name=text(dataset, "name"),
+                                 uri=text(dataset, "source", required=False, default=""),
+                                 digest=text(dataset, "digest", required=False, default=""),
+                                 role=tags.get("mlflow.data.context", ""), details=details)
+    return await written(request, access, log)
 
 
 def _model_refs(raw: Any, name: str) -> list[tuple[str, int]]:
@@ -241,8 +236,7 @@ def _model_refs(raw: Any, name: str) -> list[tuple[str, int]]:
 async def log_outputs(request: Request, access: Access, body: dict[str, Any]) -> Any:
     """MLflow 3 records the logged models a run produced, at a step."""
     run_id, outputs = run_id_of(body), _model_refs(body.get("models") or [], "models")
-    await tx.write_async(request, access, mlflow.link_models, run_id, outputs, "output")
-    return JSON({})
+    return await written(request, access, mlflow.link_models, run_id, outputs, "output")
 
 
 @mlflow_routes("POST", "/runs/log-model", "run.write")
@@ -374,5 +368,5 @@ async def search_datasets(request: Request, access: Access, body: dict[str, Any]
         experiment_ids = [mlflow.experiment_for(session, ctx, e, create=False).id for e in ids]
         default = default_experiment_id(session, ctx)
         return [{"experiment_id": "0" if e == default else str(e), "name": n, "digest": d, "context": c}
-                for e, n, d, c in runs.distinct_datasets(session, ctx, experiment_ids)]
+                for e, n, d, c in datasets.distinct_datasets(session, ctx, experiment_ids)]
     return JSON({"dataset_summaries": await tx.read_async(request, access, found)})
