@@ -131,3 +131,10 @@ def test_admin_unlock_user(store_uri: str) -> None:
         assert cli("admin", "--store-uri", store_uri, "unlock-user", "nobody").returncode != 0
     finally:
         db.dispose()
+
+
+def test_a_bad_setting_in_the_environment_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    answer = cli("server", "--port", "0", env={**os.environ, "CAIRN_HOME": str(tmp_path), "CAIRN_METRIC_COMMIT": "bogus"})
+    assert answer.returncode == 2
+    assert "CAIRN_METRIC_COMMIT must be 'durable' or 'fast', got 'bogus'" in answer.stderr
+    assert "Traceback" not in answer.stderr

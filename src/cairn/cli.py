@@ -47,13 +47,13 @@ def server(host: str, port: int, store_uri: str | None, artifact_root: str | Non
     from cairn.server.runner import serve
     from cairn.server.settings import Settings, SettingsError
 
-    settings = Settings.from_env()  # CAIRN_* variables first; the flags (which also read them) win
-    settings.store_uri, settings.artifact_root = store_uri, artifact_root
-    settings.host, settings.port, settings.workers = host, port, workers
-    settings.auth, settings.insecure_no_auth = auth, insecure_no_auth
-    settings.allowed_hosts = [*allowed_hosts, *settings.allowed_hosts]
-    settings.metrics, settings.log_format = metrics, log_format
     try:
+        settings = Settings.from_env()  # CAIRN_* variables first; the flags (which also read them) win
+        settings.store_uri, settings.artifact_root = store_uri, artifact_root
+        settings.host, settings.port, settings.workers = host, port, workers
+        settings.auth, settings.insecure_no_auth = auth, insecure_no_auth
+        settings.allowed_hosts = [*allowed_hosts, *settings.allowed_hosts]
+        settings.metrics, settings.log_format = metrics, log_format
         settings.check_startup()
         settings.check_artifact_store()
     except SettingsError as exc:
