@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cur, busy_ms)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
@@ -46,6 +47,22 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
         # Writers take the write lock up front, so two writers never deadlock on a lock upgrade.
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _enable_wal(cur: Any, busy_ms: int) -> None:
+    """Put the file in WAL mode (a no-op once it is: the mode is stored in the file). Converting a new
+    file takes its exclusive lock, and connections converting it together can each hold the shared lock
+    the other needs: SQLite answers "locked" at once rather than wait on a cycle, so try again until the
+    busy timeout is spent."""
+    deadline = time.monotonic() + busy_ms / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def make_engine(url: str, *, busy_ms: int = 30_000) -> Engine:
