@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from cairn._embedded import ASGIBridge
 from cairn.server.app import create_app
@@ -62,6 +63,7 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CAIRN_TEST_SKIP_POSTGRES") == "1":
             pytest.skip("PostgreSQL deliberately skipped (CAIRN_TEST_SKIP_POSTGRES=1)")
         pytest.fail(f"{PG_ENV} is not set: run the suite with scripts/test, which starts PostgreSQL")
+    url = _worker_database(url)
     db = Database(url)
     with db.engine.begin() as conn:  # start from an empty schema each session
         conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -71,6 +73,21 @@ def postgres_url() -> Iterator[str]:
     yield url
     for engine in _PG_ENGINES.values():
         engine.dispose()
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker resets and fills a database of its own, ``<name>_<worker>`` (gw0, gw1, ...)
+    beside the configured one, made through the same URL (the test role may create databases) on first use."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    server = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with server.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}) is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 _PG_ENGINES: dict[str, Any] = {}
@@ -172,6 +189,22 @@ def settings(store_uri: str, tmp_path: Path, artifact_root: str) -> Settings:
                     allowed_hosts=["testserver"])
 
 
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The group of a test that uses a session or module fixture of a test package (they start servers or seed
+    stores): under pytest-xdist (scripts/test runs `--dist loadgroup`) a group runs in one worker, so that fixture
+    is set up once, not once per worker. The root conftest's own session fixtures are wanted in every worker."""
+    fixtures = getattr(item, "_fixtureinfo", None)
+    for defs in (fixtures.name2fixturedefs.values() if fixtures else ()):
+        if not defs[-1].baseid or defs[-1].func.__module__ == __name__:  # a plugin's, or this conftest's
+            continue
+        if defs[-1].scope == "session":
+            return defs[-1].baseid
+        if defs[-1].scope == "module":
+            return item.nodeid.partition("::")[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A bucket pairs with SQLite only: the bucket store does not touch the database, and PostgreSQL's
     half already runs every one of these tests with local blobs (this keeps the bucket's CI cost small)."""
@@ -180,6 +213,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = getattr(getattr(item, "callspec", None), "params", {})
         both = params.get("artifact_root") == "s3" and params.get("store_uri") == "postgresql"
         (dropped if both else kept).append(item)
+        if (group := _xdist_group(item)) is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
