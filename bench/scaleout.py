@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         if "ingest" in args.only:
             for workers in (1, 2):
-                url = fresh_database(args.postgres, f"cairn_scaleout_{workers}")
+                url = fresh_database(args.postgres, f"cairn_scaleout_{os.getpid()}_{workers}")  # runs beside others
                 store = url.replace("postgresql://", "postgresql+psycopg://")
                 proc, base = start_server(tmp / f"ingest-{workers}", store, str(tmp / "a"), workers, {})
                 try:
