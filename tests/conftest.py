@@ -189,22 +189,6 @@ def settings(store_uri: str, tmp_path: Path, artifact_root: str) -> Settings:
                     allowed_hosts=["testserver"])
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The group of a test that uses a session or module fixture of a test package (they start servers or seed
-    stores): under pytest-xdist (scripts/test runs `--dist loadgroup`) a group runs in one worker, so that fixture
-    is set up once, not once per worker. The root conftest's own session fixtures are wanted in every worker."""
-    fixtures = getattr(item, "_fixtureinfo", None)
-    for defs in (fixtures.name2fixturedefs.values() if fixtures else ()):
-        if not defs[-1].baseid or defs[-1].func.__module__ == __name__:  # a plugin's, or this conftest's
-            continue
-        if defs[-1].scope == "session":
-            return defs[-1].baseid
-        if defs[-1].scope == "module":
-            return item.nodeid.partition("::")[0]
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A bucket pairs with SQLite only: the bucket store does not touch the database, and PostgreSQL's
     half already runs every one of these tests with local blobs (this keeps the bucket's CI cost small)."""
@@ -213,8 +197,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = getattr(getattr(item, "callspec", None), "params", {})
         both = params.get("artifact_root") == "s3" and params.get("store_uri") == "postgresql"
         (dropped if both else kept).append(item)
-        if (group := _xdist_group(item)) is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
