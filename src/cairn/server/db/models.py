@@ -190,7 +190,7 @@ class _OfSeries:
     """Rows of one metric series, kept in its order: ``series_id`` leads the primary key and SQLite keeps no
     rowid, so a series' rows read as one range scan."""
 
-    __table_args__: Any = {"sqlite_with_rowid": False}
+    __table_args__ = {"sqlite_with_rowid": False}
     series_id: Mapped[int] = mapped_column(
         ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True, sort_order=-1
     )
