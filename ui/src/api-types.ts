@@ -1886,31 +1886,10 @@ export interface components {
             /** Updated At */
             updated_at: number;
         };
-        /** ExperimentCreate */
-        ExperimentCreate: {
-            /**
-             * Description
-             * @default
-             */
-            description: string;
-            /** Name */
-            name: string;
-            /** Tags */
-            tags?: {
-                [key: string]: string;
-            };
-        };
         /** ExperimentList */
         ExperimentList: {
             /** Experiments */
             experiments: components["schemas"]["Experiment"][];
-        };
-        /** ExperimentUpdate */
-        ExperimentUpdate: {
-            /** Description */
-            description?: string | null;
-            /** Name */
-            name?: string | null;
         };
         /** FreshPartUrls */
         FreshPartUrls: {
@@ -2138,31 +2117,10 @@ export interface components {
             /** Updated At */
             updated_at: number;
         };
-        /** ModelCreate */
-        ModelCreate: {
-            /**
-             * Description
-             * @default
-             */
-            description: string;
-            /** Name */
-            name: string;
-            /** Tags */
-            tags?: {
-                [key: string]: string;
-            };
-        };
         /** ModelList */
         ModelList: {
             /** Models */
             models: components["schemas"]["Model"][];
-        };
-        /** ModelUpdate */
-        ModelUpdate: {
-            /** Description */
-            description?: string | null;
-            /** Name */
-            name?: string | null;
         };
         /** ModelVersion */
         ModelVersion: {
@@ -2267,6 +2225,29 @@ export interface components {
             parts: components["schemas"]["PartUrl"][];
             /** Upload Id */
             upload_id: string;
+        };
+        /**
+         * NamedCreate
+         * @description A new object known by its name, with a free-text description (teams, workspaces, registries...).
+         */
+        NamedCreate: {
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * NamedUpdate
+         * @description Renaming an experiment or a registered model, or changing its description; what is left out stays.
+         */
+        NamedUpdate: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
         };
         /** NewGrant */
         NewGrant: {
@@ -2677,6 +2658,23 @@ export interface components {
             /** Size */
             size: number;
         };
+        /**
+         * TaggedCreate
+         * @description A new experiment or registered model: a name, a description and tags.
+         */
+        TaggedCreate: {
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Name */
+            name: string;
+            /** Tags */
+            tags?: {
+                [key: string]: string;
+            };
+        };
         /** Team */
         Team: {
             /** Created At */
@@ -2685,16 +2683,6 @@ export interface components {
             description: string;
             /** Members */
             members: string[];
-            /** Name */
-            name: string;
-        };
-        /** TeamCreate */
-        TeamCreate: {
-            /**
-             * Description
-             * @default
-             */
-            description: string;
             /** Name */
             name: string;
         };
@@ -3415,7 +3403,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ExperimentCreate"];
+                "application/json": components["schemas"]["TaggedCreate"];
             };
         };
         responses: {
@@ -3543,7 +3531,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ExperimentUpdate"];
+                "application/json": components["schemas"]["NamedUpdate"];
             };
         };
         responses: {
@@ -3813,7 +3801,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ModelCreate"];
+                "application/json": components["schemas"]["TaggedCreate"];
             };
         };
         responses: {
@@ -3910,7 +3898,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ModelUpdate"];
+                "application/json": components["schemas"]["NamedUpdate"];
             };
         };
         responses: {
@@ -6128,7 +6116,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TeamCreate"];
+                "application/json": components["schemas"]["NamedCreate"];
             };
         };
         responses: {

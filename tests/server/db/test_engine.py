@@ -1,4 +1,4 @@
-"""Database.write_now: a write on the caller's thread only when it needs no waiting."""
+"""The store engine: write_now on the caller's thread, SQLite files and their WAL switch, pooled PostgreSQL connections."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from cairn.server.db import engine as engine_module
 from cairn.server.db.engine import NOT_NOW, Database, sqlite_url
 
 
@@ -125,3 +127,34 @@ def test_fast_metric_commit_is_opt_in_and_only_for_metric_batches(store_uri: str
             assert metrics.list_series(session, [run_id])[run_id][0].count == 1
     finally:
         db.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_uri", ["postgresql"], indirect=True)
+def test_a_pooled_connection_the_database_dropped_while_idle_is_replaced(store_uri: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ping on every checkout (a round trip per request): a connection is checked only after it sat idle."""
+    db, killer = Database(store_uri), create_engine(store_uri)
+
+    def backend() -> int:
+        with db.session(write=False) as session:
+            return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    def drop(pid: int) -> None:
+        with killer.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    try:
+        first = backend()
+        drop(first)  # just used: not checked, so the next request fails (a 503 its client retries) ...
+        with pytest.raises(OperationalError):
+            backend()
+        second = backend()  # ... and the pool has replaced the connection
+        assert second != first
+        drop(second)
+        monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)  # as if it had sat idle
+        third = backend()  # checked before use, replaced, and the request never sees it
+        assert third not in (first, second)
+    finally:
+        db.dispose()
+        killer.dispose()

@@ -13,7 +13,7 @@ from cairn.server.api import transaction as tx
 from cairn.server.api.auth import LOCAL_ACTOR, SESSION_COOKIE, Access, authenticate, requires
 from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import collab as schemas
-from cairn.server.schemas.tracking import Empty
+from cairn.server.schemas.tracking import Empty, NamedCreate
 from cairn.server.services import accounts, events, removal
 from cairn.server.services.accounts import Identity
 from cairn.server.services.errors import InvalidInputError, NotAuthenticatedError, PermissionDeniedError
@@ -182,7 +182,7 @@ def list_teams(request: Request, access: Access = requires("admin.read")) -> Res
 
 
 @router.post("/teams", status_code=201, response_model=schemas.Team)
-def create_team(body: schemas.TeamCreate, request: Request, access: Access = requires("admin.manage")) -> Response:
+def create_team(body: NamedCreate, request: Request, access: Access = requires("admin.manage")) -> Response:
     row = tx.write_instance(request, accounts.create_team, access.actor, body.name, body.description,
                             access.client_addr)
     return JSON(schemas.team_out(row, []), status_code=201)

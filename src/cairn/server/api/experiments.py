@@ -14,9 +14,9 @@ from cairn.server.schemas.tracking import (
     MAX_ID,
     Empty,
     Experiment,
-    ExperimentCreate,
     ExperimentList,
-    ExperimentUpdate,
+    NamedUpdate,
+    TaggedCreate,
     experiment_out,
 )
 from cairn.server.services import experiments
@@ -31,7 +31,7 @@ def _read(session: Any, ctx: Any, experiment_id: int) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=Experiment)
-def create_experiment(body: ExperimentCreate, request: Request,
+def create_experiment(body: TaggedCreate, request: Request,
                       access: Access = requires("experiment.write")) -> Response:
     def create(session: Any, ctx: Any) -> dict[str, Any]:
         row = experiments.create_experiment(session, ctx, body.name, body.description, body.tags)
@@ -63,7 +63,7 @@ def get_experiment(request: Request, experiment_id: int = ExperimentId,
 
 
 @router.patch("/{experiment_id}", response_model=Experiment)
-def update_experiment(body: ExperimentUpdate, request: Request, experiment_id: int = ExperimentId,
+def update_experiment(body: NamedUpdate, request: Request, experiment_id: int = ExperimentId,
                       access: Access = requires("experiment.write")) -> Response:
     def update(session: Any, ctx: Any) -> dict[str, Any]:
         experiments.update_experiment(session, ctx, experiment_id, name=body.name, description=body.description)

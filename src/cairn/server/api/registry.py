@@ -15,7 +15,7 @@ from cairn.server.api.artifacts import DirectQuery, redirect_to_blob
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import BYTES, JSON, Route
 from cairn.server.schemas import registry as schemas
-from cairn.server.schemas.tracking import Empty
+from cairn.server.schemas.tracking import Empty, NamedUpdate, TaggedCreate
 from cairn.server.services import bundles, logged_models, removal, versions
 from cairn.server.services import registry as registries  # 'registry' is a query parameter below
 from cairn.server.services.errors import InvalidInputError
@@ -73,7 +73,7 @@ def search_models(request: Request, registry: str | None = None, name_like: str 
 
 
 @router.post("/models", status_code=201, response_model=schemas.Model)
-def create_model(body: schemas.ModelCreate, request: Request, access: Access = requires("model.write")) -> Response:
+def create_model(body: TaggedCreate, request: Request, access: Access = requires("model.write")) -> Response:
     def create(session: Any, ctx: Any) -> Any:
         registries.create_model(session, ctx, body.name, body.description, body.tags)
         return registries.get_model(session, ctx, body.name)
@@ -86,7 +86,7 @@ def get_model(name: str, request: Request, access: Access = requires("model.read
 
 
 @router.patch(MODEL, response_model=schemas.Model)
-def update_model(name: str, body: schemas.ModelUpdate, request: Request,
+def update_model(name: str, body: NamedUpdate, request: Request,
                  access: Access = requires("model.write")) -> Response:
     def update(session: Any, ctx: Any) -> Any:
         row = registries.update_model(session, ctx, name, new_name=body.name, description=body.description)

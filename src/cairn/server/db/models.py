@@ -186,31 +186,33 @@ class MetricSeriesRow(Base):
     max_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-class MetricPointRow(Base):
+class _OfSeries:
+    """Rows of one metric series, kept in its order: ``series_id`` leads the primary key and SQLite keeps no
+    rowid, so a series' rows read as one range scan."""
+
+    __table_args__ = {"sqlite_with_rowid": False}
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True, sort_order=-1
+    )
+
+
+class MetricPointRow(_OfSeries, Base):
     """One logged point. ``value`` NULL stands for NaN (SQLite cannot store NaN)."""
 
     __tablename__ = "metric_points"
-    __table_args__ = {"sqlite_with_rowid": False}
-    series_id: Mapped[int] = mapped_column(
-        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
-    )
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class MetricChunkRow(Base):
+class MetricChunkRow(_OfSeries, Base):
     """PostgreSQL's points, packed: one series' points of one batch (``cairn.server.db.chunks``). ``seq`` is
     its first point's; ``steps`` is NULL when they run from ``first_step`` one by one; the arrays are
     little-endian int64 (steps, timestamps) and float64 (values, NaN for NaN). SQLite keeps ``metric_points``.
     """
 
     __tablename__ = "metric_chunks"
-    __table_args__ = {"sqlite_with_rowid": False}
-    series_id: Mapped[int] = mapped_column(
-        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
-    )
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     first_step: Mapped[int] = mapped_column(BigInteger)
     last_step: Mapped[int] = mapped_column(BigInteger)
@@ -219,7 +221,7 @@ class MetricChunkRow(Base):
     point_values: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class MetricRollupRow(Base):
+class MetricRollupRow(_OfSeries, Base):
     """A series' points summarised per bucket of ``2**level`` steps (bucket = step >> level), kept up to
     date at ingest so a chart of a long series reads a few thousand rows instead of every point.
 
@@ -229,10 +231,6 @@ class MetricRollupRow(Base):
     """
 
     __tablename__ = "metric_rollups"
-    __table_args__ = {"sqlite_with_rowid": False}
-    series_id: Mapped[int] = mapped_column(
-        ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
-    )
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)

@@ -8,7 +8,8 @@ These are the only statements written as SQL text; they are constants with bound
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain, pairwise
 from typing import Any
 
@@ -195,6 +196,19 @@ def _merge_parts(rows: Sequence[RollupTuple]) -> list[RollupTuple]:
         merged[key] = (*key, old[3] + row[3], old[4] + row[4], total, min(lows, default=None),
                        max(highs, default=None), min(old[8], row[8]), max(old[9], row[9]), min(old[10], row[10]))
     return list(merged.values())
+
+
+@contextmanager
+def sent_together(session: Session) -> Iterator[None]:
+    """Writes made in this block whose answers are not read are sent to PostgreSQL together and
+    answered in one round trip (a psycopg pipeline), where each would otherwise wait for its own; a
+    failure among them is raised when the block ends. Nothing changes on SQLite, which has no round trips."""
+    raw = _postgres(session)
+    if raw is None:
+        yield
+        return
+    with raw.pipeline():
+        yield
 
 
 def skip_commit_flush(session: Session) -> None:

@@ -76,17 +76,43 @@ def select_series(session: Session, run_id: str, keys: Sequence[str]) -> list[tu
     """The rows (``STATE_COLUMNS``) of the run's series with these keys, in key order; on PostgreSQL
     each is locked for update, in key order, so two writers never wait on each other in a circle."""
     raw, p, sqlite = _driver(session)
+    cursors = _send_selects(raw, p, run_id, keys, sqlite=sqlite)
+    return _fetch_all(cursors)
+
+
+def run_state_and_series(session: Session, run_id: str,
+                         keys: Sequence[str]) -> tuple[RunState | None, list[tuple[Any, ...]]]:
+    """:func:`run_state` and :func:`select_series` together: on PostgreSQL the statements (and the
+    transaction's BEGIN) are sent at once and answered in one round trip, not one each."""
+    raw, p, sqlite = _driver(session)
+    if sqlite:
+        return run_state(session, run_id), select_series(session, run_id, keys)
+    with raw.pipeline():  # answered when the block ends: a fetch inside it would add a round trip
+        state = raw.cursor()
+        state.execute(_RUN_STATE.format(p=p), (run_id,))
+        cursors = _send_selects(raw, p, run_id, keys, sqlite=sqlite)
+    row = state.fetchone()
+    state.close()
+    return (None if row is None else RunState(*row)), _fetch_all(cursors)
+
+
+def _send_selects(raw: Any, p: str, run_id: str, keys: Sequence[str], *, sqlite: bool) -> list[Any]:
     ordered = sorted(keys)
+    cursors = []
+    for i in range(0, len(ordered), _KEYS_PER_SELECT):
+        chunk = ordered[i:i + _KEYS_PER_SELECT]
+        sql = (_SELECT.format(p=p, keys=", ".join([p] * len(chunk)), collate=_COLLATE[sqlite])
+               + ("" if sqlite else " FOR UPDATE"))
+        cursor = raw.cursor()
+        cursors.append(cursor)
+        cursor.execute(sql, (run_id, *chunk))
+    return cursors
+
+
+def _fetch_all(cursors: list[Any]) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
-    cursor = raw.cursor()
-    try:
-        for i in range(0, len(ordered), _KEYS_PER_SELECT):
-            chunk = ordered[i:i + _KEYS_PER_SELECT]
-            sql = (_SELECT.format(p=p, keys=", ".join([p] * len(chunk)), collate=_COLLATE[sqlite])
-                   + ("" if sqlite else " FOR UPDATE"))
-            cursor.execute(sql, (run_id, *chunk))
-            rows += cursor.fetchall()
-    finally:
+    for cursor in cursors:
+        rows += cursor.fetchall()
         cursor.close()
     return rows
 

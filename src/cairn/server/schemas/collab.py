@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from cairn.server.db.models import CommentRow, EventRow, TeamRow, TokenRow, UserRow, WorkspaceRow
-from cairn.server.schemas.tracking import Shape, Strict
+from cairn.server.schemas.tracking import NamedCreate, Shape, Strict
 from cairn.server.services.promotions import RequestView
 from cairn.server.services.workspaces import Member
 
@@ -40,11 +40,6 @@ class UserUpdate(Strict):
     email: str | None = None
 
 
-class TeamCreate(Strict):
-    name: str
-    description: str = ""
-
-
 class TeamUpdate(Strict):
     description: str
 
@@ -60,9 +55,7 @@ class TokenCreate(Strict):
     user: str | None = Field(None, description="admins: make the token for this user (e.g. a service account)")
 
 
-class WorkspaceCreate(Strict):
-    name: str
-    description: str = ""
+class WorkspaceCreate(NamedCreate):
     require_approval: bool = False
 
 
@@ -71,9 +64,14 @@ class WorkspaceUpdate(Strict):
     require_approval: bool | None = None
 
 
-class MemberAdd(Strict):
+class UserOrTeam(Strict):
+    """Who a membership or a grant is for: a user or a team (the service refuses both or neither)."""
+
     user: str | None = None
     team: str | None = None
+
+
+class MemberAdd(UserOrTeam):
     role: str
 
 
@@ -81,9 +79,7 @@ class RoleChange(Strict):
     role: str
 
 
-class GrantCreate(Strict):
-    user: str | None = None
-    team: str | None = None
+class GrantCreate(UserOrTeam):
     resource_type: str
     resource: str
     role: str

@@ -7,33 +7,20 @@ from typing import Any
 from pydantic import Field
 
 from cairn.server.db.models import AliasMoveRow, LoggedModelRow, RegistryRow
-from cairn.server.schemas.tracking import Shape, Strict
+from cairn.server.schemas.tracking import NamedCreate, Shape, Strict
 from cairn.server.services.registry import ModelView, VersionView
 from cairn.server.services.workspaces import DEFAULT_REGISTRIES
 
 DEFAULT_REGISTRY_NAMES = {name for name, _ in DEFAULT_REGISTRIES}
 
 
-class RegistryCreate(Strict):
-    name: str
-    description: str = ""
+class RegistryCreate(NamedCreate):
     protected: bool = False
 
 
 class RegistryUpdate(Strict):
     description: str | None = None
     protected: bool | None = None
-
-
-class ModelCreate(Strict):
-    name: str
-    description: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
-
-
-class ModelUpdate(Strict):
-    name: str | None = None
-    description: str | None = None
 
 
 class VersionCreate(Strict):

@@ -38,13 +38,22 @@ class Empty(Shape):
 Number = float | Literal["NaN", "Infinity", "-Infinity"] | None  # what ``num`` makes of a float (JSON has no NaN)
 
 
-class ExperimentCreate(Strict):
+class NamedCreate(Strict):
+    """A new object known by its name, with a free-text description (teams, workspaces, registries...)."""
+
     name: str
     description: str = ""
+
+
+class TaggedCreate(NamedCreate):
+    """A new experiment or registered model: a name, a description and tags."""
+
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-class ExperimentUpdate(Strict):
+class NamedUpdate(Strict):
+    """Renaming an experiment or a registered model, or changing its description; what is left out stays."""
+
     name: str | None = None
     description: str | None = None
 

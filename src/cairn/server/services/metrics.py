@@ -163,15 +163,15 @@ def _state(row: Any) -> SeriesState:
     return SeriesState(*row)
 
 
-def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
+def ingest(session: Session, run_id: str, batches: list[SeriesBatch], *,
+           locked: list[tuple[Any, ...]] | None = None) -> int:
     """Store the points and update the summaries; returns the number of points stored.
 
     Rollups are kept only for series of at least ``SMALL_SERIES`` points, the only ones read from them:
     most series (a run's loss over a few hundred epochs, a metric logged once) never pay for them. The
-    batch that takes a series past the threshold builds its rollups from all its stored points."""
-    if session.info.get("fast_metric_commit"):
-        points.skip_commit_flush(session)
-    series = lock_series(session, run_id, sorted({b.key for b in batches}))
+    batch that takes a series past the threshold builds its rollups from all its stored points.
+    ``locked``: the rows of the batches' series the caller already read and locked."""
+    series = lock_series(session, run_id, sorted({b.key for b in batches}), locked)
     parts: list[points.PointColumns] = []
     rollups: list[points.RollupTuple] = []
     crossed: set[int] = set()
@@ -184,19 +184,25 @@ def ingest(session: Session, run_id: str, batches: list[SeriesBatch]) -> int:
             crossed.add(state.id)
         elif state.count >= SMALL_SERIES and state.id not in crossed:
             rollups.extend(_rollup_parts(state.id, batch))
-    points.insert_points(session, parts)
-    for series_id in crossed:  # from all its points, this batch's too; replacing any left from before 0006
-        points.build_rollups(session, series_id, LEVELS, functools.partial(_finest_rollups, series_id))
-    points.upsert_rollups(session, rollups)
-    db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id) for st in series.values()])
+    with points.sent_together(session):  # one round trip on PostgreSQL
+        if session.info.get("fast_metric_commit"):
+            points.skip_commit_flush(session)
+        points.insert_points(session, parts)
+        for series_id in crossed:  # from all its points, this batch's too; replacing any left from before 0006
+            points.build_rollups(session, series_id, LEVELS, functools.partial(_finest_rollups, series_id))
+        points.upsert_rollups(session, rollups)
+        db_series.update_summaries(session, [(*(getattr(st, c) for c in _SUMMARY), st.id)
+                                             for st in series.values()])
     stored = sum(len(batch.values) for batch in batches)
     observability.count("cairn_points_ingested_total", stored)
     return stored
 
 
-def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:
-    """The series of these keys, created if missing, locked for update in key order."""
-    found = _select_series(session, run_id, keys)
+def lock_series(session: Session, run_id: str, keys: list[str],
+                locked: list[tuple[Any, ...]] | None = None) -> dict[str, SeriesState]:
+    """The series of these keys, created if missing, locked for update in key order (``locked``: those of
+    them the caller already read so)."""
+    found = _select_series(session, run_id, keys) if locked is None else _by_key(locked)
     missing = [k for k in keys if k not in found]
     if missing:
         insert_ignore(session, MetricSeriesRow, [{"run_id": run_id, "key": k} for k in missing], ["run_id", "key"])
@@ -205,7 +211,11 @@ def lock_series(session: Session, run_id: str, keys: list[str]) -> dict[str, Ser
 
 
 def _select_series(session: Session, run_id: str, keys: list[str]) -> dict[str, SeriesState]:
-    return {row.key: row for row in map(_state, db_series.select_series(session, run_id, keys))}
+    return _by_key(db_series.select_series(session, run_id, keys))
+
+
+def _by_key(rows: list[tuple[Any, ...]]) -> dict[str, SeriesState]:
+    return {row.key: row for row in map(_state, rows)}
 
 
 def _update_summary(row: SeriesState, batch: SeriesBatch) -> None:

@@ -230,12 +230,30 @@ def writable_run(session: Session, ctx: Context, run_id: str) -> RunRow:
 def check_writable(session: Session, ctx: Context, run_id: str) -> db_series.RunState:
     """What :func:`writable_run` checks, without loading the run: one primary-key read of a few columns
     (every logging request makes it). Returns what it read."""
-    state = db_series.run_state(session, run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
+    return _check_state(ctx, run_id, db_series.run_state(session, run_id) if _well_formed(run_id) else None)
+
+
+def _well_formed(run_id: Any) -> bool:
+    return isinstance(run_id, str) and RUN_ID.match(run_id) is not None
+
+
+def _check_state(ctx: Context, run_id: str, state: db_series.RunState | None) -> db_series.RunState:
     _check_found(ctx, run_id, None if state is None else state.workspace_id, "run_id")
     assert state is not None
     ctx.authorize("experiment", state.experiment_id)
     _check_logging(run_id, state.lifecycle, state.status)
     return state
+
+
+def _log_metrics(session: Session, ctx: Context, run_id: str, batches: list[metrics.SeriesBatch]) -> int:
+    """The common logging request, metrics only: the run's state and its series (locked) are read together,
+    one round trip on PostgreSQL, then the run is checked before anything is written."""
+    if not batches or not _well_formed(run_id):
+        check_writable(session, ctx, run_id)
+        return 0
+    state, locked = db_series.run_state_and_series(session, run_id, sorted({b.key for b in batches}))
+    _check_state(ctx, run_id, state)
+    return metrics.ingest(session, run_id, batches, locked=locked)
 
 
 def _check_logging(run_id: str, lifecycle: str, status: str) -> None:
@@ -365,9 +383,7 @@ def log_batch(
     if not claim_idempotency_key(session, ctx, idempotency_key):
         return {"metrics": 0, "params": 0, "tags": 0, "replayed": 1}
     if status is None and not params and not tags:  # metrics only (the common case): the run row is not needed
-        check_writable(session, ctx, run_id)
-        return {"metrics": metrics.ingest(session, run_id, batches) if batches else 0, "params": 0, "tags": 0,
-                "replayed": 0}
+        return {"metrics": _log_metrics(session, ctx, run_id, batches), "params": 0, "tags": 0, "replayed": 0}
     state = check_writable(session, ctx, run_id)
     stored = metrics.ingest(session, run_id, batches) if batches else 0
     _log_params(session, ctx, run_id, params)
