@@ -19,8 +19,10 @@ STATE_COLUMNS = ("id", "run_id", "key", "goal", "count", "numeric_count", "sum",
 SUMMARY_COLUMNS = STATE_COLUMNS[4:]
 _KEYS_PER_SELECT = 500  # bound parameters per statement stay under 999 (SQLite before 3.32)
 _SELECT = ("SELECT id, run_id, key, goal, count, numeric_count, sum, last_value, last_step, last_timestamp, "
-           "min_value, min_step, max_value, max_step FROM metric_series WHERE run_id = {p} AND key IN ({keys}) "
+           "min_value, min_step, max_value, max_step FROM metric_series WHERE run_id = {p} AND key IN ({keys}){scope} "
            "ORDER BY key{collate}")
+# for series read before their run was checked: only a run of the caller's workspace has them
+_IN_WORKSPACE = " AND EXISTS (SELECT 1 FROM runs WHERE runs.id = metric_series.run_id AND runs.workspace_id = {p})"
 # Keys are split into chunks in Python's order (code points), and each chunk's rows are locked in the
 # database's order: the two must agree, or two requests with many keys could lock in different orders and
 # deadlock. PostgreSQL's "C" collation compares UTF-8 bytes, which is code point order (the column's default
@@ -80,32 +82,35 @@ def select_series(session: Session, run_id: str, keys: Sequence[str]) -> list[tu
     return _fetch_all(cursors)
 
 
-def run_state_and_series(session: Session, run_id: str,
-                         keys: Sequence[str]) -> tuple[RunState | None, list[tuple[Any, ...]]]:
-    """:func:`run_state` and :func:`select_series` together: on PostgreSQL the statements (and the
-    transaction's BEGIN) are sent at once and answered in one round trip, not one each."""
+def run_state_and_series(session: Session, run_id: str, keys: Sequence[str],
+                         workspace_id: int) -> tuple[RunState | None, list[tuple[Any, ...]]]:
+    """:func:`run_state` and :func:`select_series` (of the run only if it is in ``workspace_id``) together:
+    on PostgreSQL the statements (and the transaction's BEGIN) are sent at once and answered in one round
+    trip, not one each."""
     raw, p, sqlite = _driver(session)
     if sqlite:
         return run_state(session, run_id), select_series(session, run_id, keys)
     with raw.pipeline():  # answered when the block ends: a fetch inside it would add a round trip
         state = raw.cursor()
         state.execute(_RUN_STATE.format(p=p), (run_id,))
-        cursors = _send_selects(raw, p, run_id, keys, sqlite=sqlite)
+        cursors = _send_selects(raw, p, run_id, keys, sqlite=sqlite, workspace_id=workspace_id)
     row = state.fetchone()
     state.close()
     return (None if row is None else RunState(*row)), _fetch_all(cursors)
 
 
-def _send_selects(raw: Any, p: str, run_id: str, keys: Sequence[str], *, sqlite: bool) -> list[Any]:
+def _send_selects(raw: Any, p: str, run_id: str, keys: Sequence[str], *, sqlite: bool,
+                  workspace_id: int | None = None) -> list[Any]:
     ordered = sorted(keys)
+    scope, scoped = ("", ()) if workspace_id is None else (_IN_WORKSPACE.format(p=p), (workspace_id,))
     cursors = []
     for i in range(0, len(ordered), _KEYS_PER_SELECT):
         chunk = ordered[i:i + _KEYS_PER_SELECT]
-        sql = (_SELECT.format(p=p, keys=", ".join([p] * len(chunk)), collate=_COLLATE[sqlite])
+        sql = (_SELECT.format(p=p, keys=", ".join([p] * len(chunk)), scope=scope, collate=_COLLATE[sqlite])
                + ("" if sqlite else " FOR UPDATE"))
         cursor = raw.cursor()
         cursors.append(cursor)
-        cursor.execute(sql, (run_id, *chunk))
+        cursor.execute(sql, (run_id, *chunk, *scoped))
     return cursors
 
 

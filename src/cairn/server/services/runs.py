@@ -251,7 +251,8 @@ def _log_metrics(session: Session, ctx: Context, run_id: str, batches: list[metr
     if not batches or not _well_formed(run_id):
         check_writable(session, ctx, run_id)
         return 0
-    state, locked = db_series.run_state_and_series(session, run_id, sorted({b.key for b in batches}))
+    state, locked = db_series.run_state_and_series(session, run_id, sorted({b.key for b in batches}),
+                                                   ctx.workspace_id)
     _check_state(ctx, run_id, state)
     return metrics.ingest(session, run_id, batches, locked=locked)
 
