@@ -29,3 +29,10 @@ def test_the_sdk_loads_no_server_framework(statement: str) -> None:
     loaded = _modules_after(statement)
     assert [m for m in loaded if m.startswith("cairn.server")] == []
     assert [m for m in loaded if m.split(".")[0] in SERVER_FRAMEWORKS] == []
+
+
+def test_the_shared_answer_shapes_load_neither_side() -> None:
+    """cairn._wire is imported by both the server and the SDK, so it may bring in neither, nor their libraries."""
+    loaded = _modules_after("import cairn._wire")
+    assert [m for m in loaded if m.startswith("cairn.") and m != "cairn._wire"] == []
+    assert [m for m in loaded if m.split(".")[0] in (*SERVER_FRAMEWORKS, "pydantic", "httpx", "orjson")] == []

@@ -16,8 +16,20 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cairn._wire import (
+        AliasMove,
+        ArtifactVersion,
+        Comment,
+        Event,
+        LoggedModel,
+        PromotionRequest,
+        RegisteredModel,
+        Registry,
+        User,
+        Workspace,
+    )
     from cairn.client._client import Client
-    from cairn.client._collab import Comment, Event, Member, PromotionRequest, Token, User, Workspace
+    from cairn.client._collab import Member, Token
     from cairn.client._errors import (
         APIError,
         AuthenticationError,
@@ -39,7 +51,6 @@ if TYPE_CHECKING:
     )
     from cairn.client._models import (
         ArtifactInfo,
-        ArtifactVersion,
         Dataset,
         Experiment,
         MetricHistory,
@@ -49,13 +60,7 @@ if TYPE_CHECKING:
         Run,
         RunList,
     )
-    from cairn.client._registry import (
-        AliasMove,
-        LoggedModel,
-        ModelVersion,
-        RegisteredModel,
-        Registry,
-    )
+    from cairn.client._registry import ModelVersion
     from cairn.client._run import (
         ActiveRun,
         active_run,
@@ -80,19 +85,19 @@ if TYPE_CHECKING:
 _LAZY = {
     "APIError": "cairn.client._errors",
     "ActiveRun": "cairn.client._run",
-    "AliasMove": "cairn.client._registry",
+    "AliasMove": "cairn._wire",
     "ArtifactInfo": "cairn.client._models",
-    "ArtifactVersion": "cairn.client._models",
+    "ArtifactVersion": "cairn._wire",
     "AuthenticationError": "cairn.client._errors",
     "CairnError": "cairn.client._errors",
     "Client": "cairn.client._client",
-    "Comment": "cairn.client._collab",
+    "Comment": "cairn._wire",
     "ConflictError": "cairn.client._errors",
     "Dataset": "cairn.client._models",
-    "Event": "cairn.client._collab",
+    "Event": "cairn._wire",
     "Experiment": "cairn.client._models",
     "InvalidRequestError": "cairn.client._errors",
-    "LoggedModel": "cairn.client._registry",
+    "LoggedModel": "cairn._wire",
     "Member": "cairn.client._collab",
     "MetricHistory": "cairn.client._models",
     "MetricPoint": "cairn.client._models",
@@ -105,18 +110,18 @@ _LAZY = {
     "ParamEntry": "cairn.client._models",
     "PayloadTooLargeError": "cairn.client._errors",
     "PermissionDeniedError": "cairn.client._errors",
-    "PromotionRequest": "cairn.client._collab",
+    "PromotionRequest": "cairn._wire",
     "RateLimitedError": "cairn.client._errors",
-    "RegisteredModel": "cairn.client._registry",
-    "Registry": "cairn.client._registry",
+    "RegisteredModel": "cairn._wire",
+    "Registry": "cairn._wire",
     "Run": "cairn.client._models",
     "RunList": "cairn.client._models",
     "ServerError": "cairn.client._errors",
     "SignatureMismatchError": "cairn.client._flavors",
     "Token": "cairn.client._collab",
     "TransportError": "cairn.client._errors",
-    "User": "cairn.client._collab",
-    "Workspace": "cairn.client._collab",
+    "User": "cairn._wire",
+    "Workspace": "cairn._wire",
     "active_run": "cairn.client._run",
     "define_metric": "cairn.client._run",
     "finish": "cairn.client._run",

@@ -4,17 +4,31 @@ a real answer, reads only keys the route's declared response model has, and find
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
-from cairn.client._collab import Comment, Event, Member, PromotionRequest, Token, User, Workspace
+from cairn._wire import (
+    AliasMove,
+    ArtifactVersion,
+    Comment,
+    Event,
+    LoggedModel,
+    PromotionRequest,
+    RegisteredModel,
+    Registry,
+    User,
+    Workspace,
+)
+from cairn.client._collab import Member, Token
 from cairn.client._conventions import Compliance, ConventionSettings
-from cairn.client._models import ArtifactVersion, Experiment, MetricSummary, Run
-from cairn.client._registry import LoggedModel, ModelVersion, RegisteredModel
+from cairn.client._models import Experiment, MetricSummary, Run
+from cairn.client._registry import ModelVersion
 from cairn.server.schemas import collab, conventions, registry, tracking
 from tests.conftest import AuthWorld
 
@@ -37,16 +51,24 @@ class Reads(dict[str, Any]):
         return super().get(key, default)
 
 
-def _parses(sdk_model: Any, shape: type[BaseModel], answer: dict[str, Any], *,
-            other_shape: type[BaseModel] | None = None) -> Any:
+def _fields(shape: Any) -> dict[str, bool]:
+    """A shape's keys, each with whether the answer must have it (a pydantic model or a wire dataclass)."""
+    if dataclasses.is_dataclass(shape):
+        return {f.name: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                for f in dataclasses.fields(shape)}
+    return {name: info.is_required() for name, info in shape.model_fields.items()}
+
+
+def _parses(sdk_model: Any, shape: Any, answer: dict[str, Any], *, other_shape: Any = None) -> Any:
     """``other_shape``: a second answer the same SDK model parses (a token with its secret, and without)."""
-    shape.model_validate(answer, strict=True)  # the answer is what the route declares
+    TypeAdapter(shape).validate_json(json.dumps(answer), strict=True)  # the answer is what the route declares
     data = Reads(answer)
     parsed = sdk_model.from_json(data)
-    fields = {**shape.model_fields, **(other_shape.model_fields if other_shape else {})}
+    required = _fields(shape)
+    fields = {**required, **(_fields(other_shape) if other_shape else {})}
     assert data.read, sdk_model
     assert data.read <= set(fields), f"{sdk_model.__name__} reads {data.read - set(fields)}, not in the shape"
-    absent = {key for key in data.read - set(answer) if key in shape.model_fields and fields[key].is_required()}
+    absent = {key for key in data.read - set(answer) if required.get(key)}
     assert not absent, f"{sdk_model.__name__} reads {absent}, required but not in the answer"
     return parsed
 
@@ -94,7 +116,10 @@ def test_registry_and_collaboration_models_parse_real_answers(team: dict[str, ht
                             json={"name": "m", "artifact_path": "m", "manifest": manifest}))
     _parses(LoggedModel, registry.LoggedModel, logged)
     _ok(eddie.post(f"{API}/models/dev.churn/versions", json={"source": logged["id"], "aliases": ["best"]}))
-    _parses(RegisteredModel, registry.Model, _ok(eddie.get(f"{API}/models/dev.churn")))
+    _parses(RegisteredModel, registry.RegisteredModel, _ok(eddie.get(f"{API}/models/dev.churn")))
+    for move in _ok(eddie.get(f"{API}/models/dev.churn/aliases/best/history"))["moves"]:
+        assert _parses(AliasMove, registry.AliasMove, move).to_version == 1
+    _parses(Registry, registry.Registry, _ok(olga.get(f"{API}/registries"))["registries"][0])
     _parses(ModelVersion, registry.ModelVersion, _ok(eddie.get(f"{API}/models/dev.churn/versions/1")))
     _ok(olga.post(f"{API}/registries", json={"name": "staging"}))
     promoted = _ok(olga.post(f"{API}/models/dev.churn/versions/1/promote", json={"to": "staging.churn"}))

@@ -188,7 +188,9 @@ def test_register_with_a_bad_alias_creates_no_version(sdk_env: Path) -> None:
 def test_registries_and_model_names(sdk_env: Path) -> None:
     client = cairn.Client()
     assert [(r.name, r.protected) for r in client.list_registries()] == [("dev", False), ("prod", True)]
-    assert client.create_registry("staging", protected=True) == cairn.Registry("staging", "", True)
+    staging = client.create_registry("staging", protected=True)
+    assert (staging.name, staging.description, staging.protected, staging.default) == ("staging", "", True, False)
+    assert staging.created_at > 0
     with pytest.raises(cairn.ConflictError):
         client.create_registry("staging")
     with pytest.raises(cairn.InvalidRequestError):

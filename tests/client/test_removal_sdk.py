@@ -20,9 +20,10 @@ def test_the_sdk_removes_what_it_set_up(sdk_env: Path) -> None:
     client.add_member("vision", team="vision-ml", role="editor")
 
     vision = cairn.Client(workspace="vision")
-    assert vision.update_registry("prod", protected=False, description="served") == \
-        cairn.Registry("prod", "served", False)
-    assert vision.reset_registry("prod") == cairn.Registry("prod", "", True)
+    served = vision.update_registry("prod", protected=False, description="served")
+    assert (served.name, served.description, served.protected, served.default) == ("prod", "served", False, True)
+    reset = vision.reset_registry("prod")
+    assert (reset.description, reset.protected) == ("", True)
     vision.create_registry("staging")
     with pytest.raises(cairn.ConflictError, match="reset it"):
         vision.delete_registry("dev")

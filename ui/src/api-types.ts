@@ -1828,7 +1828,10 @@ export interface components {
          * @description An answer with nothing more to say: ``{}``.
          */
         Empty: Record<string, never>;
-        /** Event */
+        /**
+         * Event
+         * @description An entry of the audit log.
+         */
         Event: {
             /** Action */
             action: string;
@@ -2090,37 +2093,10 @@ export interface components {
             /** Min Step */
             min_step: number | null;
         };
-        /** Model */
-        Model: {
-            /** Aliases */
-            aliases: {
-                [key: string]: number;
-            };
-            /** Created At */
-            created_at: number;
-            /** Description */
-            description: string;
-            /** Latest Version */
-            latest_version: number | null;
-            /** Lifecycle */
-            lifecycle: string;
-            /** Model */
-            model: string;
-            /** Name */
-            name: string;
-            /** Registry */
-            registry: string;
-            /** Tags */
-            tags: {
-                [key: string]: string;
-            };
-            /** Updated At */
-            updated_at: number;
-        };
         /** ModelList */
         ModelList: {
             /** Models */
-            models: components["schemas"]["Model"][];
+            models: components["schemas"]["RegisteredModel"][];
         };
         /** ModelVersion */
         ModelVersion: {
@@ -2388,6 +2364,33 @@ export interface components {
              * @constant
              */
             mode: "proxy";
+        };
+        /** RegisteredModel */
+        RegisteredModel: {
+            /** Aliases */
+            aliases: {
+                [key: string]: number;
+            };
+            /** Created At */
+            created_at: number;
+            /** Description */
+            description: string;
+            /** Latest Version */
+            latest_version: number | null;
+            /** Lifecycle */
+            lifecycle: string;
+            /** Model */
+            model: string;
+            /** Name */
+            name: string;
+            /** Registry */
+            registry: string;
+            /** Tags */
+            tags: {
+                [key: string]: string;
+            };
+            /** Updated At */
+            updated_at: number;
         };
         /** Registry */
         Registry: {
@@ -2708,7 +2711,10 @@ export interface components {
             /** Description */
             description: string;
         };
-        /** Token */
+        /**
+         * Token
+         * @description An API token, as listed (the secret is shown once, in the answer that creates it).
+         */
         Token: {
             /** Created At */
             created_at: number;
@@ -3811,7 +3817,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Model"];
+                    "application/json": components["schemas"]["RegisteredModel"];
                 };
             };
             /** @description Validation Error */
@@ -3842,7 +3848,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Model"];
+                    "application/json": components["schemas"]["RegisteredModel"];
                 };
             };
             /** @description Validation Error */
@@ -3908,7 +3914,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Model"];
+                    "application/json": components["schemas"]["RegisteredModel"];
                 };
             };
             /** @description Validation Error */

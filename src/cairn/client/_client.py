@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 
 import orjson
 
+from cairn._wire import ArtifactVersion
 from cairn.client._collab import CollabMixin
 from cairn.client._config import Config
 from cairn.client._conventions import ConventionsMixin
 from cairn.client._errors import APIError, CairnError, NotFoundError, TransportError
 from cairn.client._models import (
     ArtifactInfo,
-    ArtifactVersion,
     Experiment,
     MetricHistory,
     ParamEntry,

@@ -9,20 +9,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from cairn import _wire as wire
+from cairn._wire import (  # re-exported: the answers this module declares
+    Comment as Comment,
+    Event as Event,
+    PromotionRequest as PromotionRequest,
+    User as User,
+    Workspace as Workspace,
+)
 from cairn.client._transport import WORKSPACE_HEADER, Transport
-
-
-@dataclass(frozen=True)
-class Workspace:
-    name: str
-    description: str
-    require_approval: bool
-    role: str | None  # the caller's role in it
-    created_at: int
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Workspace:
-        return cls(d["name"], d["description"], d["require_approval"], d.get("role"), d["created_at"])
 
 
 @dataclass(frozen=True)
@@ -37,96 +32,10 @@ class Member:
 
 
 @dataclass(frozen=True)
-class User:
-    name: str
-    display_name: str
-    email: str
-    admin: bool
-    service: bool
-    disabled: bool
-    created_at: int
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> User:
-        return cls(d["name"], d["display_name"], d["email"], d["admin"], d["service"], d["disabled"], d["created_at"])
-
-
-@dataclass(frozen=True)
-class Token:
+class Token(wire.Token):
     """An API token. ``token`` holds the secret only in the answer to ``create_token``."""
 
-    id: str
-    name: str
-    user: str
-    scope: str
-    created_at: int
-    expires_at: int | None
-    revoked_at: int | None
-    last_used_at: int | None
     token: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Token:
-        return cls(d["id"], d["name"], d["user"], d["scope"], d["created_at"], d["expires_at"], d["revoked_at"],
-                   d["last_used_at"], d.get("token"))
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    time: int
-    actor: str
-    action: str
-    object_type: str
-    object_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    client_addr: str
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Event:
-        return cls(d["id"], d["time"], d["actor"], d["action"], d["object_type"], d["object_id"], d["before"],
-                   d["after"], d["client_addr"])
-
-
-@dataclass(frozen=True)
-class PromotionRequest:
-    id: int
-    model: str
-    version: int
-    to: str
-    aliases: list[str]
-    comment: str
-    status: str  # pending | approved | rejected | cancelled
-    requested_by: str
-    requested_at: int
-    decided_by: str | None
-    decided_at: int | None
-    decision_comment: str
-    result_version: int | None  # the version made in the target registry, once approved
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> PromotionRequest:
-        return cls(d["id"], d["model"], d["version"], d["to"], list(d["aliases"]), d["comment"], d["status"],
-                   d["requested_by"], d["requested_at"], d["decided_by"], d["decided_at"], d["decision_comment"],
-                   d["result_version"])
-
-
-@dataclass(frozen=True)
-class Comment:
-    id: int
-    object_type: str  # run | model_version
-    object_id: str
-    author: str
-    text: str
-    created_at: int
-    updated_at: int
-    deleted: bool
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Comment:
-        return cls(d["id"], d["object_type"], d["object_id"], d["author"], d["text"], d["created_at"],
-                   d["updated_at"], d["deleted"])
 
 
 def duration_seconds(value: int | float | timedelta | str | None) -> int | None:

@@ -163,20 +163,6 @@ class ArtifactInfo:
     digest: str | None = None  # "sha256:<hex>"
 
 
-@dataclass(frozen=True)
-class ArtifactVersion:
-    path: str
-    version: int
-    digest: str
-    size: int
-    created_at: int
-    created_by: str
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ArtifactVersion:
-        return cls(d["path"], d["version"], d["digest"], d["size"], d["created_at"], d.get("created_by", ""))
-
-
 class RunList(list[Run]):
     """A page of runs; ``next_page_token`` fetches the next page (None on the last)."""
 

@@ -17,32 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from cairn._wire import AliasMove, LoggedModel, RegisteredModel, Registry
 from cairn.client._errors import CairnError, InvalidRequestError, NotFoundError
 from cairn.client._transport import Transport
-
-
-@dataclass(frozen=True)
-class Registry:
-    name: str
-    description: str
-    protected: bool
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    name: str
-    registry: str
-    model: str
-    description: str
-    lifecycle: str
-    tags: dict[str, str]
-    aliases: dict[str, int]
-    latest_version: int | None
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> RegisteredModel:
-        return cls(d["name"], d["registry"], d["model"], d["description"], d["lifecycle"], dict(d["tags"]),
-                   dict(d["aliases"]), d.get("latest_version"))
 
 
 @dataclass(frozen=True)
@@ -76,33 +53,6 @@ class ModelVersion:
                    d["manifest"], d["lineage"], d["files"], d.get("source"), d.get("note", ""))
 
 
-@dataclass(frozen=True)
-class AliasMove:
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    actor: str
-    reason: str
-    time: int
-
-
-@dataclass(frozen=True)
-class LoggedModel:
-    id: str
-    run_id: str | None  # None for a model logged outside any run
-    name: str
-    step: int | None
-    artifact_path: str
-    flavor: str
-    uri: str
-    manifest: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> LoggedModel:
-        return cls(d["id"], d["run_id"], d["name"], d["step"], d["artifact_path"], d["flavor"], d["uri"],
-                   d["manifest"])
-
-
 def _m(name: str) -> str:
     return f"/api/v1/models/{quote(name, safe='')}"
 
@@ -114,24 +64,24 @@ class RegistryMixin:
 
     def list_registries(self) -> list[Registry]:
         data = self._t.request("GET", "/api/v1/registries")
-        return [Registry(r["name"], r["description"], r["protected"]) for r in data["registries"]]
+        return [Registry.from_json(r) for r in data["registries"]]
 
     # the registry methods' booleans stay positional: the public SDK has taken them so since 0.1
     def create_registry(self, name: str, description: str = "", protected: bool = False) -> Registry:  # noqa: FBT001, FBT002
         r = self._t.request("POST", "/api/v1/registries",
                             json={"name": name, "description": description, "protected": protected})
-        return Registry(r["name"], r["description"], r["protected"])
+        return Registry.from_json(r)
 
     def update_registry(self, name: str, *, description: str | None = None,
                         protected: bool | None = None) -> Registry:
         body = {k: v for k, v in {"description": description, "protected": protected}.items() if v is not None}
         r = self._t.request("PATCH", f"/api/v1/registries/{quote(name, safe='')}", json=body)
-        return Registry(r["name"], r["description"], r["protected"])
+        return Registry.from_json(r)
 
     def reset_registry(self, name: str) -> Registry:
         """``dev`` or ``prod`` back to the settings every new workspace starts with."""
         r = self._t.request("POST", f"/api/v1/registries/{quote(name, safe='')}/reset")
-        return Registry(r["name"], r["description"], r["protected"])
+        return Registry.from_json(r)
 
     def delete_registry(self, name: str) -> None:
         """Delete a registry holding no active model (not ``dev`` or ``prod``: reset those)."""
@@ -217,8 +167,7 @@ class RegistryMixin:
 
     def get_alias_history(self, name: str, alias: str) -> list[AliasMove]:
         data = self._t.request("GET", f"{_m(name)}/aliases/{quote(alias, safe='')}/history")
-        return [AliasMove(m["alias"], m["from_version"], m["to_version"], m["actor"], m["reason"], m["time"])
-                for m in data["moves"]]
+        return [AliasMove.from_json(m) for m in data["moves"]]
 
     def rollback_alias(self, name: str, alias: str) -> ModelVersion:
         """Move ``alias`` back to the version it pointed at before its last move."""

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from cairn._wire import LoggedModel
 from cairn.client._client import (
     Client,
     close_transports,
@@ -45,7 +46,6 @@ from cairn.client._config import Config
 from cairn.client._conventions import Compliance, compliance_of, developer, filled_tags, warn_once
 from cairn.client._errors import APIError, CairnError, ConflictError, RateLimitedError, ServerError, TransportError
 from cairn.client._ids import TAG_LEN, follow, new_run_id, note_created, workspace_tag
-from cairn.client._registry import LoggedModel
 from cairn.client._sender import Op, RetryableError, Sender
 from cairn.client._source import source_tags, user
 from cairn.client._transport import Transport

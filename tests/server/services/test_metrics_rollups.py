@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx
 from alembic import command
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from sqlalchemy import text
 
 from cairn.server.db import points

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from cairn.server.services.errors import InvalidInputError
 from cairn.server.storage.paths import clean_artifact_path

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tf import schema as tfs
-from tf import types as tft
+from tf import schema as tfs, types as tft
 from tf.iface import _validate_config
 from tf.types import Unknown
 from tf.utils import Diagnostics

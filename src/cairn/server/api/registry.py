@@ -16,8 +16,13 @@ from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import BYTES, JSON, Route
 from cairn.server.schemas import registry as schemas
 from cairn.server.schemas.tracking import Empty, NamedUpdate, TaggedCreate
-from cairn.server.services import bundles, logged_models, removal, versions
-from cairn.server.services import registry as registries  # 'registry' is a query parameter below
+from cairn.server.services import (
+    bundles,
+    logged_models,
+    registry as registries,  # 'registry' is a query parameter below
+    removal,
+    versions,
+)
 from cairn.server.services.errors import InvalidInputError
 
 router = APIRouter(prefix="/api/v1", tags=["registry"], route_class=Route)
@@ -72,7 +77,7 @@ def search_models(request: Request, registry: str | None = None, name_like: str 
     return JSON({"models": [schemas.model_out(v) for v in views]})
 
 
-@router.post("/models", status_code=201, response_model=schemas.Model)
+@router.post("/models", status_code=201, response_model=schemas.RegisteredModel)
 def create_model(body: TaggedCreate, request: Request, access: Access = requires("model.write")) -> Response:
     def create(session: Any, ctx: Any) -> Any:
         registries.create_model(session, ctx, body.name, body.description, body.tags)
@@ -80,12 +85,12 @@ def create_model(body: TaggedCreate, request: Request, access: Access = requires
     return JSON(schemas.model_out(tx.write(request, access, create)), status_code=201)
 
 
-@router.get(MODEL, response_model=schemas.Model)
+@router.get(MODEL, response_model=schemas.RegisteredModel)
 def get_model(name: str, request: Request, access: Access = requires("model.read")) -> Response:
     return JSON(schemas.model_out(tx.read(request, access, registries.get_model, name)))
 
 
-@router.patch(MODEL, response_model=schemas.Model)
+@router.patch(MODEL, response_model=schemas.RegisteredModel)
 def update_model(name: str, body: NamedUpdate, request: Request,
                  access: Access = requires("model.write")) -> Response:
     def update(session: Any, ctx: Any) -> Any:

@@ -3,10 +3,19 @@ shape beside its builder: see ``tracking``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from cairn._wire import (  # re-exported: the answers this module declares
+    Comment as Comment,
+    Event as Event,
+    PromotionRequest as PromotionRequest,
+    Token as Token,
+    User as User,
+    Workspace as Workspace,
+)
 from cairn.server.db.models import CommentRow, EventRow, TeamRow, TokenRow, UserRow, WorkspaceRow
 from cairn.server.schemas.tracking import NamedCreate, Shape, Strict
 from cairn.server.services.promotions import RequestView
@@ -101,16 +110,6 @@ class CommentCreate(Strict):
     text: str
 
 
-class User(Shape):
-    name: str
-    display_name: str
-    email: str
-    admin: bool
-    service: bool
-    disabled: bool
-    created_at: int
-
-
 class UserList(Shape):
     users: list[User]
 
@@ -173,19 +172,9 @@ def team_out(row: TeamRow, members: list[str]) -> dict[str, Any]:
     return {"name": row.name, "description": row.description, "members": members, "created_at": row.created_at}
 
 
-class Token(Shape):
-    id: str
-    name: str
-    user: str
-    scope: str
-    created_at: int
-    expires_at: int | None
-    revoked_at: int | None
-    last_used_at: int | None
-
-
+@dataclass(frozen=True)
 class NewToken(Token):
-    token: str = Field(description="the secret: in this answer and never again")
+    token: Annotated[str, Field(description="the secret: in this answer and never again")]
 
 
 class TokenList(Shape):
@@ -203,14 +192,6 @@ def token_out(row: TokenRow, user: str, secret: str | None = None) -> dict[str, 
     if secret is not None:
         out["token"] = secret
     return out
-
-
-class Workspace(Shape):
-    name: str
-    description: str
-    require_approval: bool
-    created_at: int
-    role: str | None
 
 
 class WorkspaceList(Shape):
@@ -265,22 +246,6 @@ def member_out(member: Member) -> dict[str, Any]:
     return {member.kind: member.name, "kind": member.kind, "role": member.role, "created_at": member.created_at}
 
 
-class PromotionRequest(Shape):
-    id: int
-    model: str
-    version: int
-    to: str
-    aliases: list[str]
-    comment: str
-    status: str
-    requested_by: str
-    requested_at: int
-    decided_by: str | None
-    decided_at: int | None
-    decision_comment: str
-    result_version: int | None
-
-
 class PromotionRequestList(Shape):
     requests: list[PromotionRequest]
 
@@ -294,17 +259,6 @@ def request_out(view: RequestView) -> dict[str, Any]:
             "decision_comment": row.decision_comment, "result_version": view.result_version}
 
 
-class Comment(Shape):
-    id: int
-    object_type: str
-    object_id: str
-    author: str
-    text: str
-    created_at: int
-    updated_at: int
-    deleted: bool
-
-
 class CommentList(Shape):
     comments: list[Comment]
 
@@ -313,18 +267,6 @@ def comment_out(row: CommentRow) -> dict[str, Any]:
     return {"id": row.id, "object_type": row.object_type, "object_id": row.object_id, "author": row.author,
             "text": row.body if row.deleted_at is None else "", "created_at": row.created_at,
             "updated_at": row.updated_at, "deleted": row.deleted_at is not None}
-
-
-class Event(Shape):
-    id: int
-    time: int
-    actor: str
-    action: str
-    object_type: str
-    object_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    client_addr: str
 
 
 class EventPage(Shape):

@@ -6,6 +6,12 @@ from typing import Any
 
 from pydantic import Field
 
+from cairn._wire import (  # re-exported: the answers this module declares
+    AliasMove as AliasMove,
+    LoggedModel as LoggedModel,
+    RegisteredModel as RegisteredModel,
+    Registry as Registry,
+)
 from cairn.server.db.models import AliasMoveRow, LoggedModelRow, RegistryRow
 from cairn.server.schemas.tracking import NamedCreate, Shape, Strict
 from cairn.server.services.registry import ModelView, VersionView
@@ -57,14 +63,6 @@ class StandaloneModelCreate(Strict):
     manifest: dict[str, Any]
 
 
-class Registry(Shape):
-    name: str
-    description: str
-    protected: bool
-    default: bool
-    created_at: int
-
-
 class RegistryList(Shape):
     registries: list[Registry]
 
@@ -74,21 +72,8 @@ def registry_out(row: RegistryRow) -> dict[str, Any]:
             "default": row.name in DEFAULT_REGISTRY_NAMES, "created_at": row.created_at}
 
 
-class Model(Shape):
-    name: str
-    registry: str
-    model: str
-    description: str
-    lifecycle: str
-    tags: dict[str, str]
-    aliases: dict[str, int]
-    latest_version: int | None
-    created_at: int
-    updated_at: int
-
-
 class ModelList(Shape):
-    models: list[Model]
+    models: list[RegisteredModel]
 
 
 def model_out(view: ModelView) -> dict[str, Any]:
@@ -147,15 +132,6 @@ def model_version_out(view: VersionView) -> dict[str, Any]:
             "files": [{"path": f.path, "digest": f.digest, "size": f.size} for f in view.files]}
 
 
-class AliasMove(Shape):
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    actor: str
-    reason: str
-    time: int
-
-
 class AliasHistory(Shape):
     name: str
     alias: str
@@ -165,19 +141,6 @@ class AliasHistory(Shape):
 def move_out(row: AliasMoveRow) -> dict[str, Any]:
     return {"alias": row.alias, "from_version": row.from_version, "to_version": row.to_version,
             "actor": row.actor, "reason": row.reason, "time": row.created_at}
-
-
-class LoggedModel(Shape):
-    id: str
-    run_id: str | None
-    name: str
-    step: int | None
-    artifact_path: str
-    flavor: str
-    manifest: dict[str, Any]
-    created_at: int
-    experiment_id: int
-    uri: str
 
 
 class LoggedModelList(Shape):

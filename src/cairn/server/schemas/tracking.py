@@ -11,6 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cairn._wire import (  # re-exported: the answers this module declares
+    ArtifactVersion as ArtifactVersion,
+)
 from cairn.server.db.models import ArtifactVersionRow, DatasetInputRow, ParamHistoryRow
 from cairn.server.services.artifacts import ArtifactEntry
 from cairn.server.services.experiments import ExperimentView
@@ -290,15 +293,6 @@ def buckets_out(key: str, rows: list[Any]) -> dict[str, Any]:
 def artifact_out(entry: ArtifactEntry) -> dict[str, Any]:
     return {"path": entry.path, "is_dir": entry.is_dir, "size": entry.size, "version": entry.version,
             "digest": entry.digest, "created_at": entry.created_at}
-
-
-class ArtifactVersion(Shape):
-    path: str
-    version: int
-    digest: str
-    size: int
-    created_at: int
-    created_by: str
 
 
 class ArtifactVersionList(Shape):

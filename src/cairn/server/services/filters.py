@@ -37,8 +37,12 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from cairn.server.services.errors import InvalidInputError
-from cairn.server.services.filter_tokens import FilterError as FilterError  # re-exported: callers catch it here
-from cairn.server.services.filter_tokens import Token, describe_token, tokenize
+from cairn.server.services.filter_tokens import (
+    FilterError as FilterError,  # re-exported: callers catch it here
+    Token,
+    describe_token,
+    tokenize,
+)
 
 MAX_FILTER_LENGTH = 4000
 MAX_COMPARISONS = 100

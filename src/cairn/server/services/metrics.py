@@ -23,8 +23,7 @@ from sqlalchemy import Table, case, select
 from sqlalchemy.orm import Session
 
 from cairn.server import observability
-from cairn.server.db import points
-from cairn.server.db import series as db_series
+from cairn.server.db import points, series as db_series
 from cairn.server.db.models import MetricSeriesRow
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services.errors import InvalidInputError, NotFoundError

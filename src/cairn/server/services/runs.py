@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from cairn.server.db import points
-from cairn.server.db import series as db_series
+from cairn.server.db import points, series as db_series
 from cairn.server.db.models import (
     DatasetInputRow,
     ExperimentRow,

@@ -16,8 +16,7 @@ from cairn.server.api.auth import Access
 from cairn.server.api.common import JSON
 from cairn.server.api.mlflow.protocol import mlflow_routes, one_pair, page_size, pairs, string_list, text, written
 from cairn.server.api.mlflow.shapes import model_out, model_version_message, paged
-from cairn.server.services import catalog, mlflow, versions
-from cairn.server.services import registry as registry_svc
+from cairn.server.services import catalog, mlflow, registry as registry_svc, versions
 from cairn.server.services.errors import InvalidInputError
 
 
