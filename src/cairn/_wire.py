@@ -27,6 +27,24 @@ class WireObject:
 
 
 @dataclass(frozen=True)
+class RunHeader(WireObject):
+    """A run's identity and state: the part of a run's answer both sides read as it is. Each side adds the
+    run's data (params, tags, metric summaries) in the form it needs."""
+
+    run_id: str
+    name: str
+    experiment_id: int
+    experiment_name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    user: str
+    parent_run_id: str | None
+    lifecycle: str
+    run_key: str | None  # the key that joins processes into one run
+
+
+@dataclass(frozen=True)
 class User(WireObject):
     name: str
     display_name: str

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, Self, overload
+
+from cairn._wire import RunHeader
 
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -63,36 +65,26 @@ class Dataset:
 
 
 @dataclass(frozen=True)
-class Run:
-    id: str
-    name: str
-    experiment_id: int
-    experiment_name: str
-    status: str
-    start_time: int
-    end_time: int | None
-    user: str
-    parent_run_id: str | None
-    lifecycle: str
+class Run(RunHeader):
     params: dict[str, str]
     tags: dict[str, str]
     metrics: dict[str, MetricSummary]
     datasets: list[Dataset] = field(default_factory=list)
     at_best: dict[str, dict[str, float]] = field(default_factory=dict)
     """For each metric with a goal: every metric's value at that metric's best step."""
-    run_key: str | None = None
-    """The key that joins processes into this run (``cairn.start_run(experiment, run_key=...)``)."""
+
+    @property
+    def id(self) -> str:
+        return self.run_id
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Run:
+    def from_json(cls, d: dict[str, Any]) -> Self:
         return cls(
-            d["run_id"], d["name"], d["experiment_id"], d.get("experiment_name", ""), d["status"], d["start_time"],
-            d.get("end_time"), d.get("user", ""), d.get("parent_run_id"), d.get("lifecycle", "active"),
-            dict(d.get("params", {})), dict(d.get("tags", {})),
-            {k: MetricSummary.from_json(v) for k, v in d.get("metrics", {}).items()},
-            [Dataset(x["name"], x["uri"], x["digest"], x["version"], x["role"]) for x in d.get("datasets", [])],
-            {k: {m: as_float(v) for m, v in vals.items()} for k, vals in d.get("at_best", {}).items()},
-            d.get("run_key"),
+            d["run_id"], d["name"], d["experiment_id"], d["experiment_name"], d["status"], d["start_time"],
+            d["end_time"], d["user"], d["parent_run_id"], d["lifecycle"], d["run_key"],
+            dict(d["params"]), dict(d["tags"]), {k: MetricSummary.from_json(v) for k, v in d["metrics"].items()},
+            [Dataset(x["name"], x["uri"], x["digest"], x["version"], x["role"]) for x in d["datasets"]],
+            {k: {m: as_float(v) for m, v in vals.items()} for k, vals in d["at_best"].items()},
         )
 
 

@@ -6,14 +6,13 @@ validate real answers against the shapes, so a builder and its shape cannot drif
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cairn._wire import (  # re-exported: the answers this module declares
-    ArtifactVersion as ArtifactVersion,
-)
+from cairn._wire import ArtifactVersion as ArtifactVersion, RunHeader  # ArtifactVersion: re-exported
 from cairn.server.db.models import ArtifactVersionRow, DatasetInputRow, ParamHistoryRow
 from cairn.server.services.artifacts import ArtifactEntry
 from cairn.server.services.experiments import ExperimentView
@@ -169,18 +168,8 @@ def dataset_out(row: DatasetInputRow) -> dict[str, Any]:
             "created_at": row.created_at}
 
 
-class Run(Shape):
-    run_id: str
-    name: str
-    experiment_id: int
-    experiment_name: str
-    status: str
-    start_time: int
-    end_time: int | None
-    user: str
-    parent_run_id: str | None
-    lifecycle: str
-    run_key: str | None
+@dataclass(frozen=True)
+class Run(RunHeader):
     compliant: bool | None
     tags: dict[str, str]
     params: dict[str, str]
@@ -189,8 +178,10 @@ class Run(Shape):
     at_best: dict[str, dict[str, Number]]
 
 
+@dataclass(frozen=True)
 class CreatedRun(Run):
-    created: bool | None = Field(None, description="only with run_key: false when an existing run was joined")
+    created: Annotated[bool | None, Field(description="only with run_key: false when an existing run was joined")] \
+        = None
 
 
 class RunPage(Shape):
