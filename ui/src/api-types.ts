@@ -2517,8 +2517,12 @@ export interface components {
             /** User */
             user: string;
         };
-        /** RunCreateBody */
-        RunCreateBody: {
+        /**
+         * RunCreate
+         * @description A new run: its experiment (by id or name; Default when neither), name, tags, parent, start, author, and
+         *     the key that lets several processes join it.
+         */
+        RunCreate: {
             /** Experiment Id */
             experiment_id?: number | null;
             /** Experiment Name */
@@ -5063,7 +5067,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunCreateBody"];
+                "application/json": components["schemas"]["RunCreate"];
             };
         };
         responses: {

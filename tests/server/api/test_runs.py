@@ -41,9 +41,10 @@ def test_client_chosen_run_id_is_idempotent(api: httpx.Client) -> None:
 def test_bad_create_bodies_name_what_is_wrong_and_create_nothing(api: httpx.Client) -> None:
     assert api.post("/api/v1/runs", json={"name": "kept"}).status_code == 201  # into "Default", as the bad ones
     before = api.post("/api/v1/runs/search", json={"experiment_names": ["Default"]}).json()["runs"]
-    cases = [(b"", "body", "missing"), (b"[]", "body", "valid dictionary"), (b"{bad", "body", "not valid JSON"),
+    cases = [(b"", "body", "missing"), (b"[]", "body", "a dictionary"), (b"{bad", "body", "not valid JSON"),
              (b'{"tags": {"a": 1}}', "tags.a", "valid string"), (b'{"bogus": 1}', "bogus", "Extra inputs"),
-             (b'{"experiment_id": -1}', "experiment_id", "greater than or equal to 0"),
+             (b'{"experiment_id": -1}', "experiment_id", "from 0 to 2147483647"),
+             (b'{"experiment_id": 99999999999999999999}', "experiment_id", "from 0 to 2147483647"),
              (b'{"start_time": "soon"}', "start_time", "valid integer")]
     for content, field, message in cases:
         response = api.post("/api/v1/runs", content=content, headers={"Content-Type": "application/json"})

@@ -121,7 +121,10 @@ def _validation_body(exc: RequestValidationError) -> dict[str, Any]:
     if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
         return error_body("INVALID_PARAMETER_VALUE", "the request body is missing: send a JSON object", "body")
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-    return error_body("INVALID_PARAMETER_VALUE", f"{where}: {first.get('msg')}", where)
+    # a body declared as a dataclass (not a model) words an unknown key as a call's; say it as models do
+    message = "Extra inputs are not permitted" if first.get("type") == "unexpected_keyword_argument" \
+        else first.get("msg")
+    return error_body("INVALID_PARAMETER_VALUE", f"{where}: {message}", where)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,7 +11,6 @@ from cairn.server.api import transaction as tx
 from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import JSON, Route
 from cairn.server.schemas.tracking import (
-    MAX_ID,
     Empty,
     Experiment,
     ExperimentList,
@@ -20,6 +19,7 @@ from cairn.server.schemas.tracking import (
     experiment_out,
 )
 from cairn.server.services import experiments
+from cairn.server.services.validation import MAX_ID
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"], route_class=Route)
 ExperimentId = Path(ge=0, le=MAX_ID)

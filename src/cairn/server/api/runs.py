@@ -31,13 +31,12 @@ def _read(session: Any, ctx: Any, run_id: str) -> dict[str, Any]:
 
 @router.post("", status_code=201, response_model=schemas.CreatedRun, responses={200: {
     "model": schemas.CreatedRun, "description": "an existing run, joined by its run_key"}})
-async def create_run(body: schemas.RunCreateBody, request: Request, access: Access = requires("run.write")) -> Response:
+async def create_run(spec: runs.RunCreate, request: Request, access: Access = requires("run.write")) -> Response:
     """The new run (201), answered like a read. With ``run_key`` the answer also says whether the run was
     ``created``; an existing run found by its key (joined) answers 200."""
     def create(session: Any, ctx: Any, spec: runs.RunCreate) -> dict[str, Any]:
         view, created = runs.create_run_view(session, ctx, spec)
         return {**schemas.run_out(view), "created": created} if spec.run_key is not None else schemas.run_out(view)
-    spec = runs.RunCreate(**body.model_dump())
     answer = await tx.write_small(request, access, create, spec)
     return JSON(answer, status_code=200 if answer.get("created") is False else 201)
 

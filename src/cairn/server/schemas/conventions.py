@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cairn.server.schemas.tracking import MAX_ID, Strict
+from cairn.server.schemas.tracking import Strict
 from cairn.server.services.conventions import Conventions, Report
+from cairn.server.services.validation import MAX_ID
 
 
 class ConventionsSet(Strict):

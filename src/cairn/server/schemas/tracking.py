@@ -19,8 +19,7 @@ from cairn.server.services.experiments import ExperimentView
 from cairn.server.services.metrics import summarize
 from cairn.server.services.numbers import num, nums
 from cairn.server.services.runs import RunView
-
-MAX_ID = 2**31 - 1
+from cairn.server.services.validation import MAX_ID
 
 
 class Strict(BaseModel):
@@ -58,18 +57,6 @@ class NamedUpdate(Strict):
 
     name: str | None = None
     description: str | None = None
-
-
-class RunCreateBody(Strict):
-    run_id: str | None = None
-    experiment_id: int | None = Field(default=None, ge=0, le=MAX_ID)
-    experiment_name: str | None = None
-    name: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    parent_run_id: str | None = None
-    start_time: int | None = None
-    user: str | None = None
-    run_key: str | None = None
 
 
 class RunUpdate(Strict):

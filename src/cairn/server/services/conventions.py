@@ -32,6 +32,7 @@ from cairn.server.services import events
 from cairn.server.services.context import Context
 from cairn.server.services.errors import InvalidInputError, InvalidStateError, NotFoundError, PermissionDeniedError
 from cairn.server.services.tenancy import referenced
+from cairn.server.services.validation import MAX_ID
 
 MODES = ("off", "warn", "enforce")
 WORKSPACE = 0  # the experiment_id of a workspace's own conventions
@@ -214,7 +215,7 @@ def _authorized_scope(session: Session, ctx: Context, experiment_id: int | None)
 
 
 def _experiment(session: Session, ctx: Context, experiment_id: int) -> ExperimentRow:
-    row = session.get(ExperimentRow, experiment_id) if 0 < experiment_id <= 2**31 - 1 else None
+    row = session.get(ExperimentRow, experiment_id) if 0 < experiment_id <= MAX_ID else None
     if row is None or row.workspace_id != ctx.workspace_id:
         raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_id")
     return row

@@ -11,11 +11,12 @@ from cairn.server.db.models import ExperimentRow, ExperimentTagRow, RunRow, Work
 from cairn.server.db.upsert import insert_ignore
 from cairn.server.services import events
 from cairn.server.services.context import Context
-from cairn.server.services.errors import ConflictError, InvalidStateError, NotFoundError
+from cairn.server.services.errors import ConflictError, InvalidInputError, InvalidStateError, NotFoundError
 from cairn.server.services.tags import rename_and_describe, write_tags
 from cairn.server.services.tenancy import in_workspace
 from cairn.server.services.validation import (
     MAX_DESCRIPTION,
+    MAX_ID,
     check_key,
     check_text,
 )
@@ -89,6 +90,8 @@ def find_experiment(session: Session, ctx: Context, name: str) -> ExperimentRow 
 
 
 def get_experiment(session: Session, ctx: Context, experiment_id: int) -> ExperimentRow:
+    if not 0 <= experiment_id <= MAX_ID:
+        raise InvalidInputError(f"experiment_id must be from 0 to {MAX_ID}", field="experiment_id")
     row = in_workspace(session, ctx, ExperimentRow, experiment_id)
     if row is None:
         raise NotFoundError(f"experiment {experiment_id} does not exist", field="experiment_id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -62,6 +62,11 @@ class RunView:
 
 @dataclass(frozen=True)
 class RunCreate:
+    """A new run: its experiment (by id or name; Default when neither), name, tags, parent, start, author, and
+    the key that lets several processes join it."""
+
+    # the native API takes this dataclass as its request body; pydantic answers an unknown key with a 400
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
     run_id: str | None = None
     experiment_id: int | None = None
     experiment_name: str | None = None

@@ -15,6 +15,7 @@ MAX_TAG_VALUE = 8000
 MAX_DESCRIPTION = 65536
 MAX_BATCH_POINTS = 100_000
 MAX_BATCH_ITEMS = 1000
+MAX_ID = 2**31 - 1  # ids of experiments, versions and requests are 32-bit in the store
 MAX_DATASET_TEXT = 1_048_576  # a dataset's schema or profile (JSON text), as MLflow allows
 MAX_INT64 = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

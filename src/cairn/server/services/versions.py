@@ -32,7 +32,7 @@ from cairn.server.services.numbers import num
 from cairn.server.services.registry import VersionView, check_alias
 from cairn.server.services.tags import write_tags
 from cairn.server.services.tenancy import referenced
-from cairn.server.services.validation import MAX_DESCRIPTION, check_text
+from cairn.server.services.validation import MAX_DESCRIPTION, MAX_ID, check_text
 from cairn.server.storage.paths import clean_artifact_path
 
 # versions ----------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def _version_row(session: Session, ctx: Context, full_name: str, version: Any, *
 def _version_number(version: Any) -> int:
     if isinstance(version, str) and re.fullmatch(r"[0-9]{1,10}", version):
         version = int(version)
-    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 2**31 - 1:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_ID:
         raise InvalidInputError(f"version must be a positive integer, got {version!r}", field="version")
     return version
 
