@@ -10,10 +10,6 @@ from tf.iface import CreateContext, DeleteContext, ImportContext, UpdateContext
 
 from cairn.integrations.opentofu.api import q
 from cairn.integrations.opentofu.base import (
-    BOOL,
-    NUMBER,
-    STRING,
-    STRING_LIST,
     Base,
     State,
     attr,
@@ -23,6 +19,7 @@ from cairn.integrations.opentofu.base import (
     requires_exactly_one,
     split_id,
 )
+from cairn.integrations.opentofu.kinds import BOOL, NUMBER, STRING, STRING_LIST
 
 DAY_SECONDS = 86400
 

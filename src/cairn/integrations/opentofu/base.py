@@ -14,19 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tf import schema as tfs, types as tft
+from tf import schema as tfs
 from tf.iface import _validate_config
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from cairn.integrations.opentofu.api import Api, ApiError
+from cairn.integrations.opentofu.kinds import STRING
 
 if TYPE_CHECKING:
     from cairn.integrations.opentofu.provider import CairnProvider
 
 State = dict[str, Any]
-STRING, NUMBER, BOOL = tft.String(), tft.Number(), tft.Bool()
-STRING_MAP, STRING_LIST = tft.Map(tft.String()), tft.List(tft.String())
 
 
 def attr(name: str, kind: Any, description: str, **flags: Any) -> tfs.Attribute:

@@ -8,18 +8,8 @@ from typing import Any
 from tf.iface import ReadDataContext
 
 from cairn.integrations.opentofu.api import q
-from cairn.integrations.opentofu.base import (
-    BOOL,
-    NUMBER,
-    STRING,
-    STRING_LIST,
-    STRING_MAP,
-    Base,
-    State,
-    attr,
-    known,
-    requires_exactly_one,
-)
+from cairn.integrations.opentofu.base import Base, State, attr, known, requires_exactly_one
+from cairn.integrations.opentofu.kinds import BOOL, NUMBER, STRING, STRING_LIST, STRING_MAP
 
 
 def _optional_in(name: str, kind: Any, description: str) -> Any:

@@ -12,7 +12,8 @@ from tf.utils import Diagnostics
 
 from cairn.integrations.opentofu import access, data, registry
 from cairn.integrations.opentofu.api import Api
-from cairn.integrations.opentofu.base import STRING, attr, known
+from cairn.integrations.opentofu.base import attr, known
+from cairn.integrations.opentofu.kinds import STRING
 
 FULL_NAME = "registry.terraform.io/cairn-ml/cairn"
 DEFAULT_URL = "http://127.0.0.1:5000"

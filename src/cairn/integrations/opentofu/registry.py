@@ -8,19 +8,8 @@ from typing import Any, ClassVar
 from tf.iface import CreateContext, DeleteContext, ImportContext, UpdateContext
 
 from cairn.integrations.opentofu.api import Api, q
-from cairn.integrations.opentofu.base import (
-    BOOL,
-    NUMBER,
-    STRING,
-    STRING_MAP,
-    Base,
-    State,
-    attr,
-    imported,
-    keep_null,
-    known,
-    split_id,
-)
+from cairn.integrations.opentofu.base import Base, State, attr, imported, keep_null, known, split_id
+from cairn.integrations.opentofu.kinds import BOOL, NUMBER, STRING, STRING_MAP
 
 
 def _sync_tags(api: Api, path: str, workspace: str, have: dict[str, str], want: dict[str, str]) -> None:
