@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from cairn import _wire as wire
 from cairn._wire import (  # re-exported: the answers this module declares
     Comment as Comment,
     Event as Event,
     PromotionRequest as PromotionRequest,
+    Token as ListedToken,
     User as User,
     Workspace as Workspace,
 )
@@ -32,7 +32,7 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Token(wire.Token):
+class Token(ListedToken):
     """An API token. ``token`` holds the secret only in the answer to ``create_token``."""
 
     token: str | None = field(default=None, repr=False)

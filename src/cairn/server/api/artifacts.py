@@ -16,6 +16,7 @@ from cairn.server.api.common import BYTES, JSON, Route, read_body
 from cairn.server.schemas import tracking as schemas
 from cairn.server.schemas.tracking import artifact_out, artifact_version_out
 from cairn.server.services import artifacts, runs
+from cairn.server.services.validation import MAX_ID
 from cairn.server.storage.paths import clean_artifact_path
 
 router = APIRouter(prefix="/api/v1/runs/{run_id}/artifacts", tags=["artifacts"], route_class=Route)
@@ -105,7 +106,7 @@ DirectQuery = Query(default=False, description="with a bucket store: answer 307 
 
 @router.get("/content", **BYTES)
 async def download_artifact(run_id: str, request: Request, path: str = PathQuery,
-                            version: int | None = Query(None, ge=1, le=2**31 - 1), direct: bool = DirectQuery,
+                            version: int | None = Query(None, ge=1, le=MAX_ID), direct: bool = DirectQuery,
                             access: Access = requires("artifact.read")) -> Response:
     row, data = await run_in_threadpool(_find_content, request, access, run_id, path, version)
     headers = {"X-Cairn-Version": str(row.version), "X-Cairn-Digest": row.digest,

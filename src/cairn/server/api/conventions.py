@@ -9,9 +9,10 @@ from cairn.server.api.auth import Access, requires
 from cairn.server.api.common import Route
 from cairn.server.schemas import conventions as schemas
 from cairn.server.services import conventions
+from cairn.server.services.validation import MAX_ID
 
 router = APIRouter(prefix="/api/v1", tags=["conventions"], route_class=Route)
-EXPERIMENT = Query(None, ge=1, le=2**31 - 1, description="an experiment's conventions instead of the workspace's")
+EXPERIMENT = Query(None, ge=1, le=MAX_ID, description="an experiment's conventions instead of the workspace's")
 
 
 @router.get("/conventions/rules")
@@ -37,7 +38,7 @@ def set_conventions(body: schemas.ConventionsSet, request: Request,
 
 
 @router.delete("/conventions")
-def clear_conventions(request: Request, experiment_id: int = Query(ge=1, le=2**31 - 1),
+def clear_conventions(request: Request, experiment_id: int = Query(ge=1, le=MAX_ID),
                       access: Access = requires("conventions.manage")) -> schemas.ConventionsOut:
     """Remove an experiment's own conventions; answers what is in force for it now."""
     return schemas.conventions_out(tx.write(request, access, conventions.clear_conventions, experiment_id))

@@ -11,11 +11,12 @@ from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import collab as schemas
 from cairn.server.schemas.tracking import Empty
 from cairn.server.services import comments, promotions
+from cairn.server.services.validation import MAX_ID
 
 router = APIRouter(prefix="/api/v1", tags=["review"], route_class=Route)
 REQUEST = "/promotion-requests/{request_id}"
-RequestId = Path(ge=1, le=2**31 - 1)
-CommentId = Path(ge=1, le=2**31 - 1)
+RequestId = Path(ge=1, le=MAX_ID)
+CommentId = Path(ge=1, le=MAX_ID)
 
 
 @router.post("/promotion-requests", status_code=201, response_model=schemas.PromotionRequest)

@@ -14,6 +14,7 @@ from cairn.server.api.common import JSON, Route
 from cairn.server.schemas import collab as schemas
 from cairn.server.schemas.tracking import Empty
 from cairn.server.services import events, removal, workspaces
+from cairn.server.services.validation import MAX_ID
 
 router = APIRouter(prefix="/api/v1", tags=["workspaces"], route_class=Route)
 WORKSPACE = "/workspaces/{workspace}"
@@ -105,7 +106,7 @@ def add_grant(workspace: str, body: schemas.GrantCreate, request: Request,
 
 
 @router.delete(WORKSPACE + "/grants/{grant_id}", response_model=Empty)
-def revoke_grant(workspace: str, request: Request, grant_id: int = Path(ge=1, le=2**31 - 1),
+def revoke_grant(workspace: str, request: Request, grant_id: int = Path(ge=1, le=MAX_ID),
                  access: Access = requires("workspace.manage")) -> Response:
     tx.write(request, access, workspaces.revoke_grant, grant_id)
     return JSON({})

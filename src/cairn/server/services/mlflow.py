@@ -34,7 +34,7 @@ from cairn.server.services.errors import InvalidInputError, NotFoundError
 from cairn.server.services.logged_models import MLFLOW_FLAVOR, NewModel
 from cairn.server.services.registry import VersionView
 from cairn.server.services.tenancy import referenced
-from cairn.server.services.validation import MAX_KEY, check_key, check_text
+from cairn.server.services.validation import MAX_ID, MAX_KEY, check_key, check_text
 from cairn.server.storage.paths import clean_artifact_path
 
 RUN_PATH = re.compile(r"^([0-9]{1,18})/([0-9a-f]{32})/artifacts(?:/(.*))?$")
@@ -57,7 +57,7 @@ def experiment_for(session: Session, ctx: Context, experiment_id: Any, *, create
         if create:
             ensure_default_experiment(session, ctx)
         return experiments.get_experiment_by_name(session, ctx, experiments.DEFAULT_EXPERIMENT)
-    if int(text) >= 2**31:
+    if int(text) > MAX_ID:
         raise NotFoundError(f"No Experiment with id={text} exists", field="experiment_id")
     return experiments.get_experiment(session, ctx, int(text))
 
